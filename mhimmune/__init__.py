@@ -1,0 +1,2 @@
+"""mhimmune: magnetic-hyperthermia-induced tumour immunity, simulated."""
+__version__ = "0.1.0"

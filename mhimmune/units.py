@@ -1,0 +1,102 @@
+"""Units at the boundary: one pint registry and helpers that parse user quantities.
+
+Inside mhimmune every number is a bare float in one documented unit system:
+
+==================  =================================================
+quantity            internal unit
+==================  =================================================
+time                hour (``h``); results report days
+temperature         degree Celsius
+field amplitude     kA/m
+field frequency     kHz
+particle dose       mg Fe per cm³ of tumour
+concentrations      µM inside cells; nM for antibody in plasma
+tumour size         mm³ (cells are counted as volume, see parameters)
+immune cells        10⁶ cells
+==================  =================================================
+
+Public functions and files take pint-parsable strings (``"30 min"``, ``"20 kA/m"``,
+``"300 kHz"``, ``"10 mg/kg"``) or :class:`pint.Quantity` objects and convert them here.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pint
+
+from .errors import UnitError
+
+ureg = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+ureg.define("fraction = [] = frac")
+ureg.define("percent_ = 0.01 fraction")
+ureg.define("cell = [] ")
+ureg.define("Mcell = 1e6 cell")
+Q_ = ureg.Quantity
+
+__all__ = ["ureg", "Q_", "to_quantity", "convert", "parse_unit"]
+
+
+def parse_unit(unit: str, field: str = "unit") -> pint.Unit:
+    """Parse a unit string such as ``"1/M/s"``; raise :class:`UnitError` naming *field*."""
+    try:
+        return ureg.Unit(str(unit).strip() or "dimensionless")
+    except Exception as exc:  # pint raises several unrelated types
+        raise UnitError(f"{field}: unknown unit {unit!r} ({exc})") from None
+
+
+def to_quantity(value: Any, field: str, default_unit: str | None = None) -> pint.Quantity:
+    """Turn a user value into a pint quantity.
+
+    Parameters
+    ----------
+    value
+        A string with a unit (``"30 min"``), a :class:`pint.Quantity`, or a bare number
+        when *default_unit* is given.
+    field
+        The name of the field, used in error messages.
+    default_unit
+        Unit given to bare numbers; when ``None`` a bare number is an error.
+    """
+    if isinstance(value, pint.Quantity):
+        q = value
+    elif isinstance(value, str):
+        try:
+            q = ureg.Quantity(value.strip())
+        except Exception:
+            raise UnitError(f"{field}: cannot parse {value!r} as a quantity with a unit "
+                            f"(e.g. '30 min', '20 kA/m')") from None
+        if not isinstance(q, pint.Quantity):  # a bare number in a string
+            q = ureg.Quantity(q)
+        if q.dimensionless and default_unit is not None and not _has_units(value):
+            q = ureg.Quantity(q.magnitude, default_unit)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        if default_unit is None:
+            raise UnitError(f"{field}: {value!r} needs a unit (e.g. '{value} min')")
+        q = ureg.Quantity(float(value), default_unit)
+    else:
+        raise UnitError(f"{field}: expected a quantity such as '30 min', got {value!r}")
+    return q
+
+
+def _has_units(text: str) -> bool:
+    return any(ch.isalpha() or ch in "%°µ" for ch in text.replace("e", "").replace("E", ""))
+
+
+def convert(value: Any, unit: str, field: str, default_unit: str | None = None) -> float:
+    """Convert a user value to a bare float in *unit*.
+
+    Raises :class:`UnitError` naming *field* when the value has no unit (and no
+    *default_unit*), the unit is unknown, or its dimension differs from *unit*'s.
+    """
+    q = to_quantity(value, field, default_unit)
+    try:
+        out = float(q.to(unit).magnitude)
+    except pint.DimensionalityError:
+        raise UnitError(f"{field}: {value!s} cannot be converted to {unit} "
+                        f"(dimension {q.dimensionality} is not {ureg.Unit(unit).dimensionality})"
+                        ) from None
+    if math.isnan(out):
+        raise UnitError(f"{field}: value is NaN")
+    return out
