@@ -1,2 +1,27 @@
-"""mhimmune: magnetic-hyperthermia-induced tumour immunity, simulated."""
+"""mhimmune: magnetic-hyperthermia-induced tumour immunity, simulated.
+
+The common path::
+
+    import mhimmune as mh
+    model = mh.load_model()
+    plan = mh.Protocol.from_toml("analyses/protocols/mh_plus_pdl1.toml")
+    res = mh.simulate(model, plan)
+    res.summary(); res.plot()
+
+Outputs are predictions of a hypothesis-generating model.
+"""
+
+from .errors import (HfWarning, MhimmuneError, ModelError, ParameterError, ProtocolError,
+                     SolverError, UnitError)
+from .model import DEFAULT_LINKS, Model, load_model
+from .params import ParameterTable
+from .protocol import Protocol
+from .simulate import SimulationResult, simulate
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "load_model", "Model", "DEFAULT_LINKS", "Protocol", "simulate", "SimulationResult",
+    "ParameterTable", "MhimmuneError", "ProtocolError", "ParameterError", "UnitError",
+    "ModelError", "SolverError", "HfWarning", "__version__",
+]

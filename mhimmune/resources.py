@@ -13,14 +13,16 @@ from pathlib import Path
 from .errors import ModelError
 
 _PKG = Path(__file__).resolve().parent
+#: folder inside the installed package -> folder in a source checkout
+_SOURCE_LOCATIONS = {"models": "models", "parameters": "parameters", "protocols": "analyses/protocols"}
 
 
 @cache
 def resource_dir(name: str) -> Path:
-    """Return the folder ``models`` or ``parameters`` that ships with mhimmune."""
-    if name not in ("models", "parameters"):
+    """Return the folder ``models``, ``parameters`` or ``protocols`` that ships with mhimmune."""
+    if name not in _SOURCE_LOCATIONS:
         raise ValueError(f"unknown resource folder {name!r}")
-    for candidate in (_PKG / name, _PKG.parent / name):
+    for candidate in (_PKG / name, _PKG.parent / _SOURCE_LOCATIONS[name]):
         if candidate.is_dir():
             return candidate
     raise ModelError(f"cannot find the {name!r} folder next to {_PKG}; is mhimmune installed correctly?")

@@ -430,7 +430,7 @@ def test_example_protocols_load():
     assert [(s.start_h, s.end_h) for s in mh.mh_sessions()] == [
         (168.0, 168.5), (216.0, 216.5), (264.0, 264.5)]
     assert {(s.field_kA_per_m, s.freq_kHz, s.agent, s.dose_mg_per_cm3)
-            for s in mh.mh_sessions()} == {(15.0, 200.0, "fe3o4_19nm_mpeg", 4.0)}
+            for s in mh.mh_sessions()} == {(15.0, 200.0, "fe3o4_19nm_mpeg", 3.5)}
 
     with pytest.warns(HfWarning):
         both = Protocol.from_toml(EXAMPLES / "mh_plus_pdl1.toml")

@@ -1,0 +1,167 @@
+"""The ``mhimmune`` command line: a thin layer over the Python API.
+
+Errors from bad input exit with status 2 and one line on stderr, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import HfWarning, MhimmuneError
+
+#: the default study's arms: protocols in analyses/protocols (shipped as mhimmune/protocols)
+DEMO_ARMS = ("untreated", "mh", "anti_pdl1", "mh_plus_pdl1")
+
+
+
+def _protocol(path):
+    from .protocol import Protocol
+    p = Path(path)
+    if not p.is_file():
+        raise MhimmuneError(f"protocol file not found: {path}")
+    return Protocol.from_toml(p)
+
+
+def _cmd_check(args) -> int:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", HfWarning)
+        plan = _protocol(args.protocol)
+    print(f"{plan.name}: {plan.duration_h / 24:g} days, valid")
+    frame = plan.to_frame()
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        print(frame.to_string(index=False, float_format=lambda x: f"{x:.4g}") if len(frame)
+              else "(no interventions)")
+    for w in caught:
+        print(f"warning: {w.message}")
+    return 0
+
+
+def _cmd_params(args) -> int:
+    from .params import ParameterTable, format_table
+    table = ParameterTable.load()
+    df = table.search(args.search) if args.search else table.frame
+    print(format_table(df))
+    return 0
+
+
+def _overrides(args):
+    from .io import parse_assignments, read_overrides
+    over = read_overrides(args.params) if args.params else {}
+    over.update(parse_assignments(args.set))
+    return over
+
+
+def _cmd_simulate(args) -> int:
+    from .io import save_figure, write_csv
+    from .model import load_model
+    from .simulate import simulate
+    plan = _protocol(args.protocol)
+    model = load_model()
+    res = simulate(model, plan, _overrides(args))
+    out = Path(args.out)
+    stem = Path(args.protocol).stem
+    write_csv(res.to_frame(), out / f"{stem}_trajectories.csv", index=False)
+    write_csv(res.summary().to_frame(), out / f"{stem}_summary.csv")
+    if plan.mh_sessions():
+        write_csv(res.sessions(), out / f"{stem}_sessions.csv", index=False)
+    print(res.summary().to_string(float_format=lambda x: f"{x:.4g}"))
+    if args.plot:
+        save_figure(res.plot(), out / f"{stem}.png")
+    print(f"wrote results to {out}/ (model predictions, hypothesis-generating)")
+    return 0
+
+
+def run_demo(out: Path) -> pd.DataFrame:
+    """Run the four demo arms, write trajectories, summary and figure into *out*."""
+    from .io import save_figure, write_csv
+    from .model import load_model
+    from .plotting import plot_results
+    from .simulate import simulate
+    from .protocol import Protocol
+    from .resources import resource_dir
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HfWarning)  # 3e9 A/m/s: above Brezovich, below Hergt
+        plans = [Protocol.from_toml(resource_dir("protocols") / f"{arm}.toml") for arm in DEMO_ARMS]
+    model = load_model()
+    results = [simulate(model, p) for p in plans]
+    frames = []
+    for r in results:
+        f = r.to_frame()
+        f.insert(0, "protocol", r.protocol.name)
+        frames.append(f)
+    summary = pd.concat([r.summary() for r in results], axis=1)
+    write_csv(pd.concat(frames, ignore_index=True), out / "demo_trajectories.csv", index=False)
+    write_csv(summary, out / "demo_summary.csv")
+    sessions = results[1].sessions()
+    write_csv(sessions, out / "demo_sessions.csv", index=False)
+    save_figure(plot_results(results), out / "demo.png")
+    return summary
+
+
+def _cmd_demo(args) -> int:
+    out = Path(args.out)
+    summary = run_demo(out)
+    print("mhimmune demo: MH (three 30-min sessions), anti-PD-L1, both, and untreated")
+    print("Predictions of a hypothesis-generating model, not measurements.\n")
+    with pd.option_context("display.width", 160):
+        print(summary.to_string(float_format=lambda x: f"{x:.3g}"))
+    print(f"\nwrote {out}/demo_trajectories.csv, demo_summary.csv, demo_sessions.csv, demo.png")
+    return 0
+
+
+def _cmd_cache(args) -> int:
+    from .compile import cache_dir, clear_cache
+    if args.action == "clear":
+        print(f"removed {clear_cache()} compiled model(s) from {cache_dir()}")
+    else:
+        print(cache_dir())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``mhimmune`` command."""
+    ap = argparse.ArgumentParser(prog="mhimmune", description="Magnetic-hyperthermia tumour-immunity models.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("simulate", help="simulate a protocol (TOML) and write results")
+    s.add_argument("protocol")
+    s.add_argument("--params", help="overrides: TOML (name = value) or TSV (parameterId, value)")
+    s.add_argument("--set", action="append", metavar="NAME=VALUE", help="override one parameter (repeatable)")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--plot", action="store_true", help="also write a PNG figure")
+    s.set_defaults(func=_cmd_simulate)
+    c = sub.add_parser("check", help="validate a protocol and print its expanded schedule with H·f")
+    c.add_argument("protocol")
+    c.set_defaults(func=_cmd_check)
+    p = sub.add_parser("params", help="list parameters: name, value, unit, bounds, source")
+    p.add_argument("--search", help="case-insensitive text to look for in names, units, sources, notes")
+    p.set_defaults(func=_cmd_params)
+    d = sub.add_parser("demo", help="run the default study (four arms) and write results")
+    d.add_argument("--out", default="results")
+    d.set_defaults(func=_cmd_demo)
+    k = sub.add_parser("cache", help="show or clear the compiled-model cache")
+    k.add_argument("action", choices=["dir", "clear"])
+    k.set_defaults(func=_cmd_cache)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    warnings.showwarning = lambda message, category, *a, **k: print(f"warning: {message}", file=sys.stderr)
+    try:
+        return args.func(args)
+    except MhimmuneError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Result files: atomic writes (a result file is never half-written) and override files."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import tomllib
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .errors import ParameterError
+
+__all__ = ["atomic_path", "write_csv", "save_figure", "read_overrides"]
+
+
+@contextmanager
+def atomic_path(path: str | Path):
+    """Yield a temporary path next to *path*; move it into place only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_csv(df: pd.DataFrame, path: str | Path, **kwargs) -> Path:
+    """Write *df* as CSV atomically; returns the path."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, **kwargs)
+    return Path(path)
+
+
+def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
+    """Save a matplotlib figure atomically as PNG."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+    return Path(path)
+
+
+def read_overrides(path: str | Path) -> dict[str, Any]:
+    """Read parameter overrides from TOML (``name = value``) or TSV (``parameterId, value``).
+
+    Values are in the parameter table's unit, or strings with a unit.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ParameterError(f"--params: no such file {str(path)!r}")
+    if path.suffix == ".toml":
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ParameterError(f"{path}: invalid TOML ({exc})") from None
+        data = data.get("parameters", data)
+        bad = [k for k, v in data.items() if not isinstance(v, (int, float, str))]
+        if bad:
+            raise ParameterError(f"{path}: values must be numbers or strings with units: {bad}")
+        return dict(data)
+    df = pd.read_csv(path, sep="\t")
+    if not {"parameterId", "value"} <= set(df.columns):
+        raise ParameterError(f"{path}: a TSV of overrides needs columns parameterId and value")
+    return dict(zip(df["parameterId"], df["value"]))
+
+
+def parse_assignments(items: list[str]) -> dict[str, Any]:
+    """Parse ``name=value`` strings from ``--set``; numbers stay numbers."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ParameterError(f"--set: expected name=value, got {item!r}")
+        name, value = (s.strip() for s in item.split("=", 1))
+        try:
+            out[name] = float(value)
+        except ValueError:
+            out[name] = value
+    return out

@@ -1,0 +1,155 @@
+"""The user-facing model object: composed links + parameter table + compiled functions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .compile import CompiledModel, compile_model
+from .errors import ParameterError
+from .modelkit import Builder, build
+from .params import ParameterTable
+from .units import ureg
+
+#: the links of the full model, in composition order (each reads signals of earlier ones)
+DEFAULT_LINKS = ("pharmacokinetics", "tumour", "heating", "stress", "death", "immune")
+
+__all__ = ["Model", "load_model", "DEFAULT_LINKS"]
+
+
+class Model:
+    """A composed, compiled model with its parameter table.
+
+    Build it with :func:`load_model`. Parameters are addressed by name; values in the
+    table are in the table's units and converted once to the model's internal units.
+    """
+
+    def __init__(self, builder: Builder, compiled: CompiledModel, table: ParameterTable,
+                 links: Sequence[str], standalone: bool):
+        self._builder = builder
+        self.compiled = compiled
+        self.table = table
+        self.links = tuple(links)
+        self.standalone = standalone
+        self.units = dict(builder.units)
+        self.inputs = dict(builder.inputs)
+        self.stubs = dict(builder.stubs)
+        names = compiled.parameters
+        self._index = {n: i for i, n in enumerate(names)}
+        if standalone:  # a link alone uses only the rows it declares
+            missing = sorted(set(self.units) - set(table.names))
+            if missing:
+                raise ParameterError(f"parameters missing from the table: {', '.join(missing)}")
+            rows = [n for n in table.names if n in self.units]
+            table = ParameterTable.from_frame(table.frame.loc[rows].reset_index(), origin="<links>")
+            self.table = table
+        self._defaults = table.internal_values(self.units)
+        self._base = np.zeros(len(names))
+        for n, v in self._defaults.items():
+            self._base[self._index[n]] = v
+        for n, v in self.stubs.items():
+            self._base[self._index[n]] = v
+        # parameter values into the PySB model, so exports carry them
+        for p in builder.model.parameters:
+            p.value = float(self._base[self._index[p.name]])
+
+    # ------------------------------------------------------------------ info
+    @property
+    def pysb(self):
+        """The composed PySB model (for export to BNGL/SBML and inspection)."""
+        return self._builder.model
+
+    @property
+    def name(self) -> str:
+        return self._builder.model.name
+
+    @property
+    def species(self) -> list[str]:
+        """Readable names of the state variables, in state-vector order."""
+        return list(self.compiled.species)
+
+    @property
+    def parameter_names(self) -> list[str]:
+        """Names of the parameters in the table (excluding protocol inputs)."""
+        return list(self.units)
+
+    @property
+    def signals(self) -> dict[str, str]:
+        """Signals exchanged between links: name -> providing link."""
+        return {k: v[2] for k, v in self._builder.signals.items()}
+
+    def size(self) -> dict[str, int]:
+        """Numbers of species, reactions, parameters, inputs and rules."""
+        return {"species": len(self.compiled.species), "reactions": self.compiled.n_reactions,
+                "parameters": len(self.units), "inputs": len(self.inputs),
+                "rules": len(self.pysb.rules), "links": len(self.links)}
+
+    def __repr__(self) -> str:
+        s = self.size()
+        return (f"<mhimmune.Model {self.name!r}: {s['species']} species, {s['reactions']} reactions, "
+                f"{s['parameters']} parameters; links {' -> '.join(self.links)}>")
+
+    # ------------------------------------------------------------ parameters
+    def parameter_vector(self, overrides: Mapping[str, Any] | None = None) -> np.ndarray:
+        """Parameter values (internal units) in compiled order, with *overrides* by name.
+
+        Overrides are numbers in the table's unit or strings with a unit
+        (``{"k_fenton": "70 1/M/s"}``); unknown names and physically meaningless values
+        raise :class:`~mhimmune.errors.ParameterError`.
+        """
+        p = self._base.copy()
+        for k, v in (overrides or {}).items():
+            if k in self.inputs:
+                raise ParameterError(f"{k}: is a protocol input set by the schedule, not a parameter")
+            if k in self.stubs:
+                try:
+                    p[self._index[k]] = float(v)
+                except (TypeError, ValueError):
+                    raise ParameterError(f"{k}: stub signal value must be a number, got {v!r}") from None
+                continue
+            value = self.table.check_override(k, v)  # unknown names, bad values -> ParameterError
+            q = ureg.Quantity(value, self.table.unit(k)).to(self.units[k])
+            p[self._index[k]] = float(q.magnitude)
+        return p
+
+    def parameters(self) -> pd.DataFrame:
+        """The parameter table (table units) with the internal unit of each parameter."""
+        df = self.table.frame
+        df = df.loc[[n for n in df.index if n in self.units]].copy()
+        df["internal_unit"] = [self.units[n] for n in df.index]
+        df["internal_value"] = [self._defaults[n] for n in df.index]
+        return df
+
+    def initial_state(self, overrides: Mapping[str, Any] | None = None) -> pd.Series:
+        """The initial state for the given parameters, by species name."""
+        p = self.parameter_vector(overrides)
+        return pd.Series(self.compiled.init(p), index=self.species)
+
+
+def load_model(links: Sequence[str] | None = None, parameters: str | Path | Sequence | None = None,
+               *, standalone: bool = False, verbose: bool = True) -> Model:
+    """Build, compile (or load from the cache) and parameterise a model.
+
+    Parameters
+    ----------
+    links
+        Link modules of ``models/`` to compose, in order; default: the full model
+        (:data:`DEFAULT_LINKS`).
+    parameters
+        Parameter table files or folders; default: ``parameters/model``.
+    standalone
+        Let a subset of links run alone: signals no chosen link provides become
+        parameters with the reading link's stub values.
+    verbose
+        Print one line while a model is compiled for the first time.
+    """
+    links = list(links or DEFAULT_LINKS)
+    builder = build(links, name="mhimmune_" + "_".join(links) if links != list(DEFAULT_LINKS) else "mhimmune",
+                    standalone=standalone)
+    compiled = compile_model(builder, verbose=verbose)
+    table = ParameterTable.load(parameters)
+    return Model(builder, compiled, table, links, standalone)

@@ -1,0 +1,57 @@
+"""Seaborn figures of simulation results."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+#: panels of the default figure: (title, variables, y label, log scale)
+DEFAULT_PANELS = [
+    ("Tumour volume", ["tumour_volume_treated", "tumour_volume_distant"], "mm³", True),
+    ("Tumour temperature", ["temperature_C"], "°C", False),
+    ("Danger signals", ["damp_signal", "crt_fraction_treated"], "a.u.", False),
+    ("Dendritic cells", ["mature_dc_fraction"], "mature fraction", False),
+    ("CD8 effector T cells", ["cd8_effector_treated", "cd8_effector_distant"], "10⁶ cells", False),
+    ("Checkpoint", ["pdl1_occupancy", "pdl1_free_treated"], "", False),
+]
+
+HYPOTHESIS_NOTE = "mhimmune predictions of a hypothesis-generating model, not measurements"
+
+
+def plot_result(result, variables: Sequence[str] | None = None, *, ncols: int = 3):
+    """Plot one simulation: default panels, or one panel per name in *variables*."""
+    return plot_results([result], variables=variables, ncols=ncols)
+
+
+def plot_results(results: Sequence, variables: Sequence[str] | None = None, *, ncols: int = 3):
+    """Overlay several simulations (one colour per protocol) panel by panel."""
+    panels = ([(v, [v], "", False) for v in variables] if variables else DEFAULT_PANELS)
+    frames = []
+    for r in results:
+        available = [v for _, vs, _, _ in panels for v in vs if v in r.wide.columns]
+        f = r.to_frame(available)
+        f["protocol"] = r.protocol.name
+        frames.append(f)
+    data = pd.concat(frames, ignore_index=True)
+    panels = [p for p in panels if any(v in set(data["variable"]) for v in p[1])]
+    nrows = -(-len(panels) // ncols)
+    sns.set_theme(style="whitegrid", context="notebook")
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5 * ncols, 3.6 * nrows), squeeze=False)
+    for ax, (title, names, ylabel, log) in zip(axes.flat, panels):
+        sub = data[data["variable"].isin(names)]
+        style = "variable" if len(names) > 1 else None
+        sns.lineplot(data=sub, x="time_day", y="value", hue="protocol", style=style, ax=ax,
+                     estimator=None, legend=ax is axes.flat[0] or (style is not None))
+        ax.set_title(title)
+        ax.set_xlabel("day")
+        ax.set_ylabel(ylabel)
+        if log:
+            ax.set_yscale("log")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    fig.suptitle(HYPOTHESIS_NOTE, fontsize=9, color="0.4", y=1.0)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,67 @@
+"""Pharmacokinetics: anti-PD-L1 antibody and the small drugs a protocol can dose.
+
+anti-PD-L1: one-compartment model with first-order absorption from an
+intraperitoneal depot (Kosinsky et al. 2018, J Immunother Cancer 6:17):
+depot --ka--> plasma (volume V) --kel--> ; target occupancy C/(C + K_D).
+
+BSO (GSH-synthesis inhibitor), HSP inhibitor, glucose oxidase, anti-CD8 depleting
+antibody: one compartment each, amount in mg/kg body weight, first-order
+elimination, effect E = D/(D + EC50). These are deliberately coarse exposure
+models; their constants are marked as assumed in ``parameters/model/pharmacokinetics.tsv``.
+"""
+
+from pysb import Expression, Monomer, Observable, Rule
+
+from mhimmune.modelkit import bolus, par, present, provide
+
+READS: dict = {}
+PROVIDES = {
+    "pdl1_occupancy": "fraction",
+    "bso_effect": "fraction",
+    "hsp_inhibitor_effect": "fraction",
+    "gox_effect": "fraction",
+    "cd8_depletion_effect": "fraction",
+    "body_weight": "kg",
+}
+
+#: small drugs: (monomer, dose kind, parameter prefix, provided signal)
+SMALL_DRUGS = [
+    ("BSO", "bso", "bso", "bso_effect"),
+    ("HSPi", "hsp_inhibitor", "hspi", "hsp_inhibitor_effect"),
+    ("GOx", "glucose_oxidase", "gox", "gox_effect"),
+    ("AntiCD8", "cd8_depletion", "anticd8", "cd8_depletion_effect"),
+]
+
+
+def declare():
+    # --- anti-PD-L1 antibody (nmol) ---
+    depot = Monomer("AbDepot")
+    plasma = Monomer("AbPlasma")
+    ka = par("ab_ka", "1/h")
+    kel = par("ab_kel", "1/h")
+    volume = par("ab_volume", "mL")
+    kd = par("ab_kd", "nM")
+    body_weight = par("body_weight", "kg")
+    mw = par("ab_mw", "g/mol")
+    provide("body_weight", body_weight)
+    present(depot())
+    present(plasma())
+    Rule("ab_absorption", depot() >> plasma(), ka)
+    Rule("ab_elimination", plasma() >> None, kel)
+    ab = Observable("ab_plasma_nmol", plasma())
+    # nmol / mL = uM; x1000 -> nM
+    conc = Expression("ab_plasma_nM", 1000 * ab / volume)
+    provide("pdl1_occupancy", Expression("pdl1_occupancy", conc / (conc + kd)))
+    # mg/kg -> nmol: dose[mg/kg] * BW[kg] / MW[g/mol] * 1e6
+    bolus("anti_pdl1", depot(), body_weight * 1e6 / mw)
+
+    # --- small drugs (mg/kg equivalents) ---
+    for mono, kind, prefix, sig in SMALL_DRUGS:
+        m = Monomer(mono)
+        k_el = par(f"{prefix}_kel", "1/h")
+        ec50 = par(f"{prefix}_ec50", "mg/kg")
+        present(m())
+        Rule(f"{prefix}_elimination", m() >> None, k_el)
+        amount = Observable(f"{prefix}_amount", m())
+        provide(sig, Expression(sig, amount / (amount + ec50)))
+        bolus(kind, m(), 1.0)

@@ -1,0 +1,143 @@
+"""The schedule engine: exact segments, boluses, failures, determinism, invariants."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mhimmune as mh
+from mhimmune.errors import HfWarning, ProtocolError, SolverError
+from mhimmune.physics import cem43
+
+from .conftest import load_protocol
+
+
+def _quiet(protocol_builder):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HfWarning)
+        return protocol_builder()
+
+
+def short_session_protocol():
+    return _quiet(lambda: mh.Protocol("10 d", name="one minute")
+                  .mh_session(start="3 d", duration="60 s", field="20 kA/m", frequency="200 kHz",
+                              agent="fe3o4_19nm_mpeg", dose="10 mg/cm^3"))
+
+
+def test_sixty_second_session_matches_finely_resolved_reference(model):
+    """A 60-s MH session changes the outcome exactly as a run with 1-s maximal steps does."""
+    plan = short_session_protocol()
+    fast = mh.simulate(model, plan)
+    ref = mh.simulate(model, plan, max_step="1 s", rtol=1e-9, atol=1e-12)
+    base = mh.simulate(model, mh.Protocol("10 d", name="none"))
+    # the session matters: thermal dose and temperature are clearly nonzero
+    assert fast.summary()["peak_temperature_C"] > 40.0
+    assert fast.summary()["cem43_total_min"] > 0.5
+    # every state within 1e-4 relative, or 1e-6 absolute for states near zero
+    yf, yr = fast.states[-1], ref.states[-1]
+    assert np.all(np.abs(yf - yr) <= 1e-4 * np.abs(yr) + 1e-6)
+    # and the run without the session differs (the pulse was not stepped over)
+    assert abs(base.summary()["final_volume_treated_mm3"] - fast.summary()["final_volume_treated_mm3"]) > 0.01
+    assert fast.summary()["cem43_total_min"] == pytest.approx(ref.summary()["cem43_total_min"], rel=1e-5)
+
+
+def test_boluses_land_at_their_times(model):
+    """anti-PD-L1 10 mg/kg at day 5 puts 1.333 nmol (20 g mouse, 150 kDa) in the depot at day 5."""
+    plan = mh.Protocol("8 d", name="ab").anti_pdl1(time="5 d", dose="10 mg/kg")
+    res = mh.simulate(model, plan)
+    depot = res["AbDepot"]
+    assert depot.loc[:4.999].max() == 0.0
+    expected = 10 * 0.02 * 1e6 / 150000
+    assert depot.loc[5.0] == pytest.approx(expected, rel=1e-12)
+    assert res.breakpoint_states[5 * 24.0][model.species.index("AbDepot")] == 0.0
+
+
+def test_particle_dose_tops_up_rather_than_adds(model):
+    plan = _quiet(lambda: mh.Protocol("3 d").mh_session(
+        start="1 d", duration="10 min", field="15 kA/m", frequency="200 kHz",
+        agent="fe3o4_19nm_mpeg", dose="3 mg/cm^3", every="1 d", count=2))
+    res = mh.simulate(model, plan)
+    fe = res["ParticleFe"]
+    assert fe.loc[1.0] == pytest.approx(3.0, rel=1e-12)
+    assert fe.loc[2.0] == pytest.approx(3.0, rel=1e-12)  # topped up to the dose again, not 6
+
+
+def test_solver_failure_names_segment_time_and_overrides(model):
+    plan = load_protocol("mh")
+    with pytest.raises(SolverError, match=r"segment \d+ \(day .*\) at day .*tumour_growth_rate") as info:
+        mh.simulate(model, plan, {"tumour_growth_rate": 0.5}, max_steps_per_segment=20)
+    assert info.value.segment is not None
+    assert info.value.overrides == {"tumour_growth_rate": 0.5}
+
+
+def test_same_inputs_give_identical_outputs(model):
+    plan = load_protocol("mh_plus_pdl1")
+    a = mh.simulate(model, plan, {"ctl_kill_rate": 0.3})
+    b = mh.simulate(model, plan, {"ctl_kill_rate": 0.3})
+    assert np.array_equal(a.states, b.states)
+    assert np.array_equal(a.time_h, b.time_h)
+
+
+def test_all_states_non_negative_in_demo_arms(demo_results):
+    for name, res in demo_results.items():
+        scale = np.maximum(np.abs(res.states).max(axis=0), 1.0)
+        assert (res.states / scale).min() > -1e-7, name
+
+
+def test_dose_kind_without_model_target_is_an_error(model):
+    plan = mh.Protocol("5 d").cdt(time="1 d", dose="5 mg/kg", metal="cu")
+    with pytest.raises(ProtocolError, match="no target for dose kind 'cdt:cu'"):
+        mh.simulate(model, plan)
+
+
+def test_cem43_state_matches_sampled_history(model):
+    """The model's CEM43 (an ODE state) equals Sapareto-Dewey on the recorded trace within 1 %."""
+    res = mh.simulate(model, load_protocol("mh"), session_output_step="10 s")
+    s = res.sessions().iloc[0]
+    w = res.wide.loc[7.0:9.0 - 1e-9]
+    t_min = w.index.values * 24 * 60
+    # excess over body temperature, as the model counts it
+    expected = cem43(t_min, w["temperature_C"].values) - cem43(t_min, np.full(len(t_min), 37.0))
+    assert s["cem43_min"] == pytest.approx(expected, rel=0.01)
+    assert 42.0 < s["peak_temperature_C"] < 44.0
+
+
+def test_tidy_and_wide_tables_agree(demo_results):
+    res = demo_results["mh"]
+    long = res.to_frame(["temperature_C"])
+    assert list(long.columns) == ["time_day", "variable", "value"]
+    assert np.allclose(long["value"].values, res["temperature_C"].values)
+    assert isinstance(res.summary(), pd.Series)
+    with pytest.raises(KeyError, match="close matches"):
+        res["temperature"]
+
+
+def test_glutathione_and_iron_are_conserved_in_closed_runs(model):
+    """GSH + GSox (GSH equivalents) and labile + depot iron are conserved to 1e-9 relative
+    when synthesis, export, import and sequestration are switched off, under heat + CDT + GOx."""
+    plan = _quiet(lambda: mh.Protocol("4 d")
+                  .mh_session(start="1 d", duration="30 min", field="15 kA/m", frequency="200 kHz",
+                              agent="fe3o4_19nm_mpeg", dose="3.5 mg/cm^3")
+                  .cdt(time="1 d", dose="10 mg/kg").glucose_oxidase(time="1 d", dose="5 mg/kg"))
+    closed = {"gsh_turnover": 0, "fe_sequestration": 0, "particle_fe_labile_fraction": 0}
+    res = mh.simulate(model, plan, closed, rtol=1e-10, atol=1e-12)
+    s = model.species
+    glut = res.states[:, s.index("GSH")] + res.states[:, s.index("GSox")]
+    assert np.max(np.abs(glut - glut[0])) / glut[0] < 1e-9
+    iron = res.states[:, s.index("Fe_ii")] + res.states[:, s.index("Fe_iii")] + res.states[:, s.index("CDTFe")]
+    after = res.wide.index.values >= 1.0  # the CDT dose adds iron at day 1
+    assert np.max(np.abs(iron[after] - iron[after][0])) / iron[after][0] < 1e-9
+    assert res["gsox_uM"].max() > 1e-6  # the chemistry ran
+
+
+def test_mh_slows_treated_tumour_and_combination_helps_distant(demo_results):
+    """Default parameters: MH alone slows the treated tumour (day 20 volume lower than
+    untreated by >20 %); MH + anti-PD-L1 leaves a smaller distant tumour at day 40 than
+    either alone (>5 %), and anti-PD-L1 alone barely slows the cold tumour (<5 %)."""
+    v = {k: r.wide for k, r in demo_results.items()}
+    day20 = {k: w["tumour_volume_treated"].loc[20.0] for k, w in v.items()}
+    assert day20["mh"] < 0.8 * day20["untreated"]
+    final_d = {k: w["tumour_volume_distant"].iloc[-1] for k, w in v.items()}
+    assert final_d["mh_plus_pdl1"] < 0.95 * min(final_d["mh"], final_d["anti_pdl1"])
+    assert final_d["anti_pdl1"] > 0.95 * final_d["untreated"]
