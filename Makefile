@@ -18,8 +18,9 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/mhimmune demo --out results
 
+# notebooks in analyses/ run too (small sample sizes when CI=true)
 test: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests analyses --nbmake --nbmake-timeout=600
 
 test-fast: $(STAMP)
 	$(PY) -m pytest tests -m "not slow"

@@ -88,6 +88,30 @@ class Agent:
             raise ProtocolError(f"agent {self.name!r}: {exc}") from None
 
 
+    @property
+    def rosensweig_capable(self) -> bool:
+        """True when core size and anisotropy are known, so Rosensweig theory can give a SAR."""
+        return math.isfinite(self.core_nm) and math.isfinite(self.anisotropy_kJ_per_m3)
+
+    def heating_at(self, field_kA_per_m: float, freq_kHz: float) -> tuple[float, str]:
+        """SAR in W/g Fe at a session's field, and the method used to get it.
+
+        ``"ilp"``: scaled from the catalogue's ILP (linear response, preferred because it
+        rests on a measurement); ``"rosensweig"``: Rosensweig (2002) linear-response theory
+        for immobilised particles (no Brownian path in tissue) from core size, anisotropy
+        and shell, when the catalogue has no ILP. Raises :class:`ProtocolError` otherwise.
+        """
+        if self.scalable:
+            return self.sar_at(field_kA_per_m, freq_kHz), "ilp"
+        if self.rosensweig_capable:
+            shell = self.shell_nm if math.isfinite(self.shell_nm) else 2.0
+            sar = physics.rosensweig_slp(self.core_nm, field_kA_per_m, freq_kHz,
+                                         anisotropy_kJ_per_m3=self.anisotropy_kJ_per_m3,
+                                         shell_nm=shell, immobilised=True, basis="fe")
+            return float(sar), "rosensweig"
+        return self.sar_at(field_kA_per_m, freq_kHz), "ilp"  # raises the explanatory error
+
+
 def _number(row: pd.Series, column: str) -> float:
     if column not in row.index:
         return _NAN

@@ -38,7 +38,7 @@ from sympy.printing.pycode import PythonCodePrinter
 from .errors import ModelError
 from .modelkit import Builder
 
-CODEGEN_VERSION = "3"
+CODEGEN_VERSION = "4"
 
 __all__ = ["CompiledModel", "compile_model", "cache_dir", "clear_cache", "species_label"]
 
@@ -66,7 +66,8 @@ def species_label(cp) -> str:
     """A readable identifier for a species, e.g. ``Tumour_treated_viable``."""
     parts = []
     for mp in cp.monomer_patterns:
-        states = [str(v) for k, v in mp.site_conditions.items() if isinstance(v, str)]
+        states = [str(mp.site_conditions[site]) for site in mp.monomer.sites
+                  if isinstance(mp.site_conditions.get(site), str)]
         parts.append("_".join([mp.monomer.name, *states]))
     return "__".join(parts)
 

@@ -41,7 +41,7 @@ from .resources import resource_dir
 
 __all__ = [
     "par", "input_param", "signal", "provide", "bolus", "component", "hill", "present",
-    "Builder", "BolusSpec", "build", "load_link",
+    "Builder", "BolusSpec", "build", "load_link", "CELL_CLASSES", "CLASS_WEIGHTS", "class_load",
 ]
 
 
@@ -75,6 +75,18 @@ class Builder:
 
 
 _CURRENT: Builder | None = None
+
+#: particle-load classes of treated tumour cells (regions of low, middle, high particle
+#: concentration): 3-point Gauss-Hermite quadrature of a log-normal load with mean 1.
+CELL_CLASSES = ("low", "mid", "high")
+CLASS_WEIGHTS = (1 / 6, 2 / 3, 1 / 6)
+CLASS_Z = (-(3 ** 0.5), 0.0, 3 ** 0.5)
+
+
+def class_load(cls: str, sigma):
+    """Relative particle load exp(σ z - σ²/2) of class *cls* for log-normal width *sigma*."""
+    z = CLASS_Z[CELL_CLASSES.index(cls)]
+    return sympy.exp(sigma * z - sigma**2 / 2)
 
 
 def _builder() -> Builder:

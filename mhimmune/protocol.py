@@ -80,6 +80,9 @@ class FieldSpec:
         Allowed strings for ``"choice"`` fields.
     default
         Value used when the key is absent; required keys have no default.
+    alt_unit
+        A second accepted unit of a different dimension (a particle dose in mg/kg
+        instead of mg/cm³); such fields parse into a :class:`Dose`.
     """
 
     kind: str
@@ -90,11 +93,23 @@ class FieldSpec:
     maximum: float | None = None
     choices: tuple[str, ...] = ()
     default: Any = _REQUIRED
+    alt_unit: str | None = None
 
     @property
     def required(self) -> bool:
         """True when the key must be given."""
         return self.default is _REQUIRED
+
+
+@dataclass(frozen=True)
+class Dose:
+    """A quantity that may come in one of two units (value in *unit*)."""
+
+    value: float
+    unit: str
+
+    def __str__(self) -> str:
+        return f"{_num(self.value)} {self.unit}"
 
 
 @dataclass(frozen=True)
@@ -142,7 +157,10 @@ KIND_SPECS: Mapping[str, KindSpec] = MappingProxyType({
         "frequency": FieldSpec("quantity", "kHz", "300 kHz", minimum=1.0, min_open=False,
                                maximum=10_000.0),
         "agent": FieldSpec("agent", example="fe3o4_19nm_mpeg"),
-        "dose": FieldSpec("quantity", "mg/cm^3", "4 mg/cm^3", minimum=0.0),
+        "dose": FieldSpec("quantity", "mg/cm^3", "4 mg/cm^3", minimum=0.0, alt_unit="mg/kg"),
+        "uptake": FieldSpec("fraction", example="0.1", default=None),
+        "target": FieldSpec("quantity", "degC", "43 degC", minimum=37.0, min_open=False, maximum=50.0,
+                            default=None),
         **_REPEAT,
     }), "start", "dose", "mg/cm^3"),
     "anti_pdl1": _drug_kind(),
@@ -184,10 +202,16 @@ class MHSession:
         Field frequency f in kHz.
     agent
         Name of the heating agent (see :mod:`mhimmune.agents`).
-    dose_mg_per_cm3
-        Particle dose in mg Fe per cm³ of tumour.
+    dose, dose_unit
+        Particle dose: mg Fe per cm³ of tumour (``"mg/cm^3"``), or mg Fe per kg body
+        weight (``"mg/kg"``) of which *uptake_fraction* reaches the tumour.
     hf_A_per_m_s
-        The product H·f in A m^-1 s^-1.
+        The product H·f in A m^-1 s^-1 (of the maximal field in feedback mode).
+    uptake_fraction
+        Fraction of an injected mg/kg dose that reaches the tumour, or ``None``.
+    target_C
+        Target temperature of feedback control (°C), or ``None`` for a fixed field;
+        with a target, *field_kA_per_m* is the maximal field.
     """
 
     index: int
@@ -197,8 +221,16 @@ class MHSession:
     field_kA_per_m: float
     freq_kHz: float
     agent: str
-    dose_mg_per_cm3: float
+    dose: float
+    dose_unit: str
     hf_A_per_m_s: float
+    uptake_fraction: float | None = None
+    target_C: float | None = None
+
+    @property
+    def dose_mg_per_cm3(self) -> float | None:
+        """The dose in mg Fe per cm³ of tumour, when it was given that way (else ``None``)."""
+        return self.dose if self.dose_unit == "mg/cm^3" else None
 
 
 @dataclass(frozen=True)
@@ -319,23 +351,35 @@ def _parse_quantity(value: Any, spec: FieldSpec, path: str) -> float:
         raise ProtocolError(f"{path}: {shown} needs a unit, e.g. '{shown} {unit_hint}'")
     if not math.isfinite(magnitude):
         raise ProtocolError(f"{path}: must be a finite number {_range_text(spec)} (got {q})")
+    unit = spec.unit
     try:
-        x = convert(value, spec.unit, path)
+        x = convert(value, unit, path)
     except UnitError as exc:
-        raise ProtocolError(f"{exc}; give it in {spec.unit}-compatible units, "
-                            f"e.g. '{spec.example}'") from None
+        if spec.alt_unit is None:
+            raise ProtocolError(f"{exc}; give it in {spec.unit}-compatible units, "
+                                f"e.g. '{spec.example}'") from None
+        try:
+            unit, x = spec.alt_unit, convert(value, spec.alt_unit, path)
+        except UnitError:
+            raise ProtocolError(f"{path}: {value!s} is neither {spec.unit} nor {spec.alt_unit}; "
+                                f"e.g. '{spec.example}' or '10 {spec.alt_unit}' with an uptake "
+                                f"fraction") from None
     low_bad = spec.minimum is not None and (x <= spec.minimum if spec.min_open
                                             else x < spec.minimum)
     high_bad = spec.maximum is not None and x > spec.maximum
     if low_bad or high_bad:
         raise ProtocolError(f"{path}: must be {_range_text(spec)} (got {q})")
-    return x
+    return Dose(x, unit) if spec.alt_unit is not None else x
 
 
 def _parse_field(value: Any, spec: FieldSpec, path: str) -> Any:
     """Parse one user value according to *spec*; errors name *path*."""
     if spec.kind == "quantity":
         return _parse_quantity(value, spec, path)
+    if spec.kind == "fraction":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value <= 1):
+            raise ProtocolError(f"{path}: must be a fraction in (0, 1] (got {value!r})")
+        return float(value)
     if spec.kind == "count":
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ProtocolError(f"{path}: must be an integer ≥ 1 (got {value!r})")
@@ -385,6 +429,14 @@ def _parse_entry(kind: str, index: int, raw: Any) -> _Entry:
         if values["every"] <= 0:
             raise ProtocolError(f"{path}.every: must be > 0 h when count > 1 "
                                 f"(got {to_quantity(raw['every'], 'every')})")
+    if kind == "mh_session":
+        per_kg = values["dose"].unit == "mg/kg"
+        if per_kg and values["uptake"] is None:
+            raise ProtocolError(f"{path}.uptake: required with a dose in mg/kg (the fraction of the "
+                                f"injected particles that reaches the tumour, in (0, 1]), e.g. uptake = 0.1")
+        if not per_kg and values["uptake"] is not None:
+            raise ProtocolError(f"{path}.uptake: only allowed with a dose in mg/kg; a dose in mg/cm^3 "
+                                f"is already the tumour concentration")
     return _Entry(kind, index, tuple(values.items()))
 
 
@@ -417,6 +469,8 @@ def _fmt_time(x_h: float) -> str:
 
 def _fmt_value(value: Any, spec: FieldSpec) -> Any:
     """An internal value written back as user input (quantities as strings with units)."""
+    if isinstance(value, Dose):
+        return str(value)
     if spec.kind != "quantity" or value is None:
         return value
     if spec.unit == "h":
@@ -449,6 +503,8 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, float):
+        return repr(value)
     if isinstance(value, str):
         return _toml_str(value)
     raise TypeError(f"cannot write {value!r} to TOML")
@@ -520,8 +576,9 @@ def _expand_sessions(entries: tuple[_Entry, ...]) -> tuple[MHSession, ...]:
     return tuple(
         MHSession(index=i, start_h=t0, duration_h=e["duration"], end_h=t1,
                   field_kA_per_m=e["field"], freq_kHz=e["frequency"], agent=e["agent"],
-                  dose_mg_per_cm3=e["dose"],
-                  hf_A_per_m_s=e["field"] * 1e3 * e["frequency"] * 1e3)
+                  dose=e["dose"].value, dose_unit=e["dose"].unit,
+                  hf_A_per_m_s=e["field"] * 1e3 * e["frequency"] * 1e3,
+                  uptake_fraction=e["uptake"], target_C=e["target"])
         for i, (t0, t1, e, _k) in enumerate(occurrences))
 
 
@@ -634,7 +691,8 @@ class Protocol:
     # -- builders --------------------------------------------------------------------
 
     def mh_session(self, *, start: Any, duration: Any, field: Any, frequency: Any, agent: str,
-                   dose: Any, every: Any = None, count: int = 1) -> Protocol:
+                   dose: Any, uptake: float | None = None, target: Any = None,
+                   every: Any = None, count: int = 1) -> Protocol:
         """Return a copy with a magnetic-hyperthermia session (or a series) added.
 
         Parameters
@@ -650,14 +708,21 @@ class Protocol:
         agent
             Heating agent name from the catalogue (``"fe3o4_19nm_mpeg"``).
         dose
-            Particle dose in mg Fe per cm³ of tumour (``"4 mg/cm^3"``), > 0.
+            Particle dose in mg Fe per cm³ of tumour (``"4 mg/cm^3"``), or in mg Fe per kg
+            body weight (``"10 mg/kg"``) together with *uptake*; > 0.
+        uptake
+            Fraction in (0, 1] of an mg/kg dose that reaches the tumour.
+        target
+            Target temperature for feedback control (``"43 degC"``, 37-50 °C); the field
+            is then the maximal field and is turned down as the tumour reaches the target.
         every
             Interval between repeats (``"2 d"``); required and > 0 when *count* > 1.
         count
             Number of sessions, integer ≥ 1.
         """
         return self._add("mh_session", start=start, duration=duration, field=field,
-                         frequency=frequency, agent=agent, dose=dose, every=every, count=count)
+                         frequency=frequency, agent=agent, dose=dose, uptake=uptake,
+                         target=target, every=every, count=count)
 
     def anti_pdl1(self, *, time: Any, dose: Any, every: Any = None, count: int = 1) -> Protocol:
         """Return a copy with anti-PD-L1 antibody doses added.
@@ -926,19 +991,21 @@ class Protocol:
 
         Columns: ``kind``, ``start_day``, ``end_day`` (NaN for boluses), ``amount``,
         ``unit``, ``field_kA_per_m``, ``freq_kHz``, ``hf_A_per_m_s`` (A m^-1 s^-1),
-        ``agent`` (missing, shown as NaN, for boluses).
+        ``agent`` (missing, shown as NaN, for boluses), ``target_C`` (feedback-controlled
+        sessions only).
         """
         nan = math.nan
         rows = [dict(kind="mh_session", start_day=s.start_h / 24, end_day=s.end_h / 24,
-                     amount=s.dose_mg_per_cm3, unit="mg/cm^3", field_kA_per_m=s.field_kA_per_m,
-                     freq_kHz=s.freq_kHz, hf_A_per_m_s=s.hf_A_per_m_s, agent=s.agent)
+                     amount=s.dose, unit=s.dose_unit, field_kA_per_m=s.field_kA_per_m,
+                     freq_kHz=s.freq_kHz, hf_A_per_m_s=s.hf_A_per_m_s, agent=s.agent,
+                     target_C=nan if s.target_C is None else s.target_C)
                 for s in self._sessions]
         rows += [dict(kind=b.kind, start_day=b.time_h / 24, end_day=nan, amount=b.amount,
                       unit=b.unit, field_kA_per_m=nan, freq_kHz=nan, hf_A_per_m_s=nan,
-                      agent=None)
+                      agent=None, target_C=nan)
                  for b in self._boluses]
         columns = ["kind", "start_day", "end_day", "amount", "unit", "field_kA_per_m",
-                   "freq_kHz", "hf_A_per_m_s", "agent"]
+                   "freq_kHz", "hf_A_per_m_s", "agent", "target_C"]
         frame = pd.DataFrame(rows, columns=columns)
         order = frame["kind"].map(KINDS.index)
         frame = frame.assign(_order=order).sort_values(["start_day", "_order"], kind="stable")

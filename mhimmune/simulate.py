@@ -30,7 +30,7 @@ from .units import convert
 
 __all__ = ["simulate", "SimulationResult", "SolverStatus"]
 
-_MH_INPUTS = ("mh_sar_W_per_g", "mh_field_kA_per_m", "mh_freq_kHz")
+_MH_INPUTS = ("mh_sar_W_per_g", "mh_field_kA_per_m", "mh_freq_kHz", "mh_target_C", "mh_feedback")
 
 
 @dataclass
@@ -52,23 +52,28 @@ def _bolus_kind(b) -> str:
 
 def _dose_plan(model: Model, protocol: Protocol):
     """Map the protocol's doses and sessions onto model species; fail early and clearly."""
-    kinds = model.compiled.bolus_kinds
-    targets = {k: i for i, k in enumerate(kinds)}
-    plan: dict[float, list[tuple[int, float, str]]] = {}
+    targets: dict[str, list[int]] = {}
+    for i, k in enumerate(model.compiled.bolus_kinds):
+        targets.setdefault(k, []).append(i)
+    plan: dict[float, list[tuple[int, float]]] = {}
     for b in protocol.boluses():
         kind = _bolus_kind(b)
         if kind not in targets:
             raise ProtocolError(f"{b.kind}[{b.index}]: this model has no target for dose kind {kind!r} "
                                 f"(model links: {', '.join(model.links)}; dose kinds it accepts: "
                                 f"{', '.join(sorted(targets)) or 'none'})")
-        plan.setdefault(b.time_h, []).append((targets[kind], b.amount, kind))
+        plan.setdefault(b.time_h, []).extend((i, b.amount) for i in targets[kind])
     sessions = protocol.mh_sessions()
     if sessions:
         missing = [n for n in _MH_INPUTS if n not in model.inputs]
-        if missing or "mh_particles" not in targets:
+        if missing or "mh_particles" not in targets or "mh_particles_per_kg" not in targets:
             raise ProtocolError(f"mh_session: this model has no heating link (links: {', '.join(model.links)})")
         for s in sessions:
-            plan.setdefault(s.start_h, []).append((targets["mh_particles"], s.dose_mg_per_cm3, "mh_particles"))
+            if s.dose_unit == "mg/kg":
+                kind, amount = "mh_particles_per_kg", s.dose * s.uptake_fraction
+            else:
+                kind, amount = "mh_particles", s.dose
+            plan.setdefault(s.start_h, []).extend((i, amount) for i in targets[kind])
     return plan
 
 
@@ -102,7 +107,7 @@ def _quiet_fortran():
 def simulate(model: Model, protocol: Protocol, params: Mapping[str, Any] | None = None, *,
              output_step: Any = "0.25 d", session_output_step: Any = "1 min",
              rtol: float = 1e-6, atol: float = 1e-9, max_step: Any = None,
-             max_steps_per_segment: int = 100_000) -> "SimulationResult":
+             session_max_step: Any = None, max_steps_per_segment: int = 100_000) -> "SimulationResult":
     """Simulate *model* under *protocol* with parameter *params* overrides.
 
     Parameters
@@ -120,7 +125,9 @@ def simulate(model: Model, protocol: Protocol, params: Mapping[str, Any] | None 
     rtol, atol
         Relative and absolute tolerances of LSODA.
     max_step
-        Largest step the integrator may take (e.g. ``"1 s"``); ``None`` = unlimited.
+        Largest step the integrator may take (e.g. ``"1 h"``); ``None`` = unlimited.
+    session_max_step
+        Largest step during MH sessions (e.g. ``"1 s"`` for a finely resolved reference).
     max_steps_per_segment
         LSODA's ``mxstep``; exceeding it is reported as a solver failure.
 
@@ -142,6 +149,7 @@ def simulate(model: Model, protocol: Protocol, params: Mapping[str, Any] | None 
     if not (step_h > 0 and session_step_h > 0):
         raise ProtocolError("output_step and session_output_step must be > 0")
     hmax = 0.0 if max_step is None else convert(max_step, "h", "max_step")
+    hmax_session = hmax if session_max_step is None else convert(session_max_step, "h", "session_max_step")
     params = dict(params or {})
     c = model.compiled
     p = model.parameter_vector(params)
@@ -151,13 +159,13 @@ def simulate(model: Model, protocol: Protocol, params: Mapping[str, Any] | None 
     idx_in = {n: c.parameters.index(n) for n in model.inputs}
     y = np.asarray(c.init(p), dtype=float)
     status = SolverStatus()
-    times, states = [], []
+    times, states, derived = [], [], []
     pre_jump: dict[float, np.ndarray] = {}
     segments = protocol.segments()
     for k, seg in enumerate(segments):
         t0, t1 = seg.t0_h, seg.t1_h
         pre_jump[t0] = y.copy()
-        for (i, amount, kind) in plan.get(t0, []):
+        for (i, amount) in plan.get(t0, []):
             target = amount * scales[i]
             if c.bolus_modes[i] == "top_up":
                 y[c.bolus_species[i]] = max(y[c.bolus_species[i]], target)
@@ -167,15 +175,19 @@ def simulate(model: Model, protocol: Protocol, params: Mapping[str, Any] | None 
             p[idx_in[n]] = 0.0
         s = seg.session
         if s is not None:
-            p[idx_in["mh_sar_W_per_g"]] = get_agent(s.agent).sar_at(s.field_kA_per_m, s.freq_kHz)
+            p[idx_in["mh_sar_W_per_g"]] = get_agent(s.agent).heating_at(s.field_kA_per_m, s.freq_kHz)[0]
             p[idx_in["mh_field_kA_per_m"]] = s.field_kA_per_m
             p[idx_in["mh_freq_kHz"]] = s.freq_kHz
+            if s.target_C is not None:
+                p[idx_in["mh_target_C"]] = s.target_C
+                p[idx_in["mh_feedback"]] = 1.0
         inner = grid[(grid > t0) & (grid < t1)]
         tout = np.concatenate([[t0], inner, [t1]])
         with warnings.catch_warnings(), _quiet_fortran():
             warnings.simplefilter("ignore")
             Y, info = odeint(c.rhs, y, tout, args=(p,), Dfun=c.jac, full_output=True,
-                             rtol=rtol, atol=atol, hmax=hmax, mxstep=max_steps_per_segment)
+                             rtol=rtol, atol=atol, hmax=hmax_session if s is not None else hmax,
+                             mxstep=max_steps_per_segment)
         ok = info["message"] == "Integration successful." and np.all(np.isfinite(Y))
         status.segments += 1
         status.steps += int(info["nst"][-1]) if len(info["nst"]) else 0
@@ -183,6 +195,7 @@ def simulate(model: Model, protocol: Protocol, params: Mapping[str, Any] | None 
         status.jacobian_evaluations += int(info["nje"][-1]) if len(info["nje"]) else 0
         if not ok:
             reached = float(info["tcur"][np.nonzero(info["tcur"])[0][-1]]) if np.any(info["tcur"]) else t0
+            reached = min(max(reached, t0), t1)
             status.success = False
             status.messages.append(info["message"])
             raise SolverError(
@@ -191,16 +204,17 @@ def simulate(model: Model, protocol: Protocol, params: Mapping[str, Any] | None 
                 segment=k, time_h=reached, overrides=params)
         times.append(tout[:-1])
         states.append(Y[:-1])
+        derived.append(c.derived_series(Y[:-1], p))  # with this segment's inputs
         y = Y[-1].copy()
     pre_jump[protocol.duration_h] = y.copy()
     times.append([protocol.duration_h])
     states.append(y[None, :])
     for n in idx_in:
         p[idx_in[n]] = 0.0
-    T = np.concatenate(times)
-    Ymat = np.vstack(states)
-    return SimulationResult(model=model, protocol=protocol, params=params, time_h=T, states=Ymat,
-                            derived=c.derived_series(Ymat, p), breakpoint_states=pre_jump, status=status)
+    derived.append(c.derived_series(y[None, :], p))
+    return SimulationResult(model=model, protocol=protocol, params=params, time_h=np.concatenate(times),
+                            states=np.vstack(states), derived=np.vstack(derived),
+                            breakpoint_states=pre_jump, status=status)
 
 
 class SimulationResult:
@@ -266,32 +280,46 @@ class SimulationResult:
 
     # ---------------------------------------------------------- readouts
     def sessions(self) -> pd.DataFrame:
-        """Per MH session: field, H·f, SAR, peak and mean temperature, time above 42 °C, CEM43.
+        """Per MH session: mode, field, H·f, SAR and how it was obtained, peak and mean
+        temperature, minutes above 42 °C, CEM43.
 
-        Temperatures come from the recorded points (default every minute during the
-        session); CEM43 is exact (a state of the model) and counts the session and
-        the cooling until the next session (or the end).
+        Temperatures (volume means of the heated region) come from the recorded points
+        (default every minute during the session); CEM43 is exact (a state of the model)
+        and counts the session and the cooling until the next session (or the end). In
+        feedback mode the field is turned down as the target is reached: the table gives
+        the maximal field, its H·f, and the time-averaged effective field H·√u.
         """
         rows = []
         w = self.wide
         sessions = self.protocol.mh_sessions()
         cem_idx = self.model.species.index("CEM43") if "CEM43" in self.model.species else None
+        t = w.index.values * 24.0
         for i, s in enumerate(sessions):
-            t = w.index.values * 24.0
             during = (t >= s.start_h - 1e-9) & (t <= s.end_h + 1e-9)
             temp = w["temperature_C"].values[during]
             tt = t[during]
+            span = tt[-1] - tt[0] if len(tt) > 1 else np.nan
+
+            def mean(x):
+                return float(np.trapezoid(x, tt) / span) if len(tt) > 1 else np.nan
+
             above = np.trapezoid((temp > 42).astype(float), tt) * 60 if len(tt) > 1 else 0.0
             nxt = sessions[i + 1].start_h if i + 1 < len(sessions) else self.protocol.duration_h
             cem = np.nan
             if cem_idx is not None:
                 cem = self.breakpoint_states[nxt][cem_idx] - self.breakpoint_states[s.start_h][cem_idx]
+            sar, method = get_agent(s.agent).heating_at(s.field_kA_per_m, s.freq_kHz)
+            u = w["heating_power_fraction"].values[during] if "heating_power_fraction" in w else np.ones(len(tt))
             rows.append(dict(session=i, start_day=s.start_h / 24, duration_min=s.duration_h * 60,
-                             agent=s.agent, field_kA_per_m=s.field_kA_per_m, freq_kHz=s.freq_kHz,
-                             hf_A_per_m_s=s.hf_A_per_m_s,
-                             sar_W_per_g=get_agent(s.agent).sar_at(s.field_kA_per_m, s.freq_kHz),
+                             mode="feedback" if s.target_C is not None else "fixed field",
+                             target_C=np.nan if s.target_C is None else s.target_C,
+                             agent=s.agent, dose=s.dose, dose_unit=s.dose_unit,
+                             field_kA_per_m=s.field_kA_per_m,
+                             mean_field_kA_per_m=s.field_kA_per_m * mean(np.sqrt(np.clip(u, 0, None))),
+                             freq_kHz=s.freq_kHz, hf_A_per_m_s=s.hf_A_per_m_s,
+                             sar_W_per_g=sar, sar_method=method,
                              peak_temperature_C=float(np.max(temp)) if len(temp) else np.nan,
-                             mean_temperature_C=float(np.trapezoid(temp, tt) / (tt[-1] - tt[0])) if len(tt) > 1 else np.nan,
+                             mean_temperature_C=mean(temp),
                              minutes_above_42C=float(above), cem43_min=float(cem)))
         return pd.DataFrame(rows)
 

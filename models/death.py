@@ -2,7 +2,7 @@
 compartments by fate, and dying cells release DAMPs and antigen.
 
 * viable --h_fate--> dying(fate) for fate in apoptotic, immunogenic (ICD), necrotic,
-  with the per-cell hazards of the stress link (a cell-level hazard h becomes the
+  for each particle-load class, with the per-cell hazards of the stress link (a cell-level hazard h becomes the
   population flux h·N, DESIGN.md).
 * DAMPs (amounts, in mm³ of cell-equivalents released, decaying):
   calreticulin is exposed on the surface of ICD cells (read as the CRT-positive
@@ -18,10 +18,10 @@ The immunogenic weight of each DAMP in dendritic-cell maturation is in the immun
 
 from pysb import Expression, Monomer, Observable, Rule
 
-from mhimmune.modelkit import par, present, provide, signal, component
+from mhimmune.modelkit import CELL_CLASSES, component, par, present, provide, signal
 
 READS = {
-    "hazard_apop": ("1/h", 0.0), "hazard_icd": ("1/h", 0.0), "hazard_necr": ("1/h", 0.0),
+    **{f"hazard_{f}_{c}": ("1/h", 0.0) for f in ("apop", "icd", "necr") for c in CELL_CLASSES},
     "hsp_relative": ("1", 1.0),
 }
 PROVIDES = {"damp_signal": "mm^3", "antigen_treated": "mm^3", "antigen_distant": "mm^3",
@@ -33,11 +33,12 @@ FATES = ("apop", "icd", "necr")
 
 def declare():
     tumour = component("Tumour")
-    hazards = {f: signal(f"hazard_{f}") for f in FATES}
     hsp = signal("hsp_relative")
-    for fate in FATES:
-        Rule(f"stress_death_{fate}", tumour(site="treated", state="viable") >> tumour(site="treated", state=fate),
-             hazards[fate])
+    for cls in CELL_CLASSES:
+        for fate in FATES:
+            Rule(f"stress_death_{fate}_{cls}",
+                 tumour(site="treated", state="viable", cls=cls) >> tumour(site="treated", state=fate, cls=cls),
+                 signal(f"hazard_{fate}_{cls}"))
 
     atp = Monomer("ATPe", ["site"], {"site": list(SITES)})
     hmgb1 = Monomer("HMGB1", ["site"], {"site": list(SITES)})

@@ -1,23 +1,35 @@
 """Heating: alternating field + particles -> tumour temperature -> thermal dose (CEM43).
 
-Lumped (0-D) Pennes bioheat balance for the treated tumour (LITERATURE.md §2)::
+Lumped (0-D) Pennes bioheat balance for the particle-loaded region of the treated
+tumour (LITERATURE.md §2)::
 
-    rho c dθ/dt = Q - (W + G) θ,      θ = T - T_body
-    Q = SAR(H, f) · c_Fe               (W/m³; SAR in W/g, particle iron in mg/cm³)
-    W = ω_b ρ_b c_b                    (perfusion)
-    G = s_cond k / R²                  (conduction to surrounding tissue)
+    rho c dθ/dt = u(t) Q - (W + G) θ,      θ = T - T_body (volume mean)
+    Q = SAR(H, f) · c_Fe                   (W/m³; SAR in W/g, particle iron in mg/cm³)
+    W = ω_b ρ_b c_b                        (perfusion)
+    G = s_cond k / R²                      (conduction to surrounding tissue)
 
 G is the conductance that gives the volume-mean steady temperature of a uniformly
 heated sphere without perfusion, θ_mean = 2QR²/(5k), so s_cond = 2.5; R is the radius
 of the particle-loaded region, a sphere of fixed volume (particles stay where they
-were injected while tumour cells die and regrow around them). The session's SAR comes from
-the agent catalogue at the session's field (an input set by the engine).
+were injected while tumour cells die and regrow around them). The session's SAR at
+its field comes from the agent catalogue (an input set by the engine).
+
+Session modes: with fixed field u = 1. With feedback control to a target temperature
+(clinical thermometry) the power fraction is u = σ((T_target - T)/δ), a proportional
+thermostat with a narrow band δ around the target; the session's field is then the
+cap (itself capped by the H·f safety limit) and the effective field is H·√u.
+
+Regional heterogeneity: particle concentration varies between regions (log-normal,
+width σ_load); the temperature rise of class k is θ·load_k (the steady rise scales with
+the local source), so poorly loaded regions stay cooler.
 
 Thermal dose: CEM43 accumulates R^(43 - T) minutes per minute (Sapareto & Dewey
 1984; R = 0.5 at T ≥ 43 °C, 0.25 below), counted in excess of body temperature so
-that an unheated tumour accrues none.
+that an unheated tumour accrues none. The CEM43 state follows the mean temperature;
+each class's rate is provided for its heat-kill hazard.
 
-Particle iron: a session tops the tumour's particle iron up to the session dose;
+Particle iron: a session tops the tumour's particle iron up to the session dose (given in
+mg/cm³, or in mg/kg times the uptake fraction, spread over the heated region);
 particles dissolve slowly in lysosomes, releasing iron (read by the stress link).
 """
 
@@ -26,21 +38,32 @@ import math
 import sympy
 from pysb import Expression, Monomer, Observable, Rule
 
-from mhimmune.modelkit import bolus, input_param, par, present, provide
+from mhimmune.modelkit import CELL_CLASSES, bolus, class_load, input_param, par, present, provide, signal
 
-READS: dict = {}
+READS = {"body_weight": ("kg", 0.02)}
 PROVIDES = {"temperature_C": "degC", "particle_iron_mg_per_cm3": "mg/cm^3",
-            "cem43_rate": "1", "particle_dissolution_rate": "1/h"}
+            "cem43_rate": "1", "particle_dissolution_rate": "1/h", "particle_load_sigma": "1",
+            **{f"temperature_C_{c}": "degC" for c in CELL_CLASSES},
+            **{f"cem43_rate_{c}": "1" for c in CELL_CLASSES}}
+
+
+def cem43_excess_rate(temperature, t_body):
+    """Sapareto-Dewey CEM43 rate (min per min) in excess of the rate at body temperature."""
+    return sympy.Piecewise(
+        (sympy.Rational(1, 2) ** (43 - temperature), temperature >= 43),
+        (sympy.Rational(1, 4) ** (43 - temperature), True)) - sympy.Rational(1, 4) ** (43 - t_body)
 
 
 def declare():
-    theta = Monomer("Theta")        # temperature rise above body temperature, K
-    cem = Monomer("CEM43")          # cumulative equivalent minutes at 43 °C
+    theta = Monomer("Theta")        # mean temperature rise above body temperature, K
+    cem = Monomer("CEM43")          # cumulative equivalent minutes at 43 °C (mean temperature)
     npfe = Monomer("ParticleFe")    # particle iron in the treated tumour, mg Fe / cm³
 
     sar = input_param("mh_sar_W_per_g", "W/g")
     input_param("mh_field_kA_per_m", "kA/m")
     input_param("mh_freq_kHz", "kHz")
+    target = input_param("mh_target_C", "degC")
+    control = input_param("mh_feedback", "1")
 
     t_body = par("body_temperature", "degC")
     rho = par("tissue_density", "kg/m^3")
@@ -52,34 +75,41 @@ def declare():
     s_cond = par("conduction_shape_factor", "1")
     heated_volume = par("heated_region_volume", "mm^3")
     k_diss = par("particle_dissolution_rate", "1/h")
+    band = par("thermostat_band", "delta_degC")
+    sigma = par("particle_load_sigma", "1")
 
     for m in (theta, cem, npfe):
         present(m())
-
     theta_obs = Observable("temperature_rise", theta())
     np_obs = Observable("particle_iron_mg_per_cm3", npfe())
     Observable("cem43_min", cem())
+    temperature = Expression("temperature_C", t_body + theta_obs)
 
     # radius of the heated sphere in m (volume in mm³ -> m³ is 1e-9)
     radius_sq = Expression("heated_radius_sq", (3 * heated_volume * 1e-9 / (4 * math.pi)) ** sympy.Rational(2, 3))
     conductance = Expression("heat_loss_W_per_m3_K", w_b * rho_b * c_b + s_cond * k / radius_sq)
+    power = Expression("heating_power_fraction",
+                       1 - control + control / (1 + sympy.exp(-(target - temperature) / band)))
     # W/g · mg/cm³ = 1e3 W/m³; per-second balance -> per hour (x 3600)
-    heat_in = Expression("heating_K_per_h", 3600 * sar * np_obs * 1e3 / (rho * c))
+    heat_in = Expression("heating_K_per_h", 3600 * power * sar * np_obs * 1e3 / (rho * c))
     cooling = Expression("cooling_rate", 3600 * conductance / (rho * c))
     Rule("field_heating", None >> theta(), heat_in)
     Rule("heat_loss", theta() >> None, cooling)
 
-    temperature = Expression("temperature_C", t_body + theta_obs)
-    base = sympy.Rational(1, 4) ** (43 - t_body)
-    rate = Expression("cem43_rate", sympy.Piecewise(
-        (sympy.Rational(1, 2) ** (43 - temperature), temperature >= 43),
-        (sympy.Rational(1, 4) ** (43 - temperature), True)) - base)
+    rate = Expression("cem43_rate", cem43_excess_rate(temperature, t_body))
     Rule("thermal_dose", None >> cem(), Expression("cem43_accrual_min_per_h", 60 * rate))
+    for cls in CELL_CLASSES:
+        t_cls = Expression(f"temperature_C_{cls}", t_body + theta_obs * class_load(cls, sigma))
+        provide(f"temperature_C_{cls}", t_cls)
+        provide(f"cem43_rate_{cls}", Expression(f"cem43_rate_{cls}", cem43_excess_rate(t_cls, t_body)))
 
     Rule("particle_dissolution", npfe() >> None, k_diss)
     bolus("mh_particles", npfe(), 1.0, mode="top_up")
+    # a dose in mg Fe per kg body weight times its tumour uptake, spread over the heated region
+    bolus("mh_particles_per_kg", npfe(), signal("body_weight") * 1e6 / heated_volume / 1e3, mode="top_up")
 
     provide("temperature_C", temperature)
     provide("particle_iron_mg_per_cm3", np_obs)
     provide("cem43_rate", rate)
     provide("particle_dissolution_rate", k_diss)
+    provide("particle_load_sigma", sigma)

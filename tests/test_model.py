@@ -29,7 +29,7 @@ def test_model_size_and_links(model):
     assert size["species"] >= 40 and size["reactions"] >= 100 and size["parameters"] >= 100
     assert model.links == mh.DEFAULT_LINKS
     # every link of the chain provides its signals
-    for sig in ("temperature_C", "hazard_icd", "damp_signal", "pdl1_occupancy", "cd8_effectors_total"):
+    for sig in ("temperature_C", "hazard_icd_mid", "damp_signal", "pdl1_occupancy", "cd8_effectors_total"):
         assert sig in model.signals
 
 
@@ -65,7 +65,7 @@ def test_unknown_link_is_a_clear_error():
 
 
 def test_link_without_its_inputs_is_a_clear_error():
-    with pytest.raises(ModelError, match="reads signal 'temperature_C', which no earlier link provides"):
+    with pytest.raises(ModelError, match=r"link 'stress' reads signal '\w+', which no earlier link provides"):
         mh.load_model(links=["stress"])
 
 
@@ -75,16 +75,18 @@ def stress_alone():
 
 
 def test_stress_link_runs_alone_with_stub_inputs(stress_alone):
-    assert "temperature_C" in stress_alone.stubs
-    res = mh.simulate(stress_alone, mh.Protocol("1 d"), {"temperature_C": 43.0})
-    # heat raises HSP70 within a day
-    assert res["hsp70_relative"].iloc[-1] > 1.05
+    assert "temperature_C_mid" in stress_alone.stubs
+    res = mh.simulate(stress_alone, mh.Protocol("1 d"), {"temperature_C_mid": 43.0})
+    # heat raises HSP70 within a day in the heated class, not in the others
+    assert res["hsp70_relative_mid"].iloc[-1] > 1.05
+    assert res["hsp70_relative_low"].iloc[-1] == pytest.approx(1.0, abs=1e-6)
 
 
 def test_fenton_initiation_is_134_times_faster_at_43_than_37(stress_alone):
     """Arrhenius with Ea = 40 kJ/mol: k(43 °C)/k(37 °C) = exp(Ea/R (1/310.15 - 1/316.15)) ≈ 1.34."""
     plan = mh.Protocol("1 h")
-    k = {T: mh.simulate(stress_alone, plan, {"temperature_C": T})["k_fenton_T"].iloc[0] for T in (37.0, 43.0)}
+    k = {T: mh.simulate(stress_alone, plan, {"temperature_C_mid": T})["k_fenton_T_mid"].iloc[0]
+         for T in (37.0, 43.0)}
     ratio = k[43.0] / k[37.0]
     assert ratio == pytest.approx(math.exp(40e3 / 8.314462618 * (1 / 310.15 - 1 / 316.15)), rel=1e-9)
     assert ratio == pytest.approx(1.34, abs=0.01)

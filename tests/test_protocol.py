@@ -118,7 +118,7 @@ def test_untreated_protocol_has_one_segment():
 def test_to_frame():
     frame = Protocol.from_toml(SMALL_TOML).to_frame()
     assert list(frame.columns) == ["kind", "start_day", "end_day", "amount", "unit",
-                                   "field_kA_per_m", "freq_kHz", "hf_A_per_m_s", "agent"]
+                                   "field_kA_per_m", "freq_kHz", "hf_A_per_m_s", "agent", "target_C"]
     assert list(frame["kind"]) == ["mh_session", "anti_pdl1", "mh_session", "cdt",
                                    "anti_pdl1", "rechallenge"]
     assert frame["start_day"].tolist() == pytest.approx([2 / 24, 3 / 24, 8 / 24, 8 / 24,
@@ -437,3 +437,41 @@ def test_example_protocols_load():
     assert both.mh_sessions() == mh.mh_sessions()
     assert both.boluses() == anti.boluses()
     assert all(p.duration_h == 960.0 for p in (mh, anti, both))
+
+
+# ----------------------------------------------------------------------------- dose units, feedback
+
+
+def _session(**kw):
+    args = dict(start="1 d", duration="30 min", field="10 kA/m", frequency="100 kHz",
+                agent="fe3o4_10nm", dose="2 mg/cm^3")
+    args.update(kw)
+    return Protocol("5 d").mh_session(**args)
+
+
+def test_particle_dose_in_mg_per_kg_needs_uptake_and_round_trips():
+    plan = _session(dose="10 mg/kg", uptake=0.1)
+    s = plan.mh_sessions()[0]
+    assert (s.dose, s.dose_unit, s.uptake_fraction) == (10.0, "mg/kg", 0.1)
+    assert s.dose_mg_per_cm3 is None
+    assert Protocol.from_toml(plan.to_toml()) == plan
+
+
+def test_feedback_session_round_trips():
+    plan = _session(target="43 degC")
+    assert plan.mh_sessions()[0].target_C == pytest.approx(43.0)
+    assert Protocol.from_toml(plan.to_toml()) == plan
+    assert plan.to_frame()["target_C"].iloc[0] == pytest.approx(43.0)
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(dose="10 mg/kg"), r"mh_session\[0\]\.uptake: required with a dose in mg/kg.*\(0, 1\]"),
+    (dict(dose="2 mg/cm^3", uptake=0.1), r"mh_session\[0\]\.uptake: only allowed with a dose in mg/kg"),
+    (dict(dose="10 mg/kg", uptake=1.5), r"mh_session\[0\]\.uptake: must be a fraction in \(0, 1\]"),
+    (dict(dose="10 mg"), r"mh_session\[0\]\.dose: 10 mg is neither mg/cm\^3 nor mg/kg"),
+    (dict(target="60 degC"), r"mh_session\[0\]\.target: must be ≥ 37 degC and ≤ 50 degC"),
+    (dict(target="43 kA/m"), r"mh_session\[0\]\.target"),
+])
+def test_bad_dose_units_and_targets(kw, message):
+    with pytest.raises(ProtocolError, match=message):
+        _session(**kw)
