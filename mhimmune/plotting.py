@@ -55,3 +55,44 @@ def plot_results(results: Sequence, variables: Sequence[str] | None = None, *, n
     fig.suptitle(HYPOTHESIS_NOTE, fontsize=9, color="0.4", y=1.0)
     fig.tight_layout()
     return fig
+
+
+def plot_temperature_map(table: pd.DataFrame, *, target_C: float = 43.0, ncols: int | None = None):
+    """Heat-maps of steady temperature over field and frequency, one panel per agent.
+
+    Draws the Brezovich (4.85e8 A m⁻¹ s⁻¹) and Hergt (5e9) limits H·f = const and the
+    *target_C* contour. *table* comes from :func:`mhimmune.heating.temperature_map`.
+    """
+    import numpy as np
+
+    from .physics import BREZOVICH_LIMIT, HERGT_LIMIT
+    agents = list(dict.fromkeys(table["agent"]))
+    ncols = ncols or len(agents)
+    nrows = -(-len(agents) // ncols)
+    sns.set_theme(style="white", context="notebook")
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 4.2 * nrows), squeeze=False)
+    vmin, vmax = 37.0, max(50.0, float(table["steady_temperature_C"].max()))
+    for ax, agent in zip(axes.flat, agents):
+        sub = table[table["agent"] == agent]
+        grid = sub.pivot(index="field_kA_per_m", columns="freq_kHz", values="steady_temperature_C")
+        f, h = grid.columns.values, grid.index.values
+        mesh = ax.pcolormesh(f, h, grid.values, shading="nearest", cmap="magma", vmin=vmin,
+                             vmax=min(vmax, 60.0))
+        cs = ax.contour(f, h, grid.values, levels=[target_C], colors="cyan", linewidths=1.5)
+        ax.clabel(cs, fmt=f"{target_C:g} °C")
+        ff = np.linspace(f.min(), f.max(), 200)
+        for limit, style, label in ((BREZOVICH_LIMIT, "--", "Brezovich"), (HERGT_LIMIT, "-", "Hergt")):
+            hh = limit / (ff * 1e3) / 1e3
+            keep = hh <= h.max()
+            ax.plot(ff[keep], hh[keep], style, color="white", lw=1.5, label=f"{label} H·f = {limit:.3g}")
+        ax.set_ylim(h.min(), h.max())
+        ax.set_title(agent)
+        ax.set_xlabel("frequency (kHz)")
+        ax.set_ylabel("field (kA/m)")
+        ax.legend(loc="upper right", fontsize=8, framealpha=0.6)
+        fig.colorbar(mesh, ax=ax, label="steady tumour temperature (°C)")
+    for ax in list(axes.flat)[len(agents):]:
+        ax.set_visible(False)
+    fig.suptitle(HYPOTHESIS_NOTE, fontsize=9, color="0.4")
+    fig.tight_layout()
+    return fig

@@ -76,3 +76,23 @@ def test_poorly_loaded_regions_stay_cooler(model):
     rise = w["temperature_C"].max() - 37
     sigma = model.parameters().loc["particle_load_sigma", "internal_value"]
     assert peak["high"] - 37 == pytest.approx(rise * math.exp(sigma * math.sqrt(3) - sigma**2 / 2), rel=1e-9)
+
+
+def test_steady_temperature_map_matches_the_full_model(model):
+    """The closed-form steady state of the heating link equals the simulated plateau (0.5 %)."""
+    from mhimmune.heating import steady_temperature, temperature_map
+    expected = steady_temperature("fe3o4_19nm_mpeg", 4.0, 20.0, 200.0)
+    res = mh.simulate(model, _plan(duration="60 min"))
+    plateau = res.wide.loc[1.0 + 0.9 / 24:1.0 + 1 / 24, "temperature_C"].max()
+    assert float(expected) == pytest.approx(plateau, rel=0.005)
+    table = temperature_map(["fe3o4_19nm_mpeg", "fe3o4_10nm"], 4.0, [5, 10, 20], [100, 300])
+    assert len(table) == 12
+    row = table[(table.field_kA_per_m == 20) & (table.freq_kHz == 300)].iloc[0]
+    assert row["safety"] == "above_hergt" and row["hf_A_per_m_s"] == pytest.approx(6e9)
+    assert table.groupby("agent")["steady_temperature_C"].max().gt(37).all()
+
+
+def test_steady_temperature_rejects_bad_dose():
+    from mhimmune.heating import steady_temperature
+    with pytest.raises(ValueError, match="dose_mg_per_cm3: must be > 0"):
+        steady_temperature("fe3o4_10nm", -1, 10, 100)
