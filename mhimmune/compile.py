@@ -38,7 +38,7 @@ from sympy.printing.pycode import PythonCodePrinter
 from .errors import ModelError
 from .modelkit import Builder
 
-CODEGEN_VERSION = "4"
+CODEGEN_VERSION = "8"
 
 __all__ = ["CompiledModel", "compile_model", "cache_dir", "clear_cache", "species_label"]
 
@@ -107,6 +107,10 @@ class CompiledModel:
         return self.module.bolus_scales
 
     @property
+    def integrate(self):
+        return self.module.integrate
+
+    @property
     def derived_series(self):
         return self.module.derived_series
 
@@ -115,7 +119,7 @@ def structure_key(b: Builder) -> str:
     """Hash of a model's structure: everything except parameter values."""
     m = b.model
     h = hashlib.sha256()
-    for part in (CODEGEN_VERSION, m.name,
+    for part in (CODEGEN_VERSION, _KERNEL, m.name,
                  [repr(x) for x in m.monomers], [p.name for p in m.parameters],
                  [repr(x) for x in m.rules], [repr(x) for x in m.observables],
                  [repr(x) for x in m.expressions], [repr(x) for x in m.initials],
@@ -170,9 +174,114 @@ def _warm_up(c: CompiledModel) -> None:
     y = c.init(p)
     c.rhs(y, 0.0, p)
     c.jac(y, 0.0, p)
+    c.integrate(y, 0.0, 1e-3, np.array([1e-3]), p, 1e-6, 1e-9, 0.0, 10, 0.0)
     c.derived(y, p)
     c.derived_series(np.atleast_2d(y), p)
     c.bolus_scales(p)
+
+
+_KERNEL_TEXT = (Path(__file__).with_name("_bdf_kernel.py")).read_text()
+_KERNEL = _KERNEL_TEXT[_KERNEL_TEXT.index("# --- begin kernel ---"):_KERNEL_TEXT.index("# --- end kernel ---")]
+
+
+def _merge_powers(expr):
+    """Rewrite k*x**k/x as k*x**(k-1) where the exponent is symbolic (finite at x = 0)."""
+    if any(not p.exp.is_number for p in expr.atoms(sympy.Pow)):
+        return sympy.powsimp(expr, combine="exp", force=True)
+    return expr
+
+
+class SparseLU:
+    """Static-pivot sparse LU of W = I - cJ for a fixed Jacobian pattern.
+
+    The pivot order is a Markowitz (minimum fill) ordering of the pattern plus diagonal;
+    elimination is symbolic, so fill-in is known at compile time and the numeric
+    factorisation is a list of index operations (see ``_bdf_kernel._factor``).
+    """
+
+    def __init__(self, n: int, entries: list[tuple[int, int]]):
+        self.n = n
+        self.entries = entries
+        pat = np.zeros((n, n), bool)
+        for i, j in entries:
+            pat[i, j] = True
+        np.fill_diagonal(pat, True)
+        self.order = self._markowitz(pat)
+        self.inv = np.empty(n, int)
+        self.inv[self.order] = np.arange(n)
+        P = pat[np.ix_(self.order, self.order)].copy()
+        for k in range(n):  # symbolic elimination: fill-in
+            rows = np.nonzero(P[k + 1:, k])[0] + k + 1
+            cols = np.nonzero(P[k, k + 1:])[0] + k + 1
+            for r in rows:
+                P[r, cols] = True
+        self.filled = P
+        self.index = -np.ones((n, n), int)
+        ii, jj = np.nonzero(P)
+        self.index[ii, jj] = np.arange(len(ii))
+        self.nnz = len(ii)
+        ops = []
+        for k in range(n):
+            rows = np.nonzero(P[k + 1:, k])[0] + k + 1
+            cols = np.nonzero(P[k, k + 1:])[0] + k + 1
+            for r in rows:
+                ops.append((self.index[r, k], self.index[k, k], -1))
+                ops.extend((self.index[r, c], self.index[r, k], self.index[k, c]) for c in cols)
+        self.ops = np.array(ops, dtype=np.int64).reshape(-1, 3)
+
+    @staticmethod
+    def _markowitz(pat: np.ndarray) -> np.ndarray:
+        work = pat.copy()
+        remaining = list(range(len(pat)))
+        order = []
+        for _ in range(len(pat)):
+            rem = np.array(remaining)
+            sub = work[np.ix_(rem, rem)]
+            cost = (sub.sum(axis=1) - 1) * (sub.sum(axis=0) - 1)
+            best = int(rem[int(np.argmin(cost))])
+            order.append(best)
+            remaining.remove(best)
+            rows = [r for r in remaining if work[r, best]]
+            cols = [c for c in remaining if work[best, c]]
+            for r in rows:
+                work[r, cols] = True
+        return np.array(order)
+
+    def position(self, i: int, j: int) -> int:
+        """Index of original entry (i, j) in the filled, permuted value array."""
+        return int(self.index[self.inv[i], self.inv[j]])
+
+    def source(self) -> str:
+        """Module-level numpy arrays describing the factorisation and triangular solves."""
+        n, P, idx = self.n, self.filled, self.index
+        fw_ptr, fw_col, fw_idx, bw_ptr, bw_col, bw_idx = [0], [], [], [0], [], []
+        for i in range(n):
+            for j in range(i):
+                if P[i, j]:
+                    fw_col.append(j)
+                    fw_idx.append(idx[i, j])
+            fw_ptr.append(len(fw_col))
+            for j in range(i + 1, n):
+                if P[i, j]:
+                    bw_col.append(j)
+                    bw_idx.append(idx[i, j])
+            bw_ptr.append(len(bw_col))
+        rows = [i for i, _ in self.entries]
+        cols = [j for _, j in self.entries]
+        pos = [self.position(i, j) for i, j in self.entries]
+
+        def arr(name, values):
+            return f"{name} = np.array({[int(v) for v in values]!r}, dtype=np.int64)"
+
+        return "\n".join([
+            f"LU_NNZ = {self.nnz}",
+            arr("LU_DIAG", [idx[i, i] for i in range(n)]),
+            arr("LU_OP_T", self.ops[:, 0]), arr("LU_OP_A", self.ops[:, 1]), arr("LU_OP_B", self.ops[:, 2]),
+            arr("LU_PERM", self.order),
+            arr("LU_FW_PTR", fw_ptr), arr("LU_FW_COL", fw_col), arr("LU_FW_IDX", fw_idx),
+            arr("LU_BW_PTR", bw_ptr), arr("LU_BW_COL", bw_col), arr("LU_BW_IDX", bw_idx),
+            arr("JAC_ROWS", rows), arr("JAC_COLS", cols), arr("JAC_POS", pos),
+        ])
 
 
 class _Printer(PythonCodePrinter):
@@ -180,6 +289,13 @@ class _Printer(PythonCodePrinter):
 
     def _print_Indexed(self, expr):
         return f"{expr.base}[{', '.join(self._print(i) for i in expr.indices)}]"
+
+    def _print_Pow(self, expr, rational=False):
+        # non-integer powers of states that dip a rounding error below zero (a Hill function
+        # of a damage index at 0, say) must not turn into NaN: _spow is 0 for bases <= 0
+        if expr.exp.is_Integer or (expr.exp.is_number and expr.exp == -1):
+            return super()._print_Pow(expr, rational=rational)
+        return f"_spow({self._print(expr.base)}, {self._print(expr.exp)})"
 
     def _print_Heaviside(self, expr):
         x = self._print(expr.args[0])
@@ -245,7 +361,9 @@ def _generate(b: Builder, key: str) -> tuple[str, dict]:
         bolus_exprs.append(expand(spec.scale))
 
     printer = _Printer({"standard": "python3"})
-    jac_entries = [(i, j, jac[i, j]) for i in range(n) for j in range(n) if jac[i, j] != 0]
+    # sympy differentiates x**k (symbolic k) to k*x**k/x, which is 0/0 at x = 0: merge powers
+    jac_entries = [(i, j, _merge_powers(jac[i, j])) for i in range(n) for j in range(n) if jac[i, j] != 0]
+    lu = SparseLU(n, [(i, j) for i, j, _ in jac_entries])
 
     def block(name, args, exprs, assign, alloc):
         replacements, reduced = sympy.cse(exprs, symbols=sympy.numbered_symbols("x"), optimizations=None)
@@ -261,10 +379,28 @@ def _generate(b: Builder, key: str) -> tuple[str, dict]:
         f'"""Generated by mhimmune.compile (codegen {CODEGEN_VERSION}) for model '
         f'{model.name!r}, structure key {key}. Do not edit."""',
         "import math", "import numpy as np", "import numba as nb", "",
+        "@nb.njit(cache=True, inline='always')",
+        "def _spow(b, e):",
+        "    if b > 0.0:",
+        "        return b ** e",
+        "    if e == 0.0:",
+        "        return 1.0",
+        "    return 0.0 if e > 0.0 else math.inf",
+        "",
         block("rhs", "y, t, p", odes, [f"out[{i}]" for i in range(n)], f"out = np.empty({n})"),
         "",
-        block("jac", "y, t, p", [e for _, _, e in jac_entries],
-              [f"out[{i}, {j}]" for i, j, _ in jac_entries], f"out = np.zeros(({n}, {n}))"),
+        block("jac_sparse", "y, t, p", [e for _, _, e in jac_entries],
+              [f"out[{lu.position(i, j)}]" for i, j, _ in jac_entries], f"out = np.zeros({lu.nnz})"),
+        "",
+        lu.source(),
+        "",
+        "@nb.njit(cache=True)",
+        "def jac(y, t, p):",
+        "    v = jac_sparse(y, t, p)",
+        f"    out = np.zeros(({n}, {n}))",
+        "    for k in range(JAC_ROWS.shape[0]):",
+        "        out[JAC_ROWS[k], JAC_COLS[k]] = v[JAC_POS[k]]",
+        "    return out",
         "",
         block("init", "p", init, [f"out[{i}]" for i in range(n)], f"out = np.empty({n})"),
         "",
@@ -283,6 +419,12 @@ def _generate(b: Builder, key: str) -> tuple[str, dict]:
         "    return out",
         "",
     ]
+    parts += [_KERNEL, "",
+              "@nb.njit(cache=True)",
+              "def integrate(y0, t0, t1, tout, p, rtol, atol, hmax, max_steps, h_init):",
+              "    return bdf_segment(y0, t0, t1, tout, p, rtol, atol, hmax, max_steps, h_init,",
+              "                       LU_DIAG, LU_OP_T, LU_OP_A, LU_OP_B, LU_PERM, LU_FW_PTR, LU_FW_COL,",
+              "                       LU_FW_IDX, LU_BW_PTR, LU_BW_COL, LU_BW_IDX, LU_NNZ)", ""]
     source = "\n".join(parts)
     meta = dict(species=[species_label(s) for s in model.species], parameters=pnames,
                 derived_names=derived_names, bolus_kinds=bolus_kinds,

@@ -2,8 +2,9 @@
 
 The protocol's breakpoints (session starts and ends, dose times) split the time axis
 into segments within which every input is constant. Each segment is integrated
-separately by LSODA (scipy ``odeint``, Fortran) with the compiled right-hand side and
-analytic Jacobian; doses are applied between segments as state jumps. Nothing is
+separately, by default with the model's compiled variable-order BDF integrator
+(sparse analytic Jacobian, no Python per step), optionally by LSODA (scipy ``odeint``);
+doses are applied between segments as state jumps. Nothing is
 smoothed and no pulse can be stepped over. A failed segment raises
 :class:`~mhimmune.errors.SolverError`; results never contain silent NaN.
 """
@@ -104,10 +105,38 @@ def _quiet_fortran():
         os.close(saved)
 
 
+_BDF_MESSAGES = {1: "too many steps (max_steps_per_segment)", 2: "step size became too small",
+                 3: "the state became non-finite"}
+
+
+def _segment_bdf(c, y, t0, t1, tout, p, rtol, atol, hmax, max_steps):
+    """One segment with the compiled NDF/BDF integrator (no Python per step)."""
+    # segment-local time: the model is autonomous, and small steps after a dose stay exact
+    Y, y_end, code, stats, _h = c.integrate(y, 0.0, t1 - t0, tout - t0, p, rtol, atol, hmax, max_steps, 0.0)
+    ok = code == 0 and bool(np.all(np.isfinite(Y)))
+    message = "" if ok else _BDF_MESSAGES.get(int(code), "non-finite output")
+    reached = t1 if ok else t0
+    return Y, ok, message, reached, (int(stats[0]), int(stats[1]), int(stats[2]))
+
+
+def _segment_lsoda(c, y, t0, t1, tout, p, rtol, atol, hmax, max_steps):
+    """One segment with scipy's odeint (LSODA, Fortran) and the compiled dense Jacobian."""
+    with warnings.catch_warnings(), _quiet_fortran():
+        warnings.simplefilter("ignore")
+        Y, info = odeint(c.rhs, y, tout, args=(p,), Dfun=c.jac, full_output=True,
+                         rtol=rtol, atol=atol, hmax=hmax, mxstep=max_steps)
+    ok = info["message"] == "Integration successful." and bool(np.all(np.isfinite(Y)))
+    reached = float(info["tcur"][np.nonzero(info["tcur"])[0][-1]]) if np.any(info["tcur"]) else t0
+    reached = min(max(reached, t0), t1)
+    counts = tuple(int(info[k][-1]) if len(info[k]) else 0 for k in ("nst", "nfe", "nje"))
+    return Y, ok, info["message"].strip(), reached, counts
+
+
 def simulate(model: Model, protocol: Protocol, params: Mapping[str, Any] | None = None, *,
              output_step: Any = "0.25 d", session_output_step: Any = "1 min",
              rtol: float = 1e-6, atol: float = 1e-9, max_step: Any = None,
-             session_max_step: Any = None, max_steps_per_segment: int = 100_000) -> "SimulationResult":
+             session_max_step: Any = None, max_steps_per_segment: int = 100_000,
+             method: str = "bdf") -> "SimulationResult":
     """Simulate *model* under *protocol* with parameter *params* overrides.
 
     Parameters
@@ -129,7 +158,11 @@ def simulate(model: Model, protocol: Protocol, params: Mapping[str, Any] | None 
     session_max_step
         Largest step during MH sessions (e.g. ``"1 s"`` for a finely resolved reference).
     max_steps_per_segment
-        LSODA's ``mxstep``; exceeding it is reported as a solver failure.
+        Maximal steps per segment; exceeding it is reported as a solver failure.
+    method
+        ``"bdf"`` (default): the compiled variable-order NDF/BDF integrator with a sparse
+        LU (:mod:`mhimmune._bdf_kernel`), no Python per step; ``"lsoda"``: scipy's
+        ``odeint`` (LSODA) with the compiled dense Jacobian, as a cross-check.
 
     Returns
     -------
@@ -142,6 +175,8 @@ def simulate(model: Model, protocol: Protocol, params: Mapping[str, Any] | None 
     SolverError
         When a segment fails, naming the segment, the time and the overrides.
     """
+    if method not in ("bdf", "lsoda"):
+        raise ProtocolError(f"method: must be 'bdf' or 'lsoda', got {method!r}")
     if not isinstance(protocol, Protocol):
         raise ProtocolError(f"protocol: expected a mhimmune.Protocol, got {type(protocol).__name__}")
     step_h = convert(output_step, "h", "output_step")
@@ -183,24 +218,23 @@ def simulate(model: Model, protocol: Protocol, params: Mapping[str, Any] | None 
                 p[idx_in["mh_feedback"]] = 1.0
         inner = grid[(grid > t0) & (grid < t1)]
         tout = np.concatenate([[t0], inner, [t1]])
-        with warnings.catch_warnings(), _quiet_fortran():
-            warnings.simplefilter("ignore")
-            Y, info = odeint(c.rhs, y, tout, args=(p,), Dfun=c.jac, full_output=True,
-                             rtol=rtol, atol=atol, hmax=hmax_session if s is not None else hmax,
-                             mxstep=max_steps_per_segment)
-        ok = info["message"] == "Integration successful." and np.all(np.isfinite(Y))
+        h = hmax_session if s is not None else hmax
+        if method == "bdf":
+            Y, ok, message, reached, counts = _segment_bdf(c, y, t0, t1, tout, p, rtol, atol, h,
+                                                           max_steps_per_segment)
+        else:
+            Y, ok, message, reached, counts = _segment_lsoda(c, y, t0, t1, tout, p, rtol, atol, h,
+                                                             max_steps_per_segment)
         status.segments += 1
-        status.steps += int(info["nst"][-1]) if len(info["nst"]) else 0
-        status.rhs_evaluations += int(info["nfe"][-1]) if len(info["nfe"]) else 0
-        status.jacobian_evaluations += int(info["nje"][-1]) if len(info["nje"]) else 0
+        status.steps += counts[0]
+        status.rhs_evaluations += counts[1]
+        status.jacobian_evaluations += counts[2]
         if not ok:
-            reached = float(info["tcur"][np.nonzero(info["tcur"])[0][-1]]) if np.any(info["tcur"]) else t0
-            reached = min(max(reached, t0), t1)
             status.success = False
-            status.messages.append(info["message"])
+            status.messages.append(message)
             raise SolverError(
                 f"integration failed in segment {k} (day {t0 / 24:.4f}-{t1 / 24:.4f}) at day {reached / 24:.4f}: "
-                f"{info['message'].strip()}; parameter overrides: {params or 'none'}",
+                f"{message}; parameter overrides: {params or 'none'}",
                 segment=k, time_h=reached, overrides=params)
         times.append(tout[:-1])
         states.append(Y[:-1])
