@@ -145,6 +145,7 @@ def agent_names() -> list[str]:
     return list(_table().index)
 
 
+@cache
 def get_agent(name: str) -> Agent:
     """Look up an agent by name; unknown names raise :class:`ProtocolError`.
 
