@@ -27,3 +27,17 @@ test-fast: $(STAMP)
 
 clean:
 	rm -rf $(VENV) results build dist .pytest_cache
+
+# ensembles and sensitivity analysis (issue 6)
+.PHONY: bench-ensemble sa-notebook
+SA_N ?= 1024
+
+# runs/s on 1 and 2 processes and a 2-worker Dask LocalCluster; wall time of the
+# 16-factor Sobol analysis at N=1024; writes analyses/benchmarks/results/ensemble.md
+bench-ensemble: $(STAMP)
+	$(PY) analyses/benchmarks/bench_ensemble.py
+
+# the schedule sensitivity notebook at full size (MH_SA_N=$(SA_N)), outputs written back
+sa-notebook: $(STAMP)
+	MH_SA_N=$(SA_N) $(PY) -m pytest --nbmake --overwrite --nbmake-timeout=3600 analyses/sensitivity_schedule.ipynb
+

@@ -1,0 +1,164 @@
+"""Benchmark of the ensemble runner and of the schedule Sobol analysis.
+
+Reports runs per second of the full model on 1 and 2 local processes and on a
+2-worker Dask LocalCluster, where the time of one run goes (ODE solve vs the rest),
+and the wall time of the 16-factor Sobol analysis of ``analyses/sa/schedule.toml``
+at N = 1024 (18,432 runs; target ≤ 5 min on a 2-core machine). Prints a table and
+writes it to ``analyses/benchmarks/results/ensemble.md``.
+
+    make bench-ensemble                       # full size
+    BENCH_N=64 make bench-ensemble            # quicker
+    .venv/bin/python analyses/benchmarks/bench_ensemble.py
+
+Environment: ``BENCH_N`` (Sobol N, default 1024), ``BENCH_RUNS`` (runs of the
+throughput measurements, default 256), ``BENCH_OUT`` (result file).
+"""
+
+from __future__ import annotations
+
+import cProfile
+import os
+import platform
+import pstats
+import sys
+import tempfile
+import time
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+SPEC = HERE.parent / "sa" / "schedule.toml"
+
+
+def main() -> int:
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    import mhimmune as mh
+    from mhimmune import ensemble as en
+    from mhimmune import sensitivity as sa
+    from mhimmune.errors import HfWarning
+    warnings.simplefilter("ignore", HfWarning)
+
+    n_sobol = int(os.environ.get("BENCH_N", "1024"))
+    n_runs = int(os.environ.get("BENCH_RUNS", "256"))
+    out_file = Path(os.environ.get("BENCH_OUT", HERE / "results" / "ensemble.md"))
+
+    t0 = time.perf_counter()
+    model = mh.load_model(verbose=True)
+    load_s = time.perf_counter() - t0
+    spec = sa.load_spec(SPEC)
+    problem = sa.define_problem(spec["factors"], table=model)
+    design = sa.sample(problem, "sobol", 1024, seed=spec["seed"]).design.iloc[:n_runs]
+    ev = en.ModelEvaluator(spec["protocol"], spec["readouts"], trajectories=spec["trajectories"],
+                           time_grid_day=spec["time_grid_day"])
+    rows = []
+
+    def record(label, workers, res, wall):
+        rate = res.n_computed / wall
+        rows.append((label, workers, res.n_computed, wall, rate, res.n_failed))
+        print(f"{label:<42} {res.n_computed:>6} runs {wall:8.2f} s {rate:8.1f} runs/s "
+              f"({res.n_failed} failed)", flush=True)
+
+    # --- where the time of one run goes (serial, profiled)
+    ev.setup(list(design.columns))
+    prof = cProfile.Profile()
+    sub = design.iloc[:64]
+    t = time.perf_counter()
+    prof.enable()
+    for _, row in sub.iterrows():
+        try:
+            ev(row.to_dict())
+        except mh.MhimmuneError:
+            pass
+    prof.disable()
+    per_run = (time.perf_counter() - t) / len(sub)
+    st = pstats.Stats(prof)
+    odeint = sum(v[3] for k, v in st.stats.items() if k[2] == "<built-in method scipy.integrate._odepack.odeint>")
+    rhs = sum(v[3] for k, v in st.stats.items() if k[2] in ("rhs", "jac") and "mhgen_" in k[0])
+    simulate_total = sum(v[3] for k, v in st.stats.items() if k[2] == "simulate" and k[0].endswith("simulate.py"))
+    prof_rows = [("profiled runs", len(sub)), ("wall per run (profiled)", f"{per_run * 1e3:.1f} ms"),
+                 ("inside simulate()", f"{simulate_total / len(sub) * 1e3:.1f} ms"),
+                 ("  of which LSODA (odeint incl. callbacks)", f"{odeint / len(sub) * 1e3:.1f} ms"),
+                 ("    of which compiled rhs/jac calls", f"{rhs / len(sub) * 1e3:.1f} ms"),
+                 ("outside simulate() (protocol, readouts, runner)",
+                  f"{(per_run * len(sub) - simulate_total) / len(sub) * 1e3:.1f} ms")]
+    for k, v in prof_rows:
+        print(f"{k:<50} {v}")
+
+    # --- throughput
+    t = time.perf_counter()
+    r1 = en.run_ensemble(ev, design, n_jobs=1, progress=False, warn=False)
+    record("1 process (in-process)", 1, r1, time.perf_counter() - t)
+    t = time.perf_counter()
+    r2 = en.run_ensemble(ev, design, n_jobs=2, progress=False, warn=False)
+    record("2 processes (incl. pool start-up)", 2, r2, time.perf_counter() - t)
+    same = np.array_equal(r1.results[r1.output_names].to_numpy(), r2.results[r2.output_names].to_numpy(),
+                          equal_nan=True)
+    from distributed import Client, LocalCluster
+    t = time.perf_counter()
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
+            Client(cluster) as client:
+        start_s = time.perf_counter() - t
+        t = time.perf_counter()
+        r3 = en.run_ensemble(ev, design, client=client, progress=False, warn=False)
+        record("Dask LocalCluster, 2 workers (first call)", 2, r3, time.perf_counter() - t)
+        t = time.perf_counter()
+        r3b = en.run_ensemble(ev, design, client=client, progress=False, warn=False)
+        record("Dask LocalCluster, 2 workers (warm)", 2, r3b, time.perf_counter() - t)
+    same = same and np.array_equal(r1.results[r1.output_names].to_numpy(),
+                                   r3.results[r3.output_names].to_numpy(), equal_nan=True)
+
+    # --- the notebook's analysis at full size
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        kw = dict(spec)
+        kw["n"] = n_sobol
+        res = sa.run_sensitivity(**kw, model=model, n_jobs=2, out=Path(tmp) / "ens")
+        total = time.perf_counter() - t
+    ens_s = res.ensemble.elapsed_s
+    label = f"Sobol, {problem.num_vars} factors, N={n_sobol} ({len(res.sample)} runs), 2 processes"
+    print(f"{label}: ensemble {ens_s:.1f} s ({len(res.sample) / ens_s:.1f} runs/s), analysis "
+          f"{total - ens_s:.1f} s, total {total:.1f} s; {res.ensemble.n_failed} failed", flush=True)
+
+    size = model.size()
+    lines = [
+        "# Ensemble benchmark",
+        "",
+        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} on {os.cpu_count()} cores "
+        f"({platform.processor() or platform.machine()}), Python {platform.python_version()}; model "
+        f"{size['species']} species, {size['reactions']} reactions, {size['parameters']} parameters "
+        f"(load from cache {load_s:.1f} s). Design: the 16-factor Sobol sample of "
+        f"`analyses/sa/schedule.toml` (11 schedule factors, 5 parameters), 40-day protocols; readouts "
+        f"{len(ev.output_names)} scalars + {len(ev.trajectory_names)} trajectories.",
+        "",
+        "Reproduce: `make bench-ensemble` (or `BENCH_N=64 make bench-ensemble` for a quick run).",
+        "",
+        "| setting | workers | runs | wall (s) | runs/s | failed |",
+        "|---|---:|---:|---:|---:|---:|",
+        *[f"| {a} | {b} | {c} | {d:.2f} | {e:.1f} | {f} |" for a, b, c, d, e, f in rows],
+        f"| Dask LocalCluster start-up | 2 | – | {start_s:.2f} | – | – |",
+        "",
+        f"Identical outputs across 1 process, 2 processes and Dask: {'yes' if same else 'NO'}.",
+        "",
+        f"**{label}:** ensemble {ens_s:.1f} s ({len(res.sample) / ens_s:.1f} runs/s), "
+        f"index computation (S1/ST with bootstrap CIs for {res.indices['output'].nunique()} outputs incl. "
+        f"time-resolved points) {total - ens_s:.1f} s, **total {total:.1f} s** "
+        f"({total / 60:.1f} min; target ≤ 5 min at N=1024); {res.ensemble.n_failed} failed runs.",
+        "",
+        "Where one run's time goes (serial, cProfile, 64 runs):",
+        "",
+        "| part | time |",
+        "|---|---:|",
+        *[f"| {k.strip()} | {v} |" for k, v in prof_rows],
+        "",
+    ]
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_text("\n".join(lines))
+    print(f"\nwrote {out_file}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
