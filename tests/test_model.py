@@ -47,7 +47,7 @@ def test_override_converts_units_by_name(model):
 
 @pytest.mark.parametrize("overrides, message", [
     ({"k_fenton": -1}, r"k_fenton.*negative.*>= 0"),
-    ({"icd_fraction_heat": 1.5}, r"icd_fraction_heat.*\[0, 1\]"),
+    ({"icd_max_fraction": 1.5}, r"icd_max_fraction.*\[0, 1\]"),
     ({"k_fentom": 60}, r"k_fentom.*did you mean k_fenton"),
     ({"tumour_growth_rate": "2 mm"}, r"tumour_growth_rate.*dimension|tumour_growth_rate.*convert"),
     ({"ab_kd": float("nan")}, r"ab_kd.*(NaN|finite)"),
