@@ -17,6 +17,7 @@ from .model import DEFAULT_LINKS, Model, load_model
 from .params import ParameterTable
 from .protocol import Protocol
 from .simulate import SimulationResult, simulate
+from . import readouts  # noqa: E402  (mh.readouts.compare(...))
 
 __version__ = "0.1.0"
 

@@ -44,6 +44,7 @@ import cloudpickle
 import numpy as np
 import pandas as pd
 
+from .readouts import summary_specs as _experiment_specs
 from .errors import (HfWarning, MhimmuneError, ParameterError, ProtocolError, SolverError)
 
 __all__ = [
@@ -427,6 +428,9 @@ _SUMMARY_READOUTS: dict[str, Readout] = {
     "peak_m1_m2_ratio": Readout("peak_m1_m2_ratio", "max", ("m1_m2_ratio",)),
     "peak_pdl1_occupancy": Readout("peak_pdl1_occupancy", "max", ("pdl1_occupancy",)),
 }
+
+# the experiment-comparable readouts of SimulationResult.summary() (values at fixed days)
+_SUMMARY_READOUTS.update({k: Readout(k, kind, (var,), day) for k, kind, var, day in _experiment_specs()})
 
 #: default readouts: the scalars of ``SimulationResult.summary()`` (those the model has)
 #: plus a cure flag (total tumour ≤ 1 mm³ at the end)

@@ -358,10 +358,15 @@ class SimulationResult:
         return pd.DataFrame(rows)
 
     def summary(self) -> pd.Series:
-        """Scalar readouts: tumour volumes, temperature, thermal dose, DAMPs, immune peaks.
+        """Scalar readouts: tumour volumes, temperature, thermal dose, DAMPs, immune peaks,
+        and the experiment-like readouts of :mod:`mhimmune.readouts` (CRT-positive
+        fraction, extracellular ATP and HMGB1, mature DCs, CTL infiltration, Treg and MDSC
+        fractions, M1/M2, phagocytosis, PD-L1 occupancy; values at day 8 or 14).
 
-        AUCs are trapezoids over the recorded points (units · day).
+        AUCs are trapezoids over the recorded points (units · day). Fold changes against
+        an untreated arm: :func:`mhimmune.readouts.compare`.
         """
+        from .readouts import experiment_readouts
         w = self.wide
         t = w.index.values
         out: dict[str, float] = {}
@@ -393,7 +398,9 @@ class SimulationResult:
             out["peak_m1_m2_ratio"] = float(w["m1_m2_ratio"].max())
         if "pdl1_occupancy" in w:
             out["peak_pdl1_occupancy"] = float(w["pdl1_occupancy"].max())
-        return pd.Series(out, name=self.protocol.name)
+        for name, value in experiment_readouts(self).items():
+            out.setdefault(name, float(value))
+        return pd.Series(out, name=self.protocol.name, dtype=float)
 
     def plot(self, variables: list[str] | None = None, **kwargs):
         """Plot tumour volumes and key readouts (seaborn); returns the matplotlib figure."""

@@ -1,19 +1,37 @@
-"""Cell death and danger signals: stress hazards move viable treated cells into dying
-compartments by fate, and dying cells release DAMPs and antigen.
+"""Cell death and danger signals: stress hazards move treated cells into dying
+compartments by fate, and dying and dead cells release DAMPs and antigen.
 
-* viable --h_fate--> dying(fate) for fate in apoptotic, immunogenic (ICD), necrotic,
-  for each particle-load class, with the per-cell hazards of the stress link (a cell-level hazard h becomes the
-  population flux h·N, DESIGN.md).
-* DAMPs (amounts, in mm³ of cell-equivalents released, decaying):
-  calreticulin is exposed on the surface of ICD cells (read as the CRT-positive
-  fraction); extracellular ATP is secreted by ICD cells and degraded by CD39/CD73;
-  HMGB1 is released when ICD and necrotic cells lose membrane integrity (at
-  clearance); HSP70 is released by necrotic and ICD cells in proportion to their
-  HSP70 content. Apoptotic cells release antigen but few DAMPs (Kroemer et al.,
-  via seed review 000: ICD = CRT + ATP + HMGB1).
-* Antigen is released on clearance of every dying cell, at both sites.
+Fates (per particle-load class, with the per-cell hazards of the stress link; a
+cell-level hazard h becomes the population flux h·N, DESIGN.md):
 
-The immunogenic weight of each DAMP in dendritic-cell maturation is in the immune link.
+* viable --h_fate--> dying(fate) for fate in apoptotic, immunogenic (ICD), necrotic;
+* sublethal injury: for every lethal hit, ``sublethal_damage_ratio`` cells are
+  injured without dying (viable -> damaged, growth-arrested); damaged cells repair
+  back (``damage_repair``) or die by the same hazards as viable ones.
+
+Danger signals (amounts in mm³ of cell-equivalents, per site), after the ICD
+hallmarks CRT + ATP + HMGB1 (Kroemer et al. 2013, Annu Rev Immunol 31:51, via seed
+review 000):
+
+* calreticulin (CRT) is exposed on the surface of cells dying by ICD (pre-mortem ER
+  stress) and, to a small extent, on apoptotic cells; the CRT-positive fraction of the
+  treated tumour (the flow-cytometry readout, with a constant background of CRT-positive
+  events) also raises phagocytosis (immune link);
+* extracellular ATP is secreted by ICD cells (autophagy-dependent) and, as a find-me
+  signal, weakly by apoptotic cells (pannexin-1), and spills from necrotic cells at
+  rupture; CD39/CD73 hydrolyse it to adenosine, which is itself cleared (adenosine
+  suppresses effector cells through A2A receptors, read by the immune link);
+* HMGB1 is released when ICD and necrotic cells lose membrane integrity (at death
+  completion); apoptotic cells retain most of theirs bound to chromatin (Scaffidi et
+  al. 2002, Nature 418:191);
+* HSP70 is released by ICD and necrotic cells in proportion to their HSP70 content;
+* tumour antigen is released when debris of any fate is cleared.
+
+The DAMP signal is a weighted sum of these (weights below); dendritic cells sense its
+density, the DAMP signal per mm³ of tumour (``damp_density``, cell-equivalents per
+tumour volume), so that the basal apoptosis of a large tumour does not look like a
+burst of immunogenic death. Apoptotic death makes antigen but few DAMPs, so
+immunogenic death at the same kill matures more DCs.
 """
 
 from pysb import Expression, Monomer, Observable, Rule
@@ -25,7 +43,8 @@ READS = {
     "hsp_relative": ("1", 1.0),
 }
 PROVIDES = {"damp_signal": "mm^3", "antigen_treated": "mm^3", "antigen_distant": "mm^3",
-            "crt_fraction_treated": "fraction"}
+            "damp_density": "fraction", "crt_fraction_treated": "fraction", "adenosine_treated": "mm^3",
+            "adenosine_distant": "mm^3"}
 
 SITES = ("treated", "distant")
 FATES = ("apop", "icd", "necr")
@@ -34,55 +53,81 @@ FATES = ("apop", "icd", "necr")
 def declare():
     tumour = component("Tumour")
     hsp = signal("hsp_relative")
+    damage_ratio = par("sublethal_damage_ratio", "1")
+    repair = par("damage_repair", "1/h")
     for cls in CELL_CLASSES:
+        hazards = {fate: signal(f"hazard_{fate}_{cls}") for fate in FATES}
         for fate in FATES:
-            Rule(f"stress_death_{fate}_{cls}",
-                 tumour(site="treated", state="viable", cls=cls) >> tumour(site="treated", state=fate, cls=cls),
-                 signal(f"hazard_{fate}_{cls}"))
+            for state in ("viable", "damaged"):
+                Rule(f"stress_death_{fate}_{state}_{cls}",
+                     tumour(site="treated", state=state, cls=cls) >> tumour(site="treated", state=fate, cls=cls),
+                     hazards[fate])
+        Rule(f"sublethal_damage_{cls}",
+             tumour(site="treated", state="viable", cls=cls) >> tumour(site="treated", state="damaged", cls=cls),
+             Expression(f"sublethal_damage_rate_{cls}", damage_ratio * sum(hazards.values())))
+    Rule("damage_repair_step", tumour(site="treated", state="damaged") >> tumour(site="treated", state="viable"),
+         repair)
 
     atp = Monomer("ATPe", ["site"], {"site": list(SITES)})
+    ado = Monomer("Adenosine", ["site"], {"site": list(SITES)})
     hmgb1 = Monomer("HMGB1", ["site"], {"site": list(SITES)})
     hsp_ext = Monomer("HSP70e", ["site"], {"site": list(SITES)})
     antigen = Monomer("Antigen", ["site"], {"site": list(SITES)})
 
-    atp_secretion = par("atp_secretion", "1/h")
-    atp_degradation = par("atp_degradation", "1/h")
-    hmgb1_icd_yield = par("hmgb1_yield_icd", "1")
-    hmgb1_necr_yield = par("hmgb1_yield_necr", "1")
+    crt_apop = par("crt_exposure_apop", "fraction")
+    atp_icd = par("atp_secretion_icd", "1/h")
+    atp_apop = par("atp_secretion_apop", "1/h")
+    atp_necr = par("atp_yield_necr", "1")
+    atp_hydrolysis = par("atp_hydrolysis_cd39_cd73", "1/h")
+    ado_clearance = par("adenosine_clearance", "1/h")
+    hmgb1_yield = {f: par(f"hmgb1_yield_{f}", "1") for f in FATES}
     hmgb1_decay = par("hmgb1_decay", "1/h")
     hsp_release_yield = par("hsp70_release_yield", "1")
     hsp_ext_decay = par("hsp70e_decay", "1/h")
     antigen_decay = par("antigen_decay", "1/h")
-    clearance = {f: component(f"clearance_{f}") for f in FATES}
-
-    for site in SITES:
-        for m in (atp, hmgb1, hsp_ext, antigen):
-            present(m(site=site))
-        dying = {f: component(f"dying_{f}_{site}") for f in FATES}
-        hsp_level = hsp if site == "treated" else 1
-        Rule(f"atp_release_{site}", None >> atp(site=site), Expression(f"atp_release_flux_{site}", atp_secretion * dying["icd"]))
-        Rule(f"atp_degradation_{site}", atp(site=site) >> None, atp_degradation)
-        Rule(f"hmgb1_release_{site}", None >> hmgb1(site=site), Expression(f"hmgb1_release_flux_{site}",
-             hmgb1_icd_yield * clearance["icd"] * dying["icd"] + hmgb1_necr_yield * clearance["necr"] * dying["necr"]))
-        Rule(f"hmgb1_decay_{site}", hmgb1(site=site) >> None, hmgb1_decay)
-        Rule(f"hsp70_release_{site}", None >> hsp_ext(site=site), Expression(f"hsp70_release_flux_{site}",
-             hsp_release_yield * hsp_level * (clearance["icd"] * dying["icd"] + clearance["necr"] * dying["necr"])))
-        Rule(f"hsp70e_decay_{site}", hsp_ext(site=site) >> None, hsp_ext_decay)
-        Rule(f"antigen_release_{site}", None >> antigen(site=site), Expression(f"antigen_release_flux_{site}",
-             sum(clearance[f] * dying[f] for f in FATES)))
-        Rule(f"antigen_decay_{site}", antigen(site=site) >> None, antigen_decay)
-        Observable(f"atp_e_{site}", atp(site=site))
-        Observable(f"hmgb1_{site}", hmgb1(site=site))
-        Observable(f"hsp70_e_{site}", hsp_ext(site=site))
-        provide(f"antigen_{site}", Observable(f"antigen_{site}", antigen(site=site)))
-
-    total_treated = component("tumour_volume_treated")
-    provide("crt_fraction_treated", Expression("crt_fraction_treated",
-            component("dying_icd_treated") / (total_treated + 1e-9)))
+    completion = {f: component(f"death_completion_{f}") for f in FATES}
+    debris_clearance = component("debris_clearance")
     crt_weight = par("damp_weight_crt", "1")
     atp_weight = par("damp_weight_atp", "1")
     hmgb1_weight = par("damp_weight_hmgb1", "1")
     hsp_weight = par("damp_weight_hsp70", "1")
-    provide("damp_signal", Expression("damp_signal", sum(
-        crt_weight * component(f"dying_icd_{s}") + atp_weight * component(f"atp_e_{s}")
-        + hmgb1_weight * component(f"hmgb1_{s}") + hsp_weight * component(f"hsp70_e_{s}") for s in SITES)))
+
+    damp_terms = []
+    for site in SITES:
+        for m in (atp, ado, hmgb1, hsp_ext, antigen):
+            present(m(site=site))
+        dying = {f: component(f"dying_{f}_{site}") for f in FATES}
+        dead = component(f"dead_{site}")
+        hsp_level = hsp if site == "treated" else 1
+        crt_cells = Expression(f"crt_positive_cells_{site}", dying["icd"] + crt_apop * dying["apop"])
+        Rule(f"atp_release_{site}", None >> atp(site=site), Expression(f"atp_release_flux_{site}",
+             atp_icd * dying["icd"] + atp_apop * dying["apop"]
+             + atp_necr * completion["necr"] * dying["necr"]))
+        Rule(f"atp_hydrolysis_{site}", atp(site=site) >> ado(site=site), atp_hydrolysis)
+        Rule(f"adenosine_clearance_{site}", ado(site=site) >> None, ado_clearance)
+        Rule(f"hmgb1_release_{site}", None >> hmgb1(site=site), Expression(f"hmgb1_release_flux_{site}",
+             sum(hmgb1_yield[f] * completion[f] * dying[f] for f in FATES)))
+        Rule(f"hmgb1_decay_{site}", hmgb1(site=site) >> None, hmgb1_decay)
+        Rule(f"hsp70_release_{site}", None >> hsp_ext(site=site), Expression(f"hsp70_release_flux_{site}",
+             hsp_release_yield * hsp_level * (completion["icd"] * dying["icd"] + completion["necr"] * dying["necr"])))
+        Rule(f"hsp70e_decay_{site}", hsp_ext(site=site) >> None, hsp_ext_decay)
+        Rule(f"antigen_release_{site}", None >> antigen(site=site),
+             Expression(f"antigen_release_flux_{site}", debris_clearance * dead))
+        Rule(f"antigen_decay_{site}", antigen(site=site) >> None, antigen_decay)
+        atp_obs = Observable(f"atp_e_{site}", atp(site=site))
+        hmgb1_obs = Observable(f"hmgb1_{site}", hmgb1(site=site))
+        hsp_obs = Observable(f"hsp70_e_{site}", hsp_ext(site=site))
+        provide(f"adenosine_{site}", Observable(f"adenosine_{site}", ado(site=site)))
+        provide(f"antigen_{site}", Observable(f"antigen_{site}", antigen(site=site)))
+        damp_terms.append(crt_weight * crt_cells + atp_weight * atp_obs + hmgb1_weight * hmgb1_obs
+                          + hsp_weight * hsp_obs)
+
+    total_treated = component("tumour_volume_treated")
+    crt_background = par("crt_background_fraction", "fraction")
+    provide("crt_fraction_treated", Expression("crt_fraction_treated",
+            crt_background + component("crt_positive_cells_treated") / (total_treated + 1e-9)))
+    damp = provide("damp_signal", Expression("damp_signal", sum(damp_terms)))
+    # what DCs sense is the DAMP level in the tissue: the amount per mm³ of tumour (a
+    # large tumour's basal apoptosis must not look like a burst of immunogenic death)
+    provide("damp_density", Expression("damp_density", damp / (
+        component("tumour_volume_treated") + component("tumour_volume_distant") + 1)))

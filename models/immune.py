@@ -1,24 +1,61 @@
 """Immune link: DAMPs -> dendritic cells -> lymph-node priming -> effector T cells that
-traffic to both tumours; NK cells, macrophages M1/M2, Tregs, MDSCs; PD-1/PD-L1.
+traffic to both tumours; memory; NK cells, macrophages M1/M2, Tregs, MDSCs; PD-1/PD-L1.
 
 Structure after Kosinsky et al. 2018 (J Immunother Cancer 6:17) and the QSP-IO
-platform (Jafarnejad 2019; Sové 2020), reduced (LITERATURE.md §6):
+platform (Jafarnejad 2019; Sové 2020), reduced (LITERATURE.md §6). One systemic
+compartment (draining lymph node and blood) serves both tumours, so a response primed
+by the heated tumour can reach the distant one.
 
-* Immature DCs (tumour-draining pool) mature on DAMPs (saturating, Hill) plus a basal
-  rate; mature DCs prime CD8 effectors in the lymph node in proportion to antigen
-  availability, helped by CD4 helper cells and suppressed by Tregs and MDSCs.
-* CD8 effectors leave the node and infiltrate each tumour with a saturating
-  dependence on its volume (Kosinsky: k·TV/(TV + S_L)); in the tumour they kill viable
-  cells, secrete IFN-γ, and exhaust through PD-1/PD-L1; some become memory cells that
-  reactivate on antigen (rechallenge).
-* PD-L1 on tumour cells is induced by IFN-γ (adaptive resistance); free PD-L1 =
-  PD-L1·(1 - antibody occupancy) inhibits killing and drives exhaustion.
-* NK cells (treated site) are activated by stress ligands; macrophages (treated site)
-  polarise M2 -> M1 on DAMPs and IFN-γ and back on Treg-derived IL-10/TGF-β, and
-  phagocytose tumour cells more when CRT is exposed and CD47 is lowered.
-* A CD8-depleting antibody adds a death rate to every CD8 population.
+Dendritic cells
+    Immature DCs enter the tumour-draining pool and mature on DAMPs (saturating Hill
+    function, n = 2 as Kosinsky's Hill function of tumour cell death, of the DAMP
+    density: DAMP signal per mm³ of tumour) plus a basal rate (4 % mature at
+    baseline); mature DCs carry antigen to the node.
 
-Immune cells are in 10⁶ cells; tumour in mm³ (about 10⁶ cells per mm³).
+Priming and expansion
+    Mature DCs prime tumour-specific CD8 T cells in proportion to antigen availability
+    (Hill), helped by CD4 helper cells (primed by the same DCs) and suppressed by Tregs
+    and by PD-L1 on the DCs themselves (Mayoux et al. 2020, Sci Transl Med 12:eaav7431;
+    Oh et al. 2020, Nat Cancer 1:681: DC PD-L1 is a main target of anti-PD-L1); the
+    lumped clonal expansion delivers effectors to the blood after a few days.
+    Effectors contract; some become long-lived memory cells, more with CD4 help and
+    once antigen is cleared (Kaech & Cui 2012, Nat Rev Immunol 12:749). Memory
+    cells are reactivated by antigen alone, with a lower antigen threshold and no need
+    for DAMP-matured DCs, each giving a burst of expanding progeny, so a rechallenge is
+    met by a fast recall response.
+
+Trafficking and killing
+    Blood effectors infiltrate each tumour with a saturating dependence on its volume
+    (Kosinsky: k·TV/(TV + S_L)), scaled by the tumour's inflammation: a cold tumour
+    admits a fraction of the maximal influx, IFN-γ-induced CXCL9/10 (and, at the heated
+    site, DAMP-activated myeloid cells) open it (Mikucki et al. 2015, Nat Commun 6:7458;
+    Chow et al. 2019, Immunity 50:1498), so infiltration feeds on itself once effectors
+    arrive. In a tumour they kill viable cells with a hazard set by the
+    effector:target ratio r, saturating at a maximal hazard (de Pillis et al. 2005):
+    h = x/(1 + x/h_max) with x = k·r·s/(1 + a·PD-L1_free); free PD-L1 (Nikolopoulou et
+    al. 2018 form) and MDSCs and adenosine (s) lower each CTL's efficacy, so a tumour
+    with few CTLs per cell is held back by PD-L1 while many CTLs per cell (a small
+    rechallenge met by memory) still kill at the maximal rate. Effectors exhaust
+    (irreversibly) in proportion to free PD-L1.
+
+Checkpoint
+    PD-L1 on tumour cells is induced by IFN-γ from effector T cells and NK cells
+    (adaptive resistance) and, optionally, by heat stress (``pdl1_heat_induction``,
+    default off). Free PD-L1 = PD-L1·(1 - antibody occupancy). A BET inhibitor released
+    from the particles at MH temperatures (Gao 2023 in seed review 000; default off:
+    ``beti_loading = 0``) lowers PD-L1 transcription.
+
+Innate cells of the treated tumour
+    NK cells are activated by stress ligands on tumour cells and kill; macrophages are
+    recruited as M2, repolarise to M1 on DAMPs and IFN-γ and back to M2 on IL-10/TGF-β
+    (from Tregs and MDSCs), and phagocytose tumour cells more when CRT is exposed and
+    less with CD47 ("don't eat me", SIRPα); MDSCs and Tregs expand with tumour burden.
+
+Immune killing and phagocytosis act on viable and on sublethally damaged cells.
+A CD8-depleting antibody adds a death rate to every CD8 population.
+Immune cells are in 10⁶ cells (Mcell); tumour in mm³ (about 10⁶ cells per mm³);
+IFN-γ (quasi-steady: it is consumed within about an hour) as its producers per mm³ of
+tumour (Mcell/mm³ of effector-cell equivalents), a proxy of its concentration.
 """
 
 import sympy
@@ -27,21 +64,33 @@ from pysb import Expression, Initial, Monomer, Observable, Rule
 from mhimmune.modelkit import component, hill, par, present, provide, signal
 
 READS = {
-    "damp_signal": ("mm^3", 0.0), "antigen_treated": ("mm^3", 0.0), "antigen_distant": ("mm^3", 0.0),
-    "crt_fraction_treated": ("fraction", 0.0), "stress_ligand": ("1", 1.0), "cd47_relative": ("1", 1.0),
+    "damp_density": ("fraction", 0.0), "antigen_treated": ("mm^3", 0.0), "antigen_distant": ("mm^3", 0.0),
+    "crt_fraction_treated": ("fraction", 0.0), "adenosine_treated": ("mm^3", 0.0),
+    "adenosine_distant": ("mm^3", 0.0), "stress_ligand": ("1", 1.0), "cd47_relative": ("1", 1.0),
     "pdl1_occupancy": ("fraction", 0.0), "cd8_depletion_effect": ("fraction", 0.0),
     "tumour_volume_treated": ("mm^3", 200.0), "tumour_volume_distant": ("mm^3", 100.0),
     "viable_treated": ("mm^3", 200.0), "viable_distant": ("mm^3", 100.0),
+    "temperature_C": ("degC", 37.0), "particle_iron_mg_per_cm3": ("mg/cm^3", 0.0),
 }
-PROVIDES = {"cd8_effectors_total": "Mcell", "mature_dc_fraction": "fraction", "m1_m2_ratio": "1"}
+PROVIDES = {"cd8_effectors_total": "Mcell", "mature_dc_fraction": "fraction", "m1_m2_ratio": "1",
+            "ctl_infiltration_treated": "fraction", "treg_fraction": "fraction",
+            "mdsc_fraction": "fraction", "phagocytosis_per_macrophage": "1/d"}
 
 SITES = ("treated", "distant")
 
 
-def declare():
+def immune_attack(name, site, hazard, fate="apop"):
+    """Rules moving viable (and, at the treated site, damaged) tumour cells of *site* to
+    *fate* (``None``: engulfed whole) at the per-cell *hazard*."""
     tumour = component("Tumour")
-    damp = signal("damp_signal")
-    antigen = signal("antigen_treated") + signal("antigen_distant")
+    for state in ("viable", "damaged") if site == "treated" else ("viable",):
+        product = None if fate is None else tumour(site=site, state=fate)
+        Rule(f"{name}_{state}" if state != "viable" else name, tumour(site=site, state=state) >> product, hazard)
+
+
+def declare():
+    damp = signal("damp_density")
+    antigen = Expression("antigen_total", signal("antigen_treated") + signal("antigen_distant"))
     crt = signal("crt_fraction_treated")
     stress = signal("stress_ligand")
     cd47 = signal("cd47_relative")
@@ -49,47 +98,57 @@ def declare():
     depletion = signal("cd8_depletion_effect")
     volume = {s: signal(f"tumour_volume_{s}") for s in SITES}
     viable = {s: signal(f"viable_{s}") for s in SITES}
+    # immune cells attack viable and sublethally damaged (growth-arrested) cells alike
+    targets = {"treated": Expression("immune_targets_treated", viable["treated"] + component("damaged_treated")),
+               "distant": viable["distant"]}
+    adenosine = {s: signal(f"adenosine_{s}") for s in SITES}
     burden = volume["treated"] + volume["distant"]
 
     dc = Monomer("DC", ["state"], {"state": ["imm", "mat"]})
-    cd8 = Monomer("CD8", ["loc", "state"], {"loc": ["ln", *SITES], "state": ["eff", "exh", "mem"]})
+    cd8 = Monomer("CD8", ["loc", "state"],
+                  {"loc": ["ln", "blood", *SITES], "state": ["primed", "eff", "exh", "mem"]})
     th = Monomer("CD4h")
     treg = Monomer("Treg")
     mdsc = Monomer("MDSC")
     nk = Monomer("NK", ["state"], {"state": ["rest", "act"]})
     mac = Monomer("Mac", ["pol"], {"pol": ["M1", "M2"]})
-    ifng = Monomer("IFNg", ["site"], {"site": list(SITES)})
     pdl1 = Monomer("PDL1", ["site"], {"site": list(SITES)})
+    beti = Monomer("BETi")
 
     # ---- dendritic cells ----
     dc_source = par("dc_source", "Mcell/h")
     dc_death = par("dc_immature_death", "1/h")
     dc_basal = par("dc_basal_maturation", "1/h")
     dc_mat = par("dc_maturation_max", "1/h")
-    damp_half = par("damp_half_maturation", "mm^3")
+    damp_half = par("damp_half_maturation", "fraction")
     dcm_death = par("dc_mature_death", "1/h")
     dci0 = Expression("dc_immature_initial", dc_source / (dc_death + dc_basal))
     dcm0 = Expression("dc_mature_initial", dc_basal * dci0 / dcm_death)
     Initial(dc(state="imm"), dci0)
     Initial(dc(state="mat"), dcm0)
+    damp_activation = Expression("damp_activation", hill(damp, damp_half, 2))
     Rule("dc_influx", None >> dc(state="imm"), dc_source)
     Rule("dc_immature_death_step", dc(state="imm") >> None, dc_death)
     Rule("dc_maturation", dc(state="imm") >> dc(state="mat"),
-         Expression("dc_maturation_rate", dc_basal + dc_mat * hill(damp, damp_half)))
+         Expression("dc_maturation_rate", dc_basal + dc_mat * damp_activation))
     Rule("dc_mature_death_step", dc(state="mat") >> None, dcm_death)
     dci_obs = Observable("dc_immature", dc(state="imm"))
     dcm_obs = Observable("dc_mature", dc(state="mat"))
     provide("mature_dc_fraction", Expression("mature_dc_fraction", dcm_obs / (dcm_obs + dci_obs)))
 
     # ---- CD4 help, Tregs, MDSCs ----
+    ag_half = par("antigen_half_priming", "mm^3")
+    antigen_signal = Expression("antigen_presentation", hill(antigen, ag_half))
     th_rate = par("cd4_priming", "1/h")
     th_death = par("cd4_death", "1/h")
     th_half = par("cd4_help_half", "Mcell")
     help_max = par("cd4_help_max", "1")
-    Initial(th(), Expression("cd4_initial", th_rate * dcm0 / th_death))
-    Rule("cd4_priming_step", None >> th(), Expression("cd4_priming_flux", th_rate * dcm_obs))
+    cd4_bystander = par("cd4_bystander", "Mcell")
+    present(th())  # no tumour-specific helpers before the tumour has released antigen
+    Rule("cd4_priming_step", None >> th(), Expression("cd4_priming_flux", th_rate * dcm_obs * antigen_signal))
     Rule("cd4_death_step", th() >> None, th_death)
     th_obs = Observable("cd4_helper", th())
+    help_level = Expression("cd4_help", th_obs / (th_obs + th_half))
     treg_source = par("treg_source", "Mcell/h")
     treg_expansion = par("treg_expansion", "Mcell/h")
     treg_death = par("treg_death", "1/h")
@@ -109,98 +168,150 @@ def declare():
     mdsc_obs = Observable("mdsc", mdsc())
     treg_half = par("treg_suppression_half", "Mcell")
     mdsc_half = par("mdsc_suppression_half", "Mcell")
-    suppression = Expression("immune_suppression_factor",
-                             1 / (1 + treg_obs / treg_half + mdsc_obs / mdsc_half))
+    ado_half = par("adenosine_suppression_half", "mm^3")
+    ln_suppression = Expression("priming_suppression_factor", 1 / (1 + treg_obs / treg_half))
+    tumour_suppression = {s: Expression(f"effector_suppression_factor_{s}",
+                                        1 / (1 + mdsc_obs / mdsc_half + adenosine[s] / ado_half))
+                          for s in SITES}
 
-    # ---- CD8 priming, trafficking, killing, exhaustion, memory ----
-    prime = par("cd8_priming", "1/h")
-    antigen_half = par("antigen_half_priming", "mm^3")
-    traffic = par("cd8_trafficking", "1/h")
-    s_l = par("trafficking_half_volume", "mm^3")
-    eff_death = par("cd8_effector_death", "1/h")
-    exh_rate = par("cd8_exhaustion", "1/h")
-    exh_death = par("cd8_exhausted_death", "1/h")
-    mem_rate = par("cd8_memory_formation", "1/h")
-    mem_death = par("cd8_memory_death", "1/h")
-    mem_act = par("cd8_memory_activation", "1/h")
-    depletion_rate = par("cd8_depletion_rate", "1/h")
-    kill = par("ctl_kill_rate", "mm^3/Mcell/h")
-    kill_half = par("ctl_kill_half", "mm^3")
+    # ---- PD-L1 (tumour cells and DCs), BET inhibitor ----
     pdl1_inhibition = par("pdl1_inhibition", "1")
-    help_factor = 1 + help_max * th_obs / (th_obs + th_half)
-    antigen_signal = hill(antigen, antigen_half)
-    present(cd8(loc="ln", state="eff"))
-    present(cd8(loc="ln", state="mem"))
-    for site in SITES:
-        present(cd8(loc=site, state="eff"))
-        present(cd8(loc=site, state="exh"))
-    Rule("cd8_priming_step", None >> cd8(loc="ln", state="eff"), Expression("cd8_priming_flux",
-         prime * dcm_obs * antigen_signal * help_factor * suppression))
-    Rule("cd8_memory_formation_step", cd8(loc="ln", state="eff") >> cd8(loc="ln", state="mem"), mem_rate)
-    Rule("cd8_memory_activation_step", cd8(loc="ln", state="mem") >> cd8(loc="ln", state="eff"),
-         Expression("cd8_memory_activation_rate", mem_act * antigen_signal))
-    Rule("cd8_memory_death_step", cd8(loc="ln", state="mem") >> None, mem_death)
-    Rule("cd8_ln_death", cd8(loc="ln", state="eff") >> None, eff_death)
-    Rule("cd8_depletion", cd8() >> None, Expression("cd8_depletion_hazard", depletion_rate * depletion))
-    ifn_prod = par("ifng_production", "1/h")
-    ifn_decay = par("ifng_decay", "1/h")
-    nk_ifn = par("nk_ifng_share", "1")
+    pdl1_priming_inhibition = par("pdl1_priming_inhibition", "1")
     pdl1_turnover = par("pdl1_turnover", "1/h")
     pdl1_induction = par("pdl1_ifng_induction", "1")
-    ifn_half = par("ifng_half_pdl1", "Mcell")
-    pdl1_baseline = Expression("pdl1_baseline", sympy.Float(1.0))
-    effectors = {}
-    for site in SITES:
-        Rule(f"cd8_trafficking_{site}", cd8(loc="ln", state="eff") >> cd8(loc=site, state="eff"),
-             Expression(f"cd8_trafficking_rate_{site}", traffic * volume[site] / (volume[site] + s_l)))
-        eff = Observable(f"cd8_effector_{site}", cd8(loc=site, state="eff"))
-        Observable(f"cd8_exhausted_{site}", cd8(loc=site, state="exh"))
-        effectors[site] = eff
-        Initial(pdl1(site=site), pdl1_baseline)
-        present(ifng(site=site))
-        ifn_obs = Observable(f"ifng_{site}", ifng(site=site))
-        pdl1_obs = Observable(f"pdl1_{site}", pdl1(site=site))
-        free = Expression(f"pdl1_free_{site}", pdl1_obs * (1 - occupancy))
-        Rule(f"pdl1_expression_{site}", None >> pdl1(site=site), Expression(f"pdl1_expression_rate_{site}",
-             pdl1_turnover * (1 + pdl1_induction * ifn_obs / (ifn_obs + ifn_half))))
-        Rule(f"pdl1_turnover_{site}", pdl1(site=site) >> None, pdl1_turnover)
-        Rule(f"cd8_exhaustion_{site}", cd8(loc=site, state="eff") >> cd8(loc=site, state="exh"),
-             Expression(f"cd8_exhaustion_rate_{site}", exh_rate * free))
-        Rule(f"cd8_effector_death_{site}", cd8(loc=site, state="eff") >> None, eff_death)
-        Rule(f"cd8_exhausted_death_{site}", cd8(loc=site, state="exh") >> None, exh_death)
-        Rule(f"ctl_killing_{site}", tumour(site=site, state="viable") >> tumour(site=site, state="apop"),
-             Expression(f"ctl_kill_hazard_{site}",
-                        kill * eff * suppression / (viable[site] + kill_half) / (1 + pdl1_inhibition * free)))
-        Rule(f"ifng_decay_{site}", ifng(site=site) >> None, ifn_decay)
-        effectors[site] = (eff, ifn_obs)
-    provide("cd8_effectors_total", Expression("cd8_effectors_total", sum(e for e, _ in effectors.values())))
+    ifn_half = par("ifng_half_pdl1", "Mcell/mm^3")
+    heat_induction = par("pdl1_heat_induction", "1")
+    stress_half = par("stress_ligand_half", "1")
+    beti_loading = par("beti_loading", "umol/g")
+    beti_release = par("beti_release_rate", "1/h")
+    beti_gate = par("beti_release_temperature", "degC")
+    beti_width = par("beti_release_width", "delta_degC")
+    beti_clear = par("beti_clearance", "1/h")
+    beti_ic50 = par("beti_ic50", "uM")
+    beti_max = par("beti_max_inhibition", "fraction")
+    temperature = signal("temperature_C")
+    present(beti())
+    # µmol/g Fe x mg Fe/cm³ = µM; released while the thermo-sensitive gate is open
+    Rule("beti_heat_release", None >> beti(), Expression("beti_release_flux",
+         beti_loading * beti_release * signal("particle_iron_mg_per_cm3")
+         / (1 + sympy.exp(-(temperature - beti_gate) / beti_width))))
+    Rule("beti_clearance_step", beti() >> None, beti_clear)
+    beti_obs = Observable("beti_uM", beti())
+    stress_activation = hill(stress, stress_half, 2)
+    heat_pdl1 = Expression("pdl1_heat_drive", heat_induction * (stress_activation - hill(1, stress_half, 2)))
+    pdl1_transcription = Expression("pdl1_transcription_factor_treated",
+                                    1 - beti_max * beti_obs / (beti_obs + beti_ic50))
+    ln_pdl1 = Expression("priming_pdl1_factor", 1 / (1 + pdl1_priming_inhibition * (1 - occupancy)))
 
     # ---- NK cells (treated site) ----
     nk_source = par("nk_source", "Mcell/h")
     nk_death = par("nk_death", "1/h")
     nk_act = par("nk_activation", "1/h")
     nk_deact = par("nk_deactivation", "1/h")
-    stress_half = par("stress_ligand_half", "1")
     nk_kill = par("nk_kill_rate", "mm^3/Mcell/h")
-    nk_rest0 = Expression("nk_rest_initial", nk_source / nk_death)
-    Initial(nk(state="rest"), nk_rest0)
+    nk_target_half = par("nk_target_half", "mm^3")
+    nk_ifn = par("nk_ifng_share", "1")
+    Initial(nk(state="rest"), Expression("nk_rest_initial", nk_source / nk_death))
     present(nk(state="act"))
     Rule("nk_influx", None >> nk(state="rest"), nk_source)
     Rule("nk_death_rest", nk(state="rest") >> None, nk_death)
     Rule("nk_death_act", nk(state="act") >> None, nk_death)
+    # NK cells are activated on contact with stress-ligand-bearing tumour cells: no tumour,
+    # no activation (which also keeps the rate finite-precision-safe once a tumour is gone)
     Rule("nk_activation_step", nk(state="rest") >> nk(state="act"),
-         Expression("nk_activation_rate", nk_act * hill(stress, stress_half, 2)))
+         Expression("nk_activation_rate", nk_act * stress_activation
+                    * targets["treated"] / (targets["treated"] + nk_target_half)))
     Rule("nk_deactivation_step", nk(state="act") >> nk(state="rest"), nk_deact)
     nka = Observable("nk_active", nk(state="act"))
-    Rule("nk_killing", tumour(site="treated", state="viable") >> tumour(site="treated", state="apop"),
-         Expression("nk_kill_hazard", nk_kill * nka * suppression / (viable["treated"] + kill_half)))
+    nkr = Observable("nk_resting", nk(state="rest"))
+    immune_attack("nk_killing", "treated", Expression("nk_kill_hazard",
+                  nk_kill * nka * tumour_suppression["treated"] / (targets["treated"] + nk_target_half)))
 
-    # ---- IFN-γ production (CD8 effectors at each site, NK at the treated site) ----
+    # ---- CD8: priming, expansion, trafficking, killing, exhaustion, memory ----
+    prime = par("cd8_priming", "1/h")
+    expansion_exit = par("cd8_expansion_exit", "1/h")
+    traffic = par("cd8_trafficking", "1/h")
+    s_l = par("trafficking_half_volume", "mm^3")
+    cold = par("infiltration_cold_fraction", "fraction")
+    cxcl_half = par("ifng_half_infiltration", "Mcell/mm^3")
+    eff_death = par("cd8_effector_death", "1/h")
+    exh_rate = par("cd8_exhaustion", "1/h")
+    exh_death = par("cd8_exhausted_death", "1/h")
+    mem_rate = par("cd8_memory_formation", "1/h")
+    mem_death = par("cd8_memory_death", "1/h")
+    recall = par("cd8_memory_recall", "1/h")
+    mem_ag_half = par("memory_antigen_half", "mm^3")
+    burst = par("cd8_recall_burst", "1")
+    depletion_rate = par("cd8_depletion_rate", "1/h")
+    kill = par("ctl_kill_rate", "mm^3/Mcell/h")
+    kill_max = par("ctl_kill_max", "1/h")
+    target_floor = par("ctl_target_floor", "mm^3")
+    present(cd8(loc="ln", state="primed"))
+    present(cd8(loc="blood", state="eff"))
+    present(cd8(loc="blood", state="mem"))
     for site in SITES:
-        eff, _ = effectors[site]
+        present(cd8(loc=site, state="eff"))
+        present(cd8(loc=site, state="exh"))
+    help_factor = 1 + help_max * help_level
+    Rule("cd8_priming_step", None >> cd8(loc="ln", state="primed"), Expression("cd8_priming_flux",
+         prime * dcm_obs * antigen_signal * help_factor * ln_suppression * ln_pdl1))
+    mem_obs = Observable("cd8_memory", cd8(loc="blood", state="mem"))
+    # antigen as memory cells see it: their low threshold both triggers recall and, while
+    # antigen persists, holds effectors from becoming memory (no formation-recall loop)
+    memory_antigen = Expression("memory_antigen_signal", hill(antigen, mem_ag_half))
+    # memory cells activated by antigen leave the memory pool, each giving a burst of
+    # expanding progeny (no DAMP-matured DCs needed)
+    recall_rate = Expression("cd8_recall_rate", recall * memory_antigen)
+    Rule("cd8_memory_activation", cd8(loc="blood", state="mem") >> None, recall_rate)
+    Rule("cd8_memory_recall_step", None >> cd8(loc="ln", state="primed"),
+         Expression("cd8_recall_flux", burst * recall_rate * mem_obs))
+    Rule("cd8_expansion_step", cd8(loc="ln", state="primed") >> cd8(loc="blood", state="eff"), expansion_exit)
+    # memory forms as antigen is cleared (persistent antigen drives terminal effectors)
+    Rule("cd8_memory_formation_step", cd8(loc="blood", state="eff") >> cd8(loc="blood", state="mem"),
+         Expression("cd8_memory_formation_rate", mem_rate * help_level * (1 - memory_antigen)))
+    Rule("cd8_memory_death_step", cd8(loc="blood", state="mem") >> None, mem_death)
+    Rule("cd8_blood_death", cd8(loc="blood", state="eff") >> None, eff_death)
+    Rule("cd8_depletion", cd8() >> None, Expression("cd8_depletion_hazard", depletion_rate * depletion))
+    Observable("cd8_primed", cd8(loc="ln", state="primed"))
+    blood = Observable("cd8_effector_blood", cd8(loc="blood", state="eff"))
+    effectors, ifng = {}, {}
+    for site in SITES:
+        eff = Observable(f"cd8_effector_{site}", cd8(loc=site, state="eff"))
+        Observable(f"cd8_exhausted_{site}", cd8(loc=site, state="exh"))
+        effectors[site] = eff
+        # IFN-γ level: producers per mm³ of tumour (CTLs, and activated NK cells at the heated site)
         producers = eff + nk_ifn * nka if site == "treated" else eff
-        Rule(f"ifng_production_{site}", None >> ifng(site=site),
-             Expression(f"ifng_production_flux_{site}", ifn_prod * producers))
+        ifng[site] = Expression(f"ifng_{site}", producers / (volume[site] + target_floor))
+        # CXCL9/10: IFN-γ (and, at the heated site, DAMP-activated myeloid cells) open the
+        # tumour to effector T cells; a cold tumour admits only a fraction
+        inflamed = ifng[site] / (ifng[site] + cxcl_half)
+        if site == "treated":
+            inflamed = 1 - (1 - inflamed) * (1 - damp_activation)
+        Expression(f"tumour_inflammation_{site}", inflamed)
+        Rule(f"cd8_trafficking_{site}", cd8(loc="blood", state="eff") >> cd8(loc=site, state="eff"),
+             Expression(f"cd8_trafficking_rate_{site}", traffic * (cold + (1 - cold) * inflamed)
+                        * volume[site] / (volume[site] + s_l)))
+        pdl1_obs = Observable(f"pdl1_{site}", pdl1(site=site))
+        Initial(pdl1(site=site), Expression(f"pdl1_initial_{site}", sympy.Float(1.0)))
+        drive = 1 + pdl1_induction * ifng[site] / (ifng[site] + ifn_half)
+        if site == "treated":
+            drive = (drive + heat_pdl1) * pdl1_transcription
+        Rule(f"pdl1_expression_{site}", None >> pdl1(site=site),
+             Expression(f"pdl1_expression_rate_{site}", pdl1_turnover * drive))
+        Rule(f"pdl1_turnover_{site}", pdl1(site=site) >> None, pdl1_turnover)
+        free = Expression(f"pdl1_free_{site}", pdl1_obs * (1 - occupancy))
+        Rule(f"cd8_exhaustion_{site}", cd8(loc=site, state="eff") >> cd8(loc=site, state="exh"),
+             Expression(f"cd8_exhaustion_rate_{site}", exh_rate * free))
+        Rule(f"cd8_effector_death_{site}", cd8(loc=site, state="eff") >> None, eff_death)
+        Rule(f"cd8_exhausted_death_{site}", cd8(loc=site, state="exh") >> None, exh_death)
+        ratio = Expression(f"effector_target_ratio_{site}", eff / (targets[site] + target_floor))
+        # PD-L1, MDSCs and adenosine lower the killing efficacy of each CTL; enough CTLs
+        # per target still reach the maximal hazard
+        efficacy = Expression(f"ctl_kill_potential_{site}",
+                              kill * ratio * tumour_suppression[site] / (1 + pdl1_inhibition * free))
+        immune_attack(f"ctl_killing_{site}", site,
+                      Expression(f"ctl_kill_hazard_{site}", efficacy / (1 + efficacy / kill_max)))
+    provide("cd8_effectors_total", Expression("cd8_effectors_total", blood + sum(effectors.values())))
 
     # ---- macrophages (treated site) ----
     mac_recruit = par("macrophage_recruitment", "Mcell/h")
@@ -208,23 +319,39 @@ def declare():
     m2_to_m1 = par("m2_to_m1_max", "1/h")
     m1_to_m2 = par("m1_to_m2", "1/h")
     m1_basal = par("m1_basal_fraction", "fraction")
+    mac_ifn_half = par("ifng_half_m1", "Mcell/mm^3")
     phag = par("phagocytosis_rate", "mm^3/Mcell/h")
+    m2_phag = par("m2_phagocytosis_share", "fraction")
+    phag_half = par("phagocytosis_target_half", "mm^3")
     crt_gain = par("crt_phagocytosis_gain", "1")
-    mac_ifn_half = par("ifng_half_m1", "Mcell")
+    cd47_strength = par("cd47_sirpa_strength", "1")
     present(mac(pol="M1"))
     present(mac(pol="M2"))
     Rule("macrophage_recruitment_step", None >> mac(pol="M2"), Expression("macrophage_recruitment_flux",
          mac_recruit * volume["treated"] / (volume["treated"] + burden_half)))
     Rule("macrophage_death_step", mac() >> None, mac_death)
-    ifn_t = effectors["treated"][1]
+    ifn_t = ifng["treated"]
     Rule("m2_to_m1", mac(pol="M2") >> mac(pol="M1"), Expression("m2_to_m1_rate",
          m1_to_m2 * m1_basal / (1 - m1_basal)
-         + m2_to_m1 * (0.5 * hill(damp, damp_half) + 0.5 * ifn_t / (ifn_t + mac_ifn_half))))
-    Rule("m1_to_m2_step", mac(pol="M1") >> mac(pol="M2"), Expression("m1_to_m2_rate",
-         m1_to_m2 * (1 + treg_obs / treg_half)))
+         + m2_to_m1 * (0.5 * damp_activation + 0.5 * ifn_t / (ifn_t + mac_ifn_half))))
+    # IL-10/TGF-β from Tregs and MDSCs, relative to the untreated host
+    il10 = Expression("il10_tgfb_relative", (1 + treg_obs / treg_half + mdsc_obs / mdsc_half)
+                      / (1 + component("treg_initial") / treg_half + component("mdsc_initial") / mdsc_half))
+    Rule("m1_to_m2_step", mac(pol="M1") >> mac(pol="M2"), Expression("m1_to_m2_rate", m1_to_m2 * il10))
     m1 = Observable("macrophage_m1", mac(pol="M1"))
     m2 = Observable("macrophage_m2", mac(pol="M2"))
     provide("m1_m2_ratio", Expression("m1_m2_ratio", m1 / (m2 + 1e-9)))
-    eat = Expression("phagocytosis_hazard",
-                     phag * m1 * (1 + crt_gain * crt) / cd47 / (viable["treated"] + kill_half))
-    Rule("phagocytosis", tumour(site="treated", state="viable") >> tumour(site="treated", state="apop"), eat)
+    eat_me = Expression("eat_me_signal", (1 + crt_gain * crt) * (1 + cd47_strength) / (1 + cd47_strength * cd47))
+    immune_attack("phagocytosis", "treated", Expression(
+        "phagocytosis_hazard", phag * (m1 + m2_phag * m2) * eat_me / (targets["treated"] + phag_half)), fate=None)
+    # the assay's readout: tumour cells a macrophage engulfs per day when offered plenty
+    provide("phagocytosis_per_macrophage", Expression("phagocytosis_per_macrophage",
+            24 * phag * (m1 + m2_phag * m2) / (m1 + m2 + 1e-9) * eat_me))
+
+    # ---- readouts comparable with experiments (treated tumour) ----
+    tils = component("cd8_effector_treated") + component("cd8_exhausted_treated")
+    cd45 = Expression("immune_cells_treated", tils + th_obs + treg_obs + cd4_bystander + nka + nkr
+                      + m1 + m2 + mdsc_obs + dci_obs + dcm_obs)
+    provide("ctl_infiltration_treated", Expression("ctl_infiltration_treated", tils / cd45))
+    provide("treg_fraction", Expression("treg_fraction", treg_obs / (treg_obs + th_obs + cd4_bystander)))
+    provide("mdsc_fraction", Expression("mdsc_fraction", mdsc_obs / cd45))

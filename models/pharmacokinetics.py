@@ -1,8 +1,16 @@
 """Pharmacokinetics: anti-PD-L1 antibody and the small drugs a protocol can dose.
 
-anti-PD-L1: one-compartment model with first-order absorption from an
-intraperitoneal depot (Kosinsky et al. 2018, J Immunother Cancer 6:17):
-depot --ka--> plasma (volume V) --kel--> ; target occupancy C/(C + K_D).
+anti-PD-L1: first-order absorption from an intraperitoneal depot into plasma (volume
+V) with linear elimination (Kosinsky et al. 2018, J Immunother Cancer 6:17: ka 8 /d,
+V 3 mL, kel 0.15 /d, K_D 30 nM), optionally with a peripheral (tissue) compartment
+exchanging with plasma (two-compartment model; off by default, ``ab_k12 = 0``, as in
+Kosinsky's one-compartment fit)::
+
+    depot --ka--> plasma --kel-->        plasma <--k12/k21--> peripheral
+
+Target occupancy in the tumour is C_t/(C_t + K_D) with the tumour interstitial
+concentration C_t = ρ·C_plasma (ρ = ``ab_tumour_partition``; Kosinsky use the plasma
+concentration, ρ = 1; IgG interstitial levels in tumours are often lower).
 
 BSO (GSH-synthesis inhibitor), HSP inhibitor, glucose oxidase, anti-CD8 depleting
 antibody: one compartment each, amount in mg/kg body weight, first-order
@@ -48,10 +56,18 @@ def declare():
     present(plasma())
     Rule("ab_absorption", depot() >> plasma(), ka)
     Rule("ab_elimination", plasma() >> None, kel)
+    peripheral = Monomer("AbPeripheral")
+    k12 = par("ab_k12", "1/h")
+    k21 = par("ab_k21", "1/h")
+    partition = par("ab_tumour_partition", "1")
+    present(peripheral())
+    Rule("ab_distribution", plasma() | peripheral(), k12, k21)
     ab = Observable("ab_plasma_nmol", plasma())
+    Observable("ab_peripheral_nmol", peripheral())
     # nmol / mL = uM; x1000 -> nM
     conc = Expression("ab_plasma_nM", 1000 * ab / volume)
-    provide("pdl1_occupancy", Expression("pdl1_occupancy", conc / (conc + kd)))
+    tumour_conc = Expression("ab_tumour_nM", partition * conc)
+    provide("pdl1_occupancy", Expression("pdl1_occupancy", tumour_conc / (tumour_conc + kd)))
     # mg/kg -> nmol: dose[mg/kg] * BW[kg] / MW[g/mol] * 1e6
     bolus("anti_pdl1", depot(), body_weight * 1e6 / mw)
 

@@ -138,12 +138,13 @@ def test_glutathione_and_iron_are_conserved_in_closed_runs(model):
 
 def test_mh_slows_treated_tumour_and_anti_pdl1_alone_barely_acts(demo_results):
     """Default parameters: MH alone slows the treated tumour (day 15 volume lower than
-    untreated by >20 %); anti-PD-L1 alone barely slows the cold tumour (<5 % at day 40)."""
+    untreated by >20 %); anti-PD-L1 alone barely slows the cold tumour (<10 % at day 21,
+    before the untreated tumour nears its capacity; more in tests/test_immune.py)."""
     v = {k: r.wide for k, r in demo_results.items()}
     day15 = {k: w["tumour_volume_treated"].loc[15.0] for k, w in v.items()}
     assert day15["mh"] < 0.8 * day15["untreated"]
-    final_d = {k: w["tumour_volume_distant"].iloc[-1] for k, w in v.items()}
-    assert final_d["anti_pdl1"] > 0.95 * final_d["untreated"]
+    day21 = {k: w["tumour_volume_distant"].loc[21.0] for k, w in v.items()}
+    assert day21["anti_pdl1"] > 0.9 * day21["untreated"]
 
 
 def test_compiled_bdf_agrees_with_lsoda(model):
