@@ -41,3 +41,9 @@ bench-ensemble: $(STAMP)
 sa-notebook: $(STAMP)
 	MH_SA_N=$(SA_N) $(PY) -m pytest --nbmake --overwrite --nbmake-timeout=3600 analyses/sensitivity_schedule.ipynb
 
+# engines side by side (issue 8): mhimmune simulate vs libroadrunner on the SBML export vs
+# PySB ScipyOdeSimulator, cold start from an empty cache, profile; writes
+# analyses/benchmarks/results/engines.md (BENCH_RUNS, BENCH_PYSB_RUNS, BENCH_COLD=0 to adjust)
+.PHONY: bench-engines
+bench-engines: $(STAMP)
+	$(PY) analyses/benchmarks/bench_engines.py

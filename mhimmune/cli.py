@@ -151,6 +151,16 @@ def _cmd_sensitivity(args) -> int:
     return 0
 
 
+def _cmd_export(args) -> int:
+    from .export import write
+    from .model import load_model
+    plan = _protocol(args.protocol) if args.protocol else None
+    path = write(load_model(), args.format, args.out, plan, _overrides(args))
+    what = f"with the schedule of {plan.name!r} as events" if plan is not None else "without a schedule"
+    print(f"wrote {args.format.upper()} to {path} ({what}; time in hours)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``mhimmune`` command."""
     ap = argparse.ArgumentParser(prog="mhimmune", description="Magnetic-hyperthermia tumour-immunity models.")
@@ -183,6 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--resume", action="store_true", help="continue an interrupted run in OUT")
     a.add_argument("--quiet", action="store_true", help="no progress bar")
     a.set_defaults(func=_cmd_sensitivity)
+    x = sub.add_parser("export", help="write the model with a protocol's schedule as SBML (events) or BNGL")
+    x.add_argument("format", choices=["sbml", "bngl"])
+    x.add_argument("--protocol", help="protocol (TOML) whose schedule is written; default: none")
+    x.add_argument("--params", help="overrides: TOML (name = value) or TSV (parameterId, value)")
+    x.add_argument("--set", action="append", metavar="NAME=VALUE", help="override one parameter (repeatable)")
+    x.add_argument("--out", required=True, help="output file")
+    x.set_defaults(func=_cmd_export)
     k = sub.add_parser("cache", help="show or clear the compiled-model cache")
     k.add_argument("action", choices=["dir", "clear"])
     k.set_defaults(func=_cmd_cache)

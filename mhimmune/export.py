@@ -1,0 +1,543 @@
+"""Export a model with a treatment schedule to SBML (Level 3) and BNGL.
+
+PySB writes the reaction network; mhimmune adds what PySB cannot express, the
+schedule. The same breakpoints :func:`mhimmune.simulate` integrates between become
+
+* **SBML** events, one per breakpoint ``t > 0``: trigger ``time >= t`` (hours); the
+  assignments set every scheduled protocol input (session SAR, field, frequency,
+  feedback target) to its value for the following segment and apply the doses as
+  state jumps, ``y := y + amount·scale`` or, for a top-up, ``y := max(y, amount·scale)``
+  (written as ``piecewise``). What happens at ``t = 0`` is folded into the initial
+  values, so no simulator has to decide whether an event fires at the start.
+  Parameters carry SBML units (from the internal units of the model) wherever the
+  unit is not an offset scale such as °C.
+* **BNGL** actions: ``simulate`` phase by phase with ``continue=>1``,
+  ``setParameter`` for the inputs and ``addConcentration``/``setConcentration`` for the
+  doses. BNGL actions cannot read a state, so a top-up is written as
+  ``setConcentration`` to its target: exact whenever the species has fallen below the
+  target by the next session (particle iron only dissolves between sessions).
+
+Species keep readable identifiers (``Tumour_treated_viable_mid``), observables and
+named expressions their PySB names; the model's time unit is the hour.
+:func:`conditions_document` writes one SBML for several protocols whose event values
+are parameters set per condition (how :mod:`mhimmune.petab` carries schedules).
+
+Simulating the SBML in libroadrunner: give the absolute tolerance as a vector
+(``rr.integrator.absolute_tolerance = [1e-12] * n_species``); a scalar is multiplied by
+each state's value there, which leaves states that start at 0 without one, and CVODE
+then stalls after doses. PySB's BNGL writes ``-s^2`` where BioNetGen's muParser reads
+(-s)²; :func:`to_bngl` parenthesises every power.
+
+>>> sbml = to_sbml(model, protocol)               # SBML text
+>>> write(model, "sbml", "model.xml", protocol)   # or "bngl"
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .agents import get_agent
+from .errors import MhimmuneError, ModelError
+from .model import Model
+from .protocol import Protocol
+from .simulate import _dose_plan
+from .units import ureg
+
+__all__ = ["ScheduleEvent", "schedule", "to_sbml", "to_sbml_document", "conditions_document",
+           "to_bngl", "write",
+           "species_ids", "FORMATS"]
+
+#: formats :func:`write` knows
+FORMATS = ("sbml", "bngl")
+
+
+# ----------------------------------------------------------------------------- schedule
+
+@dataclass(frozen=True)
+class ScheduleEvent:
+    """What changes at one breakpoint of a protocol.
+
+    Attributes
+    ----------
+    time_h
+        Time of the breakpoint in hours.
+    inputs
+        Value of every protocol input (``model.inputs``) from *time_h* on, internal units.
+    doses
+        ``(bolus index, amount)`` pairs in application order; the bolus index points into
+        ``model.compiled.bolus_kinds/_species/_modes`` and ``bolus_scales(p)``; the amount
+        is in the protocol's unit (mg/kg, mg/cm³, mm³).
+    """
+
+    time_h: float
+    inputs: dict[str, float]
+    doses: tuple[tuple[int, float], ...]
+
+
+def _segment_inputs(model: Model, session) -> dict[str, float]:
+    """Input values during a segment: zero, or the session's (as :func:`simulate` sets them)."""
+    values = {n: 0.0 for n in model.inputs}
+    if session is not None:
+        values["mh_sar_W_per_g"] = float(get_agent(session.agent).heating_at(
+            session.field_kA_per_m, session.freq_kHz)[0])
+        values["mh_field_kA_per_m"] = session.field_kA_per_m
+        values["mh_freq_kHz"] = session.freq_kHz
+        if session.target_C is not None:
+            values["mh_target_C"] = session.target_C
+            values["mh_feedback"] = 1.0
+    return values
+
+
+def schedule(model: Model, protocol: Protocol) -> list[ScheduleEvent]:
+    """The protocol as a list of breakpoints with input values and doses (start included).
+
+    The doses at one instant are ordered as :func:`mhimmune.simulate` applies them:
+    additions (drug doses) before top-ups (particle iron at session starts).
+    """
+    plan = _dose_plan(model, protocol)  # the simulator's own mapping, so both agree
+    modes = model.compiled.bolus_modes
+    events = []
+    for seg in protocol.segments():
+        doses = sorted(plan.get(seg.t0_h, []), key=lambda d: modes[d[0]] == "top_up")
+        events.append(ScheduleEvent(seg.t0_h, _segment_inputs(model, seg.session), tuple(doses)))
+    return events
+
+
+# ----------------------------------------------------------------------------- SBML
+
+def _libsbml():
+    try:
+        import libsbml
+    except ImportError as exc:  # pragma: no cover - a dependency
+        raise MhimmuneError("SBML export needs python-libsbml (pip install python-libsbml)") from exc
+    return libsbml
+
+
+def _sid(text: str) -> str:
+    """A valid SBML identifier made from *text*."""
+    s = re.sub(r"\W", "_", text)
+    return s if re.match(r"[A-Za-z_]", s) else f"_{s}"
+
+
+def species_ids(model: Model) -> list[str]:
+    """SBML identifiers of the species, in state-vector order (readable, unique)."""
+    m = model.pysb  # SBML identifiers PySB's export uses besides species
+    taken = {c.name for c in (*m.parameters, *m.expressions, *m.observables)} | {"default", "time"}
+    out = []
+    for label in model.species:
+        sid = _sid(label)
+        while sid in taken or re.fullmatch(r"r\d+|schedule_\d+.*", sid):  # reactions, events
+            sid += "_species"
+        taken.add(sid)
+        out.append(sid)
+    return out
+
+
+_SBML_KINDS = {"meter": "metre", "second": "second", "kilogram": "kilogram", "mole": "mole",
+               "ampere": "ampere", "kelvin": "kelvin", "candela": "candela", "cell": "item"}
+
+
+def _add_unit(smodel, unit: str, cache: dict[str, str | None]) -> str | None:
+    """Id of a UnitDefinition for the pint unit *unit*, created once; None if impossible."""
+    if unit in cache:
+        return cache[unit]
+    libsbml = _libsbml()
+    uid = None
+    try:
+        if re.search(r"(?<!delta_)deg[CF]", unit):
+            raise ValueError("offset unit")  # °C is not a multiple of kelvin
+        q = ureg.Quantity(1.0, unit)
+        base = q.to_base_units()
+        parts = [(str(u), float(e)) for u, e in base.unit_items() if str(u) != "fraction"]
+        if any(u not in _SBML_KINDS for u, _ in parts):
+            raise ValueError("no SBML kind")
+        uid = "u_" + re.sub(r"\W+", "_", unit.replace("/", "_per_").replace("^", "")).strip("_")
+        while smodel.getUnitDefinition(uid) is not None:  # two spellings, one identifier
+            uid += "_"
+        if not parts:
+            if not math.isclose(base.magnitude, 1.0):
+                raise ValueError("scaled dimensionless")
+            uid = "dimensionless"
+        else:
+            ud = smodel.createUnitDefinition()
+            ud.setId(uid)
+            ud.setName(unit)
+            for k, (u, e) in enumerate(parts):
+                su = ud.createUnit()
+                su.setKind(libsbml.UnitKind_forName(_SBML_KINDS[u]))
+                su.setExponent(e)
+                su.setScale(0)
+                # SBML unit = (multiplier · kind)^exponent: the magnitude goes on the first unit
+                su.setMultiplier(float(base.magnitude) ** (1.0 / e) if k == 0 else 1.0)
+    except Exception:
+        uid = None
+    cache[unit] = uid
+    return uid
+
+
+def _formula(libsbml, expr) -> str:
+    """An SBML L3 infix formula of a sympy expression of PySB components."""
+    from pysb.export.sbml import MathMLContentPrinter, _xml_to_ast
+    import sympy
+    expr = sympy.sympify(expr)
+    if expr.is_number:
+        return repr(float(expr))
+    return libsbml.formulaToL3String(_xml_to_ast(MathMLContentPrinter().to_xml(expr)))
+
+
+def _number(x: float) -> str:
+    return repr(float(x))
+
+
+def _jump_formula(current: str, doses, modes, scales) -> str:
+    """``current`` after the doses, applied in order: add or top up (max)."""
+    f = current
+    for amount, i in doses:
+        target = f"({amount}) * ({scales[i]})"
+        if modes[i] == "top_up":
+            f = f"piecewise({target}, {target} > {f}, {f})"
+        else:
+            f = f"{f} + {target}"
+    return f
+
+
+def _check(value, what: str):
+    libsbml = _libsbml()
+    if value is None or (isinstance(value, int) and value != libsbml.LIBSBML_OPERATION_SUCCESS):
+        msg = libsbml.OperationReturnValue_toString(value) if isinstance(value, int) else "null"
+        raise ModelError(f"SBML export failed at {what}: {msg}")
+    return value
+
+
+def _base_document(model: Model, params: Mapping[str, Any] | None, units: bool):
+    """PySB's SBML of the network with mhimmune's ids, values, inputs and units."""
+    _libsbml()
+    from pysb.export.sbml import SbmlExporter
+    doc = SbmlExporter(model.pysb, docstring=f"mhimmune model {model.name!r}; time in hours").convert()
+    sm = doc.getModel()
+    _check(sm.setId(_sid(model.name)), "model id")
+    p = model.parameter_vector(params)
+    names = model.compiled.parameters
+    for name, value in zip(names, p):
+        par = sm.getParameter(name)
+        if par is None:
+            raise ModelError(f"SBML export: parameter {name!r} missing from PySB's SBML")
+        _check(par.setValue(float(value)), name)
+        if name in model.inputs:
+            par.setConstant(False)  # set by the schedule's events
+    # readable ids: species by label, observables by name
+    renames = {f"__s{i}": sid for i, sid in enumerate(species_ids(model))}
+    renames.update({f"__obs{i}": o.name for i, o in enumerate(model.pysb.observables)})
+    _rename(sm, renames)
+    for i, label in enumerate(model.species):
+        sm.getSpecies(renames[f"__s{i}"]).setName(label)
+    if units:
+        cache: dict[str, str | None] = {}
+        hour = _add_unit(sm, "h", cache)
+        if hour:
+            sm.setTimeUnits(hour)
+        for name in names:
+            unit = model.units.get(name) or model.inputs.get(name)
+            uid = _add_unit(sm, unit, cache) if unit else None
+            if uid:
+                sm.getParameter(name).setUnits(uid)
+    return doc, p
+
+
+def _rename(sm, renames: dict[str, str]) -> None:
+    """Rename SIds everywhere in the model (definitions and references in math)."""
+    for el in (sm.getSpecies(i) for i in range(sm.getNumSpecies())):
+        if el.getId() in renames:
+            el.setId(renames[el.getId()])
+    for el in (sm.getParameter(i) for i in range(sm.getNumParameters())):
+        if el.getId() in renames:
+            el.setId(renames[el.getId()])
+    elements = sm.getListOfAllElements()
+    for k in range(elements.getSize()):
+        el = elements.get(k)
+        for attr in ("Variable", "Symbol", "Species"):
+            get = getattr(el, f"get{attr}", None)
+            if get is not None and callable(get):
+                try:
+                    v = get()
+                except TypeError:
+                    continue
+                if isinstance(v, str) and v in renames:
+                    getattr(el, f"set{attr}")(renames[v])
+        if hasattr(el, "isSetMath") and el.isSetMath():
+            math_ = el.getMath()
+            names = set()
+            _ast_names(math_, names)
+            for old in names & renames.keys():
+                math_.renameSIdRefs(old, renames[old])
+
+
+def _ast_names(node, out: set) -> None:
+    if node.isName():
+        out.add(node.getName())
+    for k in range(node.getNumChildren()):
+        _ast_names(node.getChild(k), out)
+
+
+def _add_schedule(doc, model: Model, times: Sequence[float],
+                  inputs: Mapping[str, Sequence[str]], doses: Sequence[Sequence[tuple[str, int]]]) -> None:
+    """Add the schedule: values (numbers or parameter ids) per breakpoint.
+
+    ``inputs[name][k]`` is the input's value from ``times[k]`` on; ``doses[k]`` the
+    ``(amount, bolus index)`` pairs at ``times[k]`` in application order.
+    """
+    libsbml = _libsbml()
+    sm = doc.getModel()
+    c = model.compiled
+    sids = species_ids(model)
+    scales = [_formula(libsbml, s.scale) for s in model._builder.boluses]
+    for k, t in enumerate(times):
+        by_species: dict[int, list[tuple[str, int]]] = {}
+        for amount, i in doses[k]:
+            by_species.setdefault(c.bolus_species[i], []).append((amount, i))
+        if t == 0.0:  # folded into the initial values
+            for name, values in inputs.items():
+                ia = sm.createInitialAssignment()
+                ia.setSymbol(name)
+                _check(ia.setMath(libsbml.parseL3Formula(values[k])), f"initial {name}")
+            for s, ds in by_species.items():
+                sid = sids[s]
+                ia = sm.getInitialAssignmentBySymbol(sid)
+                current = libsbml.formulaToL3String(ia.getMath()) if ia is not None else \
+                    _number(sm.getSpecies(sid).getInitialAmount())
+                if ia is None:
+                    ia = sm.createInitialAssignment()
+                    ia.setSymbol(sid)
+                f = _jump_formula(f"({current})", ds, c.bolus_modes, scales)
+                _check(ia.setMath(libsbml.parseL3Formula(f)), f"initial dose of {sid}")
+            continue
+        ev = sm.createEvent()
+        ev.setId(f"schedule_{k}")
+        ev.setName(f"breakpoint at {t / 24:g} d ({t:g} h)")
+        ev.setUseValuesFromTriggerTime(True)
+        trig = ev.createTrigger()
+        trig.setInitialValue(True)
+        trig.setPersistent(True)
+        _check(trig.setMath(libsbml.parseL3Formula(f"time >= {_number(t)}")), f"trigger {k}")
+        for name, values in inputs.items():
+            ea = ev.createEventAssignment()
+            ea.setVariable(name)
+            _check(ea.setMath(libsbml.parseL3Formula(values[k])), f"event {k} {name}")
+        for s, ds in by_species.items():
+            ea = ev.createEventAssignment()
+            ea.setVariable(sids[s])
+            _check(ea.setMath(libsbml.parseL3Formula(_jump_formula(sids[s], ds, c.bolus_modes, scales))),
+                   f"event {k} dose of {sids[s]}")
+
+
+def _scheduled_inputs(model: Model, schedules: Sequence[Sequence[ScheduleEvent]]) -> list[str]:
+    """Inputs that any protocol sets to a non-zero value (the others stay 0 throughout)."""
+    return [n for n in model.inputs
+            if any(e.inputs[n] != 0.0 for sched in schedules for e in sched)]
+
+
+def to_sbml_document(model: Model, protocol: Protocol | None = None,
+                     params: Mapping[str, Any] | None = None, *, units: bool = True):
+    """The model (with *protocol* as events, and *params* overrides) as a libSBML document."""
+    libsbml = _libsbml()
+    doc, p = _base_document(model, params, units)
+    if protocol is not None:
+        sched = schedule(model, protocol)
+        names = _scheduled_inputs(model, [sched])
+        inputs = {n: [_number(e.inputs[n]) for e in sched] for n in names}
+        doses = [[(_number(a), i) for i, a in e.doses] for e in sched]
+        _add_schedule(doc, model, [e.time_h for e in sched], inputs, doses)
+        doc.getModel().setName(f"{model.name}: {protocol.name}")
+    _validate(doc, libsbml)
+    return doc
+
+
+def conditions_document(model: Model, protocols: Mapping[str, Protocol],
+                        params: Mapping[str, Any] | None = None, *, units: bool = True):
+    """One SBML document for several protocols, and the values that select each.
+
+    The events sit at the union of all protocols' breakpoints; every value an event
+    assigns (an input, a dose amount) is a parameter ``schedule_<k>_<what>`` whose value
+    per protocol is a row of the returned table (index: the keys of *protocols*). This
+    is how PEtab conditions carry treatment schedules.
+
+    Returns
+    -------
+    (libsbml.SBMLDocument, pandas.DataFrame)
+    """
+    import pandas as pd
+    libsbml = _libsbml()
+    doc, p = _base_document(model, params, units)
+    sm = doc.getModel()
+    c = model.compiled
+    sids = species_ids(model)
+    scheds = {cid: schedule(model, prot) for cid, prot in protocols.items()}
+    names = _scheduled_inputs(model, list(scheds.values()))
+    times = sorted({e.time_h for sched in scheds.values() for e in sched})
+    table: dict[str, dict[str, float]] = {cid: {} for cid in scheds}
+    inputs: dict[str, list[str]] = {n: [] for n in names}
+    doses: list[list[tuple[str, int]]] = []
+
+    def parameter(pid: str, label: str) -> str:
+        par = sm.createParameter()
+        par.setId(pid)
+        par.setName(label)
+        par.setValue(0.0)
+        par.setConstant(True)
+        return pid
+
+    for k, t in enumerate(times):
+        for n in names:
+            pid = parameter(f"schedule_{k}_{n}", f"{n} from {t / 24:g} d")
+            inputs[n].append(pid)
+            for cid, sched in scheds.items():
+                current = [e for e in sched if e.time_h <= t][-1]
+                table[cid][pid] = current.inputs[n]
+        amounts: dict[int, dict[str, float]] = {}
+        for cid, sched in scheds.items():
+            for e in (e for e in sched if e.time_h == t):
+                for i, a in e.doses:
+                    slot = amounts.setdefault(i, {})
+                    old = slot.get(cid, 0.0)
+                    slot[cid] = max(old, a) if c.bolus_modes[i] == "top_up" else old + a
+        order = sorted(amounts, key=lambda i: (c.bolus_modes[i] == "top_up", i))
+        row = []
+        for i in order:
+            pid = parameter(_sid(f"schedule_{k}_{c.bolus_kinds[i]}_{sids[c.bolus_species[i]]}"),
+                            f"{c.bolus_kinds[i]} dose at {t / 24:g} d")
+            row.append((pid, i))
+            for cid in scheds:
+                table[cid][pid] = amounts[i].get(cid, 0.0)
+        doses.append(row)
+    _add_schedule(doc, model, times, inputs, doses)
+    _validate(doc, libsbml)
+    frame = pd.DataFrame.from_dict(table, orient="index")
+    frame.index.name = "conditionId"
+    return doc, frame
+
+
+def _validate(doc, libsbml) -> None:
+    doc.setConsistencyChecks(libsbml.LIBSBML_CAT_UNITS_CONSISTENCY, False)
+    doc.setConsistencyChecks(libsbml.LIBSBML_CAT_MODELING_PRACTICE, False)
+    doc.checkConsistency()
+    errors = [doc.getError(i) for i in range(doc.getNumErrors())
+              if doc.getError(i).getSeverity() >= libsbml.LIBSBML_SEV_ERROR]
+    if errors:
+        raise ModelError("SBML export is invalid: " + "; ".join(e.getMessage().strip() for e in errors[:3]))
+
+
+def to_sbml(model: Model, protocol: Protocol | None = None, params: Mapping[str, Any] | None = None,
+            *, units: bool = True) -> str:
+    """SBML Level 3 Version 2 text of *model*, with *protocol* as events.
+
+    Parameters
+    ----------
+    model
+        A model from :func:`mhimmune.load_model`.
+    protocol
+        The schedule to write as events; ``None`` writes the bare network (inputs 0).
+    params
+        Parameter overrides by name, as for :func:`mhimmune.simulate`.
+    units
+        Attach SBML units to parameters (from their internal units) and the model's
+        time unit (hour).
+    """
+    return _libsbml().writeSBMLToString(to_sbml_document(model, protocol, params, units=units))
+
+
+# ----------------------------------------------------------------------------- BNGL
+
+def _bng_number(x: float) -> str:
+    return f"{float(x):.17g}"
+
+
+def _bngl_text(pysb_model) -> str:
+    """PySB's BNGL export, with every power parenthesised.
+
+    BioNetGen evaluates functions with muParser, where unary minus binds tighter than
+    ``^``: PySB's ``-s^2`` means (-s)² there, and ``exp(-s^2/2)`` becomes exp(+s²/2).
+    Writing ``-(s^2)`` keeps sympy's meaning.
+    """
+    from unittest import mock
+
+    import pysb.generator.bng as gen
+    from pysb.export import export
+
+    class Printer(gen.BngPrinter):
+        def _print_Pow(self, expr, rational=False):
+            return f"({super()._print_Pow(expr, rational)})"
+
+    def to_muparser(expression):
+        return Printer(order="none").doprint(expression.expr)
+
+    with mock.patch.object(gen, "expression_to_muparser", to_muparser):
+        return export(pysb_model, "bngl")
+
+
+def to_bngl(model: Model, protocol: Protocol | None = None, params: Mapping[str, Any] | None = None,
+            *, rtol: float = 1e-8, atol: float = 1e-10, output_step: float = 6.0) -> str:
+    """BNGL text of *model*; with *protocol*, an actions block that runs the schedule.
+
+    Parameters
+    ----------
+    model, protocol, params
+        As for :func:`to_sbml`.
+    rtol, atol
+        Tolerances written into each ``simulate`` action.
+    output_step
+        Output spacing of the ``simulate`` actions in hours.
+    """
+    p = model.parameter_vector(params)
+    saved = {q.name: q.value for q in model.pysb.parameters}
+    try:
+        for q in model.pysb.parameters:
+            q.value = float(p[model.compiled.parameters.index(q.name)])
+        text = _bngl_text(model.pysb)
+    finally:
+        for q in model.pysb.parameters:
+            q.value = saved[q.name]
+    if protocol is None:
+        return text
+    c = model.compiled
+    sched = schedule(model, protocol)
+    scales = c.bolus_scales(p)
+    patterns = [str(s.pattern) for s in model._builder.boluses]
+    names = _scheduled_inputs(model, [sched])
+    lines = ["", f"# Schedule of protocol {protocol.name!r} (time in hours), written by mhimmune.",
+             "# Top-ups (particle iron) are set to their target: BNGL actions cannot take max(y, target).",
+             "begin actions", "generate_network({overwrite=>1})"]
+    ends = [e.time_h for e in sched[1:]] + [protocol.duration_h]
+    for k, (e, t1) in enumerate(zip(sched, ends)):
+        lines.append(f"# breakpoint {k}: day {e.time_h / 24:g}")
+        for n in names:
+            lines.append(f'setParameter("{n}", {_bng_number(e.inputs[n])})')
+        for i, amount in e.doses:
+            value = _bng_number(amount * scales[i])
+            action = "setConcentration" if c.bolus_modes[i] == "top_up" else "addConcentration"
+            lines.append(f'{action}("{patterns[i]}", {value})  # {c.bolus_kinds[i]} {amount:g}')
+        n_steps = max(1, int(math.ceil((t1 - e.time_h) / output_step)))
+        cont = ", continue=>1" if k > 0 else ""
+        lines.append(f'simulate({{method=>"ode", t_start=>{_bng_number(e.time_h)}, '
+                     f't_end=>{_bng_number(t1)}, n_steps=>{n_steps}, atol=>{atol:g}, rtol=>{rtol:g}, '
+                     f'print_CDAT=>1, suffix=>"schedule"{cont}}})')
+    lines.append("end actions")
+    return text.rstrip("\n") + "\n" + "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- files
+
+def write(model: Model, fmt: str, path: str | Path, protocol: Protocol | None = None,
+          params: Mapping[str, Any] | None = None) -> Path:
+    """Write *model* (with *protocol*) as ``"sbml"`` or ``"bngl"`` to *path*, atomically."""
+    from .io import atomic_path
+    if fmt not in FORMATS:
+        raise MhimmuneError(f"export format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    text = to_sbml(model, protocol, params) if fmt == "sbml" else to_bngl(model, protocol, params)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
