@@ -50,6 +50,7 @@ def plot_results(results: Sequence, variables: Sequence[str] | None = None, *, n
         ax.set_ylabel(ylabel)
         if log:
             ax.set_yscale("log")
+            ax.set_ylim(bottom=1e-3)  # ~1 cell; a cured tumour decays far below it
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
     fig.suptitle(HYPOTHESIS_NOTE, fontsize=9, color="0.4", y=1.0)
