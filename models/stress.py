@@ -110,7 +110,7 @@ import sympy
 from pysb import Expression, Initial, Monomer, Observable, Rule
 
 from mhimmune.errors import ModelError
-from mhimmune.modelkit import (CELL_CLASSES, bolus, class_load, component, hill, par, present,
+from mhimmune.modelkit import (CELL_CLASSES, CLASS_WEIGHTS, bolus, class_load, component, hill, par, present,
                                provide, signal)
 
 READS = {
@@ -300,7 +300,9 @@ def declare():
     one = Expression("relative_basal", sympy.Float(1.0))
     er_basal = Expression("er_stress_basal", er_ox * ox_basal / ox_damage_k)
     viable = {cls: signal(f"viable_treated_{cls}") for cls in CELL_CLASSES}
-    viable_total = sum(viable.values()) + 1e-12
+    # a vanishing treated tumour falls back to the quadrature weights (finite Jacobian at 0)
+    weights = {c: viable[c] + 1e-9 * w for c, w in zip(CELL_CLASSES, CLASS_WEIGHTS)}
+    viable_total = sum(weights.values())
     per_class = {}
 
     for cls in CELL_CLASSES:
@@ -449,7 +451,7 @@ def declare():
 
     # --- tissue-level signals: averages weighted by viable cells of each class ---
     def mean(values):
-        return sum(viable[c] * v for c, v in zip(CELL_CLASSES, values)) / viable_total
+        return sum(weights[c] * v for c, v in zip(CELL_CLASSES, values)) / viable_total
 
     hsp_mean = Expression("hsp70_relative", mean([v[0] for v in per_class.values()]))
     mp_rel = Expression("misfolded_relative", mean([v[1] for v in per_class.values()]) / s0)

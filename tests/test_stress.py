@@ -422,3 +422,14 @@ def test_lysosomal_field_effect_is_off_by_default_and_adds_damage_when_on(model)
     for w in (on, off):
         w.index = w.index * 24.0
     assert sum(lethal_hazard(on, "mid").values()) > sum(lethal_hazard(off, "mid").values())
+
+
+def test_tissue_signals_stay_finite_without_a_treated_tumour():
+    """With no treated tumour (0 mm³) the tissue-level stress signals fall back to the
+    class weights: the run succeeds and stress ligand and CD47 stay at baseline 1."""
+    import mhimmune as mh
+    model = mh.load_model(verbose=False)
+    res = mh.simulate(model, mh.Protocol("5 d"), {"tumour_initial_treated": 0})
+    assert res.status.success
+    assert res["stress_ligand"].iloc[-1] == pytest.approx(1.0, rel=1e-6)
+    assert res["cd47_relative"].iloc[-1] == pytest.approx(1.0, rel=1e-6)
