@@ -96,24 +96,23 @@ def _builder() -> Builder:
     return _CURRENT
 
 
-def par(name: str, unit: str) -> Parameter:
-    """Declare a model parameter whose value comes from ``parameters/`` in *unit*."""
+def _declare(name: str, unit: str, value: float, registry: str, what: str) -> Parameter:
     b = _builder()
     if name in b.units or name in b.inputs:
-        raise ModelError(f"link {b.link!r}: parameter {name!r} declared twice")
-    p = Parameter(name, 1.0)
-    b.units[name] = unit
+        raise ModelError(f"link {b.link!r}: {what} {name!r} declared twice")
+    p = Parameter(name, value)
+    getattr(b, registry)[name] = unit
     return p
+
+
+def par(name: str, unit: str) -> Parameter:
+    """Declare a model parameter whose value comes from ``parameters/`` in *unit*."""
+    return _declare(name, unit, 1.0, "units", "parameter")
 
 
 def input_param(name: str, unit: str) -> Parameter:
     """Declare a protocol-controlled input, constant within a schedule segment (default 0)."""
-    b = _builder()
-    if name in b.units or name in b.inputs:
-        raise ModelError(f"link {b.link!r}: input {name!r} declared twice")
-    p = Parameter(name, 0.0)
-    b.inputs[name] = unit
-    return p
+    return _declare(name, unit, 0.0, "inputs", "input")
 
 
 def signal(name: str):
