@@ -136,6 +136,12 @@ PROTOCOL_FACTORS: Mapping[str, FactorInfo] = {
                                                "HSP-inhibitor dose per injection"),
     "hsp_inhibitor_lead_h": FactorInfo("hsp_inhibitor_lead", "h", "quantity", 2.0, 0.5, 24.0,
                                        "uniform", "HSP inhibitor given this long before each session"),
+    "cdt": FactorInfo("cdt", "1", "switch", 0, 0, 1, "integer",
+                      "chemodynamic (iron Fenton) agent before each MH session: 0 or 1"),
+    "cdt_dose_mg_per_kg": FactorInfo("cdt_dose", "mg/kg", "quantity", 5.0, 1.0, 20.0, "loguniform",
+                                     "CDT-agent dose per injection"),
+    "cdt_lead_h": FactorInfo("cdt_lead", "h", "quantity", 2.0, 0.5, 24.0, "uniform",
+                             "CDT agent given this long before each MH session"),
 }
 _BY_KEYWORD = {f.keyword: name for name, f in PROTOCOL_FACTORS.items()}
 
@@ -147,8 +153,9 @@ class ScheduleTemplate:
     replaces some by bare numbers in the unit of the factor's name and returns a
     validated :class:`~mhimmune.Protocol`. The MH series starts at ``mh_start`` with
     ``n_sessions`` sessions every ``session_interval``; the antibody series starts
-    ``pdl1_delay`` after the first session (negative: before it); BSO and the HSP
-    inhibitor, when switched on, are given ``*_lead`` before each MH session.
+    ``pdl1_delay`` after the first session (negative: before it); BSO, the HSP
+    inhibitor and the chemodynamic (iron) agent, when switched on, are given ``*_lead``
+    before each MH session.
 
     Parameters
     ----------
@@ -306,7 +313,8 @@ class ScheduleTemplate:
         for switch, method, dose_key, lead_key in (
                 ("bso", "bso", "bso_dose_mg_per_kg", "bso_lead_h"),
                 ("hsp_inhibitor", "hsp_inhibitor", "hsp_inhibitor_dose_mg_per_kg",
-                 "hsp_inhibitor_lead_h")):
+                 "hsp_inhibitor_lead_h"),
+                ("cdt", "cdt", "cdt_dose_mg_per_kg", "cdt_lead_h")):
             if v[switch] != 1.0 or not session_starts:
                 continue
             lead = v[lead_key]
@@ -342,6 +350,10 @@ class Readout:
         Time in days for ``at`` and ``cure``; ``None`` = the end of the protocol.
     threshold
         Cure threshold in the variables' unit (mm³ for tumour volumes).
+    relative
+        *day* counts from the start of the first treatment of each run's protocol
+        (:attr:`mhimmune.Protocol.first_treatment_h`) instead of from day 0; such a
+        readout fails (as a run failure) for an untreated protocol.
     """
 
     name: str
@@ -349,24 +361,29 @@ class Readout:
     variables: tuple[str, ...]
     day: float | None = None
     threshold: float | None = None
+    relative: bool = False
 
     _KINDS = ("final", "min", "max", "auc", "at", "cure")
 
     @classmethod
-    def cure(cls, threshold_mm3: float = 1.0, day: float | None = None, name: str = "cure") -> "Readout":
-        """Cure flag: total tumour (treated + distant) ≤ *threshold_mm3* (mm³) at *day* (d; end if None)."""
+    def cure(cls, threshold_mm3: float = 1.0, day: float | None = None, name: str = "cure",
+             relative: bool = False) -> "Readout":
+        """Cure flag: total tumour (treated + distant) ≤ *threshold_mm3* (mm³) at *day* (d; end
+        if None; counted from the first treatment if *relative*)."""
         return cls(name, "cure", ("tumour_volume_treated", "tumour_volume_distant"), day,
-                   float(threshold_mm3))
+                   float(threshold_mm3), bool(relative))
 
     @classmethod
     def parse(cls, spec: "str | Readout", name: str | None = None) -> "Readout":
         """A readout from text: a summary name (``final_volume_treated_mm3``), ``final:VAR``,
         ``min:VAR``, ``max:VAR`` (or ``peak:VAR``), ``auc:VAR``, ``VAR@DAY`` (value at a day),
-        ``cure``, ``cure@DAY`` or ``cure<=THRESHOLD``; VAR may be ``A+B`` (a sum).
+        ``cure``, ``cure@DAY`` or ``cure<=THRESHOLD`` (combined: ``cure<=10@57``); VAR may
+        be ``A+B`` (a sum). ``@+DAY`` counts days from the first treatment of each run
+        (``cure<=10@+50``: total tumour ≤ 10 mm³ 50 days after the first treatment).
         """
         if isinstance(spec, Readout):
             return spec if name is None else Readout(name, spec.kind, spec.variables, spec.day,
-                                                     spec.threshold)
+                                                     spec.threshold, spec.relative)
         if not isinstance(spec, str) or not spec.strip():
             raise ParameterError(f"readout: expected text such as 'auc:cd8_effectors_total', got {spec!r}")
         text = spec.strip().replace(" ", "")
@@ -375,16 +392,17 @@ class Readout:
             r = _SUMMARY_READOUTS[text]
             return Readout(label, r.kind, r.variables, r.day, r.threshold)
         if text.startswith("cure"):
-            rest, day, threshold = text[4:], None, 1.0
+            rest, day, threshold, relative = text[4:], None, 1.0, False
             if "@" in rest:
                 rest, d = rest.split("@", 1)
-                day = _float(d, spec)
+                relative = d.startswith("+")
+                day = _float(d.removeprefix("+"), spec)
             if rest.startswith("<="):
                 threshold = _float(rest[2:], spec)
             elif rest:
                 raise ParameterError(f"readout {spec!r}: write cure, cure@DAY or cure<=THRESHOLD")
             return Readout(label, "cure", ("tumour_volume_treated", "tumour_volume_distant"), day,
-                           threshold)
+                           threshold, relative)
         if ":" in text:
             kind, var = text.split(":", 1)
             kind = {"peak": "max"}.get(kind, kind)
@@ -394,7 +412,8 @@ class Readout:
             return Readout(label, kind, tuple(var.split("+")))
         if "@" in text:
             var, d = text.split("@", 1)
-            return Readout(label, "at", tuple(var.split("+")), _float(d, spec))
+            return Readout(label, "at", tuple(var.split("+")), _float(d.removeprefix("+"), spec),
+                           relative=d.startswith("+"))
         raise ParameterError(f"readout {spec!r}: not a summary name ({', '.join(_SUMMARY_READOUTS)}) "
                              f"nor final:VAR, min:VAR, max:VAR, auc:VAR, VAR@DAY or cure")
 
@@ -609,8 +628,8 @@ class ModelEvaluator:
         """Text identifying what this evaluator computes (for resume checks)."""
         proto = self.protocol.to_dict()
         return json.dumps({"protocol": proto, "template": isinstance(self.protocol, ScheduleTemplate),
-                           "readouts": [(r.name, r.kind, r.variables, r.day, r.threshold)
-                                        for r in self.readouts],
+                           "readouts": [(r.name, r.kind, r.variables, r.day, r.threshold,
+                                         r.relative) for r in self.readouts],
                            "trajectories": self.trajectory_names,
                            "grid": None if self.time_grid_day is None else list(self.time_grid_day),
                            "params": {k: str(v) for k, v in sorted(self.params.items())},
@@ -684,11 +703,16 @@ class ModelEvaluator:
             overrides = dict(self.params)
             overrides.update(values)
         res = simulate(self._fast_model, plan, overrides, **self.simulate_options)
-        return self.readouts_of(res.time_h, res.states, res.derived, plan.duration_h)
+        return self.readouts_of(res.time_h, res.states, res.derived, plan.duration_h,
+                                plan.first_treatment_h)
 
     def readouts_of(self, time_h: np.ndarray, states: np.ndarray, derived: np.ndarray,
-                    duration_h: float) -> dict[str, Any]:
-        """Readouts and trajectories from a simulation's arrays (time in h)."""
+                    duration_h: float, first_treatment_h: float | None = None) -> dict[str, Any]:
+        """Readouts and trajectories from a simulation's arrays (time in h).
+
+        *first_treatment_h* is the start of the first treatment, needed by readouts whose
+        day counts from it (``relative``).
+        """
         t = time_h / 24.0
         arrays = (states, derived)
         index = self._index
@@ -718,6 +742,11 @@ class ModelEvaluator:
                 out[r.name] = float(np.trapezoid(y, t))
             else:
                 day = end_d if r.day is None else r.day
+                if r.relative and r.day is not None:
+                    if first_treatment_h is None:
+                        raise ValueError(f"readout {r.name}: its day counts from the first "
+                                         f"treatment, but the protocol has no treatment")
+                    day = r.day + first_treatment_h / 24.0
                 if day > end_d + 1e-9:
                     raise ValueError(f"readout {r.name}: day {day:g} is after the end of the "
                                      f"protocol (day {end_d:g})")

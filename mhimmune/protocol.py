@@ -48,6 +48,7 @@ __all__ = [
     "FieldSpec",
     "KindSpec",
     "KINDS",
+    "TREATMENT_KINDS",
     "KIND_SPECS",
     "BREZOVICH_LIMIT",
     "HERGT_LIMIT",
@@ -607,6 +608,11 @@ def _expand_boluses(entries: tuple[_Entry, ...]) -> tuple[Bolus, ...]:
 # ----------------------------------------------------------------------------- protocol
 
 
+#: intervention kinds that count as treatment (for "day N after the first treatment")
+TREATMENT_KINDS: tuple[str, ...] = ("mh_session", "anti_pdl1", "cdt", "bso", "hsp_inhibitor",
+                                    "glucose_oxidase")
+
+
 class Protocol:
     """An immutable, validated treatment schedule; builder methods return new protocols.
 
@@ -963,6 +969,18 @@ class Protocol:
     def mh_sessions(self) -> list[MHSession]:
         """All MH sessions with repeats expanded, sorted by start."""
         return list(self._sessions)
+
+    @property
+    def first_treatment_h(self) -> float | None:
+        """Start of the first treatment in hours (MH session or dose of a kind in
+        :data:`TREATMENT_KINDS`); ``None`` for an untreated protocol.
+
+        Rechallenges and CD8 depletion are experimental manipulations, not treatments,
+        and do not count.
+        """
+        times = [s.start_h for s in self._sessions]
+        times += [b.time_h for b in self._boluses if b.kind in TREATMENT_KINDS]
+        return min(times) if times else None
 
     def boluses(self) -> list[Bolus]:
         """All instantaneous interventions with repeats expanded, sorted by time."""

@@ -283,3 +283,44 @@ def test_schedule_scan_runs_a_grid(model):
                             ["final_volume_treated_mm3"], progress=False)
     assert len(scan) == 6 and (scan["status"] == "ok").all()
     assert sorted(scan["pdl1_delay_day"].unique()) == [0, 3, 6]
+
+
+# ------------------------------------------------- days after the first treatment
+
+def test_first_treatment_ignores_rechallenge_and_cd8_depletion():
+    plan = (mh.Protocol("60 d").rechallenge(time="1 d", volume="50 mm^3")
+            .cd8_depletion(time="2 d", dose="10 mg/kg").anti_pdl1(time="9 d", dose="10 mg/kg")
+            .bso(time="8 d", dose="100 mg/kg"))
+    assert plan.first_treatment_h == pytest.approx(8 * 24.0)
+    assert mh.Protocol("10 d").rechallenge(time="1 d", volume="5 mm^3").first_treatment_h is None
+
+
+def test_relative_readout_counts_days_from_the_first_treatment_of_each_run():
+    """``VAR@+D`` reads day D after the first treatment; moving the schedule by 2 days moves
+    the reading day with it (identical readouts for a time-shifted untreated tumour are not
+    expected, so compare with the absolute readout at the shifted day)."""
+    r = en.Readout.parse("cure<=10@+50")
+    assert (r.kind, r.day, r.threshold, r.relative) == ("cure", 50.0, 10.0, True)
+    t = en.ScheduleTemplate("60 d")
+    ev = en.ModelEvaluator(t, {"rel": "tumour_volume_treated@+3", "abs7": "tumour_volume_treated@10",
+                               "abs9": "tumour_volume_treated@12"})
+    out = en.run_ensemble(ev, pd.DataFrame({"mh_start_day": [7.0, 9.0]}), progress=False).results
+    assert out.loc[0, "rel"] == pytest.approx(out.loc[0, "abs7"], rel=1e-12)
+    assert out.loc[1, "rel"] == pytest.approx(out.loc[1, "abs9"], rel=1e-12)
+    untreated = en.run_ensemble(ev, pd.DataFrame({"n_sessions": [0.0], "pdl1_count": [0.0]}),
+                                progress=False, warn=False).results
+    assert untreated.loc[0, "status"] != "ok"
+    assert "no treatment" in untreated.loc[0, "message"]
+
+
+def test_cdt_factor_adds_iron_agent_before_each_session():
+    t = en.ScheduleTemplate("20 d")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HfWarning)
+        plan = t.build({"cdt": 1, "cdt_lead_h": 3, "cdt_dose_mg_per_kg": 8})
+    cdt = [b for b in plan.boluses() if b.kind == "cdt"]
+    starts = [s.start_h for s in plan.mh_sessions()]
+    assert [b.time_h for b in cdt] == pytest.approx([s - 3 for s in starts])
+    assert all(b.amount == 8 and b.options["metal"] == "fe" for b in cdt)
+    with pytest.raises(ProtocolError, match="factor.cdt: must be 0 or 1"):
+        t.build({"cdt": 2})
