@@ -1,0 +1,316 @@
+"""Synergy of MH and anti-PD-L1 over dose and schedule grids: Bliss and HSA excess.
+
+For every point (x, y) of a two-factor grid of a :class:`~mhimmune.ensemble.ScheduleTemplate`
+(field or session length or particle dose × antibody dose; MH interval × antibody
+delay; ...) four schedules are simulated on every animal of a cohort: the combination,
+agent A alone (default MH: the same factors with no antibody), agent B alone (default
+anti-PD-L1: the same factors with no MH session) and the untreated control. Identical
+schedules are simulated once.
+
+Effects are fractions in [0, 1]:
+
+* ``effect="responder"``: the responder fraction (total tumour ≤ threshold at day D
+  after the first treatment); Bliss's expectation is that two independent agents
+  respond as ``p_A + p_B − p_A·p_B``;
+* ``effect="inhibition"``: tumour-burden inhibition per animal, ``1 − V/V_control``
+  at the responder day (volumes of the same animal), averaged over the cohort after
+  the per-animal Bliss expectation is formed.
+
+``bliss_excess = E_AB − (E_A + E_B − E_A·E_B)`` and ``hsa_excess = E_AB − max(E_A, E_B)``
+(highest single agent); positive means synergy. These are model predictions: they
+rank hypotheses, they do not replace a factorial animal experiment.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import HfWarning, ParameterError
+
+__all__ = ["bliss_expected", "bliss_excess", "hsa_excess", "synergy_grid", "SynergyResult",
+           "OFF_MH", "OFF_ANTI_PDL1"]
+
+#: factors that switch MH off (agent A alone → none) and anti-PD-L1 off (agent B)
+OFF_MH: Mapping[str, float] = {"n_sessions": 0}
+OFF_ANTI_PDL1: Mapping[str, float] = {"pdl1_count": 0}
+_TOTAL = "tumour_volume_treated+tumour_volume_distant"
+
+
+def _fractions(name: str, x) -> np.ndarray:
+    a = np.asarray(x, dtype=float)
+    if np.any(~np.isfinite(a)):
+        raise ParameterError(f"{name}: effects must be finite numbers")
+    if np.any(a > 1.0 + 1e-12):
+        raise ParameterError(f"{name}: effects are fractions ≤ 1 (got max {a.max():g})")
+    return a
+
+
+def bliss_expected(e_a, e_b) -> np.ndarray:
+    """Bliss-independence expectation of the combined effect: ``E_A + E_B − E_A·E_B``.
+
+    Effects are fractions ≤ 1 (fraction responding, or fraction of tumour burden
+    removed; negative values mean the agent made things worse)."""
+    a, b = _fractions("e_a", e_a), _fractions("e_b", e_b)
+    return a + b - a * b
+
+
+def bliss_excess(e_a, e_b, e_ab) -> np.ndarray:
+    """Observed minus Bliss-expected combined effect (> 0: synergy, < 0: antagonism).
+
+    Examples
+    --------
+    >>> float(bliss_excess(0.5, 0.4, 0.7))   # independent action: 1 - 0.5·0.6 = 0.7
+    0.0
+    """
+    return _fractions("e_ab", e_ab) - bliss_expected(e_a, e_b)
+
+
+def hsa_excess(e_a, e_b, e_ab) -> np.ndarray:
+    """Observed combined effect minus the highest single agent's effect (HSA / Gaddum)."""
+    return _fractions("e_ab", e_ab) - np.maximum(_fractions("e_a", e_a), _fractions("e_b", e_b))
+
+
+@dataclass
+class SynergyResult:
+    """Outcome of :func:`synergy_grid`.
+
+    Attributes
+    ----------
+    table
+        One row per grid point: the two factors, ``e_a``, ``e_b``, ``e_ab`` (effects of
+        A alone, B alone, both), ``bliss_expected``, ``bliss_excess``, ``hsa_excess``,
+        ``cem43_min`` (cohort-mean thermal dose of the combination), ``n_ok``.
+    runs
+        Every simulated (schedule, animal) with its status and readouts.
+    x, y
+        Factor names of the axes.
+    effect
+        ``"responder"`` or ``"inhibition"``.
+    """
+
+    table: pd.DataFrame
+    runs: pd.DataFrame
+    x: str
+    y: str
+    effect: str
+    labels: tuple[str, str] = ("MH", "anti-PD-L1")
+
+    def matrix(self, metric: str = "bliss_excess") -> pd.DataFrame:
+        """*metric* as a y × x matrix (rows: y values, columns: x values)."""
+        if metric not in self.table:
+            raise ParameterError(f"metric: {metric!r} is not a column; choose from "
+                                 f"{', '.join(c for c in self.table.columns if c not in (self.x, self.y))}")
+        return self.table.pivot(index=self.y, columns=self.x, values=metric).sort_index(ascending=False)
+
+    def best(self, metric: str = "bliss_excess") -> pd.Series:
+        """The grid point with the largest *metric*."""
+        return self.table.loc[self.table[metric].idxmax()]
+
+    def heatmap(self, metric: str = "bliss_excess", ax=None, annot: bool = True):
+        """Heat-map of *metric*; excess metrics use a diverging palette centred on 0."""
+        import matplotlib.pyplot as plt
+        import seaborn as sns
+        ax = ax or plt.subplots(figsize=(5, 4))[1]
+        m = self.matrix(metric)
+        if metric.endswith("excess"):
+            lim = max(float(np.nanmax(np.abs(m.to_numpy()))), 1e-3)
+            kw = dict(cmap="RdBu_r", center=0.0, vmin=-lim, vmax=lim)
+        else:
+            kw = dict(cmap="viridis", vmin=0.0, vmax=1.0)
+        sns.heatmap(m, ax=ax, annot=annot, fmt=".2f", annot_kws={"fontsize": 7},
+                    cbar_kws={"label": metric.replace("_", " ")}, **kw)
+        ax.set_title(f"{metric.replace('_', ' ')} ({self.effect})", fontsize=9)
+        ax.set_xticklabels([f"{float(t.get_text()):g}" for t in ax.get_xticklabels()])
+        ax.set_yticklabels([f"{float(t.get_text()):g}" for t in ax.get_yticklabels()], rotation=0)
+        if "cem43_min" in self.table and self.x in _MH_AXES:
+            cem = self.table.groupby(self.x)["cem43_min"].mean()
+            ax.set_xlabel(f"{self.x}\n(CEM43: " + ", ".join(f"{c:.0f}" for c in cem.values)
+                          + " min)")
+        return ax
+
+    def plot(self):
+        """Three heat-maps: combined effect, Bliss excess, HSA excess."""
+        import matplotlib.pyplot as plt
+        from .plotting import HYPOTHESIS_NOTE
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+        for ax, metric in zip(axes, ("e_ab", "bliss_excess", "hsa_excess")):
+            self.heatmap(metric, ax=ax)
+        fig.suptitle(f"{self.labels[0]} × {self.labels[1]} synergy; {HYPOTHESIS_NOTE}", fontsize=9)
+        fig.tight_layout()
+        return fig
+
+    def summary(self) -> str:
+        """Short text: where Bliss and HSA excess are largest."""
+        b, h = self.best("bliss_excess"), self.best("hsa_excess")
+        return (f"Synergy over {self.x} × {self.y} ({self.effect}; model predictions): largest "
+                f"Bliss excess {b['bliss_excess']:+.2f} at {self.x}={b[self.x]:g}, "
+                f"{self.y}={b[self.y]:g} (E_A {b['e_a']:.2f}, E_B {b['e_b']:.2f}, E_AB "
+                f"{b['e_ab']:.2f}); largest HSA excess {h['hsa_excess']:+.2f} at "
+                f"{self.x}={h[self.x]:g}, {self.y}={h[self.y]:g}")
+
+    def __repr__(self) -> str:
+        return f"<SynergyResult {self.x} × {self.y}>\n{self.summary()}"
+
+
+_MH_AXES = {"field_kA_per_m", "session_duration_min", "particle_dose_mg_per_cm3", "n_sessions",
+            "frequency_kHz"}
+
+
+def _axis(name: str, spec) -> tuple[str, list[float]]:
+    from .ensemble import PROTOCOL_FACTORS
+    if not (isinstance(spec, tuple) and len(spec) == 2):
+        raise ParameterError(f"{name}: expected (factor name, values), got {spec!r}")
+    factor, values = spec
+    if factor not in PROTOCOL_FACTORS:
+        import difflib
+        raise ParameterError(f"{name}: {factor!r} is not a protocol factor; close matches: "
+                             f"{difflib.get_close_matches(str(factor), list(PROTOCOL_FACTORS), n=3)}")
+    vals = [float(v) for v in np.atleast_1d(np.asarray(values, dtype=float))]
+    if not vals or len(set(vals)) != len(vals) or not all(math.isfinite(v) for v in vals):
+        raise ParameterError(f"{name}: values of {factor} must be distinct finite numbers")
+    return factor, vals
+
+
+def synergy_grid(x: tuple[str, Sequence[float]], y: tuple[str, Sequence[float]], *,
+                 cohort: pd.DataFrame | None = None, template=None, effect: str = "responder",
+                 responder=None, off_a: Mapping[str, float] = OFF_ANTI_PDL1,
+                 off_b: Mapping[str, float] = OFF_MH, labels: tuple[str, str] = ("MH", "anti-PD-L1"),
+                 evaluator: Callable | None = None, params: Mapping[str, Any] | None = None,
+                 n_jobs: int = 1, client: Any = None, progress: bool | None = None) -> SynergyResult:
+    """Bliss and HSA excess of two agents over a two-factor grid of schedules.
+
+    Parameters
+    ----------
+    x, y
+        ``(protocol factor, values)`` of the axes, e.g. ``("field_kA_per_m", [8, 12, 16])``
+        and ``("pdl1_dose_mg_per_kg", [2.5, 5, 10, 20])``.
+    cohort
+        Virtual cohort (:func:`mhimmune.cohort.sample_cohort`); ``None``: one nominal animal
+        (then ``effect="responder"`` gives 0/1 effects; prefer ``"inhibition"``).
+    template
+        Schedule family; default ``ScheduleTemplate("60 d")``.
+    effect
+        ``"responder"`` (responder fraction) or ``"inhibition"`` (1 − V/V_control per animal).
+    responder
+        :class:`~mhimmune.cohort.ResponderRule` (threshold and day after the first treatment).
+    off_a, off_b
+        Factors that give "agent A alone" (default no antibody: MH alone) and "agent B
+        alone" (default no MH: antibody alone); both together give the control.
+    labels
+        Names of agents A and B for figures.
+    evaluator
+        Replace the model by any callable ``f(values) -> {"total_mm3": ..., "cem43_min": ...}``
+        (values: the full protocol factors and cohort columns); used by tests.
+    params, n_jobs, client, progress
+        Fixed parameter overrides and :func:`~mhimmune.ensemble.run_ensemble` options.
+
+    Returns
+    -------
+    SynergyResult
+    """
+    from .cohort import ResponderRule
+    from .ensemble import ModelEvaluator, ScheduleTemplate, run_ensemble
+    from . import stats
+    fx, xs = _axis("x", x)
+    fy, ys = _axis("y", y)
+    if fx == fy:
+        raise ParameterError(f"x, y: the two axes must be different factors (both {fx})")
+    if effect not in ("responder", "inhibition"):
+        raise ParameterError(f"effect: must be 'responder' or 'inhibition' (got {effect!r})")
+    responder = responder or ResponderRule()
+    template = template or ScheduleTemplate("60 d", name="synergy")
+    if not isinstance(template, ScheduleTemplate):
+        raise ParameterError(f"template: expected a ScheduleTemplate, got {type(template).__name__}")
+    if cohort is None:
+        cohort = pd.DataFrame(index=pd.RangeIndex(1, name="animal"))
+    if not isinstance(cohort, pd.DataFrame) or len(cohort) == 0:
+        raise ParameterError("cohort: expected a non-empty DataFrame from sample_cohort")
+    for name, off in (("off_a", off_a), ("off_b", off_b)):
+        if not off:
+            raise ParameterError(f"{name}: give the factors that switch the other agent off")
+        template.values(off)  # validates names and values
+
+    # the four schedules of every grid point; factor sets that build the same protocol
+    # (e.g. any antibody dose with no antibody given) are simulated once
+    roles = {"ab": {}, "a": dict(off_a), "b": dict(off_b), "none": {**off_a, **off_b}}
+    keys: dict[Any, int] = {}
+    schedules: list[dict[str, float]] = []
+    firsts = []
+    points = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HfWarning)
+        for xv in xs:
+            for yv in ys:
+                ids = {}
+                for role, off in roles.items():
+                    vals = template.values({fx: xv, fy: yv, **off})
+                    plan = template.build(vals)
+                    if plan not in keys:
+                        keys[plan] = len(schedules)
+                        schedules.append(vals)
+                        firsts.append(plan.first_treatment_h)
+                    ids[role] = keys[plan]
+                points.append((xv, yv, ids))
+    firsts = [f for f in firsts if f is not None]
+    if not firsts:
+        raise ParameterError("grid: no schedule has a treatment")
+    day = min(firsts) / 24.0 + responder.day_after_first_treatment
+    if day > template.duration_h / 24.0 + 1e-9:
+        raise ParameterError(f"responder day {day:g} is after the end of the template "
+                             f"({template.duration_h / 24:g} d); lengthen its duration")
+    ev = evaluator or ModelEvaluator(template, {"total_mm3": f"{_TOTAL}@{day:g}",
+                                                "cem43_min": "cem43_total_min"}, params=params)
+    n = len(cohort)
+    animals = cohort.reset_index(drop=True)
+    design = pd.concat([animals.assign(**s) for s in schedules], ignore_index=True)
+    res = run_ensemble(ev, design, n_jobs=n_jobs, client=client, progress=progress,
+                       desc="synergy grid")
+    runs = res.results.copy()
+    runs.insert(1, "schedule", np.repeat(np.arange(len(schedules)), n))
+    runs.insert(2, "animal", np.tile(np.asarray(cohort.index), len(schedules)))
+    total = runs["total_mm3"].to_numpy(float).reshape(len(schedules), n)
+    ok = (runs["status"] == "ok").to_numpy().reshape(len(schedules), n)
+    cem = runs["cem43_min"].to_numpy(float).reshape(len(schedules), n) \
+        if "cem43_min" in runs else np.full((len(schedules), n), np.nan)
+
+    rows = []
+    for xv, yv, ids in points:
+        good = ok[ids["ab"]] & ok[ids["a"]] & ok[ids["b"]] & ok[ids["none"]]
+        row = {fx: xv, fy: yv, "n_ok": int(good.sum())}
+        if not good.any():
+            rows.append(row | {k: np.nan for k in ("e_a", "e_b", "e_ab", "bliss_expected",
+                                                   "bliss_excess", "hsa_excess", "cem43_min")})
+            continue
+        if effect == "responder":
+            e = {r: float(np.mean(stats.responders(total[i][good], responder.threshold_mm3)))
+                 for r, i in ids.items() if r != "none"}
+            e_none = float(np.mean(stats.responders(total[ids["none"]][good],
+                                                    responder.threshold_mm3)))
+            if e_none > 0:  # responders without treatment: effects above the control's rate
+                e = {r: (v - e_none) / (1.0 - e_none) if e_none < 1 else 0.0 for r, v in e.items()}
+            exp = bliss_expected(e["a"], e["b"])
+            row |= {"e_a": e["a"], "e_b": e["b"], "e_ab": e["ab"], "bliss_expected": float(exp),
+                    "bliss_excess": e["ab"] - float(exp), "hsa_excess": e["ab"] - max(e["a"], e["b"])}
+        else:
+            ctrl = total[ids["none"]][good]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                e = {r: 1.0 - total[i][good] / ctrl for r, i in ids.items() if r != "none"}
+            if np.any(ctrl <= 0):
+                raise ParameterError("inhibition: the control tumour vanished for some animals; "
+                                     "use effect='responder'")
+            exp = bliss_expected(e["a"], e["b"])
+            row |= {"e_a": float(e["a"].mean()), "e_b": float(e["b"].mean()),
+                    "e_ab": float(e["ab"].mean()), "bliss_expected": float(exp.mean()),
+                    "bliss_excess": float((e["ab"] - exp).mean()),
+                    "hsa_excess": float((e["ab"] - np.maximum(e["a"], e["b"])).mean())}
+        row["cem43_min"] = float(np.mean(cem[ids["ab"]][good]))
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    return SynergyResult(table=table, runs=runs, x=fx, y=fy, effect=effect, labels=tuple(labels))

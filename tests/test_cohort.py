@@ -1,0 +1,186 @@
+"""Virtual cohorts and virtual trials.
+
+Sampling checks use large toy cohorts (no simulation); the trial checks run the full
+model on small cohorts and assert the model's default behaviour (Kosinsky et al. 2018,
+J Immunother Cancer 6:17: monotherapies give few responders, combinations many).
+"""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mhimmune import cohort as co
+from mhimmune.ensemble import ScheduleTemplate
+from mhimmune.errors import ParameterError, ProtocolError
+
+
+# ------------------------------------------------------------------ sampling
+
+def test_cohorts_are_reproducible_by_seed_and_differ_between_seeds():
+    a = co.sample_cohort(50, seed=7)
+    b = co.sample_cohort(50, seed=7)
+    c = co.sample_cohort(50, seed=8)
+    pd.testing.assert_frame_equal(a, b)
+    assert not np.allclose(a.to_numpy(), c.to_numpy())
+    assert a.attrs["seed"] == 7 and list(a.index) == list(range(50))
+
+
+def test_lognormal_cohort_has_median_at_table_value_and_the_given_log_spread():
+    df = co.sample_cohort(20000, variability={"tumour_growth_rate": 0.2,
+                                              "trafficking_half_volume": 0.99}, seed=3)
+    assert np.median(df["tumour_growth_rate"]) == pytest.approx(0.4, rel=0.01)
+    assert np.median(df["trafficking_half_volume"]) == pytest.approx(50.0, rel=0.03)
+    assert np.std(np.log(df["tumour_growth_rate"])) == pytest.approx(0.2, rel=0.02)
+    assert np.std(np.log(df["trafficking_half_volume"])) == pytest.approx(0.99, rel=0.02)
+
+
+def test_correlated_cohort_reproduces_the_latent_correlation():
+    df = co.sample_cohort(20000, variability={"tumour_growth_rate": 0.2, "cd8_priming": 0.3,
+                                              "ab_kel": 0.2},
+                          correlation={("tumour_growth_rate", "cd8_priming"): -0.6}, seed=1)
+    logs = np.log(df)
+    r = np.corrcoef(logs.T.to_numpy())
+    assert r[0, 1] == pytest.approx(-0.6, abs=0.02)
+    assert abs(r[0, 2]) < 0.03 and abs(r[1, 2]) < 0.03
+
+
+def test_logitnormal_fraction_stays_inside_0_1_with_median_at_table_value():
+    df = co.sample_cohort(20000, variability={"m1_basal_fraction": {"distribution": "logitnormal",
+                                                                    "sigma": 1.5}}, seed=2)
+    x = df["m1_basal_fraction"].to_numpy()
+    assert x.min() > 0 and x.max() < 1
+    assert np.median(x) == pytest.approx(0.2, rel=0.03)
+
+
+def test_default_variability_table_has_sources_and_kosinsky_spread_of_s_l():
+    """σ of the T-cell trafficking half-volume comes from Kosinsky et al. 2018's
+    S_L percentiles (10th/50th/90th 1.77/6.95/22.6): σ = ln(22.6/1.77)/(2·1.2816)."""
+    var = co.load_variability()
+    assert (var["source"].str.len() > 10).all()
+    expected = math.log(22.6 / 1.77) / (2 * 1.2815516)
+    assert var.at["trafficking_half_volume", "sigma"] == pytest.approx(expected, abs=0.005)
+    assert set(var["distribution"]) <= {"lognormal", "logitnormal"}
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(n=0), "n: number of animals"),
+    (dict(n=5, seed=-1), "seed"),
+    (dict(n=5, variability={"no_such_parameter": 0.2}), "unknown parameters"),
+    (dict(n=5, variability={"tumour_growth_rate": -0.1}), r"sigma must be in \[0, 3\]"),
+    (dict(n=5, variability={"tumour_growth_rate": {"distribution": "gamma", "sigma": 0.1}}),
+     "distribution must be one of"),
+    (dict(n=5, variability={"tumour_growth_rate": 0.2, "ab_kel": 0.2},
+          correlation={("tumour_growth_rate", "ab_kel"): 1.0}), r"must be in \(-1, 1\)"),
+    (dict(n=5, variability={"tumour_growth_rate": 0.2}, correlation={("tumour_growth_rate", "x"): 0.1}),
+     "not a varied parameter"),
+    (dict(n=5, variability={"a_fraction": 0.1} | {"tumour_growth_rate": 0.1}), "unknown parameters"),
+    (dict(n=5, variability={"tumour_capacity": {"distribution": "logitnormal", "sigma": 0.1}}),
+     "logit-normal but its table value"),
+])
+def test_bad_cohort_input_names_the_field(kwargs, match):
+    with pytest.raises(ParameterError, match=match):
+        co.sample_cohort(**kwargs)
+
+
+def test_correlations_that_cannot_hold_together_are_rejected():
+    v = {"tumour_growth_rate": 0.1, "ab_kel": 0.1, "cd8_priming": 0.1}
+    with pytest.raises(ParameterError, match="not positive definite"):
+        co.sample_cohort(5, variability=v, correlation={("tumour_growth_rate", "ab_kel"): 0.9,
+                                                        ("ab_kel", "cd8_priming"): 0.9,
+                                                        ("tumour_growth_rate", "cd8_priming"): -0.9})
+
+
+# -------------------------------------------------------------------- trials
+
+@pytest.fixture(scope="module")
+def small_trial():
+    cohort = co.sample_cohort(8, seed=11)
+    return co.run_trial(co.standard_arms(), cohort, progress=False)
+
+
+def test_trial_classifies_responders_at_day_50_after_first_treatment(small_trial):
+    """Responder: total tumour ≤ 10 mm³ at day 50 after the first treatment (Kosinsky 2018)."""
+    tr = small_trial
+    assert tr.start_day == pytest.approx(7.0)  # default template: first MH session at day 7
+    assert tr.responder_day == pytest.approx(57.0)
+    a = tr.animals
+    assert (a["status"] == "ok").all() and tr.n_failed == 0
+    np.testing.assert_array_equal(a["responder"].to_numpy(bool),
+                                  a["total_at_responder_day_mm3"].to_numpy() <= 10.0)
+    # the recorded curve agrees with the readout at the responder day
+    i = tr.time_day.searchsorted(57.0)
+    assert tr.time_day[i] == pytest.approx(57.0)
+    np.testing.assert_allclose(tr.volumes["control"][:, i],
+                               a.loc[a["arm"] == "control", "total_at_responder_day_mm3"], rtol=1e-6)
+
+
+def test_combination_gives_more_responders_than_either_monotherapy(small_trial):
+    """Kosinsky et al. 2018: monotherapies 0–27 % responders, combinations 40–70 %
+    (the model predicts 0 % for each monotherapy and most animals for the combination)."""
+    rt = small_trial.responder_table()
+    assert rt.loc["control", "fraction"] == 0.0
+    assert rt.loc["mh", "fraction"] == 0.0 and rt.loc["anti_pdl1", "fraction"] == 0.0
+    assert rt.loc["mh+anti_pdl1", "fraction"] >= 0.5
+    lo, hi = rt.loc["control", ["ci_low", "ci_high"]]
+    assert lo == 0.0 and hi == pytest.approx(0.3244, abs=1e-3)  # Wilson 95 % for 0/8
+    lr = small_trial.logrank().set_index("group_a")
+    assert lr.loc["mh+anti_pdl1", "p_value"] < 0.01
+    assert lr.loc["anti_pdl1", "p_value"] > 0.05
+
+
+def test_time_to_endpoint_of_untreated_animals_matches_their_growth(small_trial):
+    """Untreated tumours (treated 30 + distant 5 mm³ nominal, logistic growth 0.4/d net of
+    0.05/d basal death toward 2500 mm³ each; ~400 mm³ total by day 7) reach 1000 mm³ total
+    within 2 weeks of day 7 (nominal ~4.6 d); every control animal has the event, none of
+    the combination responders has it."""
+    a = small_trial.animals
+    ctrl = a[a["arm"] == "control"]
+    assert ctrl["event"].all()
+    assert (ctrl["time_to_event_day"] > 0).all() and (ctrl["time_to_event_day"] < 14).all()
+    assert ctrl["time_to_event_day"].median() == pytest.approx(4.6, abs=1.5)
+    km = small_trial.kaplan_meier("control")
+    assert km["survival"].iloc[-1] == 0.0
+    combo = a[(a["arm"] == "mh+anti_pdl1") & a["responder"].astype(bool)]
+    assert not combo["event"].any()
+
+
+def test_trial_mechanisms_show_the_chain_for_the_combination(small_trial):
+    """The combination's benefit runs through ICD -> DC maturation -> CD8 priming and PD-L1
+    blockade (model readouts at +1 d and +7 d after the first treatment)."""
+    m = small_trial.mechanisms()
+    assert m.loc["mh", "damp_d1"] > 5 * m.loc["control", "damp_d1"]
+    assert m.loc["mh+anti_pdl1", "mature_dc_d7"] > 5 * m.loc["control", "mature_dc_d7"]
+    assert m.loc["mh+anti_pdl1", "cd8_effectors_d7"] > 2 * m.loc["mh", "cd8_effectors_d7"]
+    assert m.loc["anti_pdl1", "pdl1_occupancy_d7"] > 0.8
+    assert m.loc["control", "pdl1_occupancy_d7"] == 0.0
+
+
+def test_trial_recist_categories_and_files(small_trial, tmp_path):
+    tab = small_trial.recist_table()
+    assert tab.loc["control", "PD"] == 8
+    assert tab.loc["mh+anti_pdl1", "CR"] == small_trial.responder_table().loc["mh+anti_pdl1",
+                                                                                "responders"]
+    paths = small_trial.save(tmp_path)
+    back = pd.read_csv(paths["responders"])
+    assert list(back["arm"]) == small_trial.arm_names
+    vol = pd.read_csv(paths["volumes"])
+    assert len(vol) == 4 * 8 * len(small_trial.time_day)
+    assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_trial_input_errors_name_the_problem():
+    short = ScheduleTemplate("40 d")
+    with pytest.raises(ParameterError, match="before the responder day 57"):
+        co.run_trial(["control", "mh"], template=short, progress=False)
+    with pytest.raises(ParameterError, match="duplicate names"):
+        co.run_trial(["mh", "mh"], progress=False)
+    with pytest.raises(ParameterError, match="unknown; standard arms"):
+        co.standard_arms("radiotherapy")
+    with pytest.raises(ParameterError, match="no arm has a treatment"):
+        co.run_trial(["control"], progress=False)
+    with pytest.raises(ProtocolError, match="arm bad"):
+        co.run_trial([co.Arm("bad", {"n_sessions": 2.5})], progress=False)
+    with pytest.raises(ParameterError, match="endpoint_mm3"):
+        co.ResponderRule(threshold_mm3=10, endpoint_mm3=5)
