@@ -151,6 +151,18 @@ def _cmd_sensitivity(args) -> int:
     return 0
 
 
+def _cmd_hypotheses(args) -> int:
+    from .hypotheses import run_hypotheses
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HfWarning)  # schedules are factors; limits are constraints
+        rep = run_hypotheses(args.spec, args.out, quick=True if args.quick else None,
+                             n_jobs=args.jobs, progress=not args.quiet)
+    print(rep)
+    print(f"wrote {rep.files['report']} and {len(rep.files) - 1} more files in {rep.seconds:.0f} s "
+          f"(model predictions, hypothesis-generating)")
+    return 0
+
+
 def _cmd_export(args) -> int:
     from .export import write
     from .model import load_model
@@ -193,6 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--resume", action="store_true", help="continue an interrupted run in OUT")
     a.add_argument("--quiet", action="store_true", help="no progress bar")
     a.set_defaults(func=_cmd_sensitivity)
+    h = sub.add_parser("hypotheses", help="virtual trial, synergy maps and schedule optimisation "
+                                         "of a spec (TOML) -> markdown report with figures")
+    h.add_argument("spec", help="TOML: [template], [cohort], [responder], [trial], [[synergy]], [optimize]")
+    h.add_argument("--out", required=True, help="output folder (report.md, figures, tables)")
+    h.add_argument("--jobs", type=int, help="local worker processes (default: the spec's [run] n_jobs)")
+    h.add_argument("--quick", action="store_true", help="small cohort and coarse grids (as with CI=true)")
+    h.add_argument("--quiet", action="store_true", help="no progress bars")
+    h.set_defaults(func=_cmd_hypotheses)
     x = sub.add_parser("export", help="write the model with a protocol's schedule as SBML (events) or BNGL")
     x.add_argument("format", choices=["sbml", "bngl"])
     x.add_argument("--protocol", help="protocol (TOML) whose schedule is written; default: none")

@@ -369,12 +369,13 @@ class ResponderRule:
 
 
 #: Mechanistic readouts recorded per animal, in the order of the chain, with the link
-#: they speak for: (column, readout spec, link, label). ``@+D`` days count from the
-#: first treatment of the trial (sampling days like an experiment's, not peaks: peaks
-#: over 60 days would pick up the late necrosis of large untreated tumours).
+#: they speak for: (column, readout spec, link, label). ``@+D`` days count from each
+#: arm's first MH session (arms without MH: their first treatment; untreated: the
+#: earliest first MH session of the trial, else its first treatment) — sampling days like an experiment's, not peaks (peaks over
+#: 60 days would pick up the late necrosis of large untreated tumours).
 MECHANISM_READOUTS: tuple[tuple[str, str, str, str], ...] = (
     ("cem43_min", "cem43_total_min", "heating", "thermal dose CEM43 (min, all sessions)"),
-    ("damp_d1", "damp_signal@+1", "death (ICD)", "DAMP signal 1 d after the first treatment"),
+    ("damp_d1", "damp_signal@+1", "death (ICD)", "DAMP signal 1 d after the first MH session"),
     ("mature_dc_d7", "mature_dc_fraction@+7", "immune: DC maturation",
      "mature DC fraction at +7 d"),
     ("cd8_effectors_d7", "cd8_effectors_total@+7", "immune: T-cell priming",
@@ -465,37 +466,53 @@ def run_trial(arms: Sequence[Arm | str] | None = None, cohort: pd.DataFrame | No
                                  f"responder day {resp_day:g} (first treatment day {start_day:g} "
                                  f"+ {responder.day_after_first_treatment:g}); lengthen the "
                                  f"template's duration or shorten the responder day")
-    # days counted from the first treatment (@+D) are read on the trial's common day, so
-    # the untreated arm is read on the same day as the treated ones
-    readouts = {name: (spec.split("@+")[0] + f"@{start_day + float(spec.split('@+')[1]):g}"
-                       if "@+" in spec else spec)
-                for name, spec, _, _ in MECHANISM_READOUTS}
-    readouts["total_at_start_mm3"] = f"{'+'.join(_VOLUMES)}@{start_day:g}"
-    readouts["total_at_responder_day_mm3"] = f"{'+'.join(_VOLUMES)}@{resp_day:g}"
+    # mechanistic readouts (@+D) are sampled D days after each arm's anchor: its first MH
+    # session, else its first treatment, else (untreated) the trial's first treatment
+    mh_starts = [p.mh_sessions()[0].start_h / 24.0 for p in plans.values() if p.mh_sessions()]
+    untreated_anchor = min(mh_starts) if mh_starts else start_day
+
+    def anchor(plan) -> float:
+        sessions = plan.mh_sessions()
+        if sessions:
+            return sessions[0].start_h / 24.0
+        first = plan.first_treatment_h
+        return untreated_anchor if first is None else first / 24.0
+
+    def readouts_for(day0: float) -> dict[str, str]:
+        r = {name: (spec.split("@+")[0] + f"@{day0 + float(spec.split('@+')[1]):g}"
+                    if "@+" in spec else spec)
+             for name, spec, _, _ in MECHANISM_READOUTS}
+        r["total_at_start_mm3"] = f"{'+'.join(_VOLUMES)}@{start_day:g}"
+        r["total_at_responder_day_mm3"] = f"{'+'.join(_VOLUMES)}@{resp_day:g}"
+        return r
 
     frames, curves = [], []
     grid_end = min(p.duration_h for p in plans.values()) / 24.0
     grid = np.arange(0.0, grid_end + 1e-9, float(grid_step_day))
-    template_arms = [a for a in arm_list if a.protocol is None]
-    fixed_arms = [a for a in arm_list if a.protocol is not None]
+    groups: dict[float, list[Arm]] = {}
+    for a in arm_list:
+        if a.protocol is None:
+            groups.setdefault(anchor(plans[a.name]), []).append(a)
     jobs = []
-    if template_arms:
-        cols = sorted({k for a in template_arms for k in a.factors})
+    for day0, group in groups.items():  # template arms with the same anchor: one ensemble
+        cols = sorted({k for a in group for k in a.factors})
         blocks = []
-        for a in template_arms:
+        for a in group:
             block = cohort.reset_index(drop=True).copy()
             vals = template.values(a.factors)
             for c in cols:
                 block[c] = vals[c]
             blocks.append(block)
-        jobs.append(([a.name for a in template_arms],
-                     ModelEvaluator(template, readouts, trajectories=_VOLUMES, time_grid_day=grid,
-                                    params=params),
+        jobs.append(([a.name for a in group],
+                     ModelEvaluator(template, readouts_for(day0), trajectories=_VOLUMES,
+                                    time_grid_day=grid, params=params),
                      pd.concat(blocks, ignore_index=True)))
-    for a in fixed_arms:
-        jobs.append(([a.name], ModelEvaluator(a.protocol, readouts, trajectories=_VOLUMES,
-                                              time_grid_day=grid, params=params),
-                     cohort.reset_index(drop=True)))
+    for a in arm_list:
+        if a.protocol is not None:
+            jobs.append(([a.name], ModelEvaluator(a.protocol, readouts_for(anchor(a.protocol)),
+                                                  trajectories=_VOLUMES, time_grid_day=grid,
+                                                  params=params),
+                         cohort.reset_index(drop=True)))
     n = len(cohort)
     for arm_names, ev, design in jobs:
         res = run_ensemble(ev, design, n_jobs=n_jobs, client=client, progress=progress,
@@ -511,8 +528,10 @@ def run_trial(arms: Sequence[Arm | str] | None = None, cohort: pd.DataFrame | No
             total = t.pivot_table(index="run", columns="time_day", values="value", aggfunc="sum")
             total = total.reindex(range(k * n, (k + 1) * n))
             curves.append((name, total.to_numpy()))
+    order = {name: i for i, name in enumerate(names)}
+    frames.sort(key=lambda f: order[f["arm"].iloc[0]])
     animals = pd.concat(frames, ignore_index=True)
-    volumes = {name: arr for name, arr in curves}
+    volumes = {name: arr for name, arr in sorted(curves, key=lambda c: order[c[0]])}
     return TrialResult(animals=animals, volumes=volumes, time_day=grid, arms=arm_list,
                        plans=plans, cohort=cohort, responder=responder, start_day=start_day,
                        recist=recist)
@@ -526,7 +545,8 @@ class TrialResult:
     ----------
     animals
         One row per (arm, animal): status, message, cohort parameters, arm factors,
-        mechanistic readouts (:data:`MECHANISM_READOUTS`), ``total_at_start_mm3``,
+        mechanistic readouts (:data:`MECHANISM_READOUTS`, sampled after each arm's first
+        MH session, or first treatment without MH), ``total_at_start_mm3``,
         ``total_at_responder_day_mm3``, and the classification columns ``responder``,
         ``time_to_event_day``, ``event`` (and ``recist`` when asked).
     volumes

@@ -14,12 +14,14 @@ from .errors import ModelError
 
 _PKG = Path(__file__).resolve().parent
 #: folder inside the installed package -> folder in a source checkout
-_SOURCE_LOCATIONS = {"models": "models", "parameters": "parameters", "protocols": "analyses/protocols"}
+_SOURCE_LOCATIONS = {"models": "models", "parameters": "parameters", "protocols": "analyses/protocols",
+                     "specs": "analyses/hypotheses"}
 
 
 @cache
 def resource_dir(name: str) -> Path:
-    """Return the folder ``models``, ``parameters`` or ``protocols`` that ships with mhimmune."""
+    """Return the folder ``models``, ``parameters``, ``protocols`` or ``specs`` (hypothesis
+    specs) that ships with mhimmune."""
     if name not in _SOURCE_LOCATIONS:
         raise ValueError(f"unknown resource folder {name!r}")
     for candidate in (_PKG / name, _PKG.parent / _SOURCE_LOCATIONS[name]):

@@ -1,4 +1,4 @@
-"""The wheel carries models/, parameters/ and the example protocols inside the package."""
+"""The wheel carries models/, parameters/, the example protocols and hypothesis specs inside the package."""
 
 import os
 import subprocess
@@ -21,13 +21,15 @@ def test_wheel_installs_and_loads_model_from_another_directory(tmp_path):
                     str(wheel)], check=True, capture_output=True)
     code = ("import mhimmune, mhimmune.resources as r; m = mhimmune.load_model(verbose=False); "
             "print(mhimmune.__file__); print(r.resource_dir('models')); print(r.resource_dir('protocols')); "
+            "print(r.resource_dir('specs')); print((r.resource_dir('parameters') / 'cohort.tsv').is_file()); "
             "print(m.size()['species'])")
     env = {**os.environ, "PYTHONPATH": str(target)}
     work = tmp_path / "elsewhere"
     work.mkdir()
     proc = subprocess.run([sys.executable, "-c", code], cwd=work, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    pkg_file, models_dir, protocols_dir, n_species = proc.stdout.split()
+    pkg_file, models_dir, protocols_dir, specs_dir, cohort_table, n_species = proc.stdout.split()
     assert pkg_file.startswith(str(target))
     assert models_dir.startswith(str(target)) and protocols_dir.startswith(str(target))
+    assert specs_dir.startswith(str(target)) and cohort_table == "True"
     assert int(n_species) > 40
