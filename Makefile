@@ -47,3 +47,14 @@ sa-notebook: $(STAMP)
 .PHONY: bench-engines
 bench-engines: $(STAMP)
 	$(PY) analyses/benchmarks/bench_engines.py
+
+# virtual trial, synergy and schedule optimisation (issue 7): the notebook at full size
+# (MH_TRIAL_N animals, outputs written back) and the hypothesis report of the shipped spec
+.PHONY: virtual-trial hypotheses
+MH_TRIAL_N ?= 40
+
+virtual-trial: $(STAMP)
+	MH_TRIAL_N=$(MH_TRIAL_N) $(PY) -m pytest --nbmake --overwrite --nbmake-timeout=3600 analyses/virtual_trial.ipynb
+
+hypotheses: $(STAMP)
+	$(VENV)/bin/mhimmune hypotheses analyses/hypotheses/mh_pdl1.toml --out analyses/hypotheses/results
