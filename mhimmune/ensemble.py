@@ -109,6 +109,11 @@ PROTOCOL_FACTORS: Mapping[str, FactorInfo] = {
                                 "field frequency f"),
     "session_duration_min": FactorInfo("session_duration", "min", "quantity", 30.0, 15.0, 60.0,
                                        "uniform", "length of one MH session"),
+    "feedback": FactorInfo("feedback", "1", "switch", 0, 0, 1, "integer",
+                           "feedback-controlled sessions: the field (then the maximal field) is "
+                           "turned down once the tumour reaches target_temperature_C: 0 or 1"),
+    "target_temperature_C": FactorInfo("target_temperature", "degC", "quantity", 43.0, 41.0, 46.0,
+                                       "uniform", "target temperature of feedback sessions"),
     "n_sessions": FactorInfo("n_sessions", "1", "count", 3, 1, 5, "integer",
                              "number of MH sessions (0: no MH)"),
     "session_interval_day": FactorInfo("session_interval", "d", "quantity", 2.0, 1.0, 4.0,
@@ -153,7 +158,9 @@ class ScheduleTemplate:
     replaces some by bare numbers in the unit of the factor's name and returns a
     validated :class:`~mhimmune.Protocol`. The MH series starts at ``mh_start`` with
     ``n_sessions`` sessions every ``session_interval``; the antibody series starts
-    ``pdl1_delay`` after the first session (negative: before it); BSO, the HSP
+    ``pdl1_delay`` after the first session (negative: before it); with ``feedback = 1``
+    sessions are thermostatted at ``target_temperature`` (the thermal dose per session
+    is then set by its length: at 43 °C, CEM43 ≈ minutes above target); BSO, the HSP
     inhibitor and the chemodynamic (iron) agent, when switched on, are given ``*_lead``
     before each MH session.
 
@@ -293,6 +300,8 @@ class ScheduleTemplate:
                                    field=Q(v["field_kA_per_m"], "kA/m"),
                                    frequency=Q(v["frequency_kHz"], "kHz"), agent=self.agent,
                                    dose=Q(v["particle_dose_mg_per_cm3"], "mg/cm^3"),
+                                   target=Q(v["target_temperature_C"], "degC")
+                                   if v["feedback"] == 1.0 else None,
                                    every=Q(interval, "h") if n_mh > 1 else None, count=n_mh)
         n_ab = int(v["pdl1_count"])
         t_ab = start + v["pdl1_delay_day"] * 24.0

@@ -107,10 +107,10 @@ def load_hypothesis_spec(source: str | Path | Mapping[str, Any]) -> dict[str, An
         missing = {"x", "x_values", "y", "y_values"} - set(s)
         if missing:
             raise ParameterError(f"{where}: synergy[{i}] lacks {sorted(missing)}")
-        extra = set(s) - {"x", "x_values", "y", "y_values", "effect", "name"}
+        extra = set(s) - {"x", "x_values", "y", "y_values", "effect", "name", "fixed"}
         if extra:
             raise ParameterError(f"{where}: synergy[{i}]: unknown keys {sorted(extra)}; allowed: "
-                                 f"x, x_values, y, y_values, effect, name")
+                                 f"x, x_values, y, y_values, effect, name, fixed")
     opt = data.get("optimize")
     if opt is not None:
         extra = set(opt) - {"space", "constraints", "method", "objective", "aggregate", "budget",
@@ -356,6 +356,7 @@ def run_hypotheses(spec: str | Path | Mapping[str, Any], out: str | Path, *, qui
         name = str(s.get("name", f"{s['x']}_x_{s['y']}"))
         res = synergy_grid((s["x"], xs), (s["y"], ys), cohort=cohort, template=template,
                            effect=s.get("effect", "responder"), responder=responder,
+                           fixed=dict(s.get("fixed", {})),
                            params=params, n_jobs=n_jobs, progress=progress)
         synergy[name] = res
         write_csv(res.table, out / f"synergy_{name}.csv", index=False)
@@ -443,7 +444,7 @@ def _markdown(title, template, cohort, responder, trial, ranking, opt, synergy, 
           + ", ".join(f"`{k}` (σ {v['sigma']:g})" for k, v in var.items()) + ".",
           f"- Responder: total tumour (treated + distant) ≤ {responder.threshold_mm3:g} mm³ "
           f"{responder.day_after_first_treatment:g} d after the first treatment "
-          f"(day {trial.responder_day:g}); time-to-event endpoint: total tumour ≥ "
+          f"(day {trial.responder_day:.4g}); time-to-event endpoint: total tumour ≥ "
           f"{responder.endpoint_mm3:g} mm³.", ""]
     L += ["## Ranking of candidates", "",
           "Ranked by responder fraction (95 % Wilson interval), then by median days to the "

@@ -182,6 +182,7 @@ def synergy_grid(x: tuple[str, Sequence[float]], y: tuple[str, Sequence[float]],
                  cohort: pd.DataFrame | None = None, template=None, effect: str = "responder",
                  responder=None, off_a: Mapping[str, float] = OFF_ANTI_PDL1,
                  off_b: Mapping[str, float] = OFF_MH, labels: tuple[str, str] = ("MH", "anti-PD-L1"),
+                 fixed: Mapping[str, float] | None = None,
                  evaluator: Callable | None = None, params: Mapping[str, Any] | None = None,
                  n_jobs: int = 1, client: Any = None, progress: bool | None = None) -> SynergyResult:
     """Bliss and HSA excess of two agents over a two-factor grid of schedules.
@@ -205,6 +206,10 @@ def synergy_grid(x: tuple[str, Sequence[float]], y: tuple[str, Sequence[float]],
         alone" (default no MH: antibody alone); both together give the control.
     labels
         Names of agents A and B for figures.
+    fixed
+        Protocol factors held for every schedule of the grid, e.g. ``{"feedback": 1}``
+        (thermostatted sessions at the template's target temperature, so that the thermal
+        dose follows ``session_duration_min`` — a CEM43 axis).
     evaluator
         Replace the model by any callable ``f(values) -> {"total_mm3": ..., "cem43_min": ...}``
         (values: the full protocol factors and cohort columns); used by tests.
@@ -232,6 +237,11 @@ def synergy_grid(x: tuple[str, Sequence[float]], y: tuple[str, Sequence[float]],
         cohort = pd.DataFrame(index=pd.RangeIndex(1, name="animal"))
     if not isinstance(cohort, pd.DataFrame) or len(cohort) == 0:
         raise ParameterError("cohort: expected a non-empty DataFrame from sample_cohort")
+    fixed = dict(fixed or {})
+    clash = sorted({fx, fy} & set(fixed))
+    if clash:
+        raise ParameterError(f"fixed: {clash} are grid axes; they cannot also be fixed")
+    template.values(fixed)  # validates names and values
     for name, off in (("off_a", off_a), ("off_b", off_b)):
         if not off:
             raise ParameterError(f"{name}: give the factors that switch the other agent off")
@@ -250,7 +260,7 @@ def synergy_grid(x: tuple[str, Sequence[float]], y: tuple[str, Sequence[float]],
             for yv in ys:
                 ids = {}
                 for role, off in roles.items():
-                    vals = template.values({fx: xv, fy: yv, **off})
+                    vals = template.values({**fixed, fx: xv, fy: yv, **off})
                     plan = template.build(vals)
                     if plan not in keys:
                         keys[plan] = len(schedules)
@@ -265,7 +275,7 @@ def synergy_grid(x: tuple[str, Sequence[float]], y: tuple[str, Sequence[float]],
     if day > template.duration_h / 24.0 + 1e-9:
         raise ParameterError(f"responder day {day:g} is after the end of the template "
                              f"({template.duration_h / 24:g} d); lengthen its duration")
-    ev = evaluator or ModelEvaluator(template, {"total_mm3": f"{_TOTAL}@{day:g}",
+    ev = evaluator or ModelEvaluator(template, {"total_mm3": f"{_TOTAL}@{day:.12g}",
                                                 "cem43_min": "cem43_total_min"}, params=params)
     n = len(cohort)
     animals = cohort.reset_index(drop=True)

@@ -324,3 +324,21 @@ def test_cdt_factor_adds_iron_agent_before_each_session():
     assert all(b.amount == 8 and b.options["metal"] == "fe" for b in cdt)
     with pytest.raises(ProtocolError, match="factor.cdt: must be 0 or 1"):
         t.build({"cdt": 2})
+
+
+def test_feedback_factor_thermostats_sessions_so_cem43_follows_session_length(model):
+    """With feedback at 43 °C, CEM43 = minutes at 43 °C (Sapareto & Dewey 1984): doubling the
+    session length adds the added minutes of thermal dose, slightly fewer because the
+    thermostat band (0.1 °C) holds the mean a little under the target (R^-0.1 ≈ 0.93; one
+    more degree below would give 0.5)."""
+    t = en.ScheduleTemplate("12 d", feedback=1, target_temperature="43 degC", n_sessions=1,
+                            pdl1_count=0, field="18 kA/m")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HfWarning)
+        plan = t.build({"session_duration_min": 30})
+    assert plan.mh_sessions()[0].target_C == 43.0
+    ev = en.ModelEvaluator(t, {"cem": "cem43_total_min", "peak": "peak_temperature_C"})
+    out = en.run_ensemble(ev, pd.DataFrame({"session_duration_min": [30.0, 60.0]}),
+                          progress=False).results
+    assert out["peak"].max() == pytest.approx(43.0, abs=0.5)
+    assert 0.85 * 30.0 <= out.loc[1, "cem"] - out.loc[0, "cem"] <= 30.0

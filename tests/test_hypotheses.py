@@ -53,7 +53,7 @@ def test_spec_errors_name_the_key(tmp_path):
 def test_shipped_spec_is_valid():
     spec = hy.load_hypothesis_spec(resource_dir("specs") / "mh_pdl1.toml")
     assert spec["cohort"]["n"] == 40
-    assert {s["name"] for s in spec["synergy"]} == {"dose", "schedule"}
+    assert {s["name"] for s in spec["synergy"]} == {"dose", "thermal_dose", "schedule"}
 
 
 SMALL = {

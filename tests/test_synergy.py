@@ -96,3 +96,29 @@ def test_model_predicts_mh_and_anti_pdl1_synergise_at_high_field():
 def test_bad_grid_input_names_the_field(kwargs, match):
     with pytest.raises(ParameterError, match=match):
         sy.synergy_grid(**kwargs, evaluator=independent_toy, progress=False)
+
+
+def test_fixed_factors_apply_to_every_schedule_of_the_grid():
+    seen = []
+
+    def toy(values):
+        seen.append((values["feedback"], values["n_sessions"], values["pdl1_count"]))
+        return {"total_mm3": 100.0, "cem43_min": values["session_duration_min"]}
+    res = sy.synergy_grid(("session_duration_min", [10, 20]), ("pdl1_dose_mg_per_kg", [5]),
+                          fixed={"feedback": 1}, evaluator=toy, progress=False)
+    assert {f for f, _, _ in seen} == {1.0}
+    assert res.table["cem43_min"].tolist() == [10.0, 20.0]
+    with pytest.raises(ParameterError, match="grid axes"):
+        sy.synergy_grid(("session_duration_min", [10]), ("pdl1_dose_mg_per_kg", [5]),
+                        fixed={"session_duration_min": 5}, evaluator=toy, progress=False)
+
+
+def test_thermal_dose_axis_under_feedback_gives_cem43_proportional_to_session_length():
+    """Feedback sessions at 43 °C (one session): CEM43 grows with the session length, so the
+    session-length axis is a thermal-dose axis (Sapareto & Dewey 1984)."""
+    from mhimmune.ensemble import ScheduleTemplate
+    t = ScheduleTemplate("60 d", feedback=1, field="18 kA/m", n_sessions=1)
+    res = sy.synergy_grid(("session_duration_min", [15, 60]), ("pdl1_dose_mg_per_kg", [10]),
+                          template=t, effect="inhibition", progress=False)
+    cem = res.table.set_index("session_duration_min")["cem43_min"]
+    assert 0.85 * 45 <= cem[60] - cem[15] <= 45
