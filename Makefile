@@ -54,7 +54,7 @@ bench-engines: $(STAMP)
 MH_TRIAL_N ?= 40
 
 virtual-trial: $(STAMP)
-	MH_TRIAL_N=$(MH_TRIAL_N) $(PY) -m pytest --nbmake --overwrite --nbmake-timeout=3600 analyses/virtual_trial.ipynb
+	TQDM_DISABLE=1 MH_TRIAL_N=$(MH_TRIAL_N) $(PY) -m pytest --nbmake --overwrite --nbmake-timeout=3600 analyses/virtual_trial.ipynb
 
 hypotheses: $(STAMP)
 	$(VENV)/bin/mhimmune hypotheses analyses/hypotheses/mh_pdl1.toml --out analyses/hypotheses/results

@@ -16,7 +16,8 @@ see :data:`STANDARD_ARMS`) and classifies each animal:
 * optionally **RECIST-like** categories (CR/PR/SD/PD from the change in total volume
   between the first treatment and the responder day);
 * **time to event**: days from the first treatment until the total tumour reaches an
-  endpoint volume (default 1000 mm³, a common humane endpoint), censored at the end.
+  endpoint volume (default 2000 mm³ for treated + distant tumour together; humane
+  endpoints of 1500–2000 mm³ per tumour are common), censored at the end.
 
 :class:`TrialResult` gives responder fractions per arm with Wilson intervals,
 Kaplan–Meier curves with log-rank tests against a reference arm, the mechanistic
@@ -353,7 +354,7 @@ class ResponderRule:
 
     threshold_mm3: float = 10.0
     day_after_first_treatment: float = 50.0
-    endpoint_mm3: float = 1000.0
+    endpoint_mm3: float = 2000.0
 
     def __post_init__(self):
         for name, lo in (("threshold_mm3", 0.0), ("day_after_first_treatment", 0.0),
@@ -410,7 +411,7 @@ def run_trial(arms: Sequence[Arm | str] | None = None, cohort: pd.DataFrame | No
         2 days, anti-PD-L1 10 mg/kg three times every 3 days from the first session).
     responder
         :class:`ResponderRule` (default ≤ 10 mm³ at day 50 after the first treatment,
-        endpoint 1000 mm³).
+        endpoint 2000 mm³).
     recist
         Also classify RECIST-like categories (CR/PR/SD/PD).
     grid_step_day
@@ -463,7 +464,7 @@ def run_trial(arms: Sequence[Arm | str] | None = None, cohort: pd.DataFrame | No
         end = plans[a.name].duration_h / 24.0
         if end + 1e-9 < resp_day:
             raise ParameterError(f"arm {a.name}: its protocol ends at day {end:g}, before the "
-                                 f"responder day {resp_day:g} (first treatment day {start_day:g} "
+                                 f"responder day {resp_day:.4g} (first treatment day {start_day:.4g} "
                                  f"+ {responder.day_after_first_treatment:g}); lengthen the "
                                  f"template's duration or shorten the responder day")
     # mechanistic readouts (@+D) are sampled D days after each arm's anchor: its first MH
@@ -479,11 +480,11 @@ def run_trial(arms: Sequence[Arm | str] | None = None, cohort: pd.DataFrame | No
         return untreated_anchor if first is None else first / 24.0
 
     def readouts_for(day0: float) -> dict[str, str]:
-        r = {name: (spec.split("@+")[0] + f"@{day0 + float(spec.split('@+')[1]):g}"
+        r = {name: (spec.split("@+")[0] + f"@{day0 + float(spec.split('@+')[1]):.12g}"
                     if "@+" in spec else spec)
              for name, spec, _, _ in MECHANISM_READOUTS}
-        r["total_at_start_mm3"] = f"{'+'.join(_VOLUMES)}@{start_day:g}"
-        r["total_at_responder_day_mm3"] = f"{'+'.join(_VOLUMES)}@{resp_day:g}"
+        r["total_at_start_mm3"] = f"{'+'.join(_VOLUMES)}@{start_day:.12g}"
+        r["total_at_responder_day_mm3"] = f"{'+'.join(_VOLUMES)}@{resp_day:.12g}"
         return r
 
     frames, curves = [], []
@@ -693,8 +694,8 @@ class TrialResult:
         rt = self.responder_table()
         lines = [f"Virtual trial: {self.n_animals} animals × {len(self.arms)} arms; responder = "
                  f"total tumour ≤ {self.responder.threshold_mm3:g} mm³ at day "
-                 f"{self.responder_day:g} ({self.responder.day_after_first_treatment:g} d after "
-                 f"the first treatment on day {self.start_day:g}); model predictions."]
+                 f"{self.responder_day:.4g} ({self.responder.day_after_first_treatment:g} d after "
+                 f"the first treatment on day {self.start_day:.4g}); model predictions."]
         for name, r in rt.iterrows():
             lines.append(f"  {name:<28} {int(r['responders']):>4}/{int(r['n_ok']):<4} "
                          f"{100 * r['fraction']:5.1f} % (95 % CI {100 * r['ci_low']:.1f}–"
@@ -760,8 +761,9 @@ class TrialResult:
         ax.set_xlabel("days after the first treatment")
         ax.set_ylabel(f"fraction with tumour < {self.responder.endpoint_mm3:g} mm³")
         ax.set_ylim(-0.02, 1.02)
-        ax.legend(fontsize=8, frameon=False)
-        ax.set_title(f"Virtual trial (n = {self.n_animals} per arm); {HYPOTHESIS_NOTE}", fontsize=8)
+        ax.legend(fontsize=8, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        ax.set_title(f"Virtual trial (n = {self.n_animals} per arm); {HYPOTHESIS_NOTE}", fontsize=8,
+                     loc="left")
         return ax
 
     def plot_responders(self, ax=None):
@@ -805,10 +807,10 @@ class TrialResult:
     def figure(self):
         """One figure: Kaplan–Meier curves and responder fractions side by side."""
         import matplotlib.pyplot as plt
-        fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 2]})
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(13, 4.2), layout="constrained",
+                                     gridspec_kw={"width_ratios": [3, 2]})
         self.plot_km(a1)
         self.plot_responders(a2)
-        fig.tight_layout()
         return fig
 
 
