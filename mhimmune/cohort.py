@@ -720,15 +720,16 @@ class TrialResult:
     # ------------------------------------------------------------------- output
     def save(self, out: str | Path) -> dict[str, Path]:
         """Write ``animals.csv``, ``responders.csv``, ``logrank.csv``,
-        ``mechanisms.csv`` and ``volumes.csv`` (long: arm, animal, time_day, total_mm3)
-        to *out* atomically; returns the paths by name."""
+        ``mechanisms.csv`` and ``volumes.csv.gz`` (gzip; long: arm, animal, time_day,
+        total_mm3, 6 significant digits) to *out* atomically; returns the paths by name."""
         from .io import write_csv
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         paths = {"animals": write_csv(self.animals, out / "animals.csv"),
                  "responders": write_csv(self.responder_table().reset_index(), out / "responders.csv"),
                  "mechanisms": write_csv(self.mechanisms().reset_index(), out / "mechanisms.csv"),
-                 "volumes": write_csv(self.volume_frame(), out / "volumes.csv")}
+                 "volumes": write_csv(self.volume_frame(), out / "volumes.csv.gz", index=False,
+                                      float_format="%.6g")}
         if "control" in self.arm_names and len(self.arms) > 1:
             paths["logrank"] = write_csv(self.logrank(), out / "logrank.csv")
         return paths

@@ -128,29 +128,37 @@ def load_hypothesis_spec(source: str | Path | Mapping[str, Any]) -> dict[str, An
 
 # ====================================================================== reasons
 
-# (column, label, kind): "ratio" compares fold changes, "level" absolute differences
+# (column, text when the candidate is higher, text when lower, kind, threshold): "ratio"
+# compares fold changes, "level" absolute differences
 _REASON_LINKS = (
-    ("cem43_min", "heat dose (CEM43 {a:.0f} vs {b:.0f} min)", "level", 5.0),
-    ("damp_d1", "more immunogenic cell death (DAMPs at +1 d ×{r:.1f})", "ratio", 1.5),
-    ("mature_dc_d7", "more mature DCs (+7 d: {a:.2f} vs {b:.2f})", "ratio", 1.5),
-    ("cd8_effectors_d7", "more CD8 effectors (+7 d ×{r:.1f})", "ratio", 1.5),
-    ("pdl1_occupancy_d7", "PD-L1 blocked (occupancy {a:.2f} vs {b:.2f})", "level", 0.3),
-    ("m1_m2_d7", "M1 shift of macrophages (M1/M2 ×{r:.1f})", "ratio", 1.5),
-    ("treg_fraction_d7", "fewer Tregs (÷{q:.1f})", "inverse", 1.5),
+    ("cem43_min", "more heat (CEM43 {a:.0f} vs {b:.0f} min)",
+     "less heat (CEM43 {a:.0f} vs {b:.0f} min)", "level", 5.0),
+    ("damp_d1", "more immunogenic cell death (DAMPs at +1 d ×{r:.1f})",
+     "less immunogenic cell death (DAMPs at +1 d ÷{r:.1f})", "ratio", 1.5),
+    ("mature_dc_d7", "more mature DCs (+7 d: {a:.2f} vs {b:.2f})",
+     "fewer mature DCs (+7 d: {a:.2f} vs {b:.2f})", "ratio", 1.5),
+    ("cd8_effectors_d7", "more CD8 effectors (+7 d ×{r:.1f})",
+     "fewer CD8 effectors (+7 d ÷{r:.1f})", "ratio", 1.5),
+    ("pdl1_occupancy_d7", "PD-L1 blocked (occupancy {a:.2f} vs {b:.2f})",
+     "PD-L1 not blocked (occupancy {a:.2f} vs {b:.2f})", "level", 0.3),
+    ("m1_m2_d7", "M1 shift of macrophages (M1/M2 ×{r:.1f})",
+     "M2 shift of macrophages (M1/M2 ÷{r:.1f})", "ratio", 1.5),
+    ("treg_fraction_d7", "more Tregs (×{r:.1f})", "fewer Tregs (÷{r:.1f})", "ratio", 1.5),
 )
 
 
 def mechanistic_reason(candidate: pd.Series, reference: pd.Series) -> str:
-    """Which links of the chain differ between *candidate* and *reference*.
+    """Which links of the chain differ between *candidate* and *reference*, and which way.
 
     Both are rows of :meth:`mhimmune.cohort.TrialResult.mechanisms` (cohort medians).
-    A link is named when its readout changes by ≥ 1.5-fold (CEM43 by ≥ 5 min, PD-L1
-    occupancy by ≥ 0.3), in the order of the chain: heat → ICD → DC maturation →
+    A link is named when its readout changes by ≥ 1.5-fold either way (CEM43 by ≥ 5 min,
+    PD-L1 occupancy by ≥ 0.3), in the order of the chain: heat → ICD → DC maturation →
     CD8 priming → checkpoint → macrophages → suppression. Returns ``"no link differs"``
     when none does.
     """
     parts = []
-    for col, text, kind, threshold in _REASON_LINKS:
+    tiny = 1e-12
+    for col, up, down, kind, threshold in _REASON_LINKS:
         if col not in candidate or col not in reference:
             continue
         a, b = float(candidate[col]), float(reference[col])
@@ -158,12 +166,13 @@ def mechanistic_reason(candidate: pd.Series, reference: pd.Series) -> str:
             continue
         if kind == "level":
             if a - b >= threshold:
-                parts.append(text.format(a=a, b=b))
-        elif kind == "ratio":
-            if a > 0 and a >= threshold * max(b, 1e-12):
-                parts.append(text.format(r=a / max(b, 1e-12), a=a, b=b))
-        elif b > 0 and b >= threshold * max(a, 1e-12):
-            parts.append(text.format(q=b / max(a, 1e-12)))
+                parts.append(up.format(a=a, b=b))
+            elif b - a >= threshold:
+                parts.append(down.format(a=a, b=b))
+        elif a > 0 and a >= threshold * max(b, tiny):
+            parts.append(up.format(r=a / max(b, tiny), a=a, b=b))
+        elif b > 0 and b >= threshold * max(a, tiny):
+            parts.append(down.format(r=b / max(a, tiny), a=a, b=b))
     return "; ".join(parts) if parts else "no link differs"
 
 
@@ -379,6 +388,14 @@ def run_hypotheses(spec: str | Path | Mapping[str, Any], out: str | Path, *, qui
 
 
 _SINGLE = {"mh", "anti_pdl1"}
+#: the standard combination that add-ons and alternative schedules are compared with
+BASE_COMBINATION = "mh+anti_pdl1"
+
+
+def _fisher_p(k1: int, n1: int, k2: int, n2: int) -> float:
+    """Two-sided Fisher exact test of two responder counts."""
+    from scipy.stats import fisher_exact
+    return float(fisher_exact([[k1, n1 - k1], [k2, n2 - k2]])[1])
 
 
 def _rank(trial) -> pd.DataFrame:
@@ -410,6 +427,14 @@ def _rank(trial) -> pd.DataFrame:
                                       if best_single and arm != best_single and arm not in _SINGLE
                                       else ""),
             "best_single": best_single or "",
+            "reason_vs_combination": (mechanistic_reason(mech.loc[arm], mech.loc[BASE_COMBINATION])
+                                      if BASE_COMBINATION in mech.index and arm != BASE_COMBINATION
+                                      and arm not in _SINGLE else ""),
+            "fisher_p_vs_combination": (
+                _fisher_p(int(r["responders"]), int(r["n_ok"]),
+                          int(rt.loc[BASE_COMBINATION, "responders"]),
+                          int(rt.loc[BASE_COMBINATION, "n_ok"]))
+                if BASE_COMBINATION in rt.index and arm != BASE_COMBINATION else np.nan),
         })
     df = pd.DataFrame(rows)
     df = df.sort_values(["responders", "median_days_to_endpoint",
@@ -417,6 +442,61 @@ def _rank(trial) -> pd.DataFrame:
                         ascending=[False, False, True], kind="stable").reset_index(drop=True)
     df.insert(0, "rank", np.arange(1, len(df) + 1))
     return df
+
+
+def _p(x: float) -> str:
+    return "" if not math.isfinite(x) else f"{x:.2g}"
+
+
+def _key_findings(trial, ranking, opt, synergy) -> list[str]:
+    """A few sentences computed from the results (no hand-written conclusions)."""
+    out = []
+    r = ranking.set_index("arm")
+    top = ranking.iloc[0]
+    tied = ranking[ranking["responders"] >= top["responders"] - 1e-12]["arm"].tolist()
+    out.append(f"Most responders: {', '.join(tied)} ({100 * top['responders']:.0f} %, 95 % CI "
+               f"{100 * top['ci_low']:.0f}–{100 * top['ci_high']:.0f} %).")
+    if BASE_COMBINATION in r.index:
+        c = r.loc[BASE_COMBINATION]
+        singles = [a for a in ("mh", "anti_pdl1") if a in r.index]
+        if singles:
+            best = max(singles, key=lambda a: r.loc[a, "responders"])
+            p = _fisher_p(int(round(c["responders"] * c["n"])), int(c["n"]),
+                          int(round(r.loc[best, "responders"] * r.loc[best, "n"])),
+                          int(r.loc[best, "n"]))
+            out.append(f"MH + anti-PD-L1 gives {100 * c['responders']:.0f} % responders vs "
+                       f"{100 * r.loc[best, 'responders']:.0f} % for the better single agent "
+                       f"({best}; Fisher p = {p:.2g}); relative to it the combination adds: "
+                       f"{c['reason_vs_best_single'] or 'no link differs'}.")
+        same, other = [], []
+        for arm, row in r.iterrows():
+            if arm == BASE_COMBINATION or arm in _SINGLE or not math.isfinite(
+                    row["fisher_p_vs_combination"]):
+                continue
+            delta = row["responders"] - c["responders"]
+            text = (f"{arm} {100 * delta:+.0f} points (Fisher p = "
+                    f"{row['fisher_p_vs_combination']:.2g}; {row['reason_vs_combination']})")
+            (same if row["fisher_p_vs_combination"] > 0.05 else other).append(text)
+        if other:
+            out.append("Differ from MH + anti-PD-L1 beyond cohort noise (p ≤ 0.05): "
+                       + "; ".join(other) + ".")
+        if same:
+            out.append("Within cohort noise of MH + anti-PD-L1 (p > 0.05): " + "; ".join(same) + ".")
+    if opt is not None:
+        rob = opt.robustness or {}
+        out.append(f"Optimised schedule ({_fmt_schedule(opt.best)}): {opt.best_value:.3g} "
+                   f"(bootstrap CI {rob.get('ci_low', float('nan')):.3g}–"
+                   f"{rob.get('ci_high', float('nan')):.3g}); it stays best in "
+                   f"{100 * rob.get('p_best', float('nan')):.0f} % of resamples, so "
+                   + ("the optimum is robust across the cohort." if rob.get("p_best", 0) >= 0.8
+                      else "several schedules are about as good: test the family, not one point."))
+    for name, res in synergy.items():
+        b = res.best("bliss_excess")
+        out.append(f"Synergy {name}: largest Bliss excess {b['bliss_excess']:+.2f} at "
+                   f"{res.x} = {b[res.x]:g}, {res.y} = {b[res.y]:g}"
+                   + (f" (CEM43 {b['cem43_min']:.0f} min)" if "cem43_min" in b and
+                      math.isfinite(b["cem43_min"]) and b["cem43_min"] > 0 else "") + ".")
+    return out
 
 
 def _fmt_schedule(factors: Mapping[str, float]) -> str:
@@ -446,13 +526,17 @@ def _markdown(title, template, cohort, responder, trial, ranking, opt, synergy, 
           f"{responder.day_after_first_treatment:g} d after the first treatment "
           f"(day {trial.responder_day:.4g}); time-to-event endpoint: total tumour ≥ "
           f"{responder.endpoint_mm3:g} mm³.", ""]
+    L += ["## Key findings (computed)", ""] + [f"- {t}" for t in _key_findings(
+        trial, ranking, opt, synergy)] + [""]
     L += ["## Ranking of candidates", "",
           "Ranked by responder fraction (95 % Wilson interval), then by median days to the "
           "endpoint, then by the median total tumour at the responder day. *Why* lists the "
           "links of the chain that move, from the model's own readouts (cohort medians; "
           "+1 d / +7 d after each arm's first MH session, or first treatment without MH).", "",
-          "| rank | candidate | responders | 95 % CI | median days to endpoint | log-rank p vs control | why (vs control) | why (vs best single agent) |",
-          "|---:|---|---:|---|---:|---:|---|---|"]
+          f"Fisher p compares responder counts with {BASE_COMBINATION}; *why (vs "
+          f"{BASE_COMBINATION})* says what an add-on or another schedule changes.", "",
+          "| rank | candidate | responders | 95 % CI | median days to endpoint | log-rank p vs control | Fisher p vs combination | why (vs control) | why (vs best single agent) | why (vs combination) |",
+          "|---:|---|---:|---|---:|---:|---:|---|---|---|"]
     for _, r in ranking.iterrows():
         med = "not reached" if not math.isfinite(r["median_days_to_endpoint"]) else \
             f"{r['median_days_to_endpoint']:.1f}"
@@ -462,7 +546,8 @@ def _markdown(title, template, cohort, responder, trial, ranking, opt, synergy, 
         L.append(f"| {r['rank']} | {r['arm']} ({r['description']}) | {100 * r['responders']:.0f} % "
                  f"({int(round(r['responders'] * r['n']))}/{r['n']}) | {100 * r['ci_low']:.0f}–"
                  f"{100 * r['ci_high']:.0f} % | {med} | {r['logrank_p_vs_control']:.2g} | "
-                 f"{r['reason_vs_control']} | {vs_single} |")
+                 f"{_p(r['fisher_p_vs_combination'])} | {r['reason_vs_control']} | {vs_single} | "
+                 f"{r['reason_vs_combination']} |")
     L += ["", f"![Kaplan–Meier curves and responder fractions]({rel['km_figure']})", "",
           f"![Tumour volume of every animal]({rel['volumes_figure']})", ""]
     mech = trial.mechanisms()

@@ -167,6 +167,8 @@ def test_trial_recist_categories_and_files(small_trial, tmp_path):
     assert list(back["arm"]) == small_trial.arm_names
     vol = pd.read_csv(paths["volumes"])
     assert len(vol) == 4 * 8 * len(small_trial.time_day)
+    c = vol[(vol["arm"] == "control") & (vol["animal"] == 3)]["total_mm3"].to_numpy()
+    np.testing.assert_allclose(c, small_trial.volumes["control"][3], rtol=1e-5)
     assert not list(tmp_path.glob("*.tmp*"))
 
 
@@ -199,3 +201,11 @@ def test_failed_runs_are_left_out_and_reported_not_silently_classified():
     assert (rt["n_ok"] == 2).all() and (rt["n"] == 3).all()
     assert tr.animals.loc[tr.animals["status"] != "ok", "responder"].isna().all()
     assert "2 runs failed" in tr.summary()
+
+
+def test_submodules_are_reachable_from_the_package():
+    import mhimmune as mh
+    assert mh.cohort.sample_cohort is co.sample_cohort
+    assert callable(mh.synergy.bliss_excess) and callable(mh.optimize.optimize_schedule)
+    with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
+        mh.nonexistent

@@ -19,13 +19,28 @@ def test_reason_names_the_links_that_move_in_chain_order():
                        "treg_fraction_d7": 0.017})
     text = hy.mechanistic_reason(combo, CONTROL)
     parts = text.split("; ")
-    assert parts[0] == "heat dose (CEM43 82 vs 0 min)"
+    assert parts[0] == "more heat (CEM43 82 vs 0 min)"
     assert parts[1] == "more immunogenic cell death (DAMPs at +1 d ×12.9)"
     assert parts[2] == "more mature DCs (+7 d: 0.77 vs 0.06)"
     assert parts[3] == "more CD8 effectors (+7 d ×56.9)"
     assert parts[4] == "PD-L1 blocked (occupancy 0.96 vs 0.00)"
     assert parts[5] == "M1 shift of macrophages (M1/M2 ×10.7)"
     assert parts[6] == "fewer Tregs (÷9.4)"
+
+
+def test_reason_names_decreases_too():
+    """A one-week antibody delay vs the concurrent combination: fewer mature DCs and CD8
+    effectors, PD-L1 not yet blocked at +7 d (model readouts of the virtual trial)."""
+    combo = pd.Series({"cem43_min": 83.0, "damp_d1": 18.0, "mature_dc_d7": 0.68,
+                       "cd8_effectors_d7": 70.0, "pdl1_occupancy_d7": 0.96, "m1_m2_d7": 0.97,
+                       "treg_fraction_d7": 0.022})
+    late = pd.Series({"cem43_min": 83.0, "damp_d1": 18.0, "mature_dc_d7": 0.23,
+                      "cd8_effectors_d7": 20.0, "pdl1_occupancy_d7": 0.0, "m1_m2_d7": 0.33,
+                      "treg_fraction_d7": 0.038})
+    assert hy.mechanistic_reason(late, combo) == (
+        "fewer mature DCs (+7 d: 0.23 vs 0.68); fewer CD8 effectors (+7 d ÷3.5); "
+        "PD-L1 not blocked (occupancy 0.00 vs 0.96); M2 shift of macrophages (M1/M2 ÷2.9); "
+        "more Tregs (×1.7)")
 
 
 def test_reason_ignores_changes_below_the_thresholds():
