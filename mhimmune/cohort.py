@@ -193,7 +193,31 @@ def _correlation_matrix(correlation, names: list[str]) -> np.ndarray:
     return R
 
 
-def sample_cohort(n: int, *, variability=None, correlation=None, seed: int = 0,
+def _from_covariance(cov, var: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if not isinstance(cov, pd.DataFrame) or list(cov.index) != list(cov.columns) or cov.empty:
+        raise ParameterError("covariance: expected a square DataFrame with the same parameter "
+                             "names as index and columns")
+    C = cov.to_numpy(dtype=float)
+    if not np.all(np.isfinite(C)) or not np.allclose(C, C.T, rtol=1e-10, atol=1e-14):
+        raise ParameterError("covariance: must be finite and symmetric")
+    d = np.diag(C)
+    if np.any(d <= 0):
+        bad = [str(n) for n, x in zip(cov.index, d) if x <= 0]
+        raise ParameterError(f"covariance: variances of {bad} must be > 0")
+    sigma = np.sqrt(d)
+    var = var.copy()
+    for name, sg in zip(cov.index, sigma):
+        if name in var.index:
+            var.at[name, "sigma"] = float(sg)
+        else:
+            var.loc[name] = {"distribution": "lognormal", "sigma": float(sg),
+                             "source": "covariance", "notes": ""}
+        _check_spec(str(name), str(var.at[name, "distribution"]), float(sg), "covariance")
+    corr = pd.DataFrame(C / np.outer(sigma, sigma), index=cov.index, columns=cov.columns)
+    return var, corr
+
+
+def sample_cohort(n: int, *, variability=None, correlation=None, covariance=None, seed: int = 0,
                   parameters: Any = None) -> pd.DataFrame:
     """Draw a virtual cohort: one row per animal, one column per varied parameter.
 
@@ -213,6 +237,10 @@ def sample_cohort(n: int, *, variability=None, correlation=None, seed: int = 0,
     correlation
         Mapping ``(a, b) -> rho`` (or ``"a,b" -> rho``) or a square DataFrame; pairs not
         given are uncorrelated. Must be positive definite.
+    covariance
+        Instead of *correlation*: a square DataFrame, the covariance of the latent normals
+        (log or logit scale) of some varied parameters; its diagonal replaces their σ²
+        (parameters it names that the variability table lacks are added as log-normal).
     seed
         Seed of the random generator: the same seed gives the same cohort.
     parameters
@@ -230,6 +258,10 @@ def sample_cohort(n: int, *, variability=None, correlation=None, seed: int = 0,
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ParameterError(f"seed: must be an integer ≥ 0 (got {seed!r})")
     var = _variability_frame(variability)
+    if covariance is not None:
+        if correlation is not None:
+            raise ParameterError("covariance: give correlation or covariance, not both")
+        var, correlation = _from_covariance(covariance, var)
     table = ParameterTable.load(parameters)
     names = [str(x) for x in var.index]
     unknown = [x for x in names if x not in table]

@@ -209,3 +209,18 @@ def test_submodules_are_reachable_from_the_package():
     assert callable(mh.synergy.bliss_excess) and callable(mh.optimize.optimize_schedule)
     with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
         mh.nonexistent
+
+
+def test_covariance_sets_log_spreads_and_correlation():
+    cov = pd.DataFrame([[0.04, -0.018], [-0.018, 0.09]],
+                       index=["tumour_growth_rate", "cd8_priming"],
+                       columns=["tumour_growth_rate", "cd8_priming"])
+    df = co.sample_cohort(20000, variability={"ab_kel": 0.2}, covariance=cov, seed=9)
+    logs = np.log(df[["tumour_growth_rate", "cd8_priming"]])
+    np.testing.assert_allclose(np.cov(logs.T.to_numpy()), cov.to_numpy(), atol=0.003)
+    assert np.std(np.log(df["ab_kel"])) == pytest.approx(0.2, rel=0.03)
+    with pytest.raises(ParameterError, match="not both"):
+        co.sample_cohort(3, covariance=cov, correlation={("tumour_growth_rate", "ab_kel"): 0.1})
+    with pytest.raises(ParameterError, match="symmetric"):
+        co.sample_cohort(3, covariance=pd.DataFrame([[0.04, 0.01], [0.0, 0.09]], index=cov.index,
+                                                    columns=cov.columns))
