@@ -48,6 +48,12 @@ sa-notebook: $(STAMP)
 bench-engines: $(STAMP)
 	$(PY) analyses/benchmarks/bench_engines.py
 
+# one reusable WorkerPool vs a pool per ensemble (fork and spawn); writes
+# analyses/benchmarks/results/pool.md (about 2 minutes)
+.PHONY: bench-pool
+bench-pool: $(STAMP)
+	$(PY) analyses/benchmarks/bench_pool.py
+
 # virtual trial, synergy and schedule optimisation (issue 7): the notebook at full size
 # (MH_TRIAL_N animals, outputs written back) and the hypothesis report of the shipped spec
 .PHONY: virtual-trial hypotheses

@@ -12,7 +12,9 @@ functions defined in a notebook are fine).
 
 * ``n_jobs=1`` in this process, ``n_jobs>1`` in a :class:`~concurrent.futures.ProcessPoolExecutor`
   whose initializer sets the evaluator up once per worker (the compiled model is loaded
-  from the disk cache once per process, never pickled), or ``client=`` a Dask
+  from the disk cache once per process, never pickled), ``pool=`` a :class:`WorkerPool`
+  kept alive across calls (workers set each evaluator up once and keep it, so callers
+  that make many calls pay the worker start-up once), or ``client=`` a Dask
   distributed client (or scheduler address) where the same happens once per worker;
 * failures are data: a run that fails gets a ``status`` other than ``"ok"`` and its
   error message, keeps its factor values, is counted and reported (a warning and
@@ -30,11 +32,18 @@ import hashlib
 import itertools
 import json
 import math
+import multiprocessing
 import os
+import shutil
+import tempfile
+import threading
 import time
 import warnings
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -49,7 +58,7 @@ from .errors import (HfWarning, MhimmuneError, ParameterError, ProtocolError, So
 
 __all__ = [
     "ScheduleTemplate", "PROTOCOL_FACTORS", "FactorInfo", "Readout", "DEFAULT_READOUTS",
-    "ModelEvaluator", "EnsembleResult", "EnsembleFailureWarning", "run_ensemble",
+    "ModelEvaluator", "EnsembleResult", "EnsembleFailureWarning", "run_ensemble", "WorkerPool",
     "grid_design", "schedule_scan", "STATUS_OK",
 ]
 
@@ -856,6 +865,222 @@ def _accepts_names(ev) -> bool:
         return False
 
 
+# ------------------------------------------------------------------------- worker pool
+
+#: evaluators a :class:`WorkerPool` worker keeps set up (least recently used dropped first)
+POOL_CACHE_SIZE = 8
+#: pickled evaluators up to this size travel with every task; larger ones are written
+#: once to the pool's temporary folder and read by each worker that lacks them
+_INLINE_PAYLOAD_MAX = 256 * 1024
+
+
+def _pool_worker_init(cache_size: int) -> None:
+    """Initializer of a :class:`WorkerPool` process: an empty evaluator cache."""
+    warnings.simplefilter("ignore", HfWarning)
+    _WORKER["pool"] = OrderedDict()
+    _WORKER["pool_size"] = int(cache_size)
+
+
+def _pool_chunk(key: str, ref: bytes | str, names: list[str], runs: np.ndarray,
+                X: np.ndarray) -> dict:
+    """WorkerPool task: evaluate a chunk with the evaluator *key*, set up once per worker.
+
+    *ref* is the pickled evaluator (bytes) or the path of a file holding it; it is
+    unpickled and set up only when this worker does not hold *key* yet.
+    """
+    cache = _WORKER.get("pool")
+    if cache is None:  # a pool process whose initializer did not run: should not happen
+        _pool_worker_init(POOL_CACHE_SIZE)
+        cache = _WORKER["pool"]
+    ev = cache.get(key)
+    if ev is None:
+        payload = ref if isinstance(ref, bytes) else Path(ref).read_bytes()
+        ev = cloudpickle.loads(payload)
+        if hasattr(ev, "setup"):
+            ev.setup(names) if _accepts_names(ev) else ev.setup()
+        cache[key] = ev
+        while len(cache) > _WORKER.get("pool_size", POOL_CACHE_SIZE):
+            cache.popitem(last=False)
+    else:
+        cache.move_to_end(key)
+    return _evaluate_chunk(ev, names, runs, X)
+
+
+def _shutdown_pool(executor: ProcessPoolExecutor, tmpdir: list) -> None:
+    executor.shutdown(wait=True, cancel_futures=True)
+    if tmpdir:
+        shutil.rmtree(tmpdir.pop(), ignore_errors=True)
+
+
+class WorkerPool:
+    """Local worker processes kept alive across :func:`run_ensemble` calls.
+
+    ``run_ensemble(..., n_jobs=4)`` starts four processes and sets the evaluator up in
+    each (with the ``spawn`` start method, the default on macOS and Windows, that means
+    importing mhimmune and loading the compiled model, seconds per call). A
+    ``WorkerPool`` starts its processes once; every call that is given ``pool=`` sends
+    its chunks to them. Each worker keeps the evaluators it has seen, keyed by a hash of
+    the pickled evaluator and the design's column names, and calls an evaluator's
+    ``setup()`` once, so different evaluators can share one pool (the last
+    :data:`POOL_CACHE_SIZE` per worker are kept by default). Results are identical to
+    ``n_jobs=1`` and to ``n_jobs>1`` without a pool.
+
+    Parameters
+    ----------
+    n_jobs
+        Number of worker processes, an integer ≥ 1 (1 still runs in a separate process).
+    cache_size
+        Evaluators each worker keeps set up; the least recently used is dropped first.
+    start_method
+        ``"fork"``, ``"spawn"`` or ``"forkserver"`` (see :mod:`multiprocessing`);
+        ``None`` uses the default of the platform, as ``run_ensemble(n_jobs=...)`` does.
+
+    Raises
+    ------
+    ParameterError
+        *n_jobs*, *cache_size* or *start_method* out of range (the message names it).
+
+    Notes
+    -----
+    Use it as a context manager, or call :meth:`close` when done::
+
+        with WorkerPool(4) as pool:
+            for design in designs:
+                run_ensemble(evaluator, design, pool=pool)
+
+    With the ``fork`` start method (the Linux default) the processes start at the first
+    task and inherit what this process has loaded then (the compiled model after
+    :meth:`ModelEvaluator.validate`). A worker that dies (killed, out of memory, a crash
+    in native code) breaks the pool: the running call raises
+    :class:`~mhimmune.errors.MhimmuneError` and later calls refuse the pool; close it
+    and create a new one (with ``out=`` checkpoints, ``resume=True`` continues).
+    The pool can be shared by threads of this process, but not pickled.
+    """
+
+    def __init__(self, n_jobs: int, *, cache_size: int = POOL_CACHE_SIZE,
+                 start_method: str | None = None):
+        if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer, float)) \
+                or not math.isfinite(n_jobs) or int(n_jobs) != n_jobs or n_jobs < 1:
+            raise ParameterError(f"n_jobs: a WorkerPool needs an integer number of processes "
+                                 f"≥ 1 (got {n_jobs!r})")
+        if isinstance(cache_size, bool) or not isinstance(cache_size, (int, np.integer)) \
+                or cache_size < 1:
+            raise ParameterError(f"cache_size: must be an integer ≥ 1 (got {cache_size!r})")
+        methods = multiprocessing.get_all_start_methods()
+        if start_method is not None and start_method not in methods:
+            raise ParameterError(f"start_method: must be one of {', '.join(methods)} or None "
+                                 f"(got {start_method!r})")
+        self._n_jobs = int(n_jobs)
+        self._cache_size = int(cache_size)
+        self._start_method = start_method
+        context = multiprocessing.get_context(start_method)
+        self._executor = ProcessPoolExecutor(max_workers=self._n_jobs, mp_context=context,
+                                             initializer=_pool_worker_init,
+                                             initargs=(self._cache_size,))
+        self._tmpdir: list[str] = []
+        self._spilled: set[str] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._broken: str | None = None
+        self._finalizer = weakref.finalize(self, _shutdown_pool, self._executor, self._tmpdir)
+
+    # -------------------------------------------------------------------- state
+    @property
+    def n_jobs(self) -> int:
+        """Number of worker processes."""
+        return self._n_jobs
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    @property
+    def broken(self) -> bool:
+        """Whether a worker died, so the pool cannot run anything more."""
+        return self._broken is not None
+
+    def close(self) -> None:
+        """Stop the workers (queued chunks are cancelled, running ones finish) and free
+        the temporary folder. Calling it again does nothing."""
+        self._closed = True
+        self._finalizer()
+
+    def __enter__(self) -> "WorkerPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "broken" if self._broken else "open"
+        method = f", {self._start_method}" if self._start_method else ""
+        plural = "es" if self._n_jobs != 1 else ""
+        return f"<WorkerPool: {self._n_jobs} process{plural}{method}, {state}>"
+
+    def __reduce__(self):
+        raise TypeError("a WorkerPool cannot be pickled; pass it to run_ensemble(pool=...) in "
+                        "the process that created it")
+
+    def _check(self) -> None:
+        """Raise if the pool cannot take work."""
+        if self._closed:
+            raise ParameterError("pool: the WorkerPool is closed; create a new WorkerPool (or "
+                                 "use it inside its `with` block)")
+        if self._broken is not None:
+            raise MhimmuneError(f"pool: the WorkerPool is broken ({self._broken}); close it and "
+                                f"create a new WorkerPool")
+
+    # --------------------------------------------------------------------- work
+    def _reference(self, key: str, payload: bytes) -> bytes | str:
+        """What a task carries to find the evaluator: the bytes, or a file for large ones."""
+        if len(payload) <= _INLINE_PAYLOAD_MAX:
+            return payload
+        with self._lock:
+            if not self._tmpdir:
+                self._tmpdir.append(tempfile.mkdtemp(prefix="mhimmune-pool-"))
+            path = os.path.join(self._tmpdir[0], f"{key}.pkl")
+            if key not in self._spilled:
+                from .io import atomic_path
+                with atomic_path(Path(path)) as tmp:
+                    Path(tmp).write_bytes(payload)
+                self._spilled.add(key)
+        return path
+
+    def _run(self, evaluator, names: list[str], X: np.ndarray, chunks):
+        """Yield raw chunk results as they finish (used by :func:`run_ensemble`)."""
+        self._check()
+        payload = cloudpickle.dumps(evaluator)
+        h = hashlib.sha256(payload)
+        h.update(json.dumps(list(names)).encode())
+        key = h.hexdigest()[:32]
+        ref = self._reference(key, payload)
+        pending: set = set()
+        try:
+            for runs in chunks:
+                pending.add(self._executor.submit(_pool_chunk, key, ref, names, runs, X[runs]))
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    yield fut.result()
+        except BrokenProcessPool as exc:
+            self._broken = ("a worker process died: killed, out of memory or a crash in native "
+                            "code")
+            raise MhimmuneError(f"pool: a worker process of the WorkerPool died while running "
+                                f"the ensemble (killed, out of memory or a crash in native "
+                                f"code: {exc}); the pool cannot be used any more: close it and "
+                                f"create a new WorkerPool (with out=, resume=True keeps the "
+                                f"finished chunks)") from None
+        except RuntimeError as exc:
+            if self._closed:  # closed by another thread while this call ran
+                raise ParameterError("pool: the WorkerPool was closed while the ensemble "
+                                     "ran") from exc
+            raise
+        finally:
+            for fut in pending:
+                fut.cancel()
+
+
 @dataclass
 class EnsembleResult:
     """Outcome of :func:`run_ensemble`.
@@ -1050,9 +1275,10 @@ def _progress_disabled(progress: bool | None) -> bool:
 
 
 def run_ensemble(evaluator: Callable[[dict], Any], design, *, n_jobs: int = 1, client: Any = None,
-                 chunk_size: int | None = None, out: str | Path | None = None,
-                 resume: bool = False, retry_failed: bool = False, progress: bool | None = None,
-                 desc: str = "runs", warn: bool = True) -> EnsembleResult:
+                 pool: "WorkerPool | None" = None, chunk_size: int | None = None,
+                 out: str | Path | None = None, resume: bool = False, retry_failed: bool = False,
+                 progress: bool | None = None, desc: str = "runs",
+                 warn: bool = True) -> EnsembleResult:
     """Run every row of *design* through *evaluator*, in parallel, with checkpoints.
 
     Parameters
@@ -1061,16 +1287,21 @@ def run_ensemble(evaluator: Callable[[dict], Any], design, *, n_jobs: int = 1, c
         A :class:`ModelEvaluator` or any picklable callable ``f(values) -> number |
         mapping`` taking a dict factor -> float; mapping values may be numbers (scalar
         outputs) or 1-D arrays (trajectories on the evaluator's ``time_grid_day``).
-        An optional ``setup()`` method runs once per worker, an optional
+        An optional ``setup()`` method runs once per worker (per evaluator and worker
+        of a *pool*), an optional
         ``validate(names)`` once here before any run, an optional ``fingerprint()``
         identifies what it computes for resume.
     design
         DataFrame (or list of dicts) with one row per run and one numeric column per factor.
     n_jobs
-        Local worker processes; 1 runs in this process.
+        Local worker processes, started for this call; 1 runs in this process.
     client
         A ``distributed.Client`` or a scheduler address (``"tcp://host:8786"``); when
         given, runs go to that Dask cluster and *n_jobs* is ignored.
+    pool
+        A :class:`WorkerPool` whose processes run the chunks and stay alive for the next
+        call (callers making many calls save the worker start-up); *n_jobs* is ignored.
+        Not together with *client*.
     chunk_size
         Runs per task (and per checkpoint file); default balances per-task overhead
         against load balancing (at most 128).
@@ -1092,9 +1323,26 @@ def run_ensemble(evaluator: Callable[[dict], Any], design, *, n_jobs: int = 1, c
     -------
     EnsembleResult
         Per-run table (status, message, factors, outputs), trajectories, failures.
+
+    Raises
+    ------
+    ParameterError
+        A bad design or chunk size; *pool* together with *client*, not a
+        :class:`WorkerPool`, or closed.
+    MhimmuneError
+        A checkpoint folder that does not match; a worker of *pool* died (the pool is
+        then broken).
     """
     from tqdm import tqdm
     t_start = time.perf_counter()
+    if pool is not None:
+        if client is not None:
+            raise ParameterError("pool, client: give a WorkerPool (local processes) or a Dask "
+                                 "client, not both")
+        if not isinstance(pool, WorkerPool):
+            raise ParameterError(f"pool: expected a mhimmune.ensemble.WorkerPool, got "
+                                 f"{type(pool).__name__}")
+        pool._check()
     df = _design_frame(design)
     names = list(df.columns)
     if hasattr(evaluator, "validate"):
@@ -1126,9 +1374,13 @@ def run_ensemble(evaluator: Callable[[dict], Any], design, *, n_jobs: int = 1, c
     if store is not None and store.manifest.get("output_names"):
         schema.outputs = list(store.manifest["output_names"])
         schema.trajectories = list(store.manifest.get("trajectory_names") or [])
+        schema.known = True  # else the first computed chunk would add the names again
 
     client, owns_client = _client(client) if client is not None else (None, False)
-    workers = max(1, int(n_jobs)) if client is None else _dask_workers(client)
+    if pool is not None:
+        workers = pool.n_jobs
+    else:
+        workers = max(1, int(n_jobs)) if client is None else _dask_workers(client)
     if chunk_size is None:
         chunk_size = int(min(128, max(1, math.ceil(len(pending) / (workers * 16)))))
     if chunk_size < 1:
@@ -1139,7 +1391,8 @@ def run_ensemble(evaluator: Callable[[dict], Any], design, *, n_jobs: int = 1, c
                disable=_progress_disabled(progress), dynamic_ncols=True)
     n_computed = 0
     try:
-        for raw in _execute(evaluator, names, X, chunks, n_jobs=max(1, int(n_jobs)), client=client):
+        for raw in _execute(evaluator, names, X, chunks, n_jobs=max(1, int(n_jobs)), client=client,
+                            pool=pool):
             frame = schema.frame(raw)
             if store is not None:
                 if not store.manifest.get("output_names") and schema.known:
@@ -1288,9 +1541,12 @@ def _client(client):
     return client, False
 
 
-def _execute(evaluator, names, X, chunks, *, n_jobs: int, client):
-    """Yield raw chunk results as they finish (serial, process pool or Dask)."""
+def _execute(evaluator, names, X, chunks, *, n_jobs: int, client, pool=None):
+    """Yield raw chunk results as they finish (serial, process pool, WorkerPool or Dask)."""
     if not chunks:
+        return
+    if pool is not None:
+        yield from pool._run(evaluator, names, X, chunks)
         return
     if client is not None:
         yield from _execute_dask(evaluator, names, X, chunks, client)

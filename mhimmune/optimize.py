@@ -14,10 +14,12 @@ candidates
 
 and every batch (the whole grid, all random candidates, or one generation) goes through
 one :func:`~mhimmune.ensemble.run_ensemble` call, so runs are spread over local
-processes or a Dask cluster. Constraints (a limit on H·f, on the number of sessions, on
-the total antibody dose, or any predicate) are checked before simulating: infeasible
-candidates are listed but never simulated. Failed runs are data: they are counted per
-candidate, and a candidate whose runs all failed cannot be the optimum.
+processes or a Dask cluster; local processes are one
+:class:`~mhimmune.ensemble.WorkerPool` kept for the whole search, so a generation does
+not pay the start-up of its workers. Constraints (a limit on H·f, on the number of
+sessions, on the total antibody dose, or any predicate) are checked before simulating:
+infeasible candidates are listed but never simulated. Failed runs are data: they are
+counted per candidate, and a candidate whose runs all failed cannot be the optimum.
 
 With more than one animal, animals are resampled (bootstrap) to tell how robust the
 choice is: how often the chosen optimum stays the best (``p_best``), a percentile
@@ -52,7 +54,7 @@ import numpy as np
 import pandas as pd
 
 from .ensemble import (PROTOCOL_FACTORS, STATUS_OK, EnsembleFailureWarning, ModelEvaluator,
-                       ScheduleTemplate, run_ensemble)
+                       ScheduleTemplate, WorkerPool, run_ensemble)
 from .errors import MhimmuneError, ParameterError, ProtocolError
 
 __all__ = ["Constraints", "optimize_schedule", "OptimizationResult"]
@@ -73,6 +75,9 @@ DE_OPTIONS = ("strategy", "popsize", "tol", "atol", "mutation", "recombination",
 TABLE_COLUMNS = ("feasible", "violation", "n_ok", "n_failed", "objective", "rank", "ci_low",
                  "ci_high", "p_best")
 _RESERVED = set(TABLE_COLUMNS) | {"candidate", "animal", "run", "status", "message", "seconds"}
+# n_jobs > 1 runs the whole search on one WorkerPool; False restores new processes per
+# batch (for analyses/benchmarks/bench_pool.py only)
+_ONE_POOL_PER_SEARCH = True
 _INTEGER_KINDS = ("count", "switch")
 
 
@@ -751,7 +756,8 @@ def optimize_schedule(evaluator: Callable[[dict], Any], space: Mapping[str, Any]
                       constraints: Constraints | Mapping[str, Any] | None = None,
                       method: str = "grid", fixed: Mapping[str, float] | None = None,
                       budget: int | None = None, seed: int = 0, n_boot: int = 200,
-                      n_jobs: int = 1, client: Any = None, progress: bool | None = None,
+                      n_jobs: int = 1, client: Any = None, pool: WorkerPool | None = None,
+                      progress: bool | None = None,
                       de_options: Mapping[str, Any] | None = None) -> "OptimizationResult":
     """Find the schedule whose aggregated outcome over a virtual cohort is best.
 
@@ -816,7 +822,12 @@ def optimize_schedule(evaluator: Callable[[dict], Any], space: Mapping[str, Any]
     n_jobs, client, progress
         Passed to :func:`~mhimmune.ensemble.run_ensemble` (local processes, a Dask client
         or scheduler address, the tqdm bar). A scheduler address is connected once for
-        the whole search.
+        the whole search; ``n_jobs > 1`` (without *client* or *pool*) starts one
+        :class:`~mhimmune.ensemble.WorkerPool` for the whole search, closed at its end
+        (also on errors).
+    pool
+        A :class:`~mhimmune.ensemble.WorkerPool` to run every batch on (*n_jobs* is then
+        ignored); it stays open for the caller. Not together with *client*.
     de_options
         Further options of :func:`scipy.optimize.differential_evolution`: ``strategy``,
         ``popsize``, ``tol``, ``atol``, ``mutation``, ``recombination``, ``init``.
@@ -841,9 +852,9 @@ def optimize_schedule(evaluator: Callable[[dict], Any], space: Mapping[str, Any]
     Raises
     ------
     ParameterError
-        Bad space, objective, aggregate, method, budget, cohort, fixed values or
-        constraints, naming the field and the allowed values; also when every candidate
-        is infeasible.
+        Bad space, objective, aggregate, method, budget, cohort, fixed values,
+        constraints or *pool* (closed, or given with *client*), naming the field and the
+        allowed values; also when every candidate is infeasible.
     ProtocolError
         A level that is not a valid value of its protocol factor (a non-integer count).
     MhimmuneError
@@ -860,6 +871,14 @@ def optimize_schedule(evaluator: Callable[[dict], Any], space: Mapping[str, Any]
     if not callable(evaluator):
         raise ParameterError(f"evaluator: expected a ModelEvaluator or a callable f(values) -> "
                              f"dict, got {type(evaluator).__name__}")
+    if pool is not None:
+        if client is not None:
+            raise ParameterError("pool, client: give a WorkerPool (local processes) or a Dask "
+                                 "client, not both")
+        if not isinstance(pool, WorkerPool):
+            raise ParameterError(f"pool: expected a mhimmune.ensemble.WorkerPool, got "
+                                 f"{type(pool).__name__}")
+        pool._check()
     if method not in METHODS:
         raise ParameterError(f"method: must be one of {', '.join(METHODS)} (got {method!r})")
     if not isinstance(objective, str) or not objective:
@@ -911,14 +930,22 @@ def optimize_schedule(evaluator: Callable[[dict], Any], space: Mapping[str, Any]
                              f"(close matches: {hints}); its readouts: {evaluator.output_names}")
 
     owns_client = False
+    owns_pool = False
     if isinstance(client, str):
         from distributed import Client
         client, owns_client = Client(client), True
-    run_kwargs = {"n_jobs": n_jobs, "client": client, "progress": progress}
-    search = _Search(evaluator, factors, fixed, cohort, constraints, template, objective,
-                     aggregate, q, bool(maximize), run_kwargs, method)
     info: dict[str, Any] = {}
     try:
+        if pool is None and client is None and _is_number(n_jobs) and int(n_jobs) > 1 \
+                and _ONE_POOL_PER_SEARCH:
+            # one set of worker processes for every batch (generation) of the search
+            pool, owns_pool = WorkerPool(int(n_jobs)), True
+        if pool is not None:
+            run_kwargs = {"pool": pool, "progress": progress}
+        else:
+            run_kwargs = {"n_jobs": n_jobs, "client": client, "progress": progress}
+        search = _Search(evaluator, factors, fixed, cohort, constraints, template, objective,
+                         aggregate, q, bool(maximize), run_kwargs, method)
         if method == "grid":
             search.evaluate(_grid_candidates(factors, budget), "optimize: grid")
         elif method == "random":
@@ -928,6 +955,8 @@ def optimize_schedule(evaluator: Callable[[dict], Any], space: Mapping[str, Any]
         else:
             info = _run_de(search, factors, budget, seed, de_options)
     finally:
+        if owns_pool:
+            pool.close()
         if owns_client:
             client.close()
 
