@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -427,7 +428,8 @@ _VOLUMES = ("tumour_volume_treated", "tumour_volume_distant")
 def run_trial(arms: Sequence[Arm | str] | None = None, cohort: pd.DataFrame | None = None, *,
               template=None, responder: ResponderRule | None = None, recist: bool = True,
               grid_step_day: float = 0.5, params: Mapping[str, Any] | None = None,
-              n_jobs: int = 1, client: Any = None, progress: bool | None = None) -> "TrialResult":
+              n_jobs: int = 1, client: Any = None, pool: Any = None,
+              progress: bool | None = None) -> "TrialResult":
     """Give every animal of *cohort* every arm and classify the outcomes.
 
     Parameters
@@ -452,6 +454,10 @@ def run_trial(arms: Sequence[Arm | str] | None = None, cohort: pd.DataFrame | No
         Fixed parameter overrides for every animal (cohort columns take precedence).
     n_jobs, client, progress
         As :func:`mhimmune.ensemble.run_ensemble`.
+    pool
+        A :class:`~mhimmune.ensemble.WorkerPool` to run every ensemble on (*n_jobs* is
+        then ignored); not together with *client*. Without one, ``n_jobs > 1`` opens one
+        pool for the whole trial.
 
     Returns
     -------
@@ -547,9 +553,12 @@ def run_trial(arms: Sequence[Arm | str] | None = None, cohort: pd.DataFrame | No
                                                   params=params),
                          cohort.reset_index(drop=True)))
     n = len(cohort)
-    for arm_names, ev, design in jobs:
-        res = run_ensemble(ev, design, n_jobs=n_jobs, client=client, progress=progress,
-                           desc=f"trial: {', '.join(arm_names)}")
+    with _pool_for(n_jobs, client, pool) as pool:
+        results = [(arm_names, run_ensemble(ev, design, n_jobs=n_jobs, client=client, pool=pool,
+                                            progress=progress,
+                                            desc=f"trial: {', '.join(arm_names)}"))
+                   for arm_names, ev, design in jobs]
+    for arm_names, res in results:
         table = res.results.reset_index(drop=True)
         traj = res.trajectories(list(_VOLUMES))
         for k, name in enumerate(arm_names):
@@ -845,6 +854,19 @@ class TrialResult:
         self.plot_km(a1)
         self.plot_responders(a2)
         return fig
+
+
+@contextmanager
+def _pool_for(n_jobs: int, client: Any, pool: Any):
+    """The pool to use: *pool*, or one opened here for ``n_jobs > 1`` (closed on exit)."""
+    from .ensemble import WorkerPool
+    if pool is not None and client is not None:
+        raise ParameterError("pool: give a WorkerPool or a Dask client, not both")
+    if pool is None and client is None and int(n_jobs) > 1:
+        with WorkerPool(int(n_jobs)) as own:
+            yield own
+    else:
+        yield pool
 
 
 def _palette(names: Sequence[str]) -> dict[str, Any]:

@@ -292,86 +292,88 @@ def run_hypotheses(spec: str | Path | Mapping[str, Any], out: str | Path, *, qui
     params = dict(data.get("params", {}))
     files: dict[str, Path] = {}
 
-    # 1. schedule optimisation --------------------------------------------------
-    opt_result = None
-    extra_arms: list[Arm] = []
-    if data.get("optimize"):
-        from .optimize import Constraints, optimize_schedule
-        o = dict(data["optimize"])
-        objective = o.get("objective", "responder")
-        day = responder.day_after_first_treatment
-        readouts = {"responder": f"cure<={responder.threshold_mm3:g}@+{day:g}",
-                    "burden": f"{_TOTAL}@+{day:g}"}
-        ev = ModelEvaluator(template, readouts, params=params)
-        space = {k: (list(v) if isinstance(v, list) else tuple(v) if isinstance(v, tuple) else v)
-                 for k, v in dict(o["space"]).items()}
-        method = o.get("method", "grid")
-        budget = o.get("budget")
-        n_boot = int(o.get("n_boot", 200))
-        if quick:
-            space = {k: _sized(v, QUICK_LIMITS["grid_levels"]) if isinstance(v, list) else v
-                     for k, v in space.items()}
-            budget = min(int(budget), QUICK_LIMITS["budget"]) if budget else \
-                (QUICK_LIMITS["budget"] if method != "grid" else None)
-            n_boot = min(n_boot, QUICK_LIMITS["n_boot"])
-        opt_result = optimize_schedule(
-            ev, space, cohort=cohort, objective=objective, aggregate=o.get("aggregate", "mean"),
-            maximize=objective == "responder",
-            constraints=Constraints.from_dict(dict(o.get("constraints", {}))), method=method,
-            fixed=o.get("fixed"), budget=budget, seed=int(o.get("seed", 0)), n_boot=n_boot,
-            n_jobs=n_jobs, progress=progress)
-        extra_arms.append(Arm("optimised", dict(opt_result.best),
-                              description="optimised schedule"))
-        runner = (opt_result.robustness or {}).get("runner_up")
-        if runner:
-            extra_arms.append(Arm("runner-up", dict(runner), description="second-best schedule"))
-        write_csv(opt_result.table, out / "optimisation.csv", index=False)
-        files["optimisation"] = out / "optimisation.csv"
-        fig = plt.figure(figsize=(7, 4))
-        opt_result.plot(ax=fig.gca())
-        files["optimisation_figure"] = save_figure(fig, out / "optimisation.png")
-        plt.close(fig)
+    from .cohort import _pool_for
+    with _pool_for(n_jobs, None, None) as pool:  # one set of workers for all ensembles
+        # 1. schedule optimisation --------------------------------------------------
+        opt_result = None
+        extra_arms: list[Arm] = []
+        if data.get("optimize"):
+            from .optimize import Constraints, optimize_schedule
+            o = dict(data["optimize"])
+            objective = o.get("objective", "responder")
+            day = responder.day_after_first_treatment
+            readouts = {"responder": f"cure<={responder.threshold_mm3:g}@+{day:g}",
+                        "burden": f"{_TOTAL}@+{day:g}"}
+            ev = ModelEvaluator(template, readouts, params=params)
+            space = {k: (list(v) if isinstance(v, list) else tuple(v) if isinstance(v, tuple) else v)
+                     for k, v in dict(o["space"]).items()}
+            method = o.get("method", "grid")
+            budget = o.get("budget")
+            n_boot = int(o.get("n_boot", 200))
+            if quick:
+                space = {k: _sized(v, QUICK_LIMITS["grid_levels"]) if isinstance(v, list) else v
+                         for k, v in space.items()}
+                budget = min(int(budget), QUICK_LIMITS["budget"]) if budget else \
+                    (QUICK_LIMITS["budget"] if method != "grid" else None)
+                n_boot = min(n_boot, QUICK_LIMITS["n_boot"])
+            opt_result = optimize_schedule(
+                ev, space, cohort=cohort, objective=objective, aggregate=o.get("aggregate", "mean"),
+                maximize=objective == "responder",
+                constraints=Constraints.from_dict(dict(o.get("constraints", {}))), method=method,
+                fixed=o.get("fixed"), budget=budget, seed=int(o.get("seed", 0)), n_boot=n_boot,
+                n_jobs=n_jobs, pool=pool, progress=progress)
+            extra_arms.append(Arm("optimised", dict(opt_result.best),
+                                  description="optimised schedule"))
+            runner = (opt_result.robustness or {}).get("runner_up")
+            if runner:
+                extra_arms.append(Arm("runner-up", dict(runner), description="second-best schedule"))
+            write_csv(opt_result.table, out / "optimisation.csv", index=False)
+            files["optimisation"] = out / "optimisation.csv"
+            fig = plt.figure(figsize=(7, 4))
+            opt_result.plot(ax=fig.gca())
+            files["optimisation_figure"] = save_figure(fig, out / "optimisation.png")
+            plt.close(fig)
 
-    # 2. virtual trial ------------------------------------------------------------
-    tr = dict(data.get("trial", {}))
-    arms: list[Arm] = []
-    for a in tr.get("arms", ["control", "mh", "anti_pdl1", "mh+anti_pdl1"]):
-        if isinstance(a, str):
-            if a not in STANDARD_ARMS:
-                raise ParameterError(f"{where}: trial.arms: {a!r} is not a standard arm "
-                                     f"({', '.join(STANDARD_ARMS)}); define it in "
-                                     f"[[trial.custom_arms]] with name and factors")
-            arms.append(STANDARD_ARMS[a])
-    for c in tr.get("custom_arms", []):
-        arms.append(Arm(str(c.get("name", "")), dict(c.get("factors", {})),
-                        description=str(c.get("description", ""))))
-    arms += extra_arms
-    trial = run_trial(arms, cohort, template=template, responder=responder, params=params,
-                      n_jobs=n_jobs, progress=progress)
-    files.update({f"trial_{k}": v for k, v in trial.save(out / "trial").items()})
-    fig = trial.figure()
-    files["km_figure"] = save_figure(fig, out / "kaplan_meier.png")
-    plt.close(fig)
-    axes = trial.plot_volumes()
-    files["volumes_figure"] = save_figure(axes[0].figure, out / "tumour_volumes.png")
-    plt.close(axes[0].figure)
-
-    # 3. synergy maps -----------------------------------------------------------------
-    synergy = {}
-    for i, s in enumerate(data["synergy"]):
-        xs, ys = list(s["x_values"]), list(s["y_values"])
-        if quick:
-            xs, ys = _sized(xs, QUICK_LIMITS["grid_levels"]), _sized(ys, QUICK_LIMITS["grid_levels"])
-        name = str(s.get("name", f"{s['x']}_x_{s['y']}"))
-        res = synergy_grid((s["x"], xs), (s["y"], ys), cohort=cohort, template=template,
-                           effect=s.get("effect", "responder"), responder=responder,
-                           fixed=dict(s.get("fixed", {})),
-                           params=params, n_jobs=n_jobs, progress=progress)
-        synergy[name] = res
-        write_csv(res.table, out / f"synergy_{name}.csv", index=False)
-        fig = res.plot()
-        files[f"synergy_{name}"] = save_figure(fig, out / f"synergy_{name}.png")
+        # 2. virtual trial ------------------------------------------------------------
+        tr = dict(data.get("trial", {}))
+        arms: list[Arm] = []
+        for a in tr.get("arms", ["control", "mh", "anti_pdl1", "mh+anti_pdl1"]):
+            if isinstance(a, str):
+                if a not in STANDARD_ARMS:
+                    raise ParameterError(f"{where}: trial.arms: {a!r} is not a standard arm "
+                                         f"({', '.join(STANDARD_ARMS)}); define it in "
+                                         f"[[trial.custom_arms]] with name and factors")
+                arms.append(STANDARD_ARMS[a])
+        for c in tr.get("custom_arms", []):
+            arms.append(Arm(str(c.get("name", "")), dict(c.get("factors", {})),
+                            description=str(c.get("description", ""))))
+        arms += extra_arms
+        trial = run_trial(arms, cohort, template=template, responder=responder, params=params,
+                          n_jobs=n_jobs, pool=pool, progress=progress)
+        files.update({f"trial_{k}": v for k, v in trial.save(out / "trial").items()})
+        fig = trial.figure()
+        files["km_figure"] = save_figure(fig, out / "kaplan_meier.png")
         plt.close(fig)
+        axes = trial.plot_volumes()
+        files["volumes_figure"] = save_figure(axes[0].figure, out / "tumour_volumes.png")
+        plt.close(axes[0].figure)
+
+        # 3. synergy maps -----------------------------------------------------------------
+        synergy = {}
+        for i, s in enumerate(data["synergy"]):
+            xs, ys = list(s["x_values"]), list(s["y_values"])
+            if quick:
+                xs, ys = _sized(xs, QUICK_LIMITS["grid_levels"]), _sized(ys, QUICK_LIMITS["grid_levels"])
+            name = str(s.get("name", f"{s['x']}_x_{s['y']}"))
+            res = synergy_grid((s["x"], xs), (s["y"], ys), cohort=cohort, template=template,
+                               effect=s.get("effect", "responder"), responder=responder,
+                               fixed=dict(s.get("fixed", {})),
+                               params=params, n_jobs=n_jobs, pool=pool, progress=progress)
+            synergy[name] = res
+            write_csv(res.table, out / f"synergy_{name}.csv", index=False)
+            fig = res.plot()
+            files[f"synergy_{name}"] = save_figure(fig, out / f"synergy_{name}.png")
+            plt.close(fig)
 
     # 4. ranking with reasons ----------------------------------------------------------
     ranking = _rank(trial)

@@ -184,7 +184,8 @@ def synergy_grid(x: tuple[str, Sequence[float]], y: tuple[str, Sequence[float]],
                  off_b: Mapping[str, float] = OFF_MH, labels: tuple[str, str] = ("MH", "anti-PD-L1"),
                  fixed: Mapping[str, float] | None = None,
                  evaluator: Callable | None = None, params: Mapping[str, Any] | None = None,
-                 n_jobs: int = 1, client: Any = None, progress: bool | None = None) -> SynergyResult:
+                 n_jobs: int = 1, client: Any = None, pool: Any = None,
+                 progress: bool | None = None) -> SynergyResult:
     """Bliss and HSA excess of two agents over a two-factor grid of schedules.
 
     Parameters
@@ -213,8 +214,9 @@ def synergy_grid(x: tuple[str, Sequence[float]], y: tuple[str, Sequence[float]],
     evaluator
         Replace the model by any callable ``f(values) -> {"total_mm3": ..., "cem43_min": ...}``
         (values: the full protocol factors and cohort columns); used by tests.
-    params, n_jobs, client, progress
-        Fixed parameter overrides and :func:`~mhimmune.ensemble.run_ensemble` options.
+    params, n_jobs, client, pool, progress
+        Fixed parameter overrides and :func:`~mhimmune.ensemble.run_ensemble` options
+        (*pool*: a :class:`~mhimmune.ensemble.WorkerPool` to reuse).
 
     Returns
     -------
@@ -280,7 +282,7 @@ def synergy_grid(x: tuple[str, Sequence[float]], y: tuple[str, Sequence[float]],
     n = len(cohort)
     animals = cohort.reset_index(drop=True)
     design = pd.concat([animals.assign(**s) for s in schedules], ignore_index=True)
-    res = run_ensemble(ev, design, n_jobs=n_jobs, client=client, progress=progress,
+    res = run_ensemble(ev, design, n_jobs=n_jobs, client=client, pool=pool, progress=progress,
                        desc="synergy grid")
     runs = res.results.copy()
     runs.insert(1, "schedule", np.repeat(np.arange(len(schedules)), n))

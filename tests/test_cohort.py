@@ -224,3 +224,18 @@ def test_covariance_sets_log_spreads_and_correlation():
     with pytest.raises(ParameterError, match="symmetric"):
         co.sample_cohort(3, covariance=pd.DataFrame([[0.04, 0.01], [0.0, 0.09]], index=cov.index,
                                                     columns=cov.columns))
+
+
+def test_trial_results_do_not_depend_on_workers_or_a_shared_pool():
+    from mhimmune.ensemble import WorkerPool
+    cohort = co.sample_cohort(3, seed=21)
+    arms = ["control", "mh+anti_pdl1", co.Arm("late", {"pdl1_delay_day": 7})]
+    cols = ["arm", "animal", "total_at_responder_day_mm3", "mature_dc_d7", "time_to_event_day"]
+    serial = co.run_trial(arms, cohort, progress=False).animals[cols]
+    parallel = co.run_trial(arms, cohort, n_jobs=2, progress=False).animals[cols]
+    with WorkerPool(2) as pool:
+        shared = co.run_trial(arms, cohort, pool=pool, progress=False).animals[cols]
+    pd.testing.assert_frame_equal(serial, parallel)
+    pd.testing.assert_frame_equal(serial, shared)
+    with pytest.raises(ParameterError, match="not both"):
+        co.run_trial(arms, cohort, pool=object(), client="tcp://x:1", progress=False)
