@@ -182,7 +182,7 @@ def synergy_grid(x: tuple[str, Sequence[float]], y: tuple[str, Sequence[float]],
                  cohort: pd.DataFrame | None = None, template=None, effect: str = "responder",
                  responder=None, off_a: Mapping[str, float] = OFF_ANTI_PDL1,
                  off_b: Mapping[str, float] = OFF_MH, labels: tuple[str, str] = ("MH", "anti-PD-L1"),
-                 fixed: Mapping[str, float] | None = None,
+                 fixed: Mapping[str, float] | None = None, inhibition_day: float | None = None,
                  evaluator: Callable | None = None, params: Mapping[str, Any] | None = None,
                  n_jobs: int = 1, client: Any = None, pool: Any = None,
                  progress: bool | None = None) -> SynergyResult:
@@ -207,6 +207,11 @@ def synergy_grid(x: tuple[str, Sequence[float]], y: tuple[str, Sequence[float]],
         alone" (default no MH: antibody alone); both together give the control.
     labels
         Names of agents A and B for figures.
+    inhibition_day
+        For ``effect="inhibition"``: read the tumour burden this many days after the
+        first treatment (default: the responder day). Earlier days show how much each
+        agent slows growth before uncured tumours reach their carrying capacity (where
+        every non-curative treatment has an inhibition near 0).
     fixed
         Protocol factors held for every schedule of the grid, e.g. ``{"feedback": 1}``
         (thermostatted sessions at the template's target temperature, so that the thermal
@@ -273,9 +278,17 @@ def synergy_grid(x: tuple[str, Sequence[float]], y: tuple[str, Sequence[float]],
     firsts = [f for f in firsts if f is not None]
     if not firsts:
         raise ParameterError("grid: no schedule has a treatment")
-    day = min(firsts) / 24.0 + responder.day_after_first_treatment
+    if inhibition_day is not None:
+        if effect != "inhibition":
+            raise ParameterError("inhibition_day: only for effect='inhibition'")
+        if not (isinstance(inhibition_day, (int, float)) and math.isfinite(inhibition_day)
+                and inhibition_day >= 0):
+            raise ParameterError(f"inhibition_day: must be a number of days ≥ 0 "
+                                 f"(got {inhibition_day!r})")
+    offset = responder.day_after_first_treatment if inhibition_day is None else inhibition_day
+    day = min(firsts) / 24.0 + offset
     if day > template.duration_h / 24.0 + 1e-9:
-        raise ParameterError(f"responder day {day:g} is after the end of the template "
+        raise ParameterError(f"reading day {day:g} is after the end of the template "
                              f"({template.duration_h / 24:g} d); lengthen its duration")
     ev = evaluator or ModelEvaluator(template, {"total_mm3": f"{_TOTAL}@{day:.12g}",
                                                 "cem43_min": "cem43_total_min"}, params=params)

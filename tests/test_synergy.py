@@ -122,3 +122,18 @@ def test_thermal_dose_axis_under_feedback_gives_cem43_proportional_to_session_le
                           template=t, effect="inhibition", progress=False)
     cem = res.table.set_index("session_duration_min")["cem43_min"]
     assert 0.85 * 45 <= cem[60] - cem[15] <= 45
+
+
+def test_early_inhibition_day_shows_mh_slowing_growth_before_capacity():
+    """At the responder day uncured tumours sit at capacity (MH alone inhibition ~0); one week
+    after the first session MH alone has slowed the tumour (treated tumour at day 15 is 0.40
+    of untreated in the model's default behaviour), so its inhibition is clearly positive."""
+    late = sy.synergy_grid(("field_kA_per_m", [15]), ("pdl1_dose_mg_per_kg", [10]),
+                           effect="inhibition", progress=False)
+    early = sy.synergy_grid(("field_kA_per_m", [15]), ("pdl1_dose_mg_per_kg", [10]),
+                            effect="inhibition", inhibition_day=7, progress=False)
+    assert abs(late.table.loc[0, "e_a"]) < 0.05
+    assert early.table.loc[0, "e_a"] > 0.2
+    with pytest.raises(ParameterError, match="only for effect='inhibition'"):
+        sy.synergy_grid(("field_kA_per_m", [15]), ("pdl1_dose_mg_per_kg", [10]),
+                        inhibition_day=7, evaluator=independent_toy, progress=False)
