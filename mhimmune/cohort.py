@@ -420,6 +420,9 @@ MECHANISM_READOUTS: tuple[tuple[str, str, str, str], ...] = (
     ("treg_fraction_d7", "treg_fraction@+7", "immune: suppression", "Treg fraction at +7 d"),
 )
 _VOLUMES = ("tumour_volume_treated", "tumour_volume_distant")
+#: tumour volumes down to this far below 0 (mm³) are numerically zero and read as 0;
+#: below it a run is marked failed (the integrator's absolute tolerance is 1e-9)
+VOLUME_ZERO_TOLERANCE_MM3 = 1e-6
 
 
 # ============================================================================== trial
@@ -612,6 +615,7 @@ class TrialResult:
     def __post_init__(self):
         from . import stats
         a = self.animals
+        self._check_volumes()
         ok = (a["status"] == "ok").to_numpy()
         a["responder"] = pd.array([pd.NA] * len(a), dtype="boolean")
         if ok.any():
@@ -638,6 +642,31 @@ class TrialResult:
                 a.loc[ok, "recist"] = np.asarray(stats.recist_categories(
                     base, a.loc[ok, "total_at_responder_day_mm3"].to_numpy(float),
                     cr_threshold_mm3=self.responder.threshold_mm3))
+
+    def _check_volumes(self) -> None:
+        """Negative tumour volumes: within :data:`VOLUME_ZERO_TOLERANCE_MM3` of 0 they are
+        numerically zero (the integrator's absolute tolerance is 1e-9) and read as 0; more
+        negative values mean an inaccurate run, which is marked failed (status
+        ``"negative_volume"``) and left out of every statistic."""
+        a = self.animals
+        cols = ["total_at_start_mm3", "total_at_responder_day_mm3"]
+        for name in self.arm_names:
+            idx = np.nonzero((a["arm"] == name).to_numpy())[0]
+            vol = np.array(self.volumes[name], dtype=float)  # own, writable copy
+            ok = (a["status"].to_numpy()[idx] == "ok")
+            lowest = np.minimum(np.nanmin(np.where(np.isnan(vol), np.inf, vol), axis=1),
+                                a.loc[idx, cols].min(axis=1).to_numpy())
+            bad = ok & (lowest < -VOLUME_ZERO_TOLERANCE_MM3)
+            for i, low in zip(idx[bad], lowest[bad]):
+                a.loc[i, "status"] = "negative_volume"
+                a.loc[i, "message"] = (f"total tumour volume reached {low:.3g} mm³ (< "
+                                       f"-{VOLUME_ZERO_TOLERANCE_MM3:g}); rerun with a smaller "
+                                       f"rtol/atol")
+            vol[ok & ~bad] = np.where(vol[ok & ~bad] < 0, 0.0, vol[ok & ~bad])
+            self.volumes[name] = vol
+            keep = idx[ok & ~bad]
+            for c in cols:
+                a.loc[keep, c] = a.loc[keep, c].clip(lower=0.0)
 
     # ------------------------------------------------------------------ basics
     @property

@@ -239,3 +239,52 @@ def test_trial_results_do_not_depend_on_workers_or_a_shared_pool():
     pd.testing.assert_frame_equal(serial, shared)
     with pytest.raises(ParameterError, match="not both"):
         co.run_trial(arms, cohort, pool=object(), client="tcp://x:1", progress=False)
+
+
+def _synthetic_trial(curves_by_arm, start_day=1.0):
+    """A TrialResult built from given total-volume curves (no simulation)."""
+    t = np.arange(0.0, 61.0, 1.0)
+    rows, vols = [], {}
+    for arm, curves in curves_by_arm.items():
+        arr = np.array([c(t) for c in curves])
+        vols[arm] = arr
+        for i, y in enumerate(arr):
+            rows.append({"arm": arm, "animal": i, "status": "ok", "message": "",
+                         "total_at_start_mm3": float(np.interp(start_day, t, y)),
+                         "total_at_responder_day_mm3": float(np.interp(start_day + 50, t, y))})
+    n = len(next(iter(curves_by_arm.values())))
+    return co.TrialResult(animals=pd.DataFrame(rows), volumes=vols, time_day=t,
+                          arms=[co.Arm(a) for a in curves_by_arm], plans={},
+                          cohort=pd.DataFrame(index=pd.RangeIndex(n, name="animal")),
+                          responder=co.ResponderRule(), start_day=start_day)
+
+
+def test_synthetic_trial_classification_and_kaplan_meier_have_known_answers():
+    """Growth 100·e^(0.1 t) crosses the 2000 mm³ endpoint at ln(20)/0.1 = 29.96 d after day 0
+    (linear interpolation on the 1-day grid: 29.97 d from the grid values), i.e. 28.97 d after
+    the first treatment on day 1; shrinking tumours are responders and never have the event."""
+    grow = lambda t: 100 * np.exp(0.1 * t)           # noqa: E731
+    shrink = lambda t: 100 * np.exp(-0.5 * t)        # noqa: E731
+    tr = _synthetic_trial({"control": [grow, grow], "treated": [shrink, grow]})
+    a = tr.animals.set_index(["arm", "animal"])
+    t0, t1 = 29.0, 30.0
+    y0, y1 = 100 * np.exp(0.1 * t0), 100 * np.exp(0.1 * t1)
+    expected = t0 + (2000 - y0) / (y1 - y0) - 1.0
+    assert a.loc[("control", 0), "time_to_event_day"] == pytest.approx(expected, rel=1e-12)
+    assert bool(a.loc[("treated", 0), "responder"]) and not bool(a.loc[("treated", 0), "event"])
+    rt = tr.responder_table()
+    assert rt.loc["treated", "fraction"] == 0.5 and rt.loc["control", "fraction"] == 0.0
+    km = tr.kaplan_meier("treated")
+    assert km["survival"].iloc[-1] == pytest.approx(0.5)
+    assert tr.recist_table().loc["treated", "CR"] == 1
+
+
+def test_tiny_negative_volumes_read_as_zero_large_ones_fail_the_run():
+    tiny = lambda t: np.where(t > 10, -1e-12, 50.0 * np.exp(-t))   # noqa: E731
+    bad = lambda t: np.where(t > 10, -1e-3, 50.0 * np.exp(-t))     # noqa: E731
+    tr = _synthetic_trial({"treated": [tiny, bad]})
+    a = tr.animals
+    assert a.loc[0, "status"] == "ok" and bool(a.loc[0, "responder"])
+    assert a.loc[0, "total_at_responder_day_mm3"] == 0.0
+    assert a.loc[1, "status"] == "negative_volume" and "-0.001" in a.loc[1, "message"]
+    assert tr.n_failed == 1 and tr.responder_table().loc["treated", "n_ok"] == 1
