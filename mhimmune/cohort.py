@@ -888,9 +888,8 @@ class TrialResult:
 @contextmanager
 def _pool_for(n_jobs: int, client: Any, pool: Any):
     """The pool to use: *pool*, or one opened here for ``n_jobs > 1`` (closed on exit)."""
-    from .ensemble import WorkerPool
-    if pool is not None and client is not None:
-        raise ParameterError("pool: give a WorkerPool or a Dask client, not both")
+    from .ensemble import WorkerPool, check_pool
+    check_pool(pool, client)
     if pool is None and client is None and int(n_jobs) > 1:
         with WorkerPool(int(n_jobs)) as own:
             yield own

@@ -59,6 +59,7 @@ from .errors import (HfWarning, MhimmuneError, ParameterError, ProtocolError, So
 __all__ = [
     "ScheduleTemplate", "PROTOCOL_FACTORS", "FactorInfo", "Readout", "DEFAULT_READOUTS",
     "ModelEvaluator", "EnsembleResult", "EnsembleFailureWarning", "run_ensemble", "WorkerPool",
+    "check_pool",
     "grid_design", "schedule_scan", "STATUS_OK",
 ]
 
@@ -912,6 +913,20 @@ def _shutdown_pool(executor: ProcessPoolExecutor, tmpdir: list) -> None:
         shutil.rmtree(tmpdir.pop(), ignore_errors=True)
 
 
+def check_pool(pool, client=None) -> None:
+    """Raise :class:`~mhimmune.errors.ParameterError` unless *pool* is ``None`` or an open,
+    working :class:`WorkerPool` given without a Dask *client*."""
+    if pool is None:
+        return
+    if client is not None:
+        raise ParameterError("pool, client: give a WorkerPool (local processes) or a Dask "
+                             "client, not both")
+    if not isinstance(pool, WorkerPool):
+        raise ParameterError(f"pool: expected a mhimmune.ensemble.WorkerPool, got "
+                             f"{type(pool).__name__}")
+    pool._check()
+
+
 class WorkerPool:
     """Local worker processes kept alive across :func:`run_ensemble` calls.
 
@@ -1335,14 +1350,7 @@ def run_ensemble(evaluator: Callable[[dict], Any], design, *, n_jobs: int = 1, c
     """
     from tqdm import tqdm
     t_start = time.perf_counter()
-    if pool is not None:
-        if client is not None:
-            raise ParameterError("pool, client: give a WorkerPool (local processes) or a Dask "
-                                 "client, not both")
-        if not isinstance(pool, WorkerPool):
-            raise ParameterError(f"pool: expected a mhimmune.ensemble.WorkerPool, got "
-                                 f"{type(pool).__name__}")
-        pool._check()
+    check_pool(pool, client)
     df = _design_frame(design)
     names = list(df.columns)
     if hasattr(evaluator, "validate"):

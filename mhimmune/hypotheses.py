@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import math
 import time
-import tomllib
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -60,7 +59,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import HfWarning, MhimmuneError, ParameterError
+from .errors import HfWarning, ParameterError
 
 __all__ = ["load_hypothesis_spec", "run_hypotheses", "HypothesisReport", "mechanistic_reason",
            "QUICK_LIMITS"]
@@ -82,14 +81,8 @@ def load_hypothesis_spec(source: str | Path | Mapping[str, Any]) -> dict[str, An
     if isinstance(source, Mapping):
         data, where = dict(source), "spec"
     else:
-        p = Path(source)
-        if not p.is_file():
-            raise MhimmuneError(f"spec file not found: {source}")
-        try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise MhimmuneError(f"{p}: invalid TOML: {exc}") from None
-        where = str(p)
+        from .io import read_toml
+        data, where = read_toml(source), str(source)
     unknown = set(data) - _TOP_KEYS
     if unknown:
         raise ParameterError(f"{where}: unknown keys {sorted(unknown)}; allowed: "

@@ -13,7 +13,7 @@ import pandas as pd
 
 from .errors import ParameterError
 
-__all__ = ["atomic_path", "write_csv", "save_figure", "read_overrides"]
+__all__ = ["atomic_path", "write_csv", "save_figure", "read_overrides", "read_toml"]
 
 
 @contextmanager
@@ -81,3 +81,16 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
         except ValueError:
             out[name] = value
     return out
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML spec file; a missing file or invalid TOML raises
+    :class:`~mhimmune.errors.MhimmuneError` naming the file."""
+    from .errors import MhimmuneError
+    p = Path(path)
+    if not p.is_file():
+        raise MhimmuneError(f"spec file not found: {path}")
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise MhimmuneError(f"{p}: invalid TOML: {exc}") from None

@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 
 from .ensemble import (PROTOCOL_FACTORS, STATUS_OK, EnsembleFailureWarning, ModelEvaluator,
-                       ScheduleTemplate, WorkerPool, run_ensemble)
+                       ScheduleTemplate, WorkerPool, check_pool, run_ensemble)
 from .errors import MhimmuneError, ParameterError, ProtocolError
 
 __all__ = ["Constraints", "optimize_schedule", "OptimizationResult"]
@@ -871,14 +871,7 @@ def optimize_schedule(evaluator: Callable[[dict], Any], space: Mapping[str, Any]
     if not callable(evaluator):
         raise ParameterError(f"evaluator: expected a ModelEvaluator or a callable f(values) -> "
                              f"dict, got {type(evaluator).__name__}")
-    if pool is not None:
-        if client is not None:
-            raise ParameterError("pool, client: give a WorkerPool (local processes) or a Dask "
-                                 "client, not both")
-        if not isinstance(pool, WorkerPool):
-            raise ParameterError(f"pool: expected a mhimmune.ensemble.WorkerPool, got "
-                                 f"{type(pool).__name__}")
-        pool._check()
+    check_pool(pool, client)
     if method not in METHODS:
         raise ParameterError(f"method: must be one of {', '.join(METHODS)} (got {method!r})")
     if not isinstance(objective, str) or not objective:

@@ -662,16 +662,11 @@ def load_spec(path) -> dict:
     ``[outputs]`` with ``readouts``, ``trajectories`` and ``time_step_day``; ``[params]``
     fixed overrides; ``[simulate]`` options of :func:`mhimmune.simulate`.
     """
-    import tomllib
     from pathlib import Path
     from .protocol import Protocol
+    from .io import read_toml
     p = Path(path)
-    if not p.is_file():
-        raise MhimmuneError(f"spec file not found: {path}")
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise MhimmuneError(f"{p}: invalid TOML: {exc}") from None
+    data = read_toml(p)
     unknown = set(data) - _SPEC_KEYS
     if unknown:
         raise MhimmuneError(f"{p}: unknown keys {sorted(unknown)}; allowed: {', '.join(sorted(_SPEC_KEYS))}")
