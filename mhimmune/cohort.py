@@ -32,8 +32,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +43,7 @@ from .errors import HfWarning, ParameterError, ProtocolError
 
 __all__ = [
     "load_variability", "sample_cohort", "Arm", "STANDARD_ARMS", "standard_arms",
-    "ResponderRule", "MECHANISM_READOUTS", "run_trial", "TrialResult",
+    "ResponderRule", "MECHANISM_READOUTS", "run_trial", "TrialResult", "check_cohort",
 ]
 
 _DISTRIBUTIONS = ("lognormal", "logitnormal")
@@ -295,6 +294,39 @@ def sample_cohort(n: int, *, variability=None, correlation=None, covariance=None
     return df
 
 
+def check_cohort(cohort, taken=(), taken_what: str = "protocol factors, not model parameters",
+                 ) -> pd.DataFrame:
+    """Validate a cohort table and return it as floats (same index).
+
+    A cohort is a non-empty DataFrame, one row per animal, one column per model
+    parameter (text names, finite numbers); columns in *taken* (e.g. the protocol
+    factors a caller sets itself) are errors, described as *taken_what*.
+    """
+    if not isinstance(cohort, pd.DataFrame):
+        raise ParameterError(f"cohort: expected a DataFrame with one row per animal and one "
+                             f"column per model parameter, got {type(cohort).__name__}")
+    if len(cohort) == 0:
+        raise ParameterError("cohort: no animals (0 rows); pass cohort=None for one nominal animal")
+    bad = [c for c in cohort.columns if not isinstance(c, str)]
+    if bad:
+        raise ParameterError(f"cohort: column names must be parameter names (text), got {bad}")
+    clash = sorted(set(cohort.columns) & set(taken))
+    if clash:
+        raise ParameterError(f"cohort: columns {clash} are {taken_what}")
+    try:
+        values = cohort.astype(float)
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(f"cohort: every value must be a number ({exc})") from None
+    nonfinite = [c for c in values.columns if not np.all(np.isfinite(values[c].to_numpy()))]
+    if nonfinite:
+        raise ParameterError(f"cohort: NaN or infinite values in columns {nonfinite}")
+    return values
+
+
+def _nominal_cohort() -> pd.DataFrame:
+    return pd.DataFrame(index=pd.RangeIndex(1, name="animal"))
+
+
 # ============================================================================== arms
 
 
@@ -466,7 +498,8 @@ def run_trial(arms: Sequence[Arm | str] | None = None, cohort: pd.DataFrame | No
     -------
     TrialResult
     """
-    from .ensemble import ModelEvaluator, ScheduleTemplate, run_ensemble, PROTOCOL_FACTORS
+    from .ensemble import (PROTOCOL_FACTORS, ModelEvaluator, Readout, ScheduleTemplate, pool_for,
+                           run_ensemble)
     responder = responder or ResponderRule()
     if template is None:
         template = ScheduleTemplate("60 d", name="trial")
@@ -483,13 +516,7 @@ def run_trial(arms: Sequence[Arm | str] | None = None, cohort: pd.DataFrame | No
     names = [a.name for a in arm_list]
     if len(set(names)) != len(names):
         raise ParameterError(f"arms: duplicate names {sorted({n for n in names if names.count(n) > 1})}")
-    if cohort is None:
-        cohort = pd.DataFrame(index=pd.RangeIndex(1, name="animal"))
-    if not isinstance(cohort, pd.DataFrame) or len(cohort) == 0:
-        raise ParameterError("cohort: expected a non-empty DataFrame from sample_cohort")
-    clash = [c for c in cohort.columns if c in PROTOCOL_FACTORS]
-    if clash:
-        raise ParameterError(f"cohort: columns {clash} are protocol factors, not parameters")
+    cohort = _nominal_cohort() if cohort is None else check_cohort(cohort, PROTOCOL_FACTORS)
     if not (isinstance(grid_step_day, (int, float)) and 0 < grid_step_day <= 5):
         raise ParameterError(f"grid_step_day: must be in (0, 5] days (got {grid_step_day!r})")
 
@@ -520,12 +547,14 @@ def run_trial(arms: Sequence[Arm | str] | None = None, cohort: pd.DataFrame | No
         first = plan.first_treatment_h
         return untreated_anchor if first is None else first / 24.0
 
-    def readouts_for(day0: float) -> dict[str, str]:
-        r = {name: (spec.split("@+")[0] + f"@{day0 + float(spec.split('@+')[1]):.12g}"
-                    if "@+" in spec else spec)
-             for name, spec, _, _ in MECHANISM_READOUTS}
-        r["total_at_start_mm3"] = f"{'+'.join(_VOLUMES)}@{start_day:.12g}"
-        r["total_at_responder_day_mm3"] = f"{'+'.join(_VOLUMES)}@{resp_day:.12g}"
+    mechanisms = {name: Readout.parse(spec, name=name) for name, spec, _, _ in MECHANISM_READOUTS}
+
+    def readouts_for(day0: float) -> dict[str, Readout]:
+        r = {name: (replace(ro, day=day0 + ro.day, relative=False) if ro.relative else ro)
+             for name, ro in mechanisms.items()}
+        r["total_at_start_mm3"] = Readout("total_at_start_mm3", "at", _VOLUMES, start_day)
+        r["total_at_responder_day_mm3"] = Readout("total_at_responder_day_mm3", "at", _VOLUMES,
+                                                  resp_day)
         return r
 
     frames, curves = [], []
@@ -556,7 +585,7 @@ def run_trial(arms: Sequence[Arm | str] | None = None, cohort: pd.DataFrame | No
                                                   params=params),
                          cohort.reset_index(drop=True)))
     n = len(cohort)
-    with _pool_for(n_jobs, client, pool) as pool:
+    with pool_for(n_jobs, client, pool) as pool:
         results = [(arm_names, run_ensemble(ev, design, n_jobs=n_jobs, client=client, pool=pool,
                                             progress=progress,
                                             desc=f"trial: {', '.join(arm_names)}"))
@@ -883,18 +912,6 @@ class TrialResult:
         self.plot_km(a1)
         self.plot_responders(a2)
         return fig
-
-
-@contextmanager
-def _pool_for(n_jobs: int, client: Any, pool: Any):
-    """The pool to use: *pool*, or one opened here for ``n_jobs > 1`` (closed on exit)."""
-    from .ensemble import WorkerPool, check_pool
-    check_pool(pool, client)
-    if pool is None and client is None and int(n_jobs) > 1:
-        with WorkerPool(int(n_jobs)) as own:
-            yield own
-    else:
-        yield pool
 
 
 def _palette(names: Sequence[str]) -> dict[str, Any]:

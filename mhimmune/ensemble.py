@@ -44,6 +44,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -59,7 +60,7 @@ from .errors import (HfWarning, MhimmuneError, ParameterError, ProtocolError, So
 __all__ = [
     "ScheduleTemplate", "PROTOCOL_FACTORS", "FactorInfo", "Readout", "DEFAULT_READOUTS",
     "ModelEvaluator", "EnsembleResult", "EnsembleFailureWarning", "run_ensemble", "WorkerPool",
-    "check_pool",
+    "check_pool", "pool_for",
     "grid_design", "schedule_scan", "STATUS_OK",
 ]
 
@@ -925,6 +926,19 @@ def check_pool(pool, client=None) -> None:
         raise ParameterError(f"pool: expected a mhimmune.ensemble.WorkerPool, got "
                              f"{type(pool).__name__}")
     pool._check()
+
+
+@contextmanager
+def pool_for(n_jobs: int = 1, client: Any = None, pool: "WorkerPool | None" = None):
+    """Context manager giving the pool a caller with several ensembles should use: *pool*
+    itself, ``None`` (serial, or *client*), or — for ``n_jobs > 1`` without either — a
+    :class:`WorkerPool` opened here and closed on exit."""
+    check_pool(pool, client)
+    if pool is None and client is None and int(n_jobs) > 1:
+        with WorkerPool(int(n_jobs)) as own:
+            yield own
+    else:
+        yield pool
 
 
 class WorkerPool:

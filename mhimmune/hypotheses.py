@@ -285,8 +285,8 @@ def run_hypotheses(spec: str | Path | Mapping[str, Any], out: str | Path, *, qui
     params = dict(data.get("params", {}))
     files: dict[str, Path] = {}
 
-    from .cohort import _pool_for
-    with _pool_for(n_jobs, None, None) as pool:  # one set of workers for all ensembles
+    from .ensemble import pool_for
+    with pool_for(n_jobs) as pool:  # one set of workers for all ensembles
         # 1. schedule optimisation --------------------------------------------------
         opt_result = None
         extra_arms: list[Arm] = []

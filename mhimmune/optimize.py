@@ -390,27 +390,10 @@ def _parse_fixed(fixed, factors: list[_Factor], template: ScheduleTemplate | Non
 
 
 def _parse_cohort(cohort, taken: set[str]) -> pd.DataFrame | None:
+    from .cohort import check_cohort
     if cohort is None:
         return None
-    if not isinstance(cohort, pd.DataFrame):
-        raise ParameterError(f"cohort: expected a DataFrame with one row per animal and one "
-                             f"column per model parameter, got {type(cohort).__name__}")
-    if len(cohort) == 0:
-        raise ParameterError("cohort: no animals (0 rows); pass cohort=None for one nominal animal")
-    bad = [c for c in cohort.columns if not isinstance(c, str)]
-    if bad:
-        raise ParameterError(f"cohort: column names must be parameter names (text), got {bad}")
-    clash = sorted((set(cohort.columns) & taken) | (set(cohort.columns) & _RESERVED))
-    if clash:
-        raise ParameterError(f"cohort: columns {clash} are also space/fixed factors or reserved names")
-    try:
-        values = cohort.astype(float)
-    except (TypeError, ValueError) as exc:
-        raise ParameterError(f"cohort: every value must be a number ({exc})") from None
-    nonfinite = [c for c in values.columns if not np.all(np.isfinite(values[c].to_numpy()))]
-    if nonfinite:
-        raise ParameterError(f"cohort: NaN or infinite values in columns {nonfinite}")
-    return values
+    return check_cohort(cohort, taken | _RESERVED, "also space/fixed factors or reserved names")
 
 
 _QUANTILE = re.compile(r"^q(\d+(?:\.\d*)?|\.\d+)$")

@@ -227,8 +227,8 @@ def synergy_grid(x: tuple[str, Sequence[float]], y: tuple[str, Sequence[float]],
     -------
     SynergyResult
     """
-    from .cohort import ResponderRule
-    from .ensemble import ModelEvaluator, ScheduleTemplate, run_ensemble
+    from .cohort import ResponderRule, _nominal_cohort, check_cohort
+    from .ensemble import PROTOCOL_FACTORS, ModelEvaluator, ScheduleTemplate, run_ensemble
     from . import stats
     fx, xs = _axis("x", x)
     fy, ys = _axis("y", y)
@@ -240,10 +240,7 @@ def synergy_grid(x: tuple[str, Sequence[float]], y: tuple[str, Sequence[float]],
     template = template or ScheduleTemplate("60 d", name="synergy")
     if not isinstance(template, ScheduleTemplate):
         raise ParameterError(f"template: expected a ScheduleTemplate, got {type(template).__name__}")
-    if cohort is None:
-        cohort = pd.DataFrame(index=pd.RangeIndex(1, name="animal"))
-    if not isinstance(cohort, pd.DataFrame) or len(cohort) == 0:
-        raise ParameterError("cohort: expected a non-empty DataFrame from sample_cohort")
+    cohort = _nominal_cohort() if cohort is None else check_cohort(cohort, PROTOCOL_FACTORS)
     fixed = dict(fixed or {})
     clash = sorted({fx, fy} & set(fixed))
     if clash:

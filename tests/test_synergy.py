@@ -137,3 +137,12 @@ def test_early_inhibition_day_shows_mh_slowing_growth_before_capacity():
     with pytest.raises(ParameterError, match="only for effect='inhibition'"):
         sy.synergy_grid(("field_kA_per_m", [15]), ("pdl1_dose_mg_per_kg", [10]),
                         inhibition_day=7, evaluator=independent_toy, progress=False)
+
+
+def test_cohort_columns_that_are_grid_factors_are_rejected_not_overridden():
+    """A cohort column named like a protocol factor would be silently replaced by the grid's
+    schedule; it is an error instead (the cohort holds model parameters only)."""
+    cohort = pd.DataFrame({"n_sessions": [1.0, 2.0]})
+    with pytest.raises(ParameterError, match=r"columns \['n_sessions'\] are protocol factors"):
+        sy.synergy_grid(("field_kA_per_m", [10]), ("pdl1_dose_mg_per_kg", [5]), cohort=cohort,
+                        evaluator=independent_toy, progress=False)
