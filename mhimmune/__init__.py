@@ -12,25 +12,29 @@ The common path (virtual trials, synergy and schedule optimisation: ``mh.cohort`
 Outputs are predictions of a hypothesis-generating model.
 """
 
-from .errors import (HfWarning, MhimmuneError, ModelError, ParameterError, ProtocolError,
+from mhimmune.core.errors import (HfWarning, MhimmuneError, ModelError, ParameterError, ProtocolError,
                      SolverError, UnitError)
-from .model import DEFAULT_LINKS, Model, load_model
-from .params import ParameterTable
-from .protocol import Protocol
-from .simulate import SimulationResult, simulate
-from . import readouts  # noqa: E402  (mh.readouts.compare(...))
+from mhimmune.core.model import DEFAULT_LINKS, Model, load_model
+from mhimmune.core.params import ParameterTable
+from mhimmune.mh.protocol import Protocol
+from mhimmune.core.simulate import SimulationResult, simulate
+from mhimmune.mh import readouts  # noqa: E402  (mh.readouts.compare(...))
 
 __version__ = "0.1.0"
 
 #: submodules reachable as attributes (``mh.cohort.sample_cohort``), imported on first use
-_LAZY = ("cohort", "stats", "synergy", "optimize", "hypotheses", "ensemble", "sensitivity",
-         "sa_plots", "plotting", "physics", "heating", "agents", "export", "petab", "calibrate")
+_LAZY = {"cohort": "studies.cohort", "stats": "studies.stats", "synergy": "studies.synergy",
+         "optimize": "studies.optimize", "hypotheses": "studies.hypotheses",
+         "sensitivity": "studies.sensitivity", "sa_plots": "studies.sa_plots",
+         "calibrate": "studies.calibrate", "ensemble": "runs.ensemble",
+         "plotting": "mh.plotting", "physics": "mh.physics", "heating": "mh.heating",
+         "agents": "mh.agents", "export": "interop.export", "petab": "interop.petab"}
 
 
 def __getattr__(name: str):
     if name in _LAZY:
         import importlib
-        return importlib.import_module(f".{name}", __name__)
+        return importlib.import_module(f"{__name__}.{_LAZY[name]}")
     raise AttributeError(f"module 'mhimmune' has no attribute {name!r}")
 
 __all__ = [

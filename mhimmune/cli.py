@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import HfWarning, MhimmuneError
+from mhimmune.core.errors import HfWarning, MhimmuneError
 
 #: the default study's arms: protocols in analyses/protocols (shipped as mhimmune/protocols)
 DEMO_ARMS = ("untreated", "mh", "anti_pdl1", "mh_plus_pdl1")
@@ -20,7 +20,7 @@ DEMO_ARMS = ("untreated", "mh", "anti_pdl1", "mh_plus_pdl1")
 
 
 def _protocol(path):
-    from .protocol import Protocol
+    from mhimmune.mh.protocol import Protocol
     p = Path(path)
     if not p.is_file():
         raise MhimmuneError(f"protocol file not found: {path}")
@@ -42,7 +42,7 @@ def _cmd_check(args) -> int:
 
 
 def _cmd_params(args) -> int:
-    from .params import ParameterTable, format_table
+    from mhimmune.core.params import ParameterTable, format_table
     table = ParameterTable.load()
     df = table.search(args.search) if args.search else table.frame
     print(format_table(df))
@@ -50,16 +50,16 @@ def _cmd_params(args) -> int:
 
 
 def _overrides(args):
-    from .io import parse_assignments, read_overrides
+    from mhimmune.core.io import parse_assignments, read_overrides
     over = read_overrides(args.params) if args.params else {}
     over.update(parse_assignments(args.set))
     return over
 
 
 def _cmd_simulate(args) -> int:
-    from .io import save_figure, write_csv
-    from .model import load_model
-    from .simulate import simulate
+    from mhimmune.core.io import save_figure, write_csv
+    from mhimmune.core.model import load_model
+    from mhimmune.core.simulate import simulate
     plan = _protocol(args.protocol)
     model = load_model()
     res = simulate(model, plan, _overrides(args))
@@ -78,12 +78,12 @@ def _cmd_simulate(args) -> int:
 
 def run_demo(out: Path) -> pd.DataFrame:
     """Run the four demo arms, write trajectories, summary and figure into *out*."""
-    from .io import save_figure, write_csv
-    from .model import load_model
-    from .plotting import plot_results
-    from .simulate import simulate
-    from .protocol import Protocol
-    from .resources import resource_dir
+    from mhimmune.core.io import save_figure, write_csv
+    from mhimmune.core.model import load_model
+    from mhimmune.mh.plotting import plot_results
+    from mhimmune.core.simulate import simulate
+    from mhimmune.mh.protocol import Protocol
+    from mhimmune.core.resources import resource_dir
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", HfWarning)  # 3e9 A/m/s: above Brezovich, below Hergt
         plans = [Protocol.from_toml(resource_dir("protocols") / f"{arm}.toml") for arm in DEMO_ARMS]
@@ -115,7 +115,7 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_cache(args) -> int:
-    from .compile import cache_dir, clear_cache
+    from mhimmune.core.compile import cache_dir, clear_cache
     if args.action == "clear":
         print(f"removed {clear_cache()} compiled model(s) from {cache_dir()}")
     else:
@@ -124,7 +124,7 @@ def _cmd_cache(args) -> int:
 
 
 def _cmd_sensitivity(args) -> int:
-    from .sensitivity import load_spec, run_sensitivity, write_outputs
+    from mhimmune.studies.sensitivity import load_spec, run_sensitivity, write_outputs
     kwargs = load_spec(args.spec)
     if args.method:
         kwargs["method"] = args.method
@@ -152,7 +152,7 @@ def _cmd_sensitivity(args) -> int:
 
 
 def _cmd_hypotheses(args) -> int:
-    from .hypotheses import run_hypotheses
+    from mhimmune.studies.hypotheses import run_hypotheses
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", HfWarning)  # schedules are factors; limits are constraints
         rep = run_hypotheses(args.spec, args.out, quick=True if args.quick else None,
@@ -164,8 +164,8 @@ def _cmd_hypotheses(args) -> int:
 
 
 def _cmd_export(args) -> int:
-    from .export import write
-    from .model import load_model
+    from mhimmune.interop.export import write
+    from mhimmune.core.model import load_model
     plan = _protocol(args.protocol) if args.protocol else None
     path = write(load_model(), args.format, args.out, plan, _overrides(args))
     what = f"with the schedule of {plan.name!r} as events" if plan is not None else "without a schedule"

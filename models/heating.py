@@ -38,7 +38,7 @@ import math
 import sympy
 from pysb import Expression, Monomer, Observable, Rule
 
-from mhimmune.modelkit import CELL_CLASSES, bolus, class_load, input_param, par, present, provide, signal
+from mhimmune.core.modelkit import CELL_CLASSES, bolus, class_load, input_param, par, present, provide, signal
 
 READS = {"body_weight": ("kg", 0.02)}
 PROVIDES = {"temperature_C": "degC", "particle_iron_mg_per_cm3": "mg/cm^3",

@@ -61,7 +61,7 @@ tumour (Mcell/mm³ of effector-cell equivalents), a proxy of its concentration.
 import sympy
 from pysb import Expression, Initial, Monomer, Observable, Rule
 
-from mhimmune.modelkit import component, hill, par, present, provide, signal
+from mhimmune.core.modelkit import component, hill, par, present, provide, signal
 
 READS = {
     "damp_density": ("fraction", 0.0), "antigen_treated": ("mm^3", 0.0), "antigen_distant": ("mm^3", 0.0),

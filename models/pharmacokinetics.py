@@ -20,7 +20,7 @@ models; their constants are marked as assumed in ``parameters/model/pharmacokine
 
 from pysb import Expression, Monomer, Observable, Rule
 
-from mhimmune.modelkit import bolus, par, present, provide
+from mhimmune.core.modelkit import bolus, par, present, provide
 
 READS: dict = {}
 PROVIDES = {

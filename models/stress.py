@@ -109,8 +109,8 @@ the classes weighted by their viable cells.
 import sympy
 from pysb import Expression, Initial, Monomer, Observable, Rule
 
-from mhimmune.errors import ModelError
-from mhimmune.modelkit import (CELL_CLASSES, CLASS_WEIGHTS, bolus, class_load, component, hill, par, present,
+from mhimmune.core.errors import ModelError
+from mhimmune.core.modelkit import (CELL_CLASSES, CLASS_WEIGHTS, bolus, class_load, component, hill, par, present,
                                provide, signal)
 
 READS = {

@@ -32,7 +32,7 @@ rechallenge implants new viable cells at the distant site.
 
 from pysb import Expression, Initial, Monomer, Observable, Rule
 
-from mhimmune.modelkit import CELL_CLASSES, CLASS_WEIGHTS, bolus, par, provide
+from mhimmune.core.modelkit import CELL_CLASSES, CLASS_WEIGHTS, bolus, par, provide
 
 READS: dict = {}
 PROVIDES = {

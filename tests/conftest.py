@@ -5,8 +5,8 @@ import warnings
 import pytest
 
 import mhimmune as mh
-from mhimmune.errors import HfWarning
-from mhimmune.resources import resource_dir
+from mhimmune.core.errors import HfWarning
+from mhimmune.core.resources import resource_dir
 
 
 @pytest.fixture(scope="session")

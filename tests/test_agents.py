@@ -7,10 +7,10 @@ import math
 import pandas as pd
 import pytest
 
-from mhimmune import physics as ph
-from mhimmune.agents import Agent, agent_names, agent_table, get_agent
-from mhimmune.errors import ProtocolError
-from mhimmune.resources import resource_dir
+from mhimmune.mh import physics as ph
+from mhimmune.mh.agents import Agent, agent_names, agent_table, get_agent
+from mhimmune.core.errors import ProtocolError
+from mhimmune.core.resources import resource_dir
 
 # agent id -> (SAR W/g, H kA/m, f kHz, ILP nH m²/kg) as the seed review gives them (None = not given)
 SEED_NUMBERS = {

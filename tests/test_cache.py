@@ -8,8 +8,8 @@ import pytest
 
 import mhimmune as mh
 from mhimmune.cli import main
-from mhimmune.compile import cache_dir, clear_cache
-from mhimmune.resources import resource_dir
+from mhimmune.core.compile import cache_dir, clear_cache
+from mhimmune.core.resources import resource_dir
 
 LINK = ["pharmacokinetics"]  # a small link: compiles in seconds
 

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 import mhimmune as mh
-from mhimmune import calibrate
-from mhimmune import petab as mhpetab
-from mhimmune.errors import HfWarning, MhimmuneError, ParameterError
+from mhimmune.studies import calibrate
+from mhimmune.interop import petab as mhpetab
+from mhimmune.core.errors import HfWarning, MhimmuneError, ParameterError
 
 pytest.importorskip("petab")
 

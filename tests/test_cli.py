@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from mhimmune.cli import main
-from mhimmune.resources import resource_dir
+from mhimmune.core.resources import resource_dir
 
 MH = str(resource_dir("protocols") / "mh.toml")
 

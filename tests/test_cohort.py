@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mhimmune import cohort as co
-from mhimmune.ensemble import ScheduleTemplate
-from mhimmune.errors import ParameterError, ProtocolError
+from mhimmune.studies import cohort as co
+from mhimmune.runs.ensemble import ScheduleTemplate
+from mhimmune.core.errors import ParameterError, ProtocolError
 
 
 # ------------------------------------------------------------------ sampling
@@ -191,7 +191,7 @@ def test_trial_input_errors_name_the_problem():
 def test_failed_runs_are_left_out_and_reported_not_silently_classified():
     cohort = co.sample_cohort(3, variability={"tumour_growth_rate": 0.1}, seed=5)
     cohort.loc[1, "tumour_growth_rate"] = -0.4  # a rate below 0 fails validation in the run
-    from mhimmune.ensemble import EnsembleFailureWarning
+    from mhimmune.runs.ensemble import EnsembleFailureWarning
     with pytest.warns(EnsembleFailureWarning):
         tr = co.run_trial(["control", "mh+anti_pdl1"], cohort, progress=False)
     assert tr.n_failed == 2
@@ -227,7 +227,7 @@ def test_covariance_sets_log_spreads_and_correlation():
 
 
 def test_trial_results_do_not_depend_on_workers_or_a_shared_pool():
-    from mhimmune.ensemble import WorkerPool
+    from mhimmune.runs.ensemble import WorkerPool
     cohort = co.sample_cohort(3, seed=21)
     arms = ["control", "mh+anti_pdl1", co.Arm("late", {"pdl1_delay_day": 7})]
     cols = ["arm", "animal", "total_at_responder_day_mm3", "mature_dc_d7", "time_to_event_day"]

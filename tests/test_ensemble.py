@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 import mhimmune as mh
-from mhimmune import ensemble as en
-from mhimmune.errors import HfWarning, MhimmuneError, ParameterError, ProtocolError
+from mhimmune.runs import ensemble as en
+from mhimmune.core.errors import HfWarning, MhimmuneError, ParameterError, ProtocolError
 
 
 # ------------------------------------------------------------------ toy evaluators

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import mhimmune as mh
-from mhimmune import export
+from mhimmune.interop import export
 from mhimmune.cli import main
-from mhimmune.errors import HfWarning
-from mhimmune.resources import resource_dir
+from mhimmune.core.errors import HfWarning
+from mhimmune.core.resources import resource_dir
 
 from .conftest import load_protocol
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import mhimmune as mh
-from mhimmune.agents import Agent
-from mhimmune.errors import HfWarning
+from mhimmune.mh.agents import Agent
+from mhimmune.core.errors import HfWarning
 
 
 def _plan(**kw):
@@ -80,7 +80,7 @@ def test_poorly_loaded_regions_stay_cooler(model):
 
 def test_steady_temperature_map_matches_the_full_model(model):
     """The closed-form steady state of the heating link equals the simulated plateau (0.5 %)."""
-    from mhimmune.heating import steady_temperature, temperature_map
+    from mhimmune.mh.heating import steady_temperature, temperature_map
     expected = steady_temperature("fe3o4_19nm_mpeg", 4.0, 20.0, 200.0)
     res = mh.simulate(model, _plan(duration="60 min"))
     plateau = res.wide.loc[1.0 + 0.9 / 24:1.0 + 1 / 24, "temperature_C"].max()
@@ -93,6 +93,6 @@ def test_steady_temperature_map_matches_the_full_model(model):
 
 
 def test_steady_temperature_rejects_bad_dose():
-    from mhimmune.heating import steady_temperature
+    from mhimmune.mh.heating import steady_temperature
     with pytest.raises(ValueError, match="dose_mg_per_cm3: must be > 0"):
         steady_temperature("fe3o4_10nm", -1, 10, 100)

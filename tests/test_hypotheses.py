@@ -3,10 +3,10 @@
 import pandas as pd
 import pytest
 
-from mhimmune import hypotheses as hy
+from mhimmune.studies import hypotheses as hy
 from mhimmune.cli import main
-from mhimmune.errors import ParameterError
-from mhimmune.resources import resource_dir
+from mhimmune.core.errors import ParameterError
+from mhimmune.core.resources import resource_dir
 
 CONTROL = pd.Series({"cem43_min": 0.0, "damp_d1": 1.1, "mature_dc_d7": 0.057,
                      "cd8_effectors_d7": 1.3, "pdl1_occupancy_d7": 0.0, "m1_m2_d7": 0.14,

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import mhimmune as mh
-import mhimmune.readouts as readouts
+import mhimmune.mh.readouts as readouts
 
 from .conftest import load_protocol
 

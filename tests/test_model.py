@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import mhimmune as mh
-from mhimmune.errors import ModelError, ParameterError
-from mhimmune.params import ParameterTable
+from mhimmune.core.errors import ModelError, ParameterError
+from mhimmune.core.params import ParameterTable
 
 
 def test_every_model_parameter_has_exactly_one_row_and_vice_versa(model):

@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 from scipy.optimize import minimize_scalar
 
-from mhimmune.ensemble import EnsembleFailureWarning, ModelEvaluator, ScheduleTemplate
-from mhimmune.errors import MhimmuneError, ParameterError, ProtocolError
-from mhimmune.optimize import Constraints, OptimizationResult, optimize_schedule
+from mhimmune.runs.ensemble import EnsembleFailureWarning, ModelEvaluator, ScheduleTemplate
+from mhimmune.core.errors import MhimmuneError, ParameterError, ProtocolError
+from mhimmune.studies.optimize import Constraints, OptimizationResult, optimize_schedule
 
 GRID = {"n_sessions": [1, 2, 3, 4, 5], "session_interval_day": [1.0, 2.0, 2.5, 3.0, 4.0]}
 RANGES = {"n_sessions": (1, 5), "session_interval_day": (1.0, 4.0)}

@@ -19,7 +19,7 @@ def test_wheel_installs_and_loads_model_from_another_directory(tmp_path):
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
                     str(wheel)], check=True, capture_output=True)
-    code = ("import mhimmune, mhimmune.resources as r; m = mhimmune.load_model(verbose=False); "
+    code = ("import mhimmune, mhimmune.core.resources as r; m = mhimmune.load_model(verbose=False); "
             "print(mhimmune.__file__); print(r.resource_dir('models')); print(r.resource_dir('protocols')); "
             "print(r.resource_dir('specs')); print((r.resource_dir('parameters') / 'cohort.tsv').is_file()); "
             "print(m.size()['species'])")

@@ -1,4 +1,4 @@
-"""Tests of mhimmune.params: loading, validation, overrides and unit conversion."""
+"""Tests of mhimmune.core.params: loading, validation, overrides and unit conversion."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import math
 import pandas as pd
 import pytest
 
-from mhimmune.errors import ParameterError
-from mhimmune.params import COLUMNS, ParameterTable, UnknownParameterError, format_table
-from mhimmune.units import ureg
+from mhimmune.core.errors import ParameterError
+from mhimmune.core.params import COLUMNS, ParameterTable, UnknownParameterError, format_table
+from mhimmune.core.units import ureg
 
 HEADER = "\t".join(COLUMNS)
 

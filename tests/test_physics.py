@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy.optimize import curve_fit, minimize_scalar
 
-from mhimmune import physics as ph
-from mhimmune.errors import ParameterError
+from mhimmune.mh import physics as ph
+from mhimmune.core.errors import ParameterError
 
 # Seed review 000, Table 2 (Fe3O4): rows with a measuring field (H kA/m, f kHz, SAR W/g, ILP nH m²/kg).
 TABLE2_ROWS = [

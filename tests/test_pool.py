@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mhimmune import ensemble as en
-from mhimmune import optimize as opt
-from mhimmune.ensemble import ModelEvaluator, ScheduleTemplate, WorkerPool, run_ensemble
-from mhimmune.errors import MhimmuneError, ParameterError, SolverError
+from mhimmune.runs import ensemble as en
+from mhimmune.studies import optimize as opt
+from mhimmune.runs.ensemble import ModelEvaluator, ScheduleTemplate, WorkerPool, run_ensemble
+from mhimmune.core.errors import MhimmuneError, ParameterError, SolverError
 
 
 # ------------------------------------------------------------------ toy evaluators
@@ -272,7 +272,7 @@ def test_closed_pool_client_and_bad_arguments_are_refused_by_name(tmp_path):
     with pytest.raises(ParameterError, match=r"pool: the WorkerPool is closed"):
         run_ensemble(linear, d, pool=pool, out=tmp_path / "never", progress=False)
     assert not (tmp_path / "never").exists()  # refused before any checkpoint was written
-    with pytest.raises(ParameterError, match=r"pool: expected a mhimmune.ensemble.WorkerPool"):
+    with pytest.raises(ParameterError, match=r"pool: expected a mhimmune.runs.ensemble.WorkerPool"):
         run_ensemble(linear, d, pool=2, progress=False)
     for bad in (0, -1, 1.5, True, "2", float("inf"), float("nan")):
         with pytest.raises(ParameterError, match=r"^n_jobs: "):
@@ -377,6 +377,6 @@ def test_optimize_closes_its_pool_on_errors_and_refuses_pool_with_client(monkeyp
         pool.close()
         with pytest.raises(ParameterError, match=r"pool: the WorkerPool is closed"):
             de(pool=pool)
-    with pytest.raises(ParameterError, match=r"pool: expected a mhimmune.ensemble.WorkerPool"):
+    with pytest.raises(ParameterError, match=r"pool: expected a mhimmune.runs.ensemble.WorkerPool"):
         de(pool="local")
     assert len(created) == 2 and created[1] is pool  # refused before starting a pool of its own

@@ -1,4 +1,4 @@
-"""Tests of mhimmune.protocol: expansion, units, TOML round trips and validation."""
+"""Tests of mhimmune.mh.protocol: expansion, units, TOML round trips and validation."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from mhimmune.errors import HfWarning, ProtocolError
-from mhimmune.protocol import (BREZOVICH_LIMIT, HERGT_LIMIT, KINDS, Bolus, MHSession,
+from mhimmune.core.errors import HfWarning, ProtocolError
+from mhimmune.mh.protocol import (BREZOVICH_LIMIT, HERGT_LIMIT, KINDS, Bolus, MHSession,
                                Protocol, Segment)
-from mhimmune.units import ureg
+from mhimmune.core.units import ureg
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "analyses" / "protocols"
 

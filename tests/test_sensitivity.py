@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mhimmune import ensemble as en
-from mhimmune import sa_plots
-from mhimmune import sensitivity as sa
+from mhimmune.runs import ensemble as en
+from mhimmune.studies import sa_plots
+from mhimmune.studies import sensitivity as sa
 from mhimmune.cli import main
-from mhimmune.errors import ParameterError
+from mhimmune.core.errors import ParameterError
 
 PI_BOUNDS = {f"x{i}": (-math.pi, math.pi) for i in (1, 2, 3)}
 

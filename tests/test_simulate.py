@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 import mhimmune as mh
-from mhimmune.errors import HfWarning, ProtocolError, SolverError
-from mhimmune.physics import cem43
+from mhimmune.core.errors import HfWarning, ProtocolError, SolverError
+from mhimmune.mh.physics import cem43
 
 from .conftest import load_protocol
 
@@ -175,7 +175,7 @@ def test_sparse_lu_solves_the_newton_system(model):
 def test_backends_agree(model, tmp_path, monkeypatch):
     """The C and numba backends generate the same model: identical right-hand sides and
     Jacobians (1e-12 relative) and trajectories within 1e-8 relative."""
-    from mhimmune.compile import c_compiler
+    from mhimmune.core.compile import c_compiler
     if c_compiler() is None:
         pytest.skip("no C compiler: only the numba backend is available")
     other = "numba" if model.compiled.backend == "c" else "c"

@@ -24,8 +24,8 @@ import pandas as pd
 import pytest
 from scipy import special
 
-from mhimmune import stats as st
-from mhimmune.errors import ParameterError
+from mhimmune.studies import stats as st
+from mhimmune.core.errors import ParameterError
 
 # Freireich 6-MP data (weeks of remission; False = censored, "+" in the textbooks)
 MP_TIMES = [6, 6, 6, 7, 10, 13, 16, 22, 23, 6, 9, 10, 11, 17, 19, 20, 25, 32, 32, 34, 35]

@@ -17,7 +17,7 @@ import sympy
 from scipy.integrate import odeint, solve_ivp
 
 import mhimmune as mh
-from mhimmune.errors import HfWarning
+from mhimmune.core.errors import HfWarning
 
 GAS = 8.314462618
 CLASSES = ("low", "mid", "high")

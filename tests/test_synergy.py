@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mhimmune import synergy as sy
-from mhimmune.cohort import sample_cohort
-from mhimmune.errors import ParameterError
+from mhimmune.studies import synergy as sy
+from mhimmune.studies.cohort import sample_cohort
+from mhimmune.core.errors import ParameterError
 
 
 def test_bliss_excess_is_zero_for_independent_effects():
@@ -116,7 +116,7 @@ def test_fixed_factors_apply_to_every_schedule_of_the_grid():
 def test_thermal_dose_axis_under_feedback_gives_cem43_proportional_to_session_length():
     """Feedback sessions at 43 °C (one session): CEM43 grows with the session length, so the
     session-length axis is a thermal-dose axis (Sapareto & Dewey 1984)."""
-    from mhimmune.ensemble import ScheduleTemplate
+    from mhimmune.runs.ensemble import ScheduleTemplate
     t = ScheduleTemplate("60 d", feedback=1, field="18 kA/m", n_sessions=1)
     res = sy.synergy_grid(("session_duration_min", [15, 60]), ("pdl1_dose_mg_per_kg", [10]),
                           template=t, effect="inhibition", progress=False)

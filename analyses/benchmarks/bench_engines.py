@@ -86,7 +86,7 @@ def bench_mhimmune(mh, model, plan, runs):
 def bench_roadrunner(model, plan, res, runs, rtol, atol):
     import roadrunner
 
-    from mhimmune import export
+    from mhimmune.interop import export
     t = time.perf_counter()
     sbml = export.to_sbml(model, plan)
     t_export = time.perf_counter() - t
@@ -114,7 +114,7 @@ def bench_pysb(mh, model, plan, res, runs, rtol, atol):
     """PySB ScipyOdeSimulator, one run() per schedule segment, doses applied between."""
     from pysb.simulator import ScipyOdeSimulator
 
-    from mhimmune.export import schedule
+    from mhimmune.interop.export import schedule
     c = model.compiled
     p0 = model.parameter_vector()
     scales = c.bolus_scales(p0)
@@ -223,7 +223,7 @@ def final_agreement(ref_final, other_final, scale) -> float:
 
 def main() -> int:
     import mhimmune as mh
-    from mhimmune.errors import HfWarning
+    from mhimmune.core.errors import HfWarning
     warnings.simplefilter("ignore", HfWarning)
     runs = int(os.environ.get("BENCH_RUNS", "50"))
     pysb_runs = int(os.environ.get("BENCH_PYSB_RUNS", "3"))

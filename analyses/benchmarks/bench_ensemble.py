@@ -36,9 +36,9 @@ SPEC = HERE.parent / "sa" / "schedule.toml"
 def main() -> int:
     os.environ.setdefault("TQDM_DISABLE", "1")
     import mhimmune as mh
-    from mhimmune import ensemble as en
-    from mhimmune import sensitivity as sa
-    from mhimmune.errors import HfWarning
+    from mhimmune.runs import ensemble as en
+    from mhimmune.studies import sensitivity as sa
+    from mhimmune.core.errors import HfWarning
     warnings.simplefilter("ignore", HfWarning)
 
     n_sobol = int(os.environ.get("BENCH_N", "1024"))

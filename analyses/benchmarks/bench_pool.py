@@ -1,6 +1,6 @@
-"""Benchmark of the reusable worker pool (:class:`mhimmune.ensemble.WorkerPool`).
+"""Benchmark of the reusable worker pool (:class:`mhimmune.runs.ensemble.WorkerPool`).
 
-Two workloads that call :func:`~mhimmune.ensemble.run_ensemble` many times, each with
+Two workloads that call :func:`~mhimmune.runs.ensemble.run_ensemble` many times, each with
 and without one shared pool of 2 processes:
 
 * a differential-evolution schedule search with the full model (60-day template,
@@ -8,7 +8,7 @@ and without one shared pool of 2 processes:
   interval × antibody delay; 8 virtual animals; budget 120 candidates), one ensemble
   per generation: ``optimize_schedule(n_jobs=2)`` now keeps one pool for the search,
   the old behaviour (new processes for every generation) is forced with the private
-  switch ``mhimmune.optimize._ONE_POOL_PER_SEARCH = False``;
+  switch ``mhimmune.studies.optimize._ONE_POOL_PER_SEARCH = False``;
 * 10 consecutive small ensembles of 20 runs each (40-day template, final volume).
 
 Both are measured with the ``fork`` start method (the Linux default: workers inherit
@@ -46,10 +46,10 @@ RUNS_PER_CALL = 20
 def main() -> int:
     os.environ.setdefault("TQDM_DISABLE", "1")
     import mhimmune as mh
-    from mhimmune import optimize as opt
-    from mhimmune.cohort import sample_cohort
-    from mhimmune.ensemble import ModelEvaluator, ScheduleTemplate, WorkerPool, run_ensemble
-    from mhimmune.errors import HfWarning
+    from mhimmune.studies import optimize as opt
+    from mhimmune.studies.cohort import sample_cohort
+    from mhimmune.runs.ensemble import ModelEvaluator, ScheduleTemplate, WorkerPool, run_ensemble
+    from mhimmune.core.errors import HfWarning
     warnings.simplefilter("ignore", HfWarning)
 
     methods = [m.strip() for m in os.environ.get("BENCH_METHODS", "fork,spawn").split(",") if m.strip()]

@@ -2,13 +2,13 @@
 
 :func:`run_hypotheses` reads a spec (TOML file or dict), then
 
-1. optimises the schedule over a virtual cohort (:func:`mhimmune.optimize.optimize_schedule`)
+1. optimises the schedule over a virtual cohort (:func:`mhimmune.studies.optimize.optimize_schedule`)
    under the spec's constraints (H·f limit, maximum sessions, total antibody);
-2. runs a virtual trial (:func:`mhimmune.cohort.run_trial`) of the spec's arms plus the
+2. runs a virtual trial (:func:`mhimmune.studies.cohort.run_trial`) of the spec's arms plus the
    optimised schedule (and the runner-up), with Kaplan–Meier curves, log-rank tests and
    responder fractions with Wilson intervals;
 3. maps Bliss and HSA synergy over the spec's dose and schedule grids
-   (:func:`mhimmune.synergy.synergy_grid`);
+   (:func:`mhimmune.studies.synergy.synergy_grid`);
 4. writes ``report.md`` with figures and tables to the output folder, ranking the
    candidates by responder fraction, each with the mechanistic reason read from the
    model's own outputs (which links of the chain move relative to control and to the
@@ -59,7 +59,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import HfWarning, ParameterError
+from mhimmune.core.errors import HfWarning, ParameterError
 
 __all__ = ["load_hypothesis_spec", "run_hypotheses", "HypothesisReport", "mechanistic_reason",
            "QUICK_LIMITS"]
@@ -81,7 +81,7 @@ def load_hypothesis_spec(source: str | Path | Mapping[str, Any]) -> dict[str, An
     if isinstance(source, Mapping):
         data, where = dict(source), "spec"
     else:
-        from .io import read_toml
+        from mhimmune.core.io import read_toml
         data, where = read_toml(source), str(source)
     unknown = set(data) - _TOP_KEYS
     if unknown:
@@ -143,7 +143,7 @@ _REASON_LINKS = (
 def mechanistic_reason(candidate: pd.Series, reference: pd.Series) -> str:
     """Which links of the chain differ between *candidate* and *reference*, and which way.
 
-    Both are rows of :meth:`mhimmune.cohort.TrialResult.mechanisms` (cohort medians).
+    Both are rows of :meth:`mhimmune.studies.cohort.TrialResult.mechanisms` (cohort medians).
     A link is named when its readout changes by ≥ 1.5-fold either way (CEM43 by ≥ 5 min,
     PD-L1 occupancy by ≥ 0.3), in the order of the chain: heat → ICD → DC maturation →
     CD8 priming → checkpoint → macrophages → suppression. Returns ``"no link differs"``
@@ -183,11 +183,11 @@ class HypothesisReport:
         median time to endpoint, log-rank p vs control, reason vs control, reason vs
         the best single agent.
     trial
-        The :class:`~mhimmune.cohort.TrialResult` (spec arms + optimised schedules).
+        The :class:`~mhimmune.studies.cohort.TrialResult` (spec arms + optimised schedules).
     optimization
-        The :class:`~mhimmune.optimize.OptimizationResult` or ``None``.
+        The :class:`~mhimmune.studies.optimize.OptimizationResult` or ``None``.
     synergy
-        :class:`~mhimmune.synergy.SynergyResult` per grid name.
+        :class:`~mhimmune.studies.synergy.SynergyResult` per grid name.
     files
         Paths written, by name.
     """
@@ -240,10 +240,10 @@ def run_hypotheses(spec: str | Path | Mapping[str, Any], out: str | Path, *, qui
     """
     import os
     import matplotlib.pyplot as plt
-    from .cohort import Arm, ResponderRule, run_trial, sample_cohort, STANDARD_ARMS
-    from .ensemble import ModelEvaluator, ScheduleTemplate
-    from .io import atomic_path, save_figure, write_csv
-    from .synergy import synergy_grid
+    from mhimmune.studies.cohort import Arm, ResponderRule, run_trial, sample_cohort, STANDARD_ARMS
+    from mhimmune.runs.ensemble import ModelEvaluator, ScheduleTemplate
+    from mhimmune.core.io import atomic_path, save_figure, write_csv
+    from mhimmune.studies.synergy import synergy_grid
 
     t0 = time.perf_counter()
     data = load_hypothesis_spec(spec)
@@ -264,7 +264,7 @@ def run_hypotheses(spec: str | Path | Mapping[str, Any], out: str | Path, *, qui
         n_animals = min(n_animals, QUICK_LIMITS["n_animals"])
     variability = coh.get("variability")
     if "sigma" in coh:
-        from .cohort import load_variability
+        from mhimmune.studies.cohort import load_variability
         base = load_variability(variability) if variability else load_variability()
         extra = pd.DataFrame.from_dict({k: {"distribution": "lognormal", "sigma": float(v),
                                             "source": "spec", "notes": ""}
@@ -285,13 +285,13 @@ def run_hypotheses(spec: str | Path | Mapping[str, Any], out: str | Path, *, qui
     params = dict(data.get("params", {}))
     files: dict[str, Path] = {}
 
-    from .ensemble import pool_for
+    from mhimmune.runs.ensemble import pool_for
     with pool_for(n_jobs) as pool:  # one set of workers for all ensembles
         # 1. schedule optimisation --------------------------------------------------
         opt_result = None
         extra_arms: list[Arm] = []
         if data.get("optimize"):
-            from .optimize import Constraints, optimize_schedule
+            from mhimmune.studies.optimize import Constraints, optimize_schedule
             o = dict(data["optimize"])
             objective = o.get("objective", "responder")
             day = responder.day_after_first_treatment
@@ -500,7 +500,7 @@ def _fmt_schedule(factors: Mapping[str, float]) -> str:
 
 def _markdown(title, template, cohort, responder, trial, ranking, opt, synergy, files, out,
               seconds, quick) -> str:
-    from .cohort import MECHANISM_READOUTS
+    from mhimmune.studies.cohort import MECHANISM_READOUTS
     rel = {k: Path(v).relative_to(out).as_posix() for k, v in files.items()}
     L = [f"# {title}", "",
          "> **Model predictions, not measurements.** mhimmune is a hypothesis-generating "

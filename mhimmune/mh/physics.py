@@ -1,7 +1,7 @@
 """Field, particle and tissue-heating formulas of magnetic hyperthermia (MH).
 
 Pure numpy/scipy functions that can be used on their own. Arguments carry their
-unit in their name; the units match :mod:`mhimmune.units` at the boundary
+unit in their name; the units match :mod:`mhimmune.core.units` at the boundary
 (field in kA/m, frequency in kHz, temperature in °C) and SI inside the formulas.
 
 Contents
@@ -17,7 +17,7 @@ Contents
   :func:`lumped_tumour_temperature`, :func:`sphere_conduction_coefficient`,
   :func:`sphere_steady_state`, :func:`radial_pennes`.
 
-Bad inputs raise :class:`mhimmune.errors.ParameterError` (a ``ValueError``) whose
+Bad inputs raise :class:`mhimmune.core.errors.ParameterError` (a ``ValueError``) whose
 message names the argument and its allowed range.
 """
 
@@ -33,7 +33,7 @@ import scipy.sparse as sparse
 import scipy.sparse.linalg as sparse_linalg
 from scipy import constants
 
-from .errors import ParameterError
+from mhimmune.core.errors import ParameterError
 
 __all__ = [
     "BREZOVICH_LIMIT", "HERGT_LIMIT", "MU0", "K_B", "R_GAS",

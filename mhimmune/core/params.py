@@ -43,9 +43,9 @@ from typing import Any
 import pandas as pd
 import pint
 
-from .errors import MhimmuneError, ParameterError, UnitError
-from .resources import resource_dir
-from .units import parse_unit, to_quantity, ureg
+from mhimmune.core.errors import MhimmuneError, ParameterError, UnitError
+from mhimmune.core.resources import resource_dir
+from mhimmune.core.units import parse_unit, to_quantity, ureg
 
 __all__ = [
     "COLUMNS",

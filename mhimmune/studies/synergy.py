@@ -1,6 +1,6 @@
 """Synergy of MH and anti-PD-L1 over dose and schedule grids: Bliss and HSA excess.
 
-For every point (x, y) of a two-factor grid of a :class:`~mhimmune.ensemble.ScheduleTemplate`
+For every point (x, y) of a two-factor grid of a :class:`~mhimmune.runs.ensemble.ScheduleTemplate`
 (field or session length or particle dose × antibody dose; MH interval × antibody
 delay; ...) four schedules are simulated on every animal of a cohort: the combination,
 agent A alone (default MH: the same factors with no antibody), agent B alone (default
@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import HfWarning, ParameterError
+from mhimmune.core.errors import HfWarning, ParameterError
 
 __all__ = ["bliss_expected", "bliss_excess", "hsa_excess", "synergy_grid", "SynergyResult",
            "OFF_MH", "OFF_ANTI_PDL1"]
@@ -138,7 +138,7 @@ class SynergyResult:
     def plot(self):
         """Three heat-maps: combined effect, Bliss excess, HSA excess."""
         import matplotlib.pyplot as plt
-        from .plotting import HYPOTHESIS_NOTE
+        from mhimmune.mh.plotting import HYPOTHESIS_NOTE
         fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
         for ax, metric in zip(axes, ("e_ab", "bliss_excess", "hsa_excess")):
             self.heatmap(metric, ax=ax)
@@ -164,7 +164,7 @@ _MH_AXES = {"field_kA_per_m", "session_duration_min", "particle_dose_mg_per_cm3"
 
 
 def _axis(name: str, spec) -> tuple[str, list[float]]:
-    from .ensemble import PROTOCOL_FACTORS
+    from mhimmune.runs.ensemble import PROTOCOL_FACTORS
     if not (isinstance(spec, tuple) and len(spec) == 2):
         raise ParameterError(f"{name}: expected (factor name, values), got {spec!r}")
     factor, values = spec
@@ -194,14 +194,14 @@ def synergy_grid(x: tuple[str, Sequence[float]], y: tuple[str, Sequence[float]],
         ``(protocol factor, values)`` of the axes, e.g. ``("field_kA_per_m", [8, 12, 16])``
         and ``("pdl1_dose_mg_per_kg", [2.5, 5, 10, 20])``.
     cohort
-        Virtual cohort (:func:`mhimmune.cohort.sample_cohort`); ``None``: one nominal animal
+        Virtual cohort (:func:`mhimmune.studies.cohort.sample_cohort`); ``None``: one nominal animal
         (then ``effect="responder"`` gives 0/1 effects; prefer ``"inhibition"``).
     template
         Schedule family; default ``ScheduleTemplate("60 d")``.
     effect
         ``"responder"`` (responder fraction) or ``"inhibition"`` (1 − V/V_control per animal).
     responder
-        :class:`~mhimmune.cohort.ResponderRule` (threshold and day after the first treatment).
+        :class:`~mhimmune.studies.cohort.ResponderRule` (threshold and day after the first treatment).
     off_a, off_b
         Factors that give "agent A alone" (default no antibody: MH alone) and "agent B
         alone" (default no MH: antibody alone); both together give the control.
@@ -220,16 +220,16 @@ def synergy_grid(x: tuple[str, Sequence[float]], y: tuple[str, Sequence[float]],
         Replace the model by any callable ``f(values) -> {"total_mm3": ..., "cem43_min": ...}``
         (values: the full protocol factors and cohort columns); used by tests.
     params, n_jobs, client, pool, progress
-        Fixed parameter overrides and :func:`~mhimmune.ensemble.run_ensemble` options
-        (*pool*: a :class:`~mhimmune.ensemble.WorkerPool` to reuse).
+        Fixed parameter overrides and :func:`~mhimmune.runs.ensemble.run_ensemble` options
+        (*pool*: a :class:`~mhimmune.runs.ensemble.WorkerPool` to reuse).
 
     Returns
     -------
     SynergyResult
     """
-    from .cohort import ResponderRule, _nominal_cohort, check_cohort
-    from .ensemble import PROTOCOL_FACTORS, ModelEvaluator, ScheduleTemplate, run_ensemble
-    from . import stats
+    from mhimmune.studies.cohort import ResponderRule, _nominal_cohort, check_cohort
+    from mhimmune.runs.ensemble import PROTOCOL_FACTORS, ModelEvaluator, ScheduleTemplate, run_ensemble
+    from mhimmune.studies import stats
     fx, xs = _axis("x", x)
     fy, ys = _axis("y", y)
     if fx == fy:

@@ -19,9 +19,9 @@ model indices: compare arms (fold change), not absolute numbers with a lab's ass
 
 Example::
 
-    import mhimmune.readouts
+    import mhimmune.mh.readouts
     results = {name: mh.simulate(model, plan) for name, plan in plans.items()}
-    mhimmune.readouts.compare(results, reference="untreated")     # tidy DataFrame
+    mhimmune.mh.readouts.compare(results, reference="untreated")     # tidy DataFrame
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class ExperimentReadout:
 
     *group* is ``"damp"`` (read at the DAMP readout day) or ``"cells"`` (at the cell
     readout day). The summary key is ``<name>_day<d>``; it is the ensemble readout
-    ``<variable>@<d>`` (:class:`mhimmune.ensemble.Readout` kind ``at``).
+    ``<variable>@<d>`` (:class:`mhimmune.runs.ensemble.Readout` kind ``at``).
     """
 
     name: str

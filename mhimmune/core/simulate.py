@@ -6,7 +6,7 @@ separately, by default with the model's compiled variable-order BDF integrator
 (sparse analytic Jacobian, no Python per step), optionally by LSODA (scipy ``odeint``);
 doses are applied between segments as state jumps. Nothing is
 smoothed and no pulse can be stepped over. A failed segment raises
-:class:`~mhimmune.errors.SolverError`; results never contain silent NaN.
+:class:`~mhimmune.core.errors.SolverError`; results never contain silent NaN.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ import numpy as np
 import pandas as pd
 from scipy.integrate import odeint
 
-from .agents import get_agent
-from .errors import ProtocolError, SolverError
-from .model import Model
-from .protocol import Protocol
-from .units import convert
+from mhimmune.mh.agents import get_agent
+from mhimmune.core.errors import ProtocolError, SolverError
+from mhimmune.core.model import Model
+from mhimmune.mh.protocol import Protocol
+from mhimmune.core.units import convert
 
 __all__ = ["simulate", "SimulationResult", "SolverStatus"]
 
@@ -161,7 +161,7 @@ def simulate(model: Model, protocol: Protocol, params: Mapping[str, Any] | None 
         Maximal steps per segment; exceeding it is reported as a solver failure.
     method
         ``"bdf"`` (default): the compiled variable-order NDF/BDF integrator with a sparse
-        LU (:mod:`mhimmune._bdf_kernel`), no Python per step; ``"lsoda"``: scipy's
+        LU (:mod:`mhimmune.core._bdf_kernel`), no Python per step; ``"lsoda"``: scipy's
         ``odeint`` (LSODA) with the compiled dense Jacobian, as a cross-check.
 
     Returns
@@ -359,14 +359,14 @@ class SimulationResult:
 
     def summary(self) -> pd.Series:
         """Scalar readouts: tumour volumes, temperature, thermal dose, DAMPs, immune peaks,
-        and the experiment-like readouts of :mod:`mhimmune.readouts` (CRT-positive
+        and the experiment-like readouts of :mod:`mhimmune.mh.readouts` (CRT-positive
         fraction, extracellular ATP and HMGB1, mature DCs, CTL infiltration, Treg and MDSC
         fractions, M1/M2, phagocytosis, PD-L1 occupancy; values at day 8 or 14).
 
         AUCs are trapezoids over the recorded points (units · day). Fold changes against
-        an untreated arm: :func:`mhimmune.readouts.compare`.
+        an untreated arm: :func:`mhimmune.mh.readouts.compare`.
         """
-        from .readouts import experiment_readouts
+        from mhimmune.mh.readouts import experiment_readouts
         w = self.wide
         t = w.index.values
         out: dict[str, float] = {}
@@ -404,7 +404,7 @@ class SimulationResult:
 
     def plot(self, variables: list[str] | None = None, **kwargs):
         """Plot tumour volumes and key readouts (seaborn); returns the matplotlib figure."""
-        from .plotting import plot_result
+        from mhimmune.mh.plotting import plot_result
         return plot_result(self, variables=variables, **kwargs)
 
     def __repr__(self) -> str:

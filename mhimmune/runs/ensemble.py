@@ -54,8 +54,8 @@ import cloudpickle
 import numpy as np
 import pandas as pd
 
-from .readouts import summary_specs as _experiment_specs
-from .errors import (HfWarning, MhimmuneError, ParameterError, ProtocolError, SolverError)
+from mhimmune.mh.readouts import summary_specs as _experiment_specs
+from mhimmune.core.errors import (HfWarning, MhimmuneError, ParameterError, ProtocolError, SolverError)
 
 __all__ = [
     "ScheduleTemplate", "PROTOCOL_FACTORS", "FactorInfo", "Readout", "DEFAULT_READOUTS",
@@ -196,9 +196,9 @@ class ScheduleTemplate:
     def __init__(self, duration: Any = "40 d", *, agent: str = "fe3o4_19nm_mpeg",
                  name: str = "schedule", allow_above_hergt: bool = False, truncate: bool = True,
                  **defaults: Any):
-        from .agents import get_agent
-        from .protocol import Protocol
-        from .units import convert
+        from mhimmune.mh.agents import get_agent
+        from mhimmune.mh.protocol import Protocol
+        from mhimmune.core.units import convert
         Protocol(duration)  # validates the duration
         self.duration_h = convert(duration, "h", "duration")
         try:
@@ -281,15 +281,15 @@ class ScheduleTemplate:
         """Build the protocol for *factors* (name -> number in the unit of the name).
 
         Returns a :class:`~mhimmune.Protocol`; bad values raise
-        :class:`~mhimmune.errors.ProtocolError` naming the factor. Results are cached,
+        :class:`~mhimmune.core.errors.ProtocolError` naming the factor. Results are cached,
         so repeated factor combinations cost nothing.
         """
         v = self.values(factors)
         return self._cache(tuple(v[n] for n in PROTOCOL_FACTORS))
 
     def _build_key(self, key: tuple[float, ...]):
-        from .protocol import Protocol
-        from .units import ureg
+        from mhimmune.mh.protocol import Protocol
+        from mhimmune.core.units import ureg
         v = dict(zip(PROTOCOL_FACTORS, key))
         Q = ureg.Quantity
         end = self.duration_h
@@ -485,7 +485,7 @@ def _get_model(links, parameters, standalone):
     """The model for this process, loaded once (from the compiled-model disk cache)."""
     key = (tuple(links) if links else None, _freeze(parameters), bool(standalone))
     if key not in _MODELS:
-        from .model import load_model
+        from mhimmune.core.model import load_model
         _MODELS[key] = load_model(links=links, parameters=parameters, standalone=standalone,
                                   verbose=False)
     return _MODELS[key]
@@ -507,7 +507,7 @@ def _fast_model(model, names: Iterable[str]):
     values, strings with units and other names go through the model's own,
     validating method.
     """
-    from .model import Model
+    from mhimmune.core.model import Model
 
     class FastModel(Model):  # a view sharing the model's state; only parameter_vector differs
         def parameter_vector(self, overrides=None):
@@ -576,7 +576,7 @@ class ModelEvaluator:
         How each worker builds the model (:func:`mhimmune.load_model`); default the
         full model with its default parameter tables.
     simulate_options
-        Keyword arguments of :func:`mhimmune.simulate` (tolerances, output steps).
+        Keyword arguments of :func:`mhimmune.core.simulate` (tolerances, output steps).
     """
 
     def __init__(self, protocol, readouts: Sequence[str | Readout] | Mapping[str, str] | None = None,
@@ -584,7 +584,7 @@ class ModelEvaluator:
                  params: Mapping[str, Any] | None = None, links: Sequence[str] | None = None,
                  parameters: Any = None, standalone: bool = False,
                  simulate_options: Mapping[str, Any] | None = None):
-        from .protocol import Protocol
+        from mhimmune.mh.protocol import Protocol
         if not isinstance(protocol, (Protocol, ScheduleTemplate)):
             raise ProtocolError(f"protocol: expected a mhimmune.Protocol or ScheduleTemplate, "
                                 f"got {type(protocol).__name__}")
@@ -622,10 +622,10 @@ class ModelEvaluator:
     def from_model(cls, model, protocol, readouts=None, **kwargs) -> "ModelEvaluator":
         """An evaluator whose workers rebuild *model* (its links; default parameter tables).
 
-        Raises :class:`~mhimmune.errors.ParameterError` when *model* carries a custom
+        Raises :class:`~mhimmune.core.errors.ParameterError` when *model* carries a custom
         parameter table that workers cannot rebuild (pass ``parameters=`` files then).
         """
-        from .model import DEFAULT_LINKS
+        from mhimmune.core.model import DEFAULT_LINKS
         kwargs.setdefault("links", None if tuple(model.links) == tuple(DEFAULT_LINKS) else list(model.links))
         kwargs.setdefault("standalone", model.standalone)
         ev = cls(protocol, readouts, **kwargs)
@@ -708,7 +708,7 @@ class ModelEvaluator:
     # ---------------------------------------------------------------------- call
     def __call__(self, values: Mapping[str, float]) -> dict[str, Any]:
         """Outputs of one run: readouts (floats) and trajectories (arrays on the grid)."""
-        from .simulate import simulate
+        from mhimmune.core.simulate import simulate
         if self._model is None:
             self.setup(list(values))
         if isinstance(self.protocol, ScheduleTemplate):
@@ -779,7 +779,7 @@ class ModelEvaluator:
 
 def _source_fingerprint() -> str:
     """Hash of the model files and parameter tables (a model change invalidates resume)."""
-    from .resources import resource_dir
+    from mhimmune.core.resources import resource_dir
     h = hashlib.sha256()
     for name, pattern in (("models", "*.py"), ("parameters", "**/*.tsv")):
         try:
@@ -915,7 +915,7 @@ def _shutdown_pool(executor: ProcessPoolExecutor, tmpdir: list) -> None:
 
 
 def check_pool(pool, client=None) -> None:
-    """Raise :class:`~mhimmune.errors.ParameterError` unless *pool* is ``None`` or an open,
+    """Raise :class:`~mhimmune.core.errors.ParameterError` unless *pool* is ``None`` or an open,
     working :class:`WorkerPool` given without a Dask *client*."""
     if pool is None:
         return
@@ -923,7 +923,7 @@ def check_pool(pool, client=None) -> None:
         raise ParameterError("pool, client: give a WorkerPool (local processes) or a Dask "
                              "client, not both")
     if not isinstance(pool, WorkerPool):
-        raise ParameterError(f"pool: expected a mhimmune.ensemble.WorkerPool, got "
+        raise ParameterError(f"pool: expected a mhimmune.runs.ensemble.WorkerPool, got "
                              f"{type(pool).__name__}")
     pool._check()
 
@@ -981,7 +981,7 @@ class WorkerPool:
     task and inherit what this process has loaded then (the compiled model after
     :meth:`ModelEvaluator.validate`). A worker that dies (killed, out of memory, a crash
     in native code) breaks the pool: the running call raises
-    :class:`~mhimmune.errors.MhimmuneError` and later calls refuse the pool; close it
+    :class:`~mhimmune.core.errors.MhimmuneError` and later calls refuse the pool; close it
     and create a new one (with ``out=`` checkpoints, ``resume=True`` continues).
     The pool can be shared by threads of this process, but not pickled.
     """
@@ -1070,7 +1070,7 @@ class WorkerPool:
                 self._tmpdir.append(tempfile.mkdtemp(prefix="mhimmune-pool-"))
             path = os.path.join(self._tmpdir[0], f"{key}.pkl")
             if key not in self._spilled:
-                from .io import atomic_path
+                from mhimmune.core.io import atomic_path
                 with atomic_path(Path(path)) as tmp:
                     Path(tmp).write_bytes(payload)
                 self._spilled.add(key)
@@ -1237,7 +1237,7 @@ class _Store:
             stale.unlink(missing_ok=True)
 
     def write_manifest(self) -> None:
-        from .io import atomic_path
+        from mhimmune.core.io import atomic_path
         with atomic_path(self.out / "manifest.json") as tmp:
             tmp.write_text(json.dumps(self.manifest, indent=1, default=str))
 
@@ -1253,7 +1253,7 @@ class _Store:
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    from .io import atomic_path
+    from mhimmune.core.io import atomic_path
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)
 

@@ -24,7 +24,7 @@ operation.
 
 The names ``rhs`` and ``jac_sparse`` are the generated model functions of the module
 this text is appended to; the index arrays are arguments. This file is never imported
-as code; :mod:`mhimmune.compile` reads it.
+as code; :mod:`mhimmune.core.compile` reads it.
 """
 
 # --- begin kernel ---

@@ -13,9 +13,9 @@ candidates
   generation at a time, with integer variables for counts and for lists of levels;
 
 and every batch (the whole grid, all random candidates, or one generation) goes through
-one :func:`~mhimmune.ensemble.run_ensemble` call, so runs are spread over local
+one :func:`~mhimmune.runs.ensemble.run_ensemble` call, so runs are spread over local
 processes or a Dask cluster; local processes are one
-:class:`~mhimmune.ensemble.WorkerPool` kept for the whole search, so a generation does
+:class:`~mhimmune.runs.ensemble.WorkerPool` kept for the whole search, so a generation does
 not pay the start-up of its workers. Constraints (a limit on H·f, on the number of
 sessions, on the total antibody dose, or any predicate) are checked before simulating:
 infeasible candidates are listed but never simulated. Failed runs are data: they are
@@ -25,7 +25,7 @@ With more than one animal, animals are resampled (bootstrap) to tell how robust 
 choice is: how often the chosen optimum stays the best (``p_best``), a percentile
 interval of its objective, and whether the runner-up lies inside it.
 
->>> from mhimmune.ensemble import ModelEvaluator, ScheduleTemplate
+>>> from mhimmune.runs.ensemble import ModelEvaluator, ScheduleTemplate
 >>> ev = ModelEvaluator(ScheduleTemplate("60 d"), {"responder": "cure<=10@+50"})
 >>> res = optimize_schedule(ev, {"n_sessions": [1, 2, 3], "pdl1_delay_day": (-2.0, 6.0)},
 ...                         cohort=animals, method="differential_evolution", budget=300,
@@ -53,9 +53,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .ensemble import (PROTOCOL_FACTORS, STATUS_OK, EnsembleFailureWarning, ModelEvaluator,
+from mhimmune.runs.ensemble import (PROTOCOL_FACTORS, STATUS_OK, EnsembleFailureWarning, ModelEvaluator,
                        ScheduleTemplate, WorkerPool, check_pool, run_ensemble)
-from .errors import MhimmuneError, ParameterError, ProtocolError
+from mhimmune.core.errors import MhimmuneError, ParameterError, ProtocolError
 
 __all__ = ["Constraints", "optimize_schedule", "OptimizationResult"]
 
@@ -167,7 +167,7 @@ class Constraints:
         ParameterError
             An unknown key (the message lists the allowed keys) or a value out of range.
         """
-        from .units import convert
+        from mhimmune.core.units import convert
         if not isinstance(d, Mapping):
             raise ParameterError(f"constraints: expected a mapping with keys {', '.join(cls.KEYS)}, "
                                  f"got {type(d).__name__}")
@@ -390,7 +390,7 @@ def _parse_fixed(fixed, factors: list[_Factor], template: ScheduleTemplate | Non
 
 
 def _parse_cohort(cohort, taken: set[str]) -> pd.DataFrame | None:
-    from .cohort import check_cohort
+    from mhimmune.studies.cohort import check_cohort
     if cohort is None:
         return None
     return check_cohort(cohort, taken | _RESERVED, "also space/fixed factors or reserved names")
@@ -747,14 +747,14 @@ def optimize_schedule(evaluator: Callable[[dict], Any], space: Mapping[str, Any]
     Parameters
     ----------
     evaluator
-        A :class:`~mhimmune.ensemble.ModelEvaluator` (with a
-        :class:`~mhimmune.ensemble.ScheduleTemplate`, the space holds protocol factors) or
+        A :class:`~mhimmune.runs.ensemble.ModelEvaluator` (with a
+        :class:`~mhimmune.runs.ensemble.ScheduleTemplate`, the space holds protocol factors) or
         any picklable callable ``f(values: dict) -> dict`` of scalar outputs, as
-        :func:`~mhimmune.ensemble.run_ensemble` accepts.
+        :func:`~mhimmune.runs.ensemble.run_ensemble` accepts.
     space
         Factor name -> a list of levels (discrete) or a ``(low, high)`` tuple (a range;
         integers for the count and switch factors of
-        :data:`~mhimmune.ensemble.PROTOCOL_FACTORS`). Values are bare numbers in the unit
+        :data:`~mhimmune.runs.ensemble.PROTOCOL_FACTORS`). Values are bare numbers in the unit
         of the factor's name. With a ScheduleTemplate evaluator every name must be a
         protocol factor; with other callables any name is passed on.
     cohort
@@ -774,7 +774,7 @@ def optimize_schedule(evaluator: Callable[[dict], Any], space: Mapping[str, Any]
         checked on the full factor dict: ``template.values(candidate + fixed)`` when the
         evaluator's ``protocol`` is a ScheduleTemplate, otherwise the candidate and the
         fixed values merged over the defaults of
-        :data:`~mhimmune.ensemble.PROTOCOL_FACTORS` (other names are kept). Infeasible
+        :data:`~mhimmune.runs.ensemble.PROTOCOL_FACTORS` (other names are kept). Infeasible
         candidates are listed in the table but never simulated.
     method
         ``"grid"``: every combination of levels; a ``(low, high)`` factor gets *n* evenly
@@ -803,13 +803,13 @@ def optimize_schedule(evaluator: Callable[[dict], Any], space: Mapping[str, Any]
     n_boot
         Bootstrap resamples of animals (with more than one animal); 0 skips it.
     n_jobs, client, progress
-        Passed to :func:`~mhimmune.ensemble.run_ensemble` (local processes, a Dask client
+        Passed to :func:`~mhimmune.runs.ensemble.run_ensemble` (local processes, a Dask client
         or scheduler address, the tqdm bar). A scheduler address is connected once for
         the whole search; ``n_jobs > 1`` (without *client* or *pool*) starts one
-        :class:`~mhimmune.ensemble.WorkerPool` for the whole search, closed at its end
+        :class:`~mhimmune.runs.ensemble.WorkerPool` for the whole search, closed at its end
         (also on errors).
     pool
-        A :class:`~mhimmune.ensemble.WorkerPool` to run every batch on (*n_jobs* is then
+        A :class:`~mhimmune.runs.ensemble.WorkerPool` to run every batch on (*n_jobs* is then
         ignored); it stays open for the caller. Not together with *client*.
     de_options
         Further options of :func:`scipy.optimize.differential_evolution`: ``strategy``,

@@ -1,7 +1,7 @@
 """Export a model with a treatment schedule to SBML (Level 3) and BNGL.
 
 PySB writes the reaction network; mhimmune adds what PySB cannot express, the
-schedule. The same breakpoints :func:`mhimmune.simulate` integrates between become
+schedule. The same breakpoints :func:`mhimmune.core.simulate` integrates between become
 
 * **SBML** events, one per breakpoint ``t > 0``: trigger ``time >= t`` (hours); the
   assignments set every scheduled protocol input (session SAR, field, frequency,
@@ -20,7 +20,7 @@ schedule. The same breakpoints :func:`mhimmune.simulate` integrates between beco
 Species keep readable identifiers (``Tumour_treated_viable_mid``), observables and
 named expressions their PySB names; the model's time unit is the hour.
 :func:`conditions_document` writes one SBML for several protocols whose event values
-are parameters set per condition (how :mod:`mhimmune.petab` carries schedules).
+are parameters set per condition (how :mod:`mhimmune.interop.petab` carries schedules).
 
 Simulating the SBML in libroadrunner: give the absolute tolerance as a vector
 (``rr.integrator.absolute_tolerance = [1e-12] * n_species``); a scalar is multiplied by
@@ -41,12 +41,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .agents import get_agent
-from .errors import MhimmuneError, ModelError
-from .model import Model
-from .protocol import Protocol
-from .simulate import _dose_plan
-from .units import ureg
+from mhimmune.mh.agents import get_agent
+from mhimmune.core.errors import MhimmuneError, ModelError
+from mhimmune.core.model import Model
+from mhimmune.mh.protocol import Protocol
+from mhimmune.core.simulate import _dose_plan
+from mhimmune.core.units import ureg
 
 __all__ = ["ScheduleEvent", "schedule", "to_sbml", "to_sbml_document", "conditions_document",
            "to_bngl", "write",
@@ -96,7 +96,7 @@ def _segment_inputs(model: Model, session) -> dict[str, float]:
 def schedule(model: Model, protocol: Protocol) -> list[ScheduleEvent]:
     """The protocol as a list of breakpoints with input values and doses (start included).
 
-    The doses at one instant are ordered as :func:`mhimmune.simulate` applies them:
+    The doses at one instant are ordered as :func:`mhimmune.core.simulate` applies them:
     additions (drug doses) before top-ups (particle iron at session starts).
     """
     plan = _dose_plan(model, protocol)  # the simulator's own mapping, so both agree
@@ -442,7 +442,7 @@ def to_sbml(model: Model, protocol: Protocol | None = None, params: Mapping[str,
     protocol
         The schedule to write as events; ``None`` writes the bare network (inputs 0).
     params
-        Parameter overrides by name, as for :func:`mhimmune.simulate`.
+        Parameter overrides by name, as for :func:`mhimmune.core.simulate`.
     units
         Attach SBML units to parameters (from their internal units) and the model's
         time unit (hour).
@@ -534,7 +534,7 @@ def to_bngl(model: Model, protocol: Protocol | None = None, params: Mapping[str,
 def write(model: Model, fmt: str, path: str | Path, protocol: Protocol | None = None,
           params: Mapping[str, Any] | None = None) -> Path:
     """Write *model* (with *protocol*) as ``"sbml"`` or ``"bngl"`` to *path*, atomically."""
-    from .io import atomic_path
+    from mhimmune.core.io import atomic_path
     if fmt not in FORMATS:
         raise MhimmuneError(f"export format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     text = to_sbml(model, protocol, params) if fmt == "sbml" else to_bngl(model, protocol, params)

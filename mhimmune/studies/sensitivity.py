@@ -41,9 +41,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .ensemble import (PROTOCOL_FACTORS, EnsembleResult, ModelEvaluator, ScheduleTemplate,
+from mhimmune.runs.ensemble import (PROTOCOL_FACTORS, EnsembleResult, ModelEvaluator, ScheduleTemplate,
                        run_ensemble)
-from .errors import MhimmuneError, ParameterError
+from mhimmune.core.errors import MhimmuneError, ParameterError
 
 __all__ = [
     "Factor", "Problem", "Sample", "SensitivityResult", "IncompleteRunsError", "METHODS",
@@ -77,7 +77,7 @@ class Factor:
     ----------
     name
         Parameter name (as in the parameter table) or protocol factor
-        (:data:`~mhimmune.ensemble.PROTOCOL_FACTORS`).
+        (:data:`~mhimmune.runs.ensemble.PROTOCOL_FACTORS`).
     lower, upper
         Range in the factor's unit (the 2.5–97.5 % range for normal/lognormal).
     dist
@@ -172,7 +172,7 @@ _TABLE_DISTS = {"uniform": "uniform", "loguniform": "loguniform", "normal": "nor
 
 def _table_frame(table):
     if table is None:
-        from .params import ParameterTable
+        from mhimmune.core.params import ParameterTable
         return ParameterTable.load().frame
     if hasattr(table, "table"):  # a Model
         return table.table.frame
@@ -192,7 +192,7 @@ def define_problem(factors: Sequence[str] | Mapping[str, Any], *, table: Any = N
         protocol factor), or a dict with ``lower``, ``upper``, ``dist``. Model
         parameters take bounds and distribution from the parameter table (``fixed``
         ones need explicit bounds); protocol factors from
-        :data:`~mhimmune.ensemble.PROTOCOL_FACTORS`.
+        :data:`~mhimmune.runs.ensemble.PROTOCOL_FACTORS`.
     table
         A Model, :class:`~mhimmune.ParameterTable` or its frame; default the shipped tables.
     """
@@ -464,7 +464,7 @@ def analyze(s: Sample, outputs: EnsembleResult | pd.DataFrame | Mapping[str, Any
     s
         The :class:`Sample` whose design produced the outputs (same row order).
     outputs
-        An :class:`~mhimmune.ensemble.EnsembleResult` (scalar outputs, and trajectories
+        An :class:`~mhimmune.runs.ensemble.EnsembleResult` (scalar outputs, and trajectories
         when *trajectories*), a DataFrame or mapping of output name -> values, or one
         array (named ``y``). Failed runs are NaN.
     names
@@ -577,7 +577,7 @@ def run_sensitivity(protocol, factors: Sequence[str] | Mapping[str, Any], *,
     Parameters
     ----------
     protocol
-        A :class:`~mhimmune.ensemble.ScheduleTemplate` (protocol factors allowed) or a
+        A :class:`~mhimmune.runs.ensemble.ScheduleTemplate` (protocol factors allowed) or a
         fixed :class:`~mhimmune.Protocol` (parameters only); ignored with *evaluator*.
     factors
         Factor names or name -> bounds (see :func:`define_problem`).
@@ -586,7 +586,7 @@ def run_sensitivity(protocol, factors: Sequence[str] | Mapping[str, Any], *,
     n
         Base sample size (see :func:`sample`).
     readouts, trajectories, time_grid_day, params, simulate_options
-        Passed to :class:`~mhimmune.ensemble.ModelEvaluator` (readout specs, variables
+        Passed to :class:`~mhimmune.runs.ensemble.ModelEvaluator` (readout specs, variables
         for time-resolved indices, their time grid in days, fixed overrides).
     model
         A loaded model whose links workers rebuild (default: the full model).
@@ -599,7 +599,7 @@ def run_sensitivity(protocol, factors: Sequence[str] | Mapping[str, Any], *,
     num_resamples, conf_level
         Bootstrap settings of the confidence intervals.
     n_jobs, client, out, resume, progress, chunk_size
-        Passed to :func:`~mhimmune.ensemble.run_ensemble`.
+        Passed to :func:`~mhimmune.runs.ensemble.run_ensemble`.
 
     Returns
     -------
@@ -657,14 +657,14 @@ def load_spec(path) -> dict:
 
     The file has top-level ``method``, ``n``, ``seed``, ``second_order`` (optional);
     either ``protocol = "file.toml"`` (a fixed protocol, relative to the spec) or a
-    ``[template]`` table of :class:`~mhimmune.ensemble.ScheduleTemplate` keywords with
+    ``[template]`` table of :class:`~mhimmune.runs.ensemble.ScheduleTemplate` keywords with
     units; ``[factors]`` (name = "table" | [lower, upper] | {lower, upper, dist});
     ``[outputs]`` with ``readouts``, ``trajectories`` and ``time_step_day``; ``[params]``
-    fixed overrides; ``[simulate]`` options of :func:`mhimmune.simulate`.
+    fixed overrides; ``[simulate]`` options of :func:`mhimmune.core.simulate`.
     """
     from pathlib import Path
-    from .protocol import Protocol
-    from .io import read_toml
+    from mhimmune.mh.protocol import Protocol
+    from mhimmune.core.io import read_toml
     p = Path(path)
     data = read_toml(p)
     unknown = set(data) - _SPEC_KEYS
@@ -713,7 +713,7 @@ def load_spec(path) -> dict:
 def write_outputs(result: SensitivityResult, out) -> list:
     """Write indices.csv, runs.parquet, failures.csv (if any) and problem.csv into *out*; return the paths."""
     from pathlib import Path
-    from .io import atomic_path, write_csv
+    from mhimmune.core.io import atomic_path, write_csv
     out = Path(out)
     paths = [write_csv(result.indices, out / "indices.csv", index=False),
              write_csv(result.sample.problem.to_frame(), out / "problem.csv", index=False)]

@@ -36,8 +36,8 @@ import sympy
 from pysb import Expression, Model, Parameter
 from pysb.core import ComplexPattern, MonomerPattern, SelfExporter, SymbolExistsWarning, as_complex_pattern
 
-from .errors import ModelError
-from .resources import resource_dir
+from mhimmune.core.errors import ModelError
+from mhimmune.core.resources import resource_dir
 
 __all__ = [
     "par", "input_param", "signal", "provide", "bolus", "component", "hill", "present",
@@ -92,7 +92,7 @@ def class_load(cls: str, sigma):
 def _builder() -> Builder:
     if _CURRENT is None:
         raise ModelError("model-building helpers can only be used inside a link's declare(), "
-                         "called by mhimmune.modelkit.build")
+                         "called by mhimmune.core.modelkit.build")
     return _CURRENT
 
 

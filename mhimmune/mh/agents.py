@@ -3,7 +3,7 @@
 Each agent carries a measured SAR (W per g of iron, as the seed review defines it:
 SAR = (ΔT/Δt)·C/m_Fe) with the field it was measured at, and/or an intrinsic loss
 power ILP = SAR/(H² f). Within linear response the SAR at another field follows from
-the ILP: SAR = ILP · H² · f (:func:`mhimmune.physics.sar_from_ilp`). When the table
+the ILP: SAR = ILP · H² · f (:func:`mhimmune.mh.physics.sar_from_ilp`). When the table
 gives no ILP it is derived from the SAR and its field; an agent with neither (a SAR
 without its field, or only a SAR range) cannot be scaled, and :meth:`Agent.sar_at`
 raises for it.
@@ -24,9 +24,9 @@ from functools import cache
 
 import pandas as pd
 
-from . import physics
-from .errors import ParameterError, ProtocolError
-from .resources import resource_dir
+from mhimmune.mh import physics
+from mhimmune.core.errors import ParameterError, ProtocolError
+from mhimmune.core.resources import resource_dir
 
 __all__ = ["Agent", "agent_names", "get_agent", "agent_table"]
 
@@ -150,7 +150,7 @@ def get_agent(name: str) -> Agent:
     """Look up an agent by name; unknown names raise :class:`ProtocolError`.
 
     When the table gives no ILP but a SAR with its field and frequency, the ILP is derived as
-    SAR/(H² f) (:func:`mhimmune.physics.ilp`) and ``ilp_derived`` is True.
+    SAR/(H² f) (:func:`mhimmune.mh.physics.ilp`) and ``ilp_derived`` is True.
     """
     df = _table()
     if name not in df.index:

@@ -17,12 +17,12 @@ the numbers a trial reports:
   Mantel–Cox test) and :func:`pairwise_logrank` (with Holm or Bonferroni correction).
 
 Times are in days and volumes in mm³, as in simulation results. Bad inputs raise
-:class:`mhimmune.errors.ParameterError` (a ``ValueError``) whose message names the
+:class:`mhimmune.core.errors.ParameterError` (a ``ValueError``) whose message names the
 argument and its allowed range; no value is silently clipped or dropped.
 
 Example::
 
-    import mhimmune.stats as st
+    import mhimmune.studies.stats as st
     t, e = st.time_to_event(time_day, volumes, threshold_mm3=1000.0, start_day=7.0)
     km = st.kaplan_meier(t, e)
     st.median_time(km)
@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _sps
 
-from .errors import ParameterError
+from mhimmune.core.errors import ParameterError
 
 __all__ = ["proportion_ci", "responders", "recist_categories", "RECIST_CATEGORIES",
            "time_to_event", "kaplan_meier", "median_time", "LogRankResult", "logrank_test",

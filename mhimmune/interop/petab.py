@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import HfWarning, MhimmuneError, ParameterError
-from .model import Model
-from .protocol import Protocol
-from .units import ureg
+from mhimmune.core.errors import HfWarning, MhimmuneError, ParameterError
+from mhimmune.core.model import Model
+from mhimmune.mh.protocol import Protocol
+from mhimmune.core.units import ureg
 
 __all__ = ["MEASUREMENT_COLUMNS", "load_measurements", "resolve_protocols", "observable_name",
            "to_petab", "write_petab", "lint", "NOISE_PARAMETER"]
@@ -104,7 +104,7 @@ def resolve_protocols(arms: Sequence[str], protocols: Mapping[str, Any] | None =
 
     Raises :class:`MhimmuneError` naming the arms that have no protocol.
     """
-    from .resources import resource_dir
+    from mhimmune.core.resources import resource_dir
     given = dict(protocols or {})
     out, missing = {}, []
     for arm in dict.fromkeys(arms):
@@ -127,7 +127,7 @@ def resolve_protocols(arms: Sequence[str], protocols: Mapping[str, Any] | None =
 
 
 def _condition_id(arm: str) -> str:
-    from .export import _sid
+    from mhimmune.interop.export import _sid
     return _sid(arm)
 
 
@@ -182,12 +182,12 @@ def to_petab(model: Model, measurements: str | Path | pd.DataFrame, protocols: M
     estimate
         Parameters to estimate (``estimate = 1``); all others are fixed at their values.
     params
-        Overrides of the nominal values, as for :func:`mhimmune.simulate`.
+        Overrides of the nominal values, as for :func:`mhimmune.core.simulate`.
     """
     import petab.v1 as petab
     from petab.v1.models.sbml_model import SbmlModel
 
-    from .export import conditions_document
+    from mhimmune.interop.export import conditions_document
     data = load_measurements(measurements)
     arms = resolve_protocols(data["arm"].unique(), protocols)
     cond_ids = {arm: _condition_id(arm) for arm in arms}

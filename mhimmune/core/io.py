@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import ParameterError
+from mhimmune.core.errors import ParameterError
 
 __all__ = ["atomic_path", "write_csv", "save_figure", "read_overrides", "read_toml"]
 
@@ -85,8 +85,8 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
 
 def read_toml(path: str | Path) -> dict[str, Any]:
     """Read a TOML spec file; a missing file or invalid TOML raises
-    :class:`~mhimmune.errors.MhimmuneError` naming the file."""
-    from .errors import MhimmuneError
+    :class:`~mhimmune.core.errors.MhimmuneError` naming the file."""
+    from mhimmune.core.errors import MhimmuneError
     p = Path(path)
     if not p.is_file():
         raise MhimmuneError(f"spec file not found: {path}")

@@ -62,11 +62,11 @@ def plot_temperature_map(table: pd.DataFrame, *, target_C: float = 43.0, ncols: 
     """Heat-maps of steady temperature over field and frequency, one panel per agent.
 
     Draws the Brezovich (4.85e8 A m⁻¹ s⁻¹) and Hergt (5e9) limits H·f = const and the
-    *target_C* contour. *table* comes from :func:`mhimmune.heating.temperature_map`.
+    *target_C* contour. *table* comes from :func:`mhimmune.mh.heating.temperature_map`.
     """
     import numpy as np
 
-    from .physics import BREZOVICH_LIMIT, HERGT_LIMIT
+    from mhimmune.mh.physics import BREZOVICH_LIMIT, HERGT_LIMIT
     agents = list(dict.fromkeys(table["agent"]))
     ncols = ncols or len(agents)
     nrows = -(-len(agents) // ncols)

@@ -10,9 +10,9 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from .errors import ModelError
+from mhimmune.core.errors import ModelError
 
-_PKG = Path(__file__).resolve().parent
+_PKG = Path(__file__).resolve().parent.parent  # the mhimmune package folder
 #: folder inside the installed package -> folder in a source checkout
 _SOURCE_LOCATIONS = {"models": "models", "parameters": "parameters", "protocols": "analyses/protocols",
                      "specs": "analyses/hypotheses"}

@@ -26,7 +26,7 @@ from typing import Any
 
 import pint
 
-from .errors import UnitError
+from mhimmune.core.errors import UnitError
 
 ureg = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
 ureg.define("fraction = [] = frac")

@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .compile import CompiledModel, compile_model
-from .errors import ParameterError
-from .modelkit import Builder, build
-from .params import ParameterTable
-from .units import ureg
+from mhimmune.core.compile import CompiledModel, compile_model
+from mhimmune.core.errors import ParameterError
+from mhimmune.core.modelkit import Builder, build
+from mhimmune.core.params import ParameterTable
+from mhimmune.core.units import ureg
 
 #: the links of the full model, in composition order (each reads signals of earlier ones)
 DEFAULT_LINKS = ("pharmacokinetics", "tumour", "heating", "stress", "death", "immune")
@@ -99,7 +99,7 @@ class Model:
 
         Overrides are numbers in the table's unit or strings with a unit
         (``{"k_fenton": "70 1/M/s"}``); unknown names and physically meaningless values
-        raise :class:`~mhimmune.errors.ParameterError`.
+        raise :class:`~mhimmune.core.errors.ParameterError`.
         """
         p = self._base.copy()
         for k, v in (overrides or {}).items():

@@ -1,8 +1,8 @@
 """Seaborn figures of sensitivity analyses and schedule scans.
 
-Every function takes the tidy tables of :mod:`mhimmune.sensitivity` (columns
+Every function takes the tidy tables of :mod:`mhimmune.studies.sensitivity` (columns
 ``method, output, time_day, factor, factor2, index, value, conf_low, conf_high``) or
-of :func:`mhimmune.ensemble.schedule_scan`, and returns the matplotlib figure.
+of :func:`mhimmune.runs.ensemble.schedule_scan`, and returns the matplotlib figure.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def plot_indices(indices: pd.DataFrame, outputs: str | Sequence[str] | None = No
     Parameters
     ----------
     indices
-        Tidy indices (:func:`mhimmune.sensitivity.analyze`).
+        Tidy indices (:func:`mhimmune.studies.sensitivity.analyze`).
     outputs
         Output(s) to show; default every scalar output.
     method
@@ -206,7 +206,7 @@ def plot_schedule_heatmap(scan: pd.DataFrame, x: str, y: str, value: str, *, ax=
     Parameters
     ----------
     scan
-        Table of :func:`mhimmune.ensemble.schedule_scan` (one row per grid point).
+        Table of :func:`mhimmune.runs.ensemble.schedule_scan` (one row per grid point).
     x, y
         Factor columns on the x and y axes.
     value
@@ -248,7 +248,7 @@ def schedule_heatmap(template, x: tuple[str, Sequence[float]], y: tuple[str, Seq
     Parameters
     ----------
     template
-        A :class:`~mhimmune.ensemble.ScheduleTemplate`.
+        A :class:`~mhimmune.runs.ensemble.ScheduleTemplate`.
     x, y
         ``(factor name, values)`` of the axes (numbers in the factors' units).
     value
@@ -258,14 +258,14 @@ def schedule_heatmap(template, x: tuple[str, Sequence[float]], y: tuple[str, Seq
     params
         Fixed parameter overrides.
     **run_kwargs
-        Passed to :func:`mhimmune.ensemble.run_ensemble` (``n_jobs``, ``client``, ``progress``...).
+        Passed to :func:`mhimmune.runs.ensemble.run_ensemble` (``n_jobs``, ``client``, ``progress``...).
 
     Returns
     -------
     tuple
         ``(figure, scan table)``.
     """
-    from .ensemble import schedule_scan
+    from mhimmune.runs.ensemble import schedule_scan
     readouts = list(readouts or [value])
     if value not in readouts:
         readouts.append(value)

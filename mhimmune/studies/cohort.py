@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import HfWarning, ParameterError, ProtocolError
+from mhimmune.core.errors import HfWarning, ParameterError, ProtocolError
 
 __all__ = [
     "load_variability", "sample_cohort", "Arm", "STANDARD_ARMS", "standard_arms",
@@ -67,7 +67,7 @@ def load_variability(path: str | Path | None = None) -> pd.DataFrame:
         Indexed by parameter name, columns ``distribution``, ``sigma``, ``source``, ``notes``.
     """
     if path is None:
-        from .resources import resource_dir
+        from mhimmune.core.resources import resource_dir
         path = resource_dir("parameters") / "cohort.tsv"
     path = Path(path)
     if not path.is_file():
@@ -252,7 +252,7 @@ def sample_cohort(n: int, *, variability=None, correlation=None, covariance=None
         Index ``animal`` (0..n-1), columns the parameters (values in table units);
         ``attrs`` hold the seed and the variability used.
     """
-    from .params import ParameterTable
+    from mhimmune.core.params import ParameterTable
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ParameterError(f"n: number of animals must be an integer ≥ 1 (got {n!r})")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -339,7 +339,7 @@ class Arm:
     name
         Label of the arm (unique within a trial).
     factors
-        Protocol factors of the trial's :class:`~mhimmune.ensemble.ScheduleTemplate`
+        Protocol factors of the trial's :class:`~mhimmune.runs.ensemble.ScheduleTemplate`
         (bare numbers in the factor units; e.g. ``{"n_sessions": 0}``) ...
     protocol
         ... or a fixed :class:`~mhimmune.Protocol` (then *factors* must be empty).
@@ -475,7 +475,7 @@ def run_trial(arms: Sequence[Arm | str] | None = None, cohort: pd.DataFrame | No
     cohort
         From :func:`sample_cohort`; ``None``: one nominal animal.
     template
-        The :class:`~mhimmune.ensemble.ScheduleTemplate` that factor-defined arms use;
+        The :class:`~mhimmune.runs.ensemble.ScheduleTemplate` that factor-defined arms use;
         default ``ScheduleTemplate("60 d")`` (MH from day 7, three 30-min sessions every
         2 days, anti-PD-L1 10 mg/kg three times every 3 days from the first session).
     responder
@@ -488,9 +488,9 @@ def run_trial(arms: Sequence[Arm | str] | None = None, cohort: pd.DataFrame | No
     params
         Fixed parameter overrides for every animal (cohort columns take precedence).
     n_jobs, client, progress
-        As :func:`mhimmune.ensemble.run_ensemble`.
+        As :func:`mhimmune.runs.ensemble.run_ensemble`.
     pool
-        A :class:`~mhimmune.ensemble.WorkerPool` to run every ensemble on (*n_jobs* is
+        A :class:`~mhimmune.runs.ensemble.WorkerPool` to run every ensemble on (*n_jobs* is
         then ignored); not together with *client*. Without one, ``n_jobs > 1`` opens one
         pool for the whole trial.
 
@@ -498,7 +498,7 @@ def run_trial(arms: Sequence[Arm | str] | None = None, cohort: pd.DataFrame | No
     -------
     TrialResult
     """
-    from .ensemble import (PROTOCOL_FACTORS, ModelEvaluator, Readout, ScheduleTemplate, pool_for,
+    from mhimmune.runs.ensemble import (PROTOCOL_FACTORS, ModelEvaluator, Readout, ScheduleTemplate, pool_for,
                            run_ensemble)
     responder = responder or ResponderRule()
     if template is None:
@@ -642,7 +642,7 @@ class TrialResult:
     recist: bool = True
 
     def __post_init__(self):
-        from . import stats
+        from mhimmune.studies import stats
         a = self.animals
         self._check_volumes()
         ok = (a["status"] == "ok").to_numpy()
@@ -735,7 +735,7 @@ class TrialResult:
         ``responders``, ``fraction``, ``ci_low``, ``ci_high`` (*method*:
         ``wilson``, ``clopper-pearson`` or ``jeffreys``), ``median_time_to_event_day``.
         """
-        from . import stats
+        from mhimmune.studies import stats
         rows = []
         for name in self.arm_names:
             ok = self._ok(name)
@@ -760,16 +760,16 @@ class TrialResult:
 
     def kaplan_meier(self, arm: str, confidence: float = 0.95) -> pd.DataFrame:
         """Kaplan–Meier estimate of the time (days from the first treatment) until the
-        total tumour reaches the endpoint volume, for *arm* (see :func:`mhimmune.stats.kaplan_meier`)."""
-        from . import stats
+        total tumour reaches the endpoint volume, for *arm* (see :func:`mhimmune.studies.stats.kaplan_meier`)."""
+        from mhimmune.studies import stats
         ok = self._ok(arm)
         return stats.kaplan_meier(ok["time_to_event_day"].to_numpy(float),
                                   ok["event"].to_numpy(bool), confidence)
 
     def logrank(self, reference: str | None = "control", correction: str = "holm") -> pd.DataFrame:
         """Log-rank tests of each arm against *reference* (all pairs if ``None``),
-        p-values adjusted by *correction* (see :func:`mhimmune.stats.pairwise_logrank`)."""
-        from . import stats
+        p-values adjusted by *correction* (see :func:`mhimmune.studies.stats.pairwise_logrank`)."""
+        from mhimmune.studies import stats
         if reference is not None and reference not in self.arm_names:
             raise ParameterError(f"reference: {reference!r} is not an arm of this trial "
                                  f"({', '.join(self.arm_names)})")
@@ -821,7 +821,7 @@ class TrialResult:
         """Write ``animals.csv``, ``responders.csv``, ``logrank.csv``,
         ``mechanisms.csv`` and ``volumes.csv.gz`` (gzip; long: arm, animal, time_day,
         total_mm3, 6 significant digits) to *out* atomically; returns the paths by name."""
-        from .io import write_csv
+        from mhimmune.core.io import write_csv
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         paths = {"animals": write_csv(self.animals, out / "animals.csv"),
@@ -848,7 +848,7 @@ class TrialResult:
     def plot_km(self, ax=None, arms: Sequence[str] | None = None, ci: bool = True):
         """Kaplan–Meier curves (fraction of animals below the endpoint volume) per arm."""
         import matplotlib.pyplot as plt
-        from .plotting import HYPOTHESIS_NOTE
+        from mhimmune.mh.plotting import HYPOTHESIS_NOTE
         ax = ax or plt.subplots(figsize=(6, 4))[1]
         palette = _palette(self.arm_names)
         for name in arms or self.arm_names:

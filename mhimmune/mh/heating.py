@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import physics
-from .agents import get_agent
-from .params import ParameterTable
-from .units import ureg
+from mhimmune.mh import physics
+from mhimmune.mh.agents import get_agent
+from mhimmune.core.params import ParameterTable
+from mhimmune.core.units import ureg
 
 __all__ = ["heating_parameters", "steady_temperature", "temperature_map"]
 
@@ -62,7 +62,7 @@ def steady_temperature(agent: str, dose_mg_per_cm3: float, field_kA_per_m, freq_
         Overrides of heating parameters by name (table units).
 
     Reference: lumped Pennes balance (LITERATURE.md §2), G = 5k/(2R²)
-    (:func:`mhimmune.physics.sphere_conduction_coefficient`).
+    (:func:`mhimmune.mh.physics.sphere_conduction_coefficient`).
     """
     if not (isinstance(dose_mg_per_cm3, (int, float)) and dose_mg_per_cm3 > 0):
         raise ValueError(f"dose_mg_per_cm3: must be > 0 mg/cm^3 (got {dose_mg_per_cm3!r})")

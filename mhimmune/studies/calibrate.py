@@ -1,6 +1,6 @@
 """Fit model parameters to measured tumour growth: multi-start least squares with CIs.
 
-The error model is the PEtab problem's (:mod:`mhimmune.petab`): measured volumes are
+The error model is the PEtab problem's (:mod:`mhimmune.interop.petab`): measured volumes are
 log-normal around the model's tumour volume, ``log V_obs = log V_model(t) + ε``,
 ``ε ~ N(0, σ²)``, with one σ for all measurements. Maximising the likelihood over
 σ leaves least squares on log volumes, which :func:`scipy.optimize.least_squares`
@@ -34,11 +34,11 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from .errors import MhimmuneError, ParameterError, SolverError
-from .model import Model
-from .petab import load_measurements, observable_name, resolve_protocols
-from .protocol import Protocol
-from .simulate import simulate
+from mhimmune.core.errors import MhimmuneError, ParameterError, SolverError
+from mhimmune.core.model import Model
+from mhimmune.interop.petab import load_measurements, observable_name, resolve_protocols
+from mhimmune.mh.protocol import Protocol
+from mhimmune.core.simulate import simulate
 
 __all__ = ["fit", "FitResult", "Objective", "synthetic_measurements", "load_measurements"]
 
@@ -73,17 +73,17 @@ class Objective:
     model
         A model from :func:`mhimmune.load_model`.
     data
-        Measurements (:func:`mhimmune.petab.load_measurements`).
+        Measurements (:func:`mhimmune.interop.petab.load_measurements`).
     parameters
         Names of the parameters to fit (table names).
     protocols
-        Protocol of each arm (see :func:`mhimmune.petab.resolve_protocols`).
+        Protocol of each arm (see :func:`mhimmune.interop.petab.resolve_protocols`).
     fixed
         Further overrides held fixed during the fit.
     bounds
         ``{name: (lower, upper)}`` in table units replacing the table's bounds.
     sim_options
-        Keyword arguments of :func:`mhimmune.simulate` (default ``rtol=1e-8, atol=1e-10``,
+        Keyword arguments of :func:`mhimmune.core.simulate` (default ``rtol=1e-8, atol=1e-10``,
         tight enough for finite-difference gradients).
     """
 
@@ -437,7 +437,7 @@ def fit(model: Model, data, parameters: Sequence[str], protocols: Mapping[str, A
         Resamples for ``ci="bootstrap"``.
     fixed, bounds, sim_options
         Further fixed overrides, replacement bounds (table units) and options of
-        :func:`mhimmune.simulate`, as for :class:`Objective`.
+        :func:`mhimmune.core.simulate`, as for :class:`Objective`.
 
     Returns
     -------

@@ -16,7 +16,7 @@ kHz, mg Fe per cm³ of tumour, mg/kg or mm³.
 
 Each intervention kind is described by one entry of :data:`KIND_SPECS`; parsing and
 validation are driven by that table. Validation runs at construction, so an invalid
-protocol cannot exist: every problem raises :class:`~mhimmune.errors.ProtocolError`
+protocol cannot exist: every problem raises :class:`~mhimmune.core.errors.ProtocolError`
 whose message starts with the path of the offending field
 (``mh_session[1].duration: must be > 0 (got -5 minute)``).
 """
@@ -36,9 +36,9 @@ from typing import Any, Mapping
 import pandas as pd
 import pint
 
-from .agents import get_agent
-from .errors import HfWarning, ProtocolError, UnitError
-from .units import convert, to_quantity
+from mhimmune.mh.agents import get_agent
+from mhimmune.core.errors import HfWarning, ProtocolError, UnitError
+from mhimmune.core.units import convert, to_quantity
 
 __all__ = [
     "Protocol",
@@ -202,7 +202,7 @@ class MHSession:
     freq_kHz
         Field frequency f in kHz.
     agent
-        Name of the heating agent (see :mod:`mhimmune.agents`).
+        Name of the heating agent (see :mod:`mhimmune.mh.agents`).
     dose, dose_unit
         Particle dose: mg Fe per cm³ of tumour (``"mg/cm^3"``), or mg Fe per kg body
         weight (``"mg/kg"``) of which *uptake_fraction* reaches the tumour.
