@@ -12,33 +12,65 @@ The common path (virtual trials, synergy and schedule optimisation: ``mh.cohort`
 Outputs are predictions of a hypothesis-generating model.
 """
 
-from mhimmune.core.errors import (HfWarning, MhimmuneError, ModelError, ParameterError, ProtocolError,
-                     SolverError, UnitError)
+from mhimmune.core.errors import (
+    HfWarning,
+    MhimmuneError,
+    ModelError,
+    ParameterError,
+    ProtocolError,
+    SolverError,
+    UnitError,
+)
 from mhimmune.core.model import DEFAULT_LINKS, Model, load_model
 from mhimmune.core.params import ParameterTable
-from mhimmune.mh.protocol import Protocol
 from mhimmune.core.simulate import SimulationResult, simulate
 from mhimmune.mh import readouts  # noqa: E402  (mh.readouts.compare(...))
+from mhimmune.mh.protocol import Protocol
 
 __version__ = "0.1.0"
 
 #: submodules reachable as attributes (``mh.cohort.sample_cohort``), imported on first use
-_LAZY = {"cohort": "studies.cohort", "stats": "studies.stats", "synergy": "studies.synergy",
-         "optimize": "studies.optimize", "hypotheses": "studies.hypotheses",
-         "sensitivity": "studies.sensitivity", "sa_plots": "studies.sa_plots",
-         "calibrate": "studies.calibrate", "ensemble": "runs.ensemble",
-         "plotting": "mh.plotting", "physics": "mh.physics", "heating": "mh.heating",
-         "agents": "mh.agents", "export": "interop.export", "petab": "interop.petab"}
+_LAZY = {
+    "cohort": "studies.cohort",
+    "stats": "studies.stats",
+    "synergy": "studies.synergy",
+    "optimize": "studies.optimize",
+    "hypotheses": "studies.hypotheses",
+    "sensitivity": "studies.sensitivity",
+    "sa_plots": "studies.sa_plots",
+    "calibrate": "studies.calibrate",
+    "ensemble": "runs.ensemble",
+    "plotting": "mh.plotting",
+    "physics": "mh.physics",
+    "heating": "mh.heating",
+    "agents": "mh.agents",
+    "export": "interop.export",
+    "petab": "interop.petab",
+}
 
 
 def __getattr__(name: str):
     if name in _LAZY:
         import importlib
+
         return importlib.import_module(f"{__name__}.{_LAZY[name]}")
     raise AttributeError(f"module 'mhimmune' has no attribute {name!r}")
 
+
 __all__ = [
-    "load_model", "Model", "DEFAULT_LINKS", "Protocol", "simulate", "SimulationResult",
-    "ParameterTable", "MhimmuneError", "ProtocolError", "ParameterError", "UnitError",
-    "ModelError", "SolverError", "HfWarning", "__version__",
+    "load_model",
+    "Model",
+    "DEFAULT_LINKS",
+    "Protocol",
+    "simulate",
+    "SimulationResult",
+    "ParameterTable",
+    "MhimmuneError",
+    "ProtocolError",
+    "ParameterError",
+    "UnitError",
+    "ModelError",
+    "SolverError",
+    "HfWarning",
+    "__version__",
 ]

@@ -18,9 +18,9 @@ from mhimmune.core.errors import HfWarning, MhimmuneError
 DEMO_ARMS = ("untreated", "mh", "anti_pdl1", "mh_plus_pdl1")
 
 
-
 def _protocol(path):
     from mhimmune.mh.protocol import Protocol
+
     p = Path(path)
     if not p.is_file():
         raise MhimmuneError(f"protocol file not found: {path}")
@@ -34,8 +34,11 @@ def _cmd_check(args) -> int:
     print(f"{plan.name}: {plan.duration_h / 24:g} days, valid")
     frame = plan.to_frame()
     with pd.option_context("display.width", 160, "display.max_columns", 20):
-        print(frame.to_string(index=False, float_format=lambda x: f"{x:.4g}") if len(frame)
-              else "(no interventions)")
+        print(
+            frame.to_string(index=False, float_format=lambda x: f"{x:.4g}")
+            if len(frame)
+            else "(no interventions)"
+        )
     for w in caught:
         print(f"warning: {w.message}")
     return 0
@@ -43,6 +46,7 @@ def _cmd_check(args) -> int:
 
 def _cmd_params(args) -> int:
     from mhimmune.core.params import ParameterTable, format_table
+
     table = ParameterTable.load()
     df = table.search(args.search) if args.search else table.frame
     print(format_table(df))
@@ -51,6 +55,7 @@ def _cmd_params(args) -> int:
 
 def _overrides(args):
     from mhimmune.core.io import parse_assignments, read_overrides
+
     over = read_overrides(args.params) if args.params else {}
     over.update(parse_assignments(args.set))
     return over
@@ -60,6 +65,7 @@ def _cmd_simulate(args) -> int:
     from mhimmune.core.io import save_figure, write_csv
     from mhimmune.core.model import load_model
     from mhimmune.core.simulate import simulate
+
     plan = _protocol(args.protocol)
     model = load_model()
     res = simulate(model, plan, _overrides(args))
@@ -80,10 +86,11 @@ def run_demo(out: Path) -> pd.DataFrame:
     """Run the four demo arms, write trajectories, summary and figure into *out*."""
     from mhimmune.core.io import save_figure, write_csv
     from mhimmune.core.model import load_model
-    from mhimmune.mh.plotting import plot_results
-    from mhimmune.core.simulate import simulate
-    from mhimmune.mh.protocol import Protocol
     from mhimmune.core.resources import resource_dir
+    from mhimmune.core.simulate import simulate
+    from mhimmune.mh.plotting import plot_results
+    from mhimmune.mh.protocol import Protocol
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", HfWarning)  # 3e9 A/m/s: above Brezovich, below Hergt
         plans = [Protocol.from_toml(resource_dir("protocols") / f"{arm}.toml") for arm in DEMO_ARMS]
@@ -116,6 +123,7 @@ def _cmd_demo(args) -> int:
 
 def _cmd_cache(args) -> int:
     from mhimmune.core.compile import cache_dir, clear_cache
+
     if args.action == "clear":
         print(f"removed {clear_cache()} compiled model(s) from {cache_dir()}")
     else:
@@ -125,6 +133,7 @@ def _cmd_cache(args) -> int:
 
 def _cmd_sensitivity(args) -> int:
     from mhimmune.studies.sensitivity import load_spec, run_sensitivity, write_outputs
+
     kwargs = load_spec(args.spec)
     if args.method:
         kwargs["method"] = args.method
@@ -135,52 +144,82 @@ def _cmd_sensitivity(args) -> int:
     out = Path(args.out)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", HfWarning)  # H·f is a factor; limits are checked per run
-        result = run_sensitivity(**kwargs, n_jobs=args.jobs, client=args.dask, out=out / "ensemble",
-                                 resume=args.resume, progress=not args.quiet)
+        result = run_sensitivity(
+            **kwargs,
+            n_jobs=args.jobs,
+            client=args.dask,
+            out=out / "ensemble",
+            resume=args.resume,
+            progress=not args.quiet,
+        )
     paths = write_outputs(result, out)
     print(result.summary())
     idx = result.indices
     if len(idx):
-        top = idx[idx["time_day"].isna() & idx["index"].isin(["ST", "mu_star", "delta", "pawn_median"])]
+        top = idx[
+            idx["time_day"].isna() & idx["index"].isin(["ST", "mu_star", "delta", "pawn_median"])
+        ]
         top = top.sort_values("value", ascending=False).groupby("output").head(5)
         with pd.option_context("display.width", 160, "display.max_rows", 200):
-            print(top[["output", "index", "factor", "value", "conf_low", "conf_high"]]
-                  .to_string(index=False, float_format=lambda x: f"{x:.3g}"))
-    print(f"wrote {', '.join(p.name for p in paths)} to {out}/ "
-          f"(model predictions, hypothesis-generating)")
+            print(
+                top[["output", "index", "factor", "value", "conf_low", "conf_high"]].to_string(
+                    index=False, float_format=lambda x: f"{x:.3g}"
+                )
+            )
+    print(
+        f"wrote {', '.join(p.name for p in paths)} to {out}/ "
+        f"(model predictions, hypothesis-generating)"
+    )
     return 0
 
 
 def _cmd_hypotheses(args) -> int:
     from mhimmune.studies.hypotheses import run_hypotheses
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", HfWarning)  # schedules are factors; limits are constraints
-        rep = run_hypotheses(args.spec, args.out, quick=True if args.quick else None,
-                             n_jobs=args.jobs, progress=not args.quiet)
+        rep = run_hypotheses(
+            args.spec,
+            args.out,
+            quick=True if args.quick else None,
+            n_jobs=args.jobs,
+            progress=not args.quiet,
+        )
     print(rep)
-    print(f"wrote {rep.files['report']} and {len(rep.files) - 1} more files in {rep.seconds:.0f} s "
-          f"(model predictions, hypothesis-generating)")
+    print(
+        f"wrote {rep.files['report']} and {len(rep.files) - 1} more files in {rep.seconds:.0f} s "
+        f"(model predictions, hypothesis-generating)"
+    )
     return 0
 
 
 def _cmd_export(args) -> int:
-    from mhimmune.interop.export import write
     from mhimmune.core.model import load_model
+    from mhimmune.interop.export import write
+
     plan = _protocol(args.protocol) if args.protocol else None
     path = write(load_model(), args.format, args.out, plan, _overrides(args))
-    what = f"with the schedule of {plan.name!r} as events" if plan is not None else "without a schedule"
+    what = (
+        f"with the schedule of {plan.name!r} as events"
+        if plan is not None
+        else "without a schedule"
+    )
     print(f"wrote {args.format.upper()} to {path} ({what}; time in hours)")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``mhimmune`` command."""
-    ap = argparse.ArgumentParser(prog="mhimmune", description="Magnetic-hyperthermia tumour-immunity models.")
+    ap = argparse.ArgumentParser(
+        prog="mhimmune", description="Magnetic-hyperthermia tumour-immunity models."
+    )
     sub = ap.add_subparsers(dest="command", required=True)
     s = sub.add_parser("simulate", help="simulate a protocol (TOML) and write results")
     s.add_argument("protocol")
     s.add_argument("--params", help="overrides: TOML (name = value) or TSV (parameterId, value)")
-    s.add_argument("--set", action="append", metavar="NAME=VALUE", help="override one parameter (repeatable)")
+    s.add_argument(
+        "--set", action="append", metavar="NAME=VALUE", help="override one parameter (repeatable)"
+    )
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--plot", action="store_true", help="also write a PNG figure")
     s.set_defaults(func=_cmd_simulate)
@@ -188,15 +227,20 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("protocol")
     c.set_defaults(func=_cmd_check)
     p = sub.add_parser("params", help="list parameters: name, value, unit, bounds, source")
-    p.add_argument("--search", help="case-insensitive text to look for in names, units, sources, notes")
+    p.add_argument(
+        "--search", help="case-insensitive text to look for in names, units, sources, notes"
+    )
     p.set_defaults(func=_cmd_params)
     d = sub.add_parser("demo", help="run the default study (four arms) and write results")
     d.add_argument("--out", default="results")
     d.set_defaults(func=_cmd_demo)
     a = sub.add_parser("sensitivity", help="global sensitivity analysis (SALib) of a spec (TOML)")
     a.add_argument("spec", help="TOML: [template] or protocol, [factors], [outputs], [params]")
-    a.add_argument("--method", choices=["sobol", "morris", "efast", "pawn", "delta"],
-                   help="override the spec's method (default sobol)")
+    a.add_argument(
+        "--method",
+        choices=["sobol", "morris", "efast", "pawn", "delta"],
+        help="override the spec's method (default sobol)",
+    )
     a.add_argument("--n", type=int, help="base sample size N (Sobol: a power of 2)")
     a.add_argument("--seed", type=int, help="seed of the sampler")
     a.add_argument("--jobs", type=int, default=1, help="local worker processes")
@@ -205,19 +249,32 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--resume", action="store_true", help="continue an interrupted run in OUT")
     a.add_argument("--quiet", action="store_true", help="no progress bar")
     a.set_defaults(func=_cmd_sensitivity)
-    h = sub.add_parser("hypotheses", help="virtual trial, synergy maps and schedule optimisation "
-                                         "of a spec (TOML) -> markdown report with figures")
-    h.add_argument("spec", help="TOML: [template], [cohort], [responder], [trial], [[synergy]], [optimize]")
+    h = sub.add_parser(
+        "hypotheses",
+        help="virtual trial, synergy maps and schedule optimisation "
+        "of a spec (TOML) -> markdown report with figures",
+    )
+    h.add_argument(
+        "spec", help="TOML: [template], [cohort], [responder], [trial], [[synergy]], [optimize]"
+    )
     h.add_argument("--out", required=True, help="output folder (report.md, figures, tables)")
-    h.add_argument("--jobs", type=int, help="local worker processes (default: the spec's [run] n_jobs)")
-    h.add_argument("--quick", action="store_true", help="small cohort and coarse grids (as with CI=true)")
+    h.add_argument(
+        "--jobs", type=int, help="local worker processes (default: the spec's [run] n_jobs)"
+    )
+    h.add_argument(
+        "--quick", action="store_true", help="small cohort and coarse grids (as with CI=true)"
+    )
     h.add_argument("--quiet", action="store_true", help="no progress bars")
     h.set_defaults(func=_cmd_hypotheses)
-    x = sub.add_parser("export", help="write the model with a protocol's schedule as SBML (events) or BNGL")
+    x = sub.add_parser(
+        "export", help="write the model with a protocol's schedule as SBML (events) or BNGL"
+    )
     x.add_argument("format", choices=["sbml", "bngl"])
     x.add_argument("--protocol", help="protocol (TOML) whose schedule is written; default: none")
     x.add_argument("--params", help="overrides: TOML (name = value) or TSV (parameterId, value)")
-    x.add_argument("--set", action="append", metavar="NAME=VALUE", help="override one parameter (repeatable)")
+    x.add_argument(
+        "--set", action="append", metavar="NAME=VALUE", help="override one parameter (repeatable)"
+    )
     x.add_argument("--out", required=True, help="output file")
     x.set_defaults(func=_cmd_export)
     k = sub.add_parser("cache", help="show or clear the compiled-model cache")
@@ -229,7 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
-    warnings.showwarning = lambda message, category, *a, **k: print(f"warning: {message}", file=sys.stderr)
+    warnings.showwarning = lambda message, category, *a, **k: print(
+        f"warning: {message}", file=sys.stderr
+    )
     try:
         return args.func(args)
     except MhimmuneError as exc:

@@ -42,9 +42,15 @@ READS = {
     **{f"hazard_{f}_{c}": ("1/h", 0.0) for f in ("apop", "icd", "necr") for c in CELL_CLASSES},
     "hsp_relative": ("1", 1.0),
 }
-PROVIDES = {"damp_signal": "mm^3", "antigen_treated": "mm^3", "antigen_distant": "mm^3",
-            "damp_density": "fraction", "crt_fraction_treated": "fraction", "adenosine_treated": "mm^3",
-            "adenosine_distant": "mm^3"}
+PROVIDES = {
+    "damp_signal": "mm^3",
+    "antigen_treated": "mm^3",
+    "antigen_distant": "mm^3",
+    "damp_density": "fraction",
+    "crt_fraction_treated": "fraction",
+    "adenosine_treated": "mm^3",
+    "adenosine_distant": "mm^3",
+}
 
 SITES = ("treated", "distant")
 FATES = ("apop", "icd", "necr")
@@ -59,14 +65,23 @@ def declare():
         hazards = {fate: signal(f"hazard_{fate}_{cls}") for fate in FATES}
         for fate in FATES:
             for state in ("viable", "damaged"):
-                Rule(f"stress_death_{fate}_{state}_{cls}",
-                     tumour(site="treated", state=state, cls=cls) >> tumour(site="treated", state=fate, cls=cls),
-                     hazards[fate])
-        Rule(f"sublethal_damage_{cls}",
-             tumour(site="treated", state="viable", cls=cls) >> tumour(site="treated", state="damaged", cls=cls),
-             Expression(f"sublethal_damage_rate_{cls}", damage_ratio * sum(hazards.values())))
-    Rule("damage_repair_step", tumour(site="treated", state="damaged") >> tumour(site="treated", state="viable"),
-         repair)
+                Rule(
+                    f"stress_death_{fate}_{state}_{cls}",
+                    tumour(site="treated", state=state, cls=cls)
+                    >> tumour(site="treated", state=fate, cls=cls),
+                    hazards[fate],
+                )
+        Rule(
+            f"sublethal_damage_{cls}",
+            tumour(site="treated", state="viable", cls=cls)
+            >> tumour(site="treated", state="damaged", cls=cls),
+            Expression(f"sublethal_damage_rate_{cls}", damage_ratio * sum(hazards.values())),
+        )
+    Rule(
+        "damage_repair_step",
+        tumour(site="treated", state="damaged") >> tumour(site="treated", state="viable"),
+        repair,
+    )
 
     atp = Monomer("ATPe", ["site"], {"site": list(SITES)})
     ado = Monomer("Adenosine", ["site"], {"site": list(SITES)})
@@ -99,35 +114,75 @@ def declare():
         dying = {f: component(f"dying_{f}_{site}") for f in FATES}
         dead = component(f"dead_{site}")
         hsp_level = hsp if site == "treated" else 1
-        crt_cells = Expression(f"crt_positive_cells_{site}", dying["icd"] + crt_apop * dying["apop"])
-        Rule(f"atp_release_{site}", None >> atp(site=site), Expression(f"atp_release_flux_{site}",
-             atp_icd * dying["icd"] + atp_apop * dying["apop"]
-             + atp_necr * completion["necr"] * dying["necr"]))
+        crt_cells = Expression(
+            f"crt_positive_cells_{site}", dying["icd"] + crt_apop * dying["apop"]
+        )
+        Rule(
+            f"atp_release_{site}",
+            None >> atp(site=site),
+            Expression(
+                f"atp_release_flux_{site}",
+                atp_icd * dying["icd"]
+                + atp_apop * dying["apop"]
+                + atp_necr * completion["necr"] * dying["necr"],
+            ),
+        )
         Rule(f"atp_hydrolysis_{site}", atp(site=site) >> ado(site=site), atp_hydrolysis)
         Rule(f"adenosine_clearance_{site}", ado(site=site) >> None, ado_clearance)
-        Rule(f"hmgb1_release_{site}", None >> hmgb1(site=site), Expression(f"hmgb1_release_flux_{site}",
-             sum(hmgb1_yield[f] * completion[f] * dying[f] for f in FATES)))
+        Rule(
+            f"hmgb1_release_{site}",
+            None >> hmgb1(site=site),
+            Expression(
+                f"hmgb1_release_flux_{site}",
+                sum(hmgb1_yield[f] * completion[f] * dying[f] for f in FATES),
+            ),
+        )
         Rule(f"hmgb1_decay_{site}", hmgb1(site=site) >> None, hmgb1_decay)
-        Rule(f"hsp70_release_{site}", None >> hsp_ext(site=site), Expression(f"hsp70_release_flux_{site}",
-             hsp_release_yield * hsp_level * (completion["icd"] * dying["icd"] + completion["necr"] * dying["necr"])))
+        Rule(
+            f"hsp70_release_{site}",
+            None >> hsp_ext(site=site),
+            Expression(
+                f"hsp70_release_flux_{site}",
+                hsp_release_yield
+                * hsp_level
+                * (completion["icd"] * dying["icd"] + completion["necr"] * dying["necr"]),
+            ),
+        )
         Rule(f"hsp70e_decay_{site}", hsp_ext(site=site) >> None, hsp_ext_decay)
-        Rule(f"antigen_release_{site}", None >> antigen(site=site),
-             Expression(f"antigen_release_flux_{site}", debris_clearance * dead))
+        Rule(
+            f"antigen_release_{site}",
+            None >> antigen(site=site),
+            Expression(f"antigen_release_flux_{site}", debris_clearance * dead),
+        )
         Rule(f"antigen_decay_{site}", antigen(site=site) >> None, antigen_decay)
         atp_obs = Observable(f"atp_e_{site}", atp(site=site))
         hmgb1_obs = Observable(f"hmgb1_{site}", hmgb1(site=site))
         hsp_obs = Observable(f"hsp70_e_{site}", hsp_ext(site=site))
         provide(f"adenosine_{site}", Observable(f"adenosine_{site}", ado(site=site)))
         provide(f"antigen_{site}", Observable(f"antigen_{site}", antigen(site=site)))
-        damp_terms.append(crt_weight * crt_cells + atp_weight * atp_obs + hmgb1_weight * hmgb1_obs
-                          + hsp_weight * hsp_obs)
+        damp_terms.append(
+            crt_weight * crt_cells
+            + atp_weight * atp_obs
+            + hmgb1_weight * hmgb1_obs
+            + hsp_weight * hsp_obs
+        )
 
     total_treated = component("tumour_volume_treated")
     crt_background = par("crt_background_fraction", "fraction")
-    provide("crt_fraction_treated", Expression("crt_fraction_treated",
-            crt_background + component("crt_positive_cells_treated") / (total_treated + 1e-9)))
+    provide(
+        "crt_fraction_treated",
+        Expression(
+            "crt_fraction_treated",
+            crt_background + component("crt_positive_cells_treated") / (total_treated + 1e-9),
+        ),
+    )
     damp = provide("damp_signal", Expression("damp_signal", sum(damp_terms)))
     # what DCs sense is the DAMP level in the tissue: the amount per mm³ of tumour (a
     # large tumour's basal apoptosis must not look like a burst of immunogenic death)
-    provide("damp_density", Expression("damp_density", damp / (
-        component("tumour_volume_treated") + component("tumour_volume_distant") + 1)))
+    provide(
+        "damp_density",
+        Expression(
+            "damp_density",
+            damp / (component("tumour_volume_treated") + component("tumour_volume_distant") + 1),
+        ),
+    )

@@ -38,26 +38,41 @@ import math
 import sympy
 from pysb import Expression, Monomer, Observable, Rule
 
-from mhimmune.core.modelkit import CELL_CLASSES, bolus, class_load, input_param, par, present, provide, signal
+from mhimmune.core.modelkit import (
+    CELL_CLASSES,
+    bolus,
+    class_load,
+    input_param,
+    par,
+    present,
+    provide,
+    signal,
+)
 
 READS = {"body_weight": ("kg", 0.02)}
-PROVIDES = {"temperature_C": "degC", "particle_iron_mg_per_cm3": "mg/cm^3",
-            "cem43_rate": "1", "particle_dissolution_rate": "1/h", "particle_load_sigma": "1",
-            **{f"temperature_C_{c}": "degC" for c in CELL_CLASSES},
-            **{f"cem43_rate_{c}": "1" for c in CELL_CLASSES}}
+PROVIDES = {
+    "temperature_C": "degC",
+    "particle_iron_mg_per_cm3": "mg/cm^3",
+    "cem43_rate": "1",
+    "particle_dissolution_rate": "1/h",
+    "particle_load_sigma": "1",
+    **{f"temperature_C_{c}": "degC" for c in CELL_CLASSES},
+    **{f"cem43_rate_{c}": "1" for c in CELL_CLASSES},
+}
 
 
 def cem43_excess_rate(temperature, t_body):
     """Sapareto-Dewey CEM43 rate (min per min) in excess of the rate at body temperature."""
     return sympy.Piecewise(
         (sympy.Rational(1, 2) ** (43 - temperature), temperature >= 43),
-        (sympy.Rational(1, 4) ** (43 - temperature), True)) - sympy.Rational(1, 4) ** (43 - t_body)
+        (sympy.Rational(1, 4) ** (43 - temperature), True),
+    ) - sympy.Rational(1, 4) ** (43 - t_body)
 
 
 def declare():
-    theta = Monomer("Theta")        # mean temperature rise above body temperature, K
-    cem = Monomer("CEM43")          # cumulative equivalent minutes at 43 °C (mean temperature)
-    npfe = Monomer("ParticleFe")    # particle iron in the treated tumour, mg Fe / cm³
+    theta = Monomer("Theta")  # mean temperature rise above body temperature, K
+    cem = Monomer("CEM43")  # cumulative equivalent minutes at 43 °C (mean temperature)
+    npfe = Monomer("ParticleFe")  # particle iron in the treated tumour, mg Fe / cm³
 
     sar = input_param("mh_sar_W_per_g", "W/g")
     input_param("mh_field_kA_per_m", "kA/m")
@@ -86,10 +101,14 @@ def declare():
     temperature = Expression("temperature_C", t_body + theta_obs)
 
     # radius of the heated sphere in m (volume in mm³ -> m³ is 1e-9)
-    radius_sq = Expression("heated_radius_sq", (3 * heated_volume * 1e-9 / (4 * math.pi)) ** sympy.Rational(2, 3))
+    radius_sq = Expression(
+        "heated_radius_sq", (3 * heated_volume * 1e-9 / (4 * math.pi)) ** sympy.Rational(2, 3)
+    )
     conductance = Expression("heat_loss_W_per_m3_K", w_b * rho_b * c_b + s_cond * k / radius_sq)
-    power = Expression("heating_power_fraction",
-                       1 - control + control / (1 + sympy.exp(-(target - temperature) / band)))
+    power = Expression(
+        "heating_power_fraction",
+        1 - control + control / (1 + sympy.exp(-(target - temperature) / band)),
+    )
     # W/g · mg/cm³ = 1e3 W/m³; per-second balance -> per hour (x 3600)
     heat_in = Expression("heating_K_per_h", 3600 * power * sar * np_obs * 1e3 / (rho * c))
     cooling = Expression("cooling_rate", 3600 * conductance / (rho * c))
@@ -101,12 +120,19 @@ def declare():
     for cls in CELL_CLASSES:
         t_cls = Expression(f"temperature_C_{cls}", t_body + theta_obs * class_load(cls, sigma))
         provide(f"temperature_C_{cls}", t_cls)
-        provide(f"cem43_rate_{cls}", Expression(f"cem43_rate_{cls}", cem43_excess_rate(t_cls, t_body)))
+        provide(
+            f"cem43_rate_{cls}", Expression(f"cem43_rate_{cls}", cem43_excess_rate(t_cls, t_body))
+        )
 
     Rule("particle_dissolution", npfe() >> None, k_diss)
     bolus("mh_particles", npfe(), 1.0, mode="top_up")
     # a dose in mg Fe per kg body weight times its tumour uptake, spread over the heated region
-    bolus("mh_particles_per_kg", npfe(), signal("body_weight") * 1e6 / heated_volume / 1e3, mode="top_up")
+    bolus(
+        "mh_particles_per_kg",
+        npfe(),
+        signal("body_weight") * 1e6 / heated_volume / 1e3,
+        mode="top_up",
+    )
 
     provide("temperature_C", temperature)
     provide("particle_iron_mg_per_cm3", np_obs)

@@ -64,17 +64,32 @@ from pysb import Expression, Initial, Monomer, Observable, Rule
 from mhimmune.core.modelkit import component, hill, par, present, provide, signal
 
 READS = {
-    "damp_density": ("fraction", 0.0), "antigen_treated": ("mm^3", 0.0), "antigen_distant": ("mm^3", 0.0),
-    "crt_fraction_treated": ("fraction", 0.0), "adenosine_treated": ("mm^3", 0.0),
-    "adenosine_distant": ("mm^3", 0.0), "stress_ligand": ("1", 1.0), "cd47_relative": ("1", 1.0),
-    "pdl1_occupancy": ("fraction", 0.0), "cd8_depletion_effect": ("fraction", 0.0),
-    "tumour_volume_treated": ("mm^3", 200.0), "tumour_volume_distant": ("mm^3", 100.0),
-    "viable_treated": ("mm^3", 200.0), "viable_distant": ("mm^3", 100.0),
-    "temperature_C": ("degC", 37.0), "particle_iron_mg_per_cm3": ("mg/cm^3", 0.0),
+    "damp_density": ("fraction", 0.0),
+    "antigen_treated": ("mm^3", 0.0),
+    "antigen_distant": ("mm^3", 0.0),
+    "crt_fraction_treated": ("fraction", 0.0),
+    "adenosine_treated": ("mm^3", 0.0),
+    "adenosine_distant": ("mm^3", 0.0),
+    "stress_ligand": ("1", 1.0),
+    "cd47_relative": ("1", 1.0),
+    "pdl1_occupancy": ("fraction", 0.0),
+    "cd8_depletion_effect": ("fraction", 0.0),
+    "tumour_volume_treated": ("mm^3", 200.0),
+    "tumour_volume_distant": ("mm^3", 100.0),
+    "viable_treated": ("mm^3", 200.0),
+    "viable_distant": ("mm^3", 100.0),
+    "temperature_C": ("degC", 37.0),
+    "particle_iron_mg_per_cm3": ("mg/cm^3", 0.0),
 }
-PROVIDES = {"cd8_effectors_total": "Mcell", "mature_dc_fraction": "fraction", "m1_m2_ratio": "1",
-            "ctl_infiltration_treated": "fraction", "treg_fraction": "fraction",
-            "mdsc_fraction": "fraction", "phagocytosis_per_macrophage": "1/d"}
+PROVIDES = {
+    "cd8_effectors_total": "Mcell",
+    "mature_dc_fraction": "fraction",
+    "m1_m2_ratio": "1",
+    "ctl_infiltration_treated": "fraction",
+    "treg_fraction": "fraction",
+    "mdsc_fraction": "fraction",
+    "phagocytosis_per_macrophage": "1/d",
+}
 
 SITES = ("treated", "distant")
 
@@ -85,7 +100,11 @@ def immune_attack(name, site, hazard, fate="apop"):
     tumour = component("Tumour")
     for state in ("viable", "damaged") if site == "treated" else ("viable",):
         product = None if fate is None else tumour(site=site, state=fate)
-        Rule(f"{name}_{state}" if state != "viable" else name, tumour(site=site, state=state) >> product, hazard)
+        Rule(
+            f"{name}_{state}" if state != "viable" else name,
+            tumour(site=site, state=state) >> product,
+            hazard,
+        )
 
 
 def declare():
@@ -99,14 +118,21 @@ def declare():
     volume = {s: signal(f"tumour_volume_{s}") for s in SITES}
     viable = {s: signal(f"viable_{s}") for s in SITES}
     # immune cells attack viable and sublethally damaged (growth-arrested) cells alike
-    targets = {"treated": Expression("immune_targets_treated", viable["treated"] + component("damaged_treated")),
-               "distant": viable["distant"]}
+    targets = {
+        "treated": Expression(
+            "immune_targets_treated", viable["treated"] + component("damaged_treated")
+        ),
+        "distant": viable["distant"],
+    }
     adenosine = {s: signal(f"adenosine_{s}") for s in SITES}
     burden = volume["treated"] + volume["distant"]
 
     dc = Monomer("DC", ["state"], {"state": ["imm", "mat"]})
-    cd8 = Monomer("CD8", ["loc", "state"],
-                  {"loc": ["ln", "blood", *SITES], "state": ["primed", "eff", "exh", "mem"]})
+    cd8 = Monomer(
+        "CD8",
+        ["loc", "state"],
+        {"loc": ["ln", "blood", *SITES], "state": ["primed", "eff", "exh", "mem"]},
+    )
     th = Monomer("CD4h")
     treg = Monomer("Treg")
     mdsc = Monomer("MDSC")
@@ -129,8 +155,11 @@ def declare():
     damp_activation = Expression("damp_activation", hill(damp, damp_half, 2))
     Rule("dc_influx", None >> dc(state="imm"), dc_source)
     Rule("dc_immature_death_step", dc(state="imm") >> None, dc_death)
-    Rule("dc_maturation", dc(state="imm") >> dc(state="mat"),
-         Expression("dc_maturation_rate", dc_basal + dc_mat * damp_activation))
+    Rule(
+        "dc_maturation",
+        dc(state="imm") >> dc(state="mat"),
+        Expression("dc_maturation_rate", dc_basal + dc_mat * damp_activation),
+    )
     Rule("dc_mature_death_step", dc(state="mat") >> None, dcm_death)
     dci_obs = Observable("dc_immature", dc(state="imm"))
     dcm_obs = Observable("dc_mature", dc(state="mat"))
@@ -145,7 +174,11 @@ def declare():
     help_max = par("cd4_help_max", "1")
     cd4_bystander = par("cd4_bystander", "Mcell")
     present(th())  # no tumour-specific helpers before the tumour has released antigen
-    Rule("cd4_priming_step", None >> th(), Expression("cd4_priming_flux", th_rate * dcm_obs * antigen_signal))
+    Rule(
+        "cd4_priming_step",
+        None >> th(),
+        Expression("cd4_priming_flux", th_rate * dcm_obs * antigen_signal),
+    )
     Rule("cd4_death_step", th() >> None, th_death)
     th_obs = Observable("cd4_helper", th())
     help_level = Expression("cd4_help", th_obs / (th_obs + th_half))
@@ -154,25 +187,39 @@ def declare():
     treg_death = par("treg_death", "1/h")
     burden_half = par("burden_half", "mm^3")
     Initial(treg(), Expression("treg_initial", treg_source / treg_death))
-    Rule("treg_influx", None >> treg(), Expression("treg_influx_flux",
-         treg_source + treg_expansion * burden / (burden + burden_half)))
+    Rule(
+        "treg_influx",
+        None >> treg(),
+        Expression(
+            "treg_influx_flux", treg_source + treg_expansion * burden / (burden + burden_half)
+        ),
+    )
     Rule("treg_death_step", treg() >> None, treg_death)
     treg_obs = Observable("treg", treg())
     mdsc_source = par("mdsc_source", "Mcell/h")
     mdsc_recruit = par("mdsc_recruitment", "Mcell/h")
     mdsc_death = par("mdsc_death", "1/h")
     Initial(mdsc(), Expression("mdsc_initial", mdsc_source / mdsc_death))
-    Rule("mdsc_influx", None >> mdsc(), Expression("mdsc_influx_flux",
-         mdsc_source + mdsc_recruit * burden / (burden + burden_half)))
+    Rule(
+        "mdsc_influx",
+        None >> mdsc(),
+        Expression(
+            "mdsc_influx_flux", mdsc_source + mdsc_recruit * burden / (burden + burden_half)
+        ),
+    )
     Rule("mdsc_death_step", mdsc() >> None, mdsc_death)
     mdsc_obs = Observable("mdsc", mdsc())
     treg_half = par("treg_suppression_half", "Mcell")
     mdsc_half = par("mdsc_suppression_half", "Mcell")
     ado_half = par("adenosine_suppression_half", "mm^3")
     ln_suppression = Expression("priming_suppression_factor", 1 / (1 + treg_obs / treg_half))
-    tumour_suppression = {s: Expression(f"effector_suppression_factor_{s}",
-                                        1 / (1 + mdsc_obs / mdsc_half + adenosine[s] / ado_half))
-                          for s in SITES}
+    tumour_suppression = {
+        s: Expression(
+            f"effector_suppression_factor_{s}",
+            1 / (1 + mdsc_obs / mdsc_half + adenosine[s] / ado_half),
+        )
+        for s in SITES
+    }
 
     # ---- PD-L1 (tumour cells and DCs), BET inhibitor ----
     pdl1_inhibition = par("pdl1_inhibition", "1")
@@ -192,15 +239,26 @@ def declare():
     temperature = signal("temperature_C")
     present(beti())
     # µmol/g Fe x mg Fe/cm³ = µM; released while the thermo-sensitive gate is open
-    Rule("beti_heat_release", None >> beti(), Expression("beti_release_flux",
-         beti_loading * beti_release * signal("particle_iron_mg_per_cm3")
-         / (1 + sympy.exp(-(temperature - beti_gate) / beti_width))))
+    Rule(
+        "beti_heat_release",
+        None >> beti(),
+        Expression(
+            "beti_release_flux",
+            beti_loading
+            * beti_release
+            * signal("particle_iron_mg_per_cm3")
+            / (1 + sympy.exp(-(temperature - beti_gate) / beti_width)),
+        ),
+    )
     Rule("beti_clearance_step", beti() >> None, beti_clear)
     beti_obs = Observable("beti_uM", beti())
     stress_activation = hill(stress, stress_half, 2)
-    heat_pdl1 = Expression("pdl1_heat_drive", heat_induction * (stress_activation - hill(1, stress_half, 2)))
-    pdl1_transcription = Expression("pdl1_transcription_factor_treated",
-                                    1 - beti_max * beti_obs / (beti_obs + beti_ic50))
+    heat_pdl1 = Expression(
+        "pdl1_heat_drive", heat_induction * (stress_activation - hill(1, stress_half, 2))
+    )
+    pdl1_transcription = Expression(
+        "pdl1_transcription_factor_treated", 1 - beti_max * beti_obs / (beti_obs + beti_ic50)
+    )
     ln_pdl1 = Expression("priming_pdl1_factor", 1 / (1 + pdl1_priming_inhibition * (1 - occupancy)))
 
     # ---- NK cells (treated site) ----
@@ -218,14 +276,25 @@ def declare():
     Rule("nk_death_act", nk(state="act") >> None, nk_death)
     # NK cells are activated on contact with stress-ligand-bearing tumour cells: no tumour,
     # no activation (which also keeps the rate finite-precision-safe once a tumour is gone)
-    Rule("nk_activation_step", nk(state="rest") >> nk(state="act"),
-         Expression("nk_activation_rate", nk_act * stress_activation
-                    * targets["treated"] / (targets["treated"] + nk_target_half)))
+    Rule(
+        "nk_activation_step",
+        nk(state="rest") >> nk(state="act"),
+        Expression(
+            "nk_activation_rate",
+            nk_act * stress_activation * targets["treated"] / (targets["treated"] + nk_target_half),
+        ),
+    )
     Rule("nk_deactivation_step", nk(state="act") >> nk(state="rest"), nk_deact)
     nka = Observable("nk_active", nk(state="act"))
     nkr = Observable("nk_resting", nk(state="rest"))
-    immune_attack("nk_killing", "treated", Expression("nk_kill_hazard",
-                  nk_kill * nka * tumour_suppression["treated"] / (targets["treated"] + nk_target_half)))
+    immune_attack(
+        "nk_killing",
+        "treated",
+        Expression(
+            "nk_kill_hazard",
+            nk_kill * nka * tumour_suppression["treated"] / (targets["treated"] + nk_target_half),
+        ),
+    )
 
     # ---- CD8: priming, expansion, trafficking, killing, exhaustion, memory ----
     prime = par("cd8_priming", "1/h")
@@ -253,8 +322,14 @@ def declare():
         present(cd8(loc=site, state="eff"))
         present(cd8(loc=site, state="exh"))
     help_factor = 1 + help_max * help_level
-    Rule("cd8_priming_step", None >> cd8(loc="ln", state="primed"), Expression("cd8_priming_flux",
-         prime * dcm_obs * antigen_signal * help_factor * ln_suppression * ln_pdl1))
+    Rule(
+        "cd8_priming_step",
+        None >> cd8(loc="ln", state="primed"),
+        Expression(
+            "cd8_priming_flux",
+            prime * dcm_obs * antigen_signal * help_factor * ln_suppression * ln_pdl1,
+        ),
+    )
     mem_obs = Observable("cd8_memory", cd8(loc="blood", state="mem"))
     # antigen as memory cells see it: their low threshold both triggers recall and, while
     # antigen persists, holds effectors from becoming memory (no formation-recall loop)
@@ -263,15 +338,29 @@ def declare():
     # expanding progeny (no DAMP-matured DCs needed)
     recall_rate = Expression("cd8_recall_rate", recall * memory_antigen)
     Rule("cd8_memory_activation", cd8(loc="blood", state="mem") >> None, recall_rate)
-    Rule("cd8_memory_recall_step", None >> cd8(loc="ln", state="primed"),
-         Expression("cd8_recall_flux", burst * recall_rate * mem_obs))
-    Rule("cd8_expansion_step", cd8(loc="ln", state="primed") >> cd8(loc="blood", state="eff"), expansion_exit)
+    Rule(
+        "cd8_memory_recall_step",
+        None >> cd8(loc="ln", state="primed"),
+        Expression("cd8_recall_flux", burst * recall_rate * mem_obs),
+    )
+    Rule(
+        "cd8_expansion_step",
+        cd8(loc="ln", state="primed") >> cd8(loc="blood", state="eff"),
+        expansion_exit,
+    )
     # memory forms as antigen is cleared (persistent antigen drives terminal effectors)
-    Rule("cd8_memory_formation_step", cd8(loc="blood", state="eff") >> cd8(loc="blood", state="mem"),
-         Expression("cd8_memory_formation_rate", mem_rate * help_level * (1 - memory_antigen)))
+    Rule(
+        "cd8_memory_formation_step",
+        cd8(loc="blood", state="eff") >> cd8(loc="blood", state="mem"),
+        Expression("cd8_memory_formation_rate", mem_rate * help_level * (1 - memory_antigen)),
+    )
     Rule("cd8_memory_death_step", cd8(loc="blood", state="mem") >> None, mem_death)
     Rule("cd8_blood_death", cd8(loc="blood", state="eff") >> None, eff_death)
-    Rule("cd8_depletion", cd8() >> None, Expression("cd8_depletion_hazard", depletion_rate * depletion))
+    Rule(
+        "cd8_depletion",
+        cd8() >> None,
+        Expression("cd8_depletion_hazard", depletion_rate * depletion),
+    )
     Observable("cd8_primed", cd8(loc="ln", state="primed"))
     blood = Observable("cd8_effector_blood", cd8(loc="blood", state="eff"))
     effectors, ifng = {}, {}
@@ -288,30 +377,48 @@ def declare():
         if site == "treated":
             inflamed = 1 - (1 - inflamed) * (1 - damp_activation)
         Expression(f"tumour_inflammation_{site}", inflamed)
-        Rule(f"cd8_trafficking_{site}", cd8(loc="blood", state="eff") >> cd8(loc=site, state="eff"),
-             Expression(f"cd8_trafficking_rate_{site}", traffic * (cold + (1 - cold) * inflamed)
-                        * volume[site] / (volume[site] + s_l)))
+        Rule(
+            f"cd8_trafficking_{site}",
+            cd8(loc="blood", state="eff") >> cd8(loc=site, state="eff"),
+            Expression(
+                f"cd8_trafficking_rate_{site}",
+                traffic * (cold + (1 - cold) * inflamed) * volume[site] / (volume[site] + s_l),
+            ),
+        )
         pdl1_obs = Observable(f"pdl1_{site}", pdl1(site=site))
         Initial(pdl1(site=site), Expression(f"pdl1_initial_{site}", sympy.Float(1.0)))
         drive = 1 + pdl1_induction * ifng[site] / (ifng[site] + ifn_half)
         if site == "treated":
             drive = (drive + heat_pdl1) * pdl1_transcription
-        Rule(f"pdl1_expression_{site}", None >> pdl1(site=site),
-             Expression(f"pdl1_expression_rate_{site}", pdl1_turnover * drive))
+        Rule(
+            f"pdl1_expression_{site}",
+            None >> pdl1(site=site),
+            Expression(f"pdl1_expression_rate_{site}", pdl1_turnover * drive),
+        )
         Rule(f"pdl1_turnover_{site}", pdl1(site=site) >> None, pdl1_turnover)
         free = Expression(f"pdl1_free_{site}", pdl1_obs * (1 - occupancy))
-        Rule(f"cd8_exhaustion_{site}", cd8(loc=site, state="eff") >> cd8(loc=site, state="exh"),
-             Expression(f"cd8_exhaustion_rate_{site}", exh_rate * free))
+        Rule(
+            f"cd8_exhaustion_{site}",
+            cd8(loc=site, state="eff") >> cd8(loc=site, state="exh"),
+            Expression(f"cd8_exhaustion_rate_{site}", exh_rate * free),
+        )
         Rule(f"cd8_effector_death_{site}", cd8(loc=site, state="eff") >> None, eff_death)
         Rule(f"cd8_exhausted_death_{site}", cd8(loc=site, state="exh") >> None, exh_death)
         ratio = Expression(f"effector_target_ratio_{site}", eff / (targets[site] + target_floor))
         # PD-L1, MDSCs and adenosine lower the killing efficacy of each CTL; enough CTLs
         # per target still reach the maximal hazard
-        efficacy = Expression(f"ctl_kill_potential_{site}",
-                              kill * ratio * tumour_suppression[site] / (1 + pdl1_inhibition * free))
-        immune_attack(f"ctl_killing_{site}", site,
-                      Expression(f"ctl_kill_hazard_{site}", efficacy / (1 + efficacy / kill_max)))
-    provide("cd8_effectors_total", Expression("cd8_effectors_total", blood + sum(effectors.values())))
+        efficacy = Expression(
+            f"ctl_kill_potential_{site}",
+            kill * ratio * tumour_suppression[site] / (1 + pdl1_inhibition * free),
+        )
+        immune_attack(
+            f"ctl_killing_{site}",
+            site,
+            Expression(f"ctl_kill_hazard_{site}", efficacy / (1 + efficacy / kill_max)),
+        )
+    provide(
+        "cd8_effectors_total", Expression("cd8_effectors_total", blood + sum(effectors.values()))
+    )
 
     # ---- macrophages (treated site) ----
     mac_recruit = par("macrophage_recruitment", "Mcell/h")
@@ -327,31 +434,78 @@ def declare():
     cd47_strength = par("cd47_sirpa_strength", "1")
     present(mac(pol="M1"))
     present(mac(pol="M2"))
-    Rule("macrophage_recruitment_step", None >> mac(pol="M2"), Expression("macrophage_recruitment_flux",
-         mac_recruit * volume["treated"] / (volume["treated"] + burden_half)))
+    Rule(
+        "macrophage_recruitment_step",
+        None >> mac(pol="M2"),
+        Expression(
+            "macrophage_recruitment_flux",
+            mac_recruit * volume["treated"] / (volume["treated"] + burden_half),
+        ),
+    )
     Rule("macrophage_death_step", mac() >> None, mac_death)
     ifn_t = ifng["treated"]
-    Rule("m2_to_m1", mac(pol="M2") >> mac(pol="M1"), Expression("m2_to_m1_rate",
-         m1_to_m2 * m1_basal / (1 - m1_basal)
-         + m2_to_m1 * (0.5 * damp_activation + 0.5 * ifn_t / (ifn_t + mac_ifn_half))))
+    Rule(
+        "m2_to_m1",
+        mac(pol="M2") >> mac(pol="M1"),
+        Expression(
+            "m2_to_m1_rate",
+            m1_to_m2 * m1_basal / (1 - m1_basal)
+            + m2_to_m1 * (0.5 * damp_activation + 0.5 * ifn_t / (ifn_t + mac_ifn_half)),
+        ),
+    )
     # IL-10/TGF-β from Tregs and MDSCs, relative to the untreated host
-    il10 = Expression("il10_tgfb_relative", (1 + treg_obs / treg_half + mdsc_obs / mdsc_half)
-                      / (1 + component("treg_initial") / treg_half + component("mdsc_initial") / mdsc_half))
-    Rule("m1_to_m2_step", mac(pol="M1") >> mac(pol="M2"), Expression("m1_to_m2_rate", m1_to_m2 * il10))
+    il10 = Expression(
+        "il10_tgfb_relative",
+        (1 + treg_obs / treg_half + mdsc_obs / mdsc_half)
+        / (1 + component("treg_initial") / treg_half + component("mdsc_initial") / mdsc_half),
+    )
+    Rule(
+        "m1_to_m2_step",
+        mac(pol="M1") >> mac(pol="M2"),
+        Expression("m1_to_m2_rate", m1_to_m2 * il10),
+    )
     m1 = Observable("macrophage_m1", mac(pol="M1"))
     m2 = Observable("macrophage_m2", mac(pol="M2"))
     provide("m1_m2_ratio", Expression("m1_m2_ratio", m1 / (m2 + 1e-9)))
-    eat_me = Expression("eat_me_signal", (1 + crt_gain * crt) * (1 + cd47_strength) / (1 + cd47_strength * cd47))
-    immune_attack("phagocytosis", "treated", Expression(
-        "phagocytosis_hazard", phag * (m1 + m2_phag * m2) * eat_me / (targets["treated"] + phag_half)), fate=None)
+    eat_me = Expression(
+        "eat_me_signal", (1 + crt_gain * crt) * (1 + cd47_strength) / (1 + cd47_strength * cd47)
+    )
+    immune_attack(
+        "phagocytosis",
+        "treated",
+        Expression(
+            "phagocytosis_hazard",
+            phag * (m1 + m2_phag * m2) * eat_me / (targets["treated"] + phag_half),
+        ),
+        fate=None,
+    )
     # the assay's readout: tumour cells a macrophage engulfs per day when offered plenty
-    provide("phagocytosis_per_macrophage", Expression("phagocytosis_per_macrophage",
-            24 * phag * (m1 + m2_phag * m2) / (m1 + m2 + 1e-9) * eat_me))
+    provide(
+        "phagocytosis_per_macrophage",
+        Expression(
+            "phagocytosis_per_macrophage",
+            24 * phag * (m1 + m2_phag * m2) / (m1 + m2 + 1e-9) * eat_me,
+        ),
+    )
 
     # ---- readouts comparable with experiments (treated tumour) ----
     tils = component("cd8_effector_treated") + component("cd8_exhausted_treated")
-    cd45 = Expression("immune_cells_treated", tils + th_obs + treg_obs + cd4_bystander + nka + nkr
-                      + m1 + m2 + mdsc_obs + dci_obs + dcm_obs)
+    cd45 = Expression(
+        "immune_cells_treated",
+        tils
+        + th_obs
+        + treg_obs
+        + cd4_bystander
+        + nka
+        + nkr
+        + m1
+        + m2
+        + mdsc_obs
+        + dci_obs
+        + dcm_obs,
+    )
     provide("ctl_infiltration_treated", Expression("ctl_infiltration_treated", tils / cd45))
-    provide("treg_fraction", Expression("treg_fraction", treg_obs / (treg_obs + th_obs + cd4_bystander)))
+    provide(
+        "treg_fraction", Expression("treg_fraction", treg_obs / (treg_obs + th_obs + cd4_bystander))
+    )
     provide("mdsc_fraction", Expression("mdsc_fraction", mdsc_obs / cd45))

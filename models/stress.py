@@ -110,12 +110,26 @@ import sympy
 from pysb import Expression, Initial, Monomer, Observable, Rule
 
 from mhimmune.core.errors import ModelError
-from mhimmune.core.modelkit import (CELL_CLASSES, CLASS_WEIGHTS, bolus, class_load, component, hill, par, present,
-                               provide, signal)
+from mhimmune.core.modelkit import (
+    CELL_CLASSES,
+    CLASS_WEIGHTS,
+    bolus,
+    class_load,
+    component,
+    hill,
+    par,
+    present,
+    provide,
+    signal,
+)
 
 READS = {
-    "temperature_C_low": ("degC", 37.0), "temperature_C_mid": ("degC", 37.0), "temperature_C_high": ("degC", 37.0),
-    "cem43_rate_low": ("1", 0.0), "cem43_rate_mid": ("1", 0.0), "cem43_rate_high": ("1", 0.0),
+    "temperature_C_low": ("degC", 37.0),
+    "temperature_C_mid": ("degC", 37.0),
+    "temperature_C_high": ("degC", 37.0),
+    "cem43_rate_low": ("1", 0.0),
+    "cem43_rate_mid": ("1", 0.0),
+    "cem43_rate_high": ("1", 0.0),
     "particle_iron_mg_per_cm3": ("mg/cm^3", 0.0),
     "particle_dissolution_rate": ("1/h", 0.0),
     "particle_load_sigma": ("1", 0.5),
@@ -123,13 +137,18 @@ READS = {
     "hsp_inhibitor_effect": ("fraction", 0.0),
     "gox_effect": ("fraction", 0.0),
     "body_weight": ("kg", 0.02),
-    "viable_treated_low": ("mm^3", 1.0), "viable_treated_mid": ("mm^3", 4.0), "viable_treated_high": ("mm^3", 1.0),
+    "viable_treated_low": ("mm^3", 1.0),
+    "viable_treated_mid": ("mm^3", 4.0),
+    "viable_treated_high": ("mm^3", 1.0),
     # protocol inputs of the heating link (0 outside sessions); stubs when run alone
-    "mh_field_kA_per_m": ("kA/m", 0.0), "mh_freq_kHz": ("kHz", 0.0),
+    "mh_field_kA_per_m": ("kA/m", 0.0),
+    "mh_freq_kHz": ("kHz", 0.0),
 }
 PROVIDES = {
     **{f"hazard_{f}_{c}": "1/h" for f in ("apop", "icd", "necr") for c in CELL_CLASSES},
-    "hsp_relative": "1", "stress_ligand": "1", "cd47_relative": "1",
+    "hsp_relative": "1",
+    "stress_ligand": "1",
+    "cd47_relative": "1",
 }
 
 #: µM of metal per (mg metal / cm³) = 1e3 mg/L / (g/mol)
@@ -142,7 +161,11 @@ GAS_CONSTANT = 8.314462618  # J/(mol K)
 def misfolding_shape(temperature):
     """Relative protein misfolding rate (1 - 0.4 e^-(T-37))·1.4^(T-37) (Szymańska & Zylicz
     2009; Petre et al. 2011), floored at 0 (it turns negative below ~36.1 °C)."""
-    return sympy.Max(0, (1 - sympy.Float(0.4) * sympy.exp(-(temperature - 37))) * sympy.Float(1.4) ** (temperature - 37))
+    return sympy.Max(
+        0,
+        (1 - sympy.Float(0.4) * sympy.exp(-(temperature - 37)))
+        * sympy.Float(1.4) ** (temperature - 37),
+    )
 
 
 def _input(name):
@@ -167,8 +190,9 @@ def radicals(k, fe2, fe3, cu1, mn2, gsh, h2o2, temperature_factor, field_oh):
     krT = k["fe3_h2o2"] * temperature_factor
     kcuT = k["cu"] * temperature_factor
     kmnT = k["mn"] * temperature_factor
-    oh = (((k1T * fe2 + kcuT * cu1 + kmnT * mn2) * h2o2 + field_oh)
-          / (k["oh_h2o2"] * h2o2 + k["oh_gsh"] * gsh + k["oh_fe"] * fe2 + k["oh_bio"]))
+    oh = ((k1T * fe2 + kcuT * cu1 + kmnT * mn2) * h2o2 + field_oh) / (
+        k["oh_h2o2"] * h2o2 + k["oh_gsh"] * gsh + k["oh_fe"] * fe2 + k["oh_bio"]
+    )
     ho2 = (krT * fe3 + k["oh_h2o2"] * oh) * h2o2 / k["sod"]
     return oh, ho2, k1T, krT, kcuT, kmnT
 
@@ -276,17 +300,28 @@ def declare():
     h2o2_removal = Expression("h2o2_removal_rate", k["catalase"] + k["peroxidase"])
     lysosome = 1 + lys_fraction * (lys_factor - 1)
     field_power = Expression("field_h2f", field**2 * freq)  # (kA/m)²·kHz, 0 outside sessions
-    hf0 = 1 / (1 + s0)                                      # basal free HSP70 (relative)
-    a0 = 1 / (1 + hsf_repression**hsf_hill)                 # basal free HSF1 fraction
-    misfolding_basal = Expression("misfolding_basal_rate",
-                                  (refold_rate * s0 / (1 + s0) + misfold_deg * s0) / misfolding_shape(37))
-    lesion_yield = Expression("heat_lesions_per_cem43", (lesion_fixation + lesion_repair) / (lesion_fixation * d0_43))
+    hf0 = 1 / (1 + s0)  # basal free HSP70 (relative)
+    a0 = 1 / (1 + hsf_repression**hsf_hill)  # basal free HSF1 fraction
+    misfolding_basal = Expression(
+        "misfolding_basal_rate",
+        (refold_rate * s0 / (1 + s0) + misfold_deg * s0) / misfolding_shape(37),
+    )
+    lesion_yield = Expression(
+        "heat_lesions_per_cem43", (lesion_fixation + lesion_repair) / (lesion_fixation * d0_43)
+    )
     gsh_synthesis_basal = gsh_turnover * gsh_initial * (1 + gsh_initial / gsh_ki)
     # basal quasi-steady chemistry (37 °C, no drugs, basal iron and GSH) for the initial state
     arrhenius_37 = sympy.exp(-ea_fenton / GAS_CONSTANT * (1 / sympy.Float(310.15) - 1 / t_ref))
-    oh_basal, *_ = radicals(k, labile_fe_initial, 0, 0, 0, gsh_initial, h2o2_initial, arrhenius_37 * lysosome, 0)
-    ox_basal = Expression("oxidative_damage_basal", damage_yield * k["oh_bio"] * oh_basal
-                          / (damage_repair * gsh_initial / (gsh_initial + repair_gsh_km)))
+    oh_basal, *_ = radicals(
+        k, labile_fe_initial, 0, 0, 0, gsh_initial, h2o2_initial, arrhenius_37 * lysosome, 0
+    )
+    ox_basal = Expression(
+        "oxidative_damage_basal",
+        damage_yield
+        * k["oh_bio"]
+        * oh_basal
+        / (damage_repair * gsh_initial / (gsh_initial + repair_gsh_km)),
+    )
 
     # CDT depots: one per metal in the tissue, released into every class (dose mg/kg ->
     # mg in body -> mg per g (≈ cm³) tumour -> µM); GSH-reducible metals arrive oxidised
@@ -319,8 +354,15 @@ def declare():
         Initial(mp(cls=cls), s0)
         Initial(hspm(cls=cls), one)
         Initial(hsp(cls=cls), one)
-        for pattern in (fe(ox="iii", cls=cls), cu(ox="i", cls=cls), cu(ox="ii", cls=cls),
-                        mn(ox="ii", cls=cls), mn(ox="iii", cls=cls), gsox(cls=cls), heat(cls=cls)):
+        for pattern in (
+            fe(ox="iii", cls=cls),
+            cu(ox="i", cls=cls),
+            cu(ox="ii", cls=cls),
+            mn(ox="ii", cls=cls),
+            mn(ox="iii", cls=cls),
+            gsox(cls=cls),
+            heat(cls=cls),
+        ):
             present(pattern)
 
         fe2 = Observable(f"labile_fe2_uM_{cls}", fe(ox="ii", cls=cls))
@@ -340,12 +382,17 @@ def declare():
         hsp_obs = Observable(f"hsp70_relative_{cls}", hsp(cls=cls))
 
         # --- radicals at quasi-steady state ---
-        arrhenius = Expression(f"fenton_arrhenius_{cls}", sympy.exp(
-            -ea_fenton / GAS_CONSTANT * (1 / (temperature + 273.15) - 1 / t_ref)))
-        field_oh = Expression(f"field_oh_production_{cls}",
-                              field_ros * particle_fe * load * UM_PER_MG_FE_PER_CM3 * field_power)
+        arrhenius = Expression(
+            f"fenton_arrhenius_{cls}",
+            sympy.exp(-ea_fenton / GAS_CONSTANT * (1 / (temperature + 273.15) - 1 / t_ref)),
+        )
+        field_oh = Expression(
+            f"field_oh_production_{cls}",
+            field_ros * particle_fe * load * UM_PER_MG_FE_PER_CM3 * field_power,
+        )
         oh_x, ho2_x, k1T_x, krT_x, kcuT_x, kmnT_x = radicals(
-            k, fe2, fe3, cu1, mn2, gsh_obs, h2o2, arrhenius * lysosome, field_oh)
+            k, fe2, fe3, cu1, mn2, gsh_obs, h2o2, arrhenius * lysosome, field_oh
+        )
         k1T = Expression(f"k_fenton_T_{cls}", k1T_x)
         krT = Expression(f"k_fe3_h2o2_T_{cls}", krT_x)
         kcuT = Expression(f"k_cu_fenton_T_{cls}", kcuT_x)
@@ -354,91 +401,200 @@ def declare():
         ho2 = Expression(f"hydroperoxyl_radical_uM_{cls}", ho2_x)
 
         # --- H2O2: production (basal, GOx, heat), catalase/peroxidase, SOD, eq. 2 ---
-        Rule(f"h2o2_production_{cls}", None >> h2o2_m(cls=cls), Expression(
-            f"h2o2_production_rate_{cls}", (k["catalase"] + k["peroxidase"]) * h2o2_initial
-            * (1 + gox_h2o2_fold * gox) * heat_h2o2_q10 ** ((temperature - 37) / 10)))
+        Rule(
+            f"h2o2_production_{cls}",
+            None >> h2o2_m(cls=cls),
+            Expression(
+                f"h2o2_production_rate_{cls}",
+                (k["catalase"] + k["peroxidase"])
+                * h2o2_initial
+                * (1 + gox_h2o2_fold * gox)
+                * heat_h2o2_q10 ** ((temperature - 37) / 10),
+            ),
+        )
         Rule(f"h2o2_removal_{cls}", h2o2_m(cls=cls) >> None, h2o2_removal)
-        Rule(f"h2o2_from_dismutation_{cls}", None >> h2o2_m(cls=cls),
-             Expression(f"h2o2_dismutation_rate_{cls}", k["sod"] * ho2 / 2))
-        Rule(f"oh_consumes_h2o2_{cls}", h2o2_m(cls=cls) >> None, Expression(f"h2o2_oh_rate_{cls}", k["oh_h2o2"] * oh))
+        Rule(
+            f"h2o2_from_dismutation_{cls}",
+            None >> h2o2_m(cls=cls),
+            Expression(f"h2o2_dismutation_rate_{cls}", k["sod"] * ho2 / 2),
+        )
+        Rule(
+            f"oh_consumes_h2o2_{cls}",
+            h2o2_m(cls=cls) >> None,
+            Expression(f"h2o2_oh_rate_{cls}", k["oh_h2o2"] * oh),
+        )
 
         # --- metal redox (eqs. 1-7) ---
-        Rule(f"fenton_initiation_{cls}", fe(ox="ii", cls=cls) + h2o2_m(cls=cls) >> fe(ox="iii", cls=cls), k1T)
+        Rule(
+            f"fenton_initiation_{cls}",
+            fe(ox="ii", cls=cls) + h2o2_m(cls=cls) >> fe(ox="iii", cls=cls),
+            k1T,
+        )
         Expression(f"fenton_initiation_flux_{cls}", k1T * fe2 * h2o2)
-        Rule(f"oh_oxidises_fe2_{cls}", fe(ox="ii", cls=cls) >> fe(ox="iii", cls=cls),
-             Expression(f"fe2_oh_rate_{cls}", k["oh_fe"] * oh))
-        Rule(f"ho2_oxidises_fe2_{cls}", fe(ox="ii", cls=cls) >> fe(ox="iii", cls=cls),
-             Expression(f"fe2_ho2_rate_{cls}", k["ho2_fe2"] * ho2))
-        Rule(f"fenton_recycling_{cls}", fe(ox="iii", cls=cls) + h2o2_m(cls=cls) >> fe(ox="ii", cls=cls), krT)
-        Rule(f"ho2_reduces_fe3_{cls}", fe(ox="iii", cls=cls) >> fe(ox="ii", cls=cls),
-             Expression(f"fe3_ho2_rate_{cls}", k["ho2_fe3"] * ho2))
-        Rule(f"gsh_reduces_fe3_{cls}", fe(ox="iii", cls=cls) + gsh(cls=cls) >> fe(ox="ii", cls=cls) + gsox(cls=cls),
-             k_gsh_fe3)
-        Rule(f"cu_fenton_{cls}", cu(ox="i", cls=cls) + h2o2_m(cls=cls) >> cu(ox="ii", cls=cls), kcuT)
-        Rule(f"gsh_reduces_cu2_{cls}", cu(ox="ii", cls=cls) + gsh(cls=cls) >> cu(ox="i", cls=cls) + gsox(cls=cls),
-             k_gsh_cu2)
-        Rule(f"mn_fenton_{cls}", mn(ox="ii", cls=cls) + h2o2_m(cls=cls) >> mn(ox="iii", cls=cls), kmnT)
-        Rule(f"gsh_reduces_mn3_{cls}", mn(ox="iii", cls=cls) + gsh(cls=cls) >> mn(ox="ii", cls=cls) + gsox(cls=cls),
-             k_gsh_mn3)
+        Rule(
+            f"oh_oxidises_fe2_{cls}",
+            fe(ox="ii", cls=cls) >> fe(ox="iii", cls=cls),
+            Expression(f"fe2_oh_rate_{cls}", k["oh_fe"] * oh),
+        )
+        Rule(
+            f"ho2_oxidises_fe2_{cls}",
+            fe(ox="ii", cls=cls) >> fe(ox="iii", cls=cls),
+            Expression(f"fe2_ho2_rate_{cls}", k["ho2_fe2"] * ho2),
+        )
+        Rule(
+            f"fenton_recycling_{cls}",
+            fe(ox="iii", cls=cls) + h2o2_m(cls=cls) >> fe(ox="ii", cls=cls),
+            krT,
+        )
+        Rule(
+            f"ho2_reduces_fe3_{cls}",
+            fe(ox="iii", cls=cls) >> fe(ox="ii", cls=cls),
+            Expression(f"fe3_ho2_rate_{cls}", k["ho2_fe3"] * ho2),
+        )
+        Rule(
+            f"gsh_reduces_fe3_{cls}",
+            fe(ox="iii", cls=cls) + gsh(cls=cls) >> fe(ox="ii", cls=cls) + gsox(cls=cls),
+            k_gsh_fe3,
+        )
+        Rule(
+            f"cu_fenton_{cls}", cu(ox="i", cls=cls) + h2o2_m(cls=cls) >> cu(ox="ii", cls=cls), kcuT
+        )
+        Rule(
+            f"gsh_reduces_cu2_{cls}",
+            cu(ox="ii", cls=cls) + gsh(cls=cls) >> cu(ox="i", cls=cls) + gsox(cls=cls),
+            k_gsh_cu2,
+        )
+        Rule(
+            f"mn_fenton_{cls}",
+            mn(ox="ii", cls=cls) + h2o2_m(cls=cls) >> mn(ox="iii", cls=cls),
+            kmnT,
+        )
+        Rule(
+            f"gsh_reduces_mn3_{cls}",
+            mn(ox="iii", cls=cls) + gsh(cls=cls) >> mn(ox="ii", cls=cls) + gsox(cls=cls),
+            k_gsh_mn3,
+        )
 
         # --- glutathione (eq. 8, reductase, synthesis with BSO, export) ---
-        Rule(f"oh_scavenging_by_gsh_{cls}", gsh(cls=cls) >> gsox(cls=cls),
-             Expression(f"gsh_oxidation_rate_{cls}", k["oh_gsh"] * oh))
+        Rule(
+            f"oh_scavenging_by_gsh_{cls}",
+            gsh(cls=cls) >> gsox(cls=cls),
+            Expression(f"gsh_oxidation_rate_{cls}", k["oh_gsh"] * oh),
+        )
         # GSSG = GSox/2; v = Vmax GSSG/(Km + GSSG) per GSSG, i.e. 2v per GSH equivalent
-        Rule(f"glutathione_reductase_{cls}", gsox(cls=cls) >> gsh(cls=cls),
-             Expression(f"gr_rate_{cls}", gr_vmax / (gr_km + gsox_obs / 2)))
-        Rule(f"gsh_synthesis_{cls}", None >> gsh(cls=cls), Expression(
-            f"gsh_synthesis_rate_{cls}", gsh_synthesis_basal * (1 - bso) / (1 + gsh_obs / gsh_ki)))
+        Rule(
+            f"glutathione_reductase_{cls}",
+            gsox(cls=cls) >> gsh(cls=cls),
+            Expression(f"gr_rate_{cls}", gr_vmax / (gr_km + gsox_obs / 2)),
+        )
+        Rule(
+            f"gsh_synthesis_{cls}",
+            None >> gsh(cls=cls),
+            Expression(
+                f"gsh_synthesis_rate_{cls}",
+                gsh_synthesis_basal * (1 - bso) / (1 + gsh_obs / gsh_ki),
+            ),
+        )
         Rule(f"gsh_export_{cls}", gsh(cls=cls) >> None, gsh_turnover)
 
         # --- metal traffic ---
-        Rule(f"fe_import_{cls}", None >> fe(ox="ii", cls=cls),
-             Expression(f"fe_import_rate_{cls}", fe_sequestration * labile_fe_initial))
+        Rule(
+            f"fe_import_{cls}",
+            None >> fe(ox="ii", cls=cls),
+            Expression(f"fe_import_rate_{cls}", fe_sequestration * labile_fe_initial),
+        )
         Rule(f"fe_sequestration_{cls}", fe(cls=cls) >> None, fe_sequestration)
         Rule(f"cu_sequestration_{cls}", cu(cls=cls) >> None, cu_sequestration)
         Rule(f"mn_efflux_{cls}", mn(cls=cls) >> None, mn_efflux)
-        Rule(f"particle_fe_release_{cls}", None >> fe(ox="ii", cls=cls), Expression(
-            f"particle_fe_release_rate_{cls}",
-            particle_fe_labile_fraction * k_diss * particle_fe * load * UM_PER_MG_FE_PER_CM3))
+        Rule(
+            f"particle_fe_release_{cls}",
+            None >> fe(ox="ii", cls=cls),
+            Expression(
+                f"particle_fe_release_rate_{cls}",
+                particle_fe_labile_fraction * k_diss * particle_fe * load * UM_PER_MG_FE_PER_CM3,
+            ),
+        )
         for metal, depot in depots.items():
             target = release_target[metal]
-            Rule(f"cdt_{metal}_release_{cls}", depot() >> depot() + target.monomer(cls=cls, **target.site_conditions),
-                 cdt_release)
+            Rule(
+                f"cdt_{metal}_release_{cls}",
+                depot() >> depot() + target.monomer(cls=cls, **target.site_conditions),
+                cdt_release,
+            )
 
         # --- damage ---
-        Rule(f"oxidative_damage_step_{cls}", None >> oxd(cls=cls),
-             Expression(f"damage_production_{cls}", damage_yield * k["oh_bio"] * oh))
-        Rule(f"oxidative_damage_repair_{cls}", oxd(cls=cls) + gsh(cls=cls) >> gsox(cls=cls),
-             Expression(f"damage_repair_rate_{cls}", damage_repair / (gsh_obs + repair_gsh_km)))
-        Rule(f"heat_lesion_formation_{cls}", None >> heat(cls=cls),
-             Expression(f"heat_lesion_rate_{cls}", lesion_yield * cem_rate))
+        Rule(
+            f"oxidative_damage_step_{cls}",
+            None >> oxd(cls=cls),
+            Expression(f"damage_production_{cls}", damage_yield * k["oh_bio"] * oh),
+        )
+        Rule(
+            f"oxidative_damage_repair_{cls}",
+            oxd(cls=cls) + gsh(cls=cls) >> gsox(cls=cls),
+            Expression(f"damage_repair_rate_{cls}", damage_repair / (gsh_obs + repair_gsh_km)),
+        )
+        Rule(
+            f"heat_lesion_formation_{cls}",
+            None >> heat(cls=cls),
+            Expression(f"heat_lesion_rate_{cls}", lesion_yield * cem_rate),
+        )
         hsp_func = Expression(f"hsp70_functional_{cls}", hsp_obs * (1 - hspi))
         hsp_free = Expression(f"hsp70_free_relative_{cls}", hsp_func / (1 + mp_obs) / hf0)
-        Rule(f"heat_lesion_repair_{cls}", heat(cls=cls) >> None,
-             Expression(f"heat_lesion_repair_rate_{cls}", lesion_repair * hsp_func * atp))
+        Rule(
+            f"heat_lesion_repair_{cls}",
+            heat(cls=cls) >> None,
+            Expression(f"heat_lesion_repair_rate_{cls}", lesion_repair * hsp_func * atp),
+        )
         Rule(f"heat_lesion_fixation_{cls}", heat(cls=cls) >> None, lesion_fixation)
-        Rule(f"er_stress_induction_{cls}", None >> er(cls=cls), Expression(
-            f"er_stress_input_{cls}", er_rate * (er_heat * heat_obs + er_ox * oxd_obs / ox_damage_k)))
+        Rule(
+            f"er_stress_induction_{cls}",
+            None >> er(cls=cls),
+            Expression(
+                f"er_stress_input_{cls}",
+                er_rate * (er_heat * heat_obs + er_ox * oxd_obs / ox_damage_k),
+            ),
+        )
         Rule(f"er_stress_relaxation_{cls}", er(cls=cls) >> None, er_rate)
 
         # --- heat-shock response ---
-        Rule(f"misfolding_{cls}", None >> mp(cls=cls),
-             Expression(f"misfolding_rate_{cls}", misfolding_basal * misfolding_shape(temperature)))
-        Rule(f"refolding_{cls}", mp(cls=cls) >> None,
-             Expression(f"refolding_rate_{cls}", refold_rate * hsp_func * atp / (1 + mp_obs)))
+        Rule(
+            f"misfolding_{cls}",
+            None >> mp(cls=cls),
+            Expression(f"misfolding_rate_{cls}", misfolding_basal * misfolding_shape(temperature)),
+        )
+        Rule(
+            f"refolding_{cls}",
+            mp(cls=cls) >> None,
+            Expression(f"refolding_rate_{cls}", refold_rate * hsp_func * atp / (1 + mp_obs)),
+        )
         Rule(f"misfolded_clearance_{cls}", mp(cls=cls) >> None, misfold_deg)
-        hsf_free = Expression(f"hsf1_free_fraction_{cls}", 1 / (1 + (hsf_repression * hsp_free) ** hsf_hill))
-        Rule(f"hsp_transcription_{cls}", None >> hspm(cls=cls), Expression(
-            f"hsp_transcription_rate_{cls}", hsp_mrna_decay * (hsf_free + hsf_leak) / (a0 + hsf_leak)))
+        hsf_free = Expression(
+            f"hsf1_free_fraction_{cls}", 1 / (1 + (hsf_repression * hsp_free) ** hsf_hill)
+        )
+        Rule(
+            f"hsp_transcription_{cls}",
+            None >> hspm(cls=cls),
+            Expression(
+                f"hsp_transcription_rate_{cls}",
+                hsp_mrna_decay * (hsf_free + hsf_leak) / (a0 + hsf_leak),
+            ),
+        )
         Rule(f"hsp_mrna_turnover_{cls}", hspm(cls=cls) >> None, hsp_mrna_decay)
-        Rule(f"hsp_translation_{cls}", None >> hsp(cls=cls),
-             Expression(f"hsp_translation_rate_{cls}", hsp_decay * hspm_obs * atp))
+        Rule(
+            f"hsp_translation_{cls}",
+            None >> hsp(cls=cls),
+            Expression(f"hsp_translation_rate_{cls}", hsp_decay * hspm_obs * atp),
+        )
         Rule(f"hsp70_turnover_{cls}", hsp(cls=cls) >> None, hsp_decay)
 
         # --- death hazards by fate ---
-        protection = Expression(f"hsp_survival_factor_{cls}", (1 + hsp_protection) / (1 + hsp_protection * hsp_func))
+        protection = Expression(
+            f"hsp_survival_factor_{cls}", (1 + hsp_protection) / (1 + hsp_protection * hsp_func)
+        )
         heat_hazard = Expression(f"heat_hazard_{cls}", lesion_fixation * heat_obs)
-        ox_hazard = Expression(f"oxidative_hazard_{cls}", ox_hazard_max * hill(oxd_obs, ox_damage_k, ox_hill))
+        ox_hazard = Expression(
+            f"oxidative_hazard_{cls}", ox_hazard_max * hill(oxd_obs, ox_damage_k, ox_hill)
+        )
         x = heat_obs / necr_lesions + oxd_obs / necr_ox
         necrotic_share = Expression(f"necrotic_share_{cls}", x**necr_hill / (1 + x**necr_hill))
         icd_share = Expression(f"icd_share_{cls}", icd_max * er_obs / (1 + er_obs))
@@ -455,8 +611,10 @@ def declare():
 
     hsp_mean = Expression("hsp70_relative", mean([v[0] for v in per_class.values()]))
     mp_rel = Expression("misfolded_relative", mean([v[1] for v in per_class.values()]) / s0)
-    ox_rel = Expression("oxidative_damage_relative",
-                        (mean([v[2] for v in per_class.values()]) - ox_basal) / ox_damage_k)
+    ox_rel = Expression(
+        "oxidative_damage_relative",
+        (mean([v[2] for v in per_class.values()]) - ox_basal) / ox_damage_k,
+    )
     provide("hsp_relative", hsp_mean)
     provide("stress_ligand", Expression("stress_ligand", mp_rel + ox_rel))
     provide("cd47_relative", Expression("cd47_relative", 1 - cd47_heat_drop * (1 - 1 / mp_rel)))

@@ -36,8 +36,10 @@ from mhimmune.core.modelkit import CELL_CLASSES, CLASS_WEIGHTS, bolus, par, prov
 
 READS: dict = {}
 PROVIDES = {
-    "tumour_volume_treated": "mm^3", "tumour_volume_distant": "mm^3",
-    "viable_treated": "mm^3", "viable_distant": "mm^3",
+    "tumour_volume_treated": "mm^3",
+    "tumour_volume_distant": "mm^3",
+    "viable_treated": "mm^3",
+    "viable_distant": "mm^3",
     **{f"viable_treated_{c}": "mm^3" for c in CELL_CLASSES},
 }
 
@@ -47,8 +49,11 @@ STATES = ("viable", "damaged", *FATES, "dead")
 
 
 def declare():
-    tumour = Monomer("Tumour", ["site", "state", "cls"],
-                     {"site": list(SITES), "state": list(STATES), "cls": list(CELL_CLASSES)})
+    tumour = Monomer(
+        "Tumour",
+        ["site", "state", "cls"],
+        {"site": list(SITES), "state": list(STATES), "cls": list(CELL_CLASSES)},
+    )
     growth = par("tumour_growth_rate", "1/h")
     capacity = par("tumour_capacity", "mm^3")
     allee = par("tumour_allee_volume", "mm^3")
@@ -61,8 +66,10 @@ def declare():
         for cls, w in zip(CELL_CLASSES, CLASS_WEIGHTS):
             if cls in classes[site]:
                 share = w if site == "treated" else 1.0
-                Initial(tumour(site=site, state="viable", cls=cls),
-                        Expression(f"tumour_initial_{site}_{cls}", initial[site] * share))
+                Initial(
+                    tumour(site=site, state="viable", cls=cls),
+                    Expression(f"tumour_initial_{site}_{cls}", initial[site] * share),
+                )
         total = Observable(f"tumour_volume_{site}", tumour(site=site))
         viable = Observable(f"viable_{site}", tumour(site=site, state="viable"))
         Observable(f"damaged_{site}", tumour(site=site, state="damaged"))
@@ -70,21 +77,34 @@ def declare():
             Observable(f"dying_{fate}_{site}", tumour(site=site, state=fate))
         Observable(f"dead_{site}", tumour(site=site, state="dead"))
         # logistic crowding by everything that occupies volume; Allee factor on viable cells
-        rate = Expression(f"growth_rate_{site}",
-                          growth * (1 - total / capacity) * viable / (viable + allee))
+        rate = Expression(
+            f"growth_rate_{site}", growth * (1 - total / capacity) * viable / (viable + allee)
+        )
         for cls in classes[site]:
             cell = tumour(site=site, state="viable", cls=cls)
-            Rule(f"growth_{site}_{cls}", cell >> cell + tumour(site=site, state="viable", cls=cls), rate)
-        Rule(f"basal_apoptosis_{site}",
-             tumour(site=site, state="viable") >> tumour(site=site, state="apop"), basal_death)
+            Rule(
+                f"growth_{site}_{cls}",
+                cell >> cell + tumour(site=site, state="viable", cls=cls),
+                rate,
+            )
+        Rule(
+            f"basal_apoptosis_{site}",
+            tumour(site=site, state="viable") >> tumour(site=site, state="apop"),
+            basal_death,
+        )
         for fate in FATES:
-            Rule(f"death_completion_{fate}_{site}",
-                 tumour(site=site, state=fate) >> tumour(site=site, state="dead"), completion[fate])
+            Rule(
+                f"death_completion_{fate}_{site}",
+                tumour(site=site, state=fate) >> tumour(site=site, state="dead"),
+                completion[fate],
+            )
         Rule(f"debris_clearance_{site}", tumour(site=site, state="dead") >> None, debris_clearance)
         provide(f"tumour_volume_{site}", total)
         provide(f"viable_{site}", viable)
     for cls in CELL_CLASSES:
-        provide(f"viable_treated_{cls}",
-                Observable(f"viable_treated_{cls}", tumour(site="treated", state="viable", cls=cls)))
+        provide(
+            f"viable_treated_{cls}",
+            Observable(f"viable_treated_{cls}", tumour(site="treated", state="viable", cls=cls)),
+        )
     # a rechallenge implants new tumour cells at the distant site
     bolus("rechallenge", tumour(site="distant", state="viable", cls="mid"), 1.0)

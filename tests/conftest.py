@@ -22,5 +22,7 @@ def load_protocol(name: str) -> mh.Protocol:
 
 @pytest.fixture(scope="session")
 def demo_results(model):
-    return {name: mh.simulate(model, load_protocol(name))
-            for name in ("untreated", "mh", "anti_pdl1", "mh_plus_pdl1")}
+    return {
+        name: mh.simulate(model, load_protocol(name))
+        for name in ("untreated", "mh", "anti_pdl1", "mh_plus_pdl1")
+    }

@@ -7,10 +7,10 @@ import math
 import pandas as pd
 import pytest
 
-from mhimmune.mh import physics as ph
-from mhimmune.mh.agents import Agent, agent_names, agent_table, get_agent
 from mhimmune.core.errors import ProtocolError
 from mhimmune.core.resources import resource_dir
+from mhimmune.mh import physics as ph
+from mhimmune.mh.agents import Agent, agent_names, agent_table, get_agent
 
 # agent id -> (SAR W/g, H kA/m, f kHz, ILP nH m²/kg) as the seed review gives them (None = not given)
 SEED_NUMBERS = {
@@ -53,8 +53,17 @@ def test_catalogue_numbers_match_the_seed(name):
 
 def test_existing_rows_and_columns_are_kept():
     df = pd.read_csv(resource_dir("parameters") / "agents.tsv", sep="\t")
-    for column in ("agent", "description", "sar_w_per_g", "field_kA_per_m", "freq_kHz",
-                   "ilp_nH_m2_per_kg", "core_nm", "source", "notes"):
+    for column in (
+        "agent",
+        "description",
+        "sar_w_per_g",
+        "field_kA_per_m",
+        "freq_kHz",
+        "ilp_nH_m2_per_kg",
+        "core_nm",
+        "source",
+        "notes",
+    ):
         assert column in df.columns
     first = df.set_index("agent").loc[["fe3o4_10nm", "fe3o4_19nm_mpeg"]]
     assert list(first["core_nm"]) == [10, 19]
@@ -65,18 +74,30 @@ def test_given_ilp_agrees_with_sar_and_field():
     """Where the seed gives SAR, H, f and ILP they agree within 1 % (2 % for the FVIO 2019 row,
     whose field is the upper end of a 30-46 kA/m range)."""
     for agent in map(get_agent, agent_names()):
-        if agent.ilp_derived or not all(math.isfinite(x) for x in (agent.sar_w_per_g, agent.field_kA_per_m,
-                                                                   agent.freq_kHz, agent.ilp_nH_m2_per_kg)):
+        if agent.ilp_derived or not all(
+            math.isfinite(x)
+            for x in (
+                agent.sar_w_per_g,
+                agent.field_kA_per_m,
+                agent.freq_kHz,
+                agent.ilp_nH_m2_per_kg,
+            )
+        ):
             continue
         tol = 0.02 if agent.name == "fvio_nanorings_2019" else 0.01
         assert ph.ilp(agent.sar_w_per_g, agent.field_kA_per_m, agent.freq_kHz) == pytest.approx(
-            agent.ilp_nH_m2_per_kg, rel=tol), agent.name
+            agent.ilp_nH_m2_per_kg, rel=tol
+        ), agent.name
 
 
 def test_derived_ilps():
     """ILP = SAR/(H² f) for agents quoted with SAR and field only."""
-    expected = {"nanotherm": 0.0128, "ionc_cubes_19nm": 5.61, "fvio_nanorings": 14.04,
-                "zn04fe26o4_cofe2o4_nanocubes": 15.16}
+    expected = {
+        "nanotherm": 0.0128,
+        "ionc_cubes_19nm": 5.61,
+        "fvio_nanorings": 14.04,
+        "zn04fe26o4_cofe2o4_nanocubes": 15.16,
+    }
     for name, ilp in expected.items():
         agent = get_agent(name)
         assert agent.ilp_derived
@@ -85,10 +106,15 @@ def test_derived_ilps():
 
 def test_sar_at_the_measuring_field_round_trips():
     for agent in map(get_agent, agent_names()):
-        if agent.scalable and math.isfinite(agent.sar_w_per_g) and math.isfinite(agent.field_kA_per_m):
+        if (
+            agent.scalable
+            and math.isfinite(agent.sar_w_per_g)
+            and math.isfinite(agent.field_kA_per_m)
+        ):
             tol = 0.02 if agent.name == "fvio_nanorings_2019" else 0.01
             assert agent.sar_at(agent.field_kA_per_m, agent.freq_kHz) == pytest.approx(
-                agent.sar_w_per_g, rel=tol), agent.name
+                agent.sar_w_per_g, rel=tol
+            ), agent.name
 
 
 def test_sar_scales_as_h_squared_f():
@@ -138,7 +164,9 @@ def test_agent_table_and_structure():
 
 def test_coating_thickness_lowers_sar():
     """Seed section 3.4: thicker PEG on 19 nm Fe3O4 lowers the SAR (930 > 686 > 535 W/g)."""
-    series = [get_agent(n) for n in ("fe3o4_19nm_mpeg", "fe3o4_19nm_peg_dh29nm", "fe3o4_19nm_peg_dh35nm")]
+    series = [
+        get_agent(n) for n in ("fe3o4_19nm_mpeg", "fe3o4_19nm_peg_dh29nm", "fe3o4_19nm_peg_dh35nm")
+    ]
     assert [a.shell_nm for a in series] == [3, 5, 8]
     sars = [a.sar_at(27, 400) for a in series]
     assert sars[0] > sars[1] > sars[2]

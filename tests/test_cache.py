@@ -22,6 +22,7 @@ def cache(tmp_path_factory):
         mp.setenv("MHIMMUNE_CACHE_DIR", str(folder))
         import contextlib
         import io
+
         err = io.StringIO()
         with contextlib.redirect_stderr(err):
             first = mh.load_model(links=LINK, standalone=True, verbose=True)
@@ -35,7 +36,11 @@ def entries(folder):
 def test_first_load_compiles_with_one_line_then_loads_silently(cache, capsys):
     folder, first, stderr = cache
     lines = stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("mhimmune: compiling model") and str(folder) in lines[0]
+    assert (
+        len(lines) == 1
+        and lines[0].startswith("mhimmune: compiling model")
+        and str(folder) in lines[0]
+    )
     assert entries(folder) == [f"model_{first.compiled.key}"]
     assert not [p for p in folder.iterdir() if p.name.startswith(".tmp_")]  # written atomically
     again = mh.load_model(links=LINK, standalone=True, verbose=True)
@@ -60,7 +65,9 @@ def test_new_parameter_values_reuse_the_compiled_model(cache, tmp_path, capsys):
     tsv.write_text("\n".join(rows) + "\n")
     edited = mh.load_model(links=LINK, parameters=tables, standalone=True, verbose=True)
     assert capsys.readouterr().err == ""
-    assert edited.compiled.key == first.compiled.key and entries(folder) == [f"model_{first.compiled.key}"]
+    assert edited.compiled.key == first.compiled.key and entries(folder) == [
+        f"model_{first.compiled.key}"
+    ]
     i = edited.compiled.parameters.index(name)
     assert edited.parameter_vector()[i] != first.parameter_vector()[i]
 

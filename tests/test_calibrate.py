@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 import mhimmune as mh
-from mhimmune.studies import calibrate
-from mhimmune.interop import petab as mhpetab
 from mhimmune.core.errors import HfWarning, MhimmuneError, ParameterError
+from mhimmune.interop import petab as mhpetab
+from mhimmune.studies import calibrate
 
 pytest.importorskip("petab")
 
@@ -23,8 +23,13 @@ def arms():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", HfWarning)
         heated = mh.Protocol("14 d", name="MH day 5").mh_session(
-            start="5 d", duration="30 min", field="15 kA/m", frequency="200 kHz",
-            agent="fe3o4_19nm_mpeg", dose="3.5 mg/cm^3")
+            start="5 d",
+            duration="30 min",
+            field="15 kA/m",
+            frequency="200 kHz",
+            agent="fe3o4_19nm_mpeg",
+            dose="3.5 mg/cm^3",
+        )
     return {"untreated": mh.Protocol("14 d", name="untreated"), "mh_day5": heated}
 
 
@@ -33,8 +38,9 @@ def synthetic(model, arms):
     missing = [n for n in TRUTH if n not in model.parameter_names]
     if missing:
         pytest.skip(f"model has no parameter(s) {missing}")
-    return calibrate.synthetic_measurements(model, arms, days=range(0, 15), params=TRUTH,
-                                            animals_per_arm=3, sd_log=0.1, seed=1)
+    return calibrate.synthetic_measurements(
+        model, arms, days=range(0, 15), params=TRUTH, animals_per_arm=3, sd_log=0.1, seed=1
+    )
 
 
 @pytest.fixture(scope="module")
@@ -74,14 +80,23 @@ def test_fit_plots_and_predictions(profile_fit, tmp_path):
     assert {"fitted", "log_residual"} <= set(pred.columns)
     assert np.sqrt(np.mean(pred["log_residual"] ** 2)) == pytest.approx(profile_fit.sigma, rel=1e-6)
     import matplotlib.pyplot as plt
+
     plt.close("all")
 
 
 def test_bootstrap_interval_brackets_estimate(model, synthetic, arms):
     """Resampling animals within arms gives refits that scatter around the estimate."""
     data = synthetic[synthetic["arm"] == "untreated"]
-    fit = calibrate.fit(model, data, ["tumour_growth_rate"], {"untreated": arms["untreated"]},
-                        n_starts=1, ci="bootstrap", n_bootstrap=4, seed=3)
+    fit = calibrate.fit(
+        model,
+        data,
+        ["tumour_growth_rate"],
+        {"untreated": arms["untreated"]},
+        n_starts=1,
+        ci="bootstrap",
+        n_bootstrap=4,
+        seed=3,
+    )
     row = fit.table().loc["tumour_growth_rate"]
     assert row["method"] == "bootstrap" and len(fit.bootstrap) == 4
     assert row["ci_lower"] < row["ci_upper"]
@@ -90,15 +105,19 @@ def test_bootstrap_interval_brackets_estimate(model, synthetic, arms):
 
 
 def test_measurement_import_checks_columns_and_values(tmp_path):
-    good = pd.DataFrame({"animal": [1, 1], "arm": ["mh", "mh"], "day": [7, 9], "volume": [100.0, 80.0]})
+    good = pd.DataFrame(
+        {"animal": [1, 1], "arm": ["mh", "mh"], "day": [7, 9], "volume": [100.0, 80.0]}
+    )
     path = tmp_path / "data.csv"
     good.to_csv(path, index=False)
     loaded = mhpetab.load_measurements(path)
     assert list(loaded.columns) == ["animal", "arm", "day", "volume", "site"]
     assert (loaded["site"] == "treated").all() and loaded["animal"].tolist() == ["1", "1"]
-    for change, message in [({"volume": [100.0, 0.0]}, "row 2: volume must be > 0"),
-                            ({"day": [7, "x"]}, "row 2: day must be a finite number"),
-                            ({"day": [-1, 9]}, "row 1: day must be ≥ 0")]:
+    for change, message in [
+        ({"volume": [100.0, 0.0]}, "row 2: volume must be > 0"),
+        ({"day": [7, "x"]}, "row 2: day must be a finite number"),
+        ({"day": [-1, 9]}, "row 1: day must be ≥ 0"),
+    ]:
         with pytest.raises(MhimmuneError, match=message):
             mhpetab.load_measurements(good.assign(**change))
     with pytest.raises(MhimmuneError, match="missing column"):
@@ -113,7 +132,9 @@ def test_fit_rejects_bad_requests(model, synthetic, arms):
     with pytest.raises(ParameterError, match="unknown parameter"):
         calibrate.fit(model, synthetic, ["no_such_parameter"], arms)
     with pytest.raises(MhimmuneError, match="after the end"):
-        calibrate.fit(model, synthetic.assign(day=synthetic["day"] + 30), ["tumour_growth_rate"], arms)
+        calibrate.fit(
+            model, synthetic.assign(day=synthetic["day"] + 30), ["tumour_growth_rate"], arms
+        )
     with pytest.raises(MhimmuneError, match="ci must be"):
         calibrate.fit(model, synthetic, ["tumour_growth_rate"], arms, ci="jackknife")
 
@@ -123,12 +144,16 @@ def test_petab_problem_passes_linter(model, synthetic, arms, tmp_path):
     measurements (hours) and the parameter table (internal units) pass petab's linter,
     and the files it writes read back."""
     import petab.v1 as petab
+
     data = pd.concat([synthetic, synthetic.head(3).assign(site="distant")], ignore_index=True)
     problem = mhpetab.to_petab(model, data, arms, estimate=list(TRUTH))
     mhpetab.lint(problem)
     assert set(problem.condition_df.index) == {"untreated", "mh_day5"}
     assert problem.measurement_df["time"].max() == pytest.approx(14 * 24)
-    assert set(problem.observable_df.index) == {"obs_tumour_volume_treated", "obs_tumour_volume_distant"}
+    assert set(problem.observable_df.index) == {
+        "obs_tumour_volume_treated",
+        "obs_tumour_volume_distant",
+    }
     estimated = problem.parameter_df.index[problem.parameter_df["estimate"] == 1]
     assert set(estimated) == {*TRUTH, mhpetab.NOISE_PARAMETER}
     # nominal values are the model's internal values (per hour), bounds bracket them
@@ -136,7 +161,9 @@ def test_petab_problem_passes_linter(model, synthetic, arms, tmp_path):
     assert (pdf["lowerBound"] <= pdf["nominalValue"] + 1e-12).all()
     assert (pdf["nominalValue"] <= pdf["upperBound"] + 1e-12).all()
     rate = pdf.loc["tumour_growth_rate", "nominalValue"]
-    assert rate == pytest.approx(model.parameter_vector()[model.compiled.parameters.index("tumour_growth_rate")])
+    assert rate == pytest.approx(
+        model.parameter_vector()[model.compiled.parameters.index("tumour_growth_rate")]
+    )
     yaml_path = mhpetab.write_petab(problem, tmp_path / "petab")
     again = petab.Problem.from_yaml(yaml_path)
     assert not petab.lint_problem(again)

@@ -27,7 +27,9 @@ def test_params_search(capsys):
 
 
 def test_simulate_writes_results(tmp_path, capsys):
-    assert main(["simulate", MH, "--set", "ctl_kill_rate=0.3", "--out", str(tmp_path), "--plot"]) == 0
+    assert (
+        main(["simulate", MH, "--set", "ctl_kill_rate=0.3", "--out", str(tmp_path), "--plot"]) == 0
+    )
     traj = pd.read_csv(tmp_path / "mh_trajectories.csv")
     assert list(traj.columns) == ["time_day", "variable", "value"]
     assert traj["time_day"].max() == pytest.approx(40.0)
@@ -44,13 +46,16 @@ def test_simulate_with_params_file(tmp_path):
     assert (tmp_path / "mh_summary.csv").is_file()
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["simulate", MH, "--set", "k_fenton=-1", "--out", "X"], "k_fenton"),
-    (["simulate", MH, "--set", "nonsense=1", "--out", "X"], "nonsense"),
-    (["simulate", "no_such_file.toml", "--out", "X"], "protocol file not found"),
-    (["simulate", MH, "--set", "k_fenton", "--out", "X"], "expected name=value"),
-    (["check", "no_such_file.toml"], "protocol file not found"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["simulate", MH, "--set", "k_fenton=-1", "--out", "X"], "k_fenton"),
+        (["simulate", MH, "--set", "nonsense=1", "--out", "X"], "nonsense"),
+        (["simulate", "no_such_file.toml", "--out", "X"], "protocol file not found"),
+        (["simulate", MH, "--set", "k_fenton", "--out", "X"], "expected name=value"),
+        (["check", "no_such_file.toml"], "protocol file not found"),
+    ],
+)
 def test_errors_exit_2_with_one_line(argv, message, tmp_path, capsys):
     argv = [a if a != "X" else str(tmp_path) for a in argv]
     assert main(argv) == 2
@@ -62,10 +67,13 @@ def test_errors_exit_2_with_one_line(argv, message, tmp_path, capsys):
 
 def test_bad_protocol_file_in_subprocess(tmp_path):
     bad = tmp_path / "bad.toml"
-    bad.write_text('duration = "10 d"\n[[mh_session]]\nstart = "1 d"\nduration = "-5 min"\nfield = "10 kA/m"\n'
-                   'frequency = "100 kHz"\nagent = "fe3o4_10nm"\ndose = "1 mg/cm^3"\n')
-    proc = subprocess.run([sys.executable, "-m", "mhimmune.cli", "check", str(bad)],
-                          capture_output=True, text=True)
+    bad.write_text(
+        'duration = "10 d"\n[[mh_session]]\nstart = "1 d"\nduration = "-5 min"\nfield = "10 kA/m"\n'
+        'frequency = "100 kHz"\nagent = "fe3o4_10nm"\ndose = "1 mg/cm^3"\n'
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "mhimmune.cli", "check", str(bad)], capture_output=True, text=True
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: mh_session[0].duration: must be > 0")
     assert "Traceback" not in proc.stderr
@@ -73,6 +81,7 @@ def test_bad_protocol_file_in_subprocess(tmp_path):
 
 def test_demo_writes_summary_trajectories_and_figure(tmp_path):
     from mhimmune.cli import run_demo
+
     summary = run_demo(tmp_path)
     assert list(summary.columns) == ["untreated", "MH", "anti-PD-L1", "MH + anti-PD-L1"]
     assert summary.loc["peak_temperature_C", "untreated"] == pytest.approx(37.0)

@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mhimmune.studies import cohort as co
-from mhimmune.runs.ensemble import ScheduleTemplate
 from mhimmune.core.errors import ParameterError, ProtocolError
-
+from mhimmune.runs.ensemble import ScheduleTemplate
+from mhimmune.studies import cohort as co
 
 # ------------------------------------------------------------------ sampling
+
 
 def test_cohorts_are_reproducible_by_seed_and_differ_between_seeds():
     a = co.sample_cohort(50, seed=7)
@@ -28,8 +28,9 @@ def test_cohorts_are_reproducible_by_seed_and_differ_between_seeds():
 
 
 def test_lognormal_cohort_has_median_at_table_value_and_the_given_log_spread():
-    df = co.sample_cohort(20000, variability={"tumour_growth_rate": 0.2,
-                                              "trafficking_half_volume": 0.99}, seed=3)
+    df = co.sample_cohort(
+        20000, variability={"tumour_growth_rate": 0.2, "trafficking_half_volume": 0.99}, seed=3
+    )
     assert np.median(df["tumour_growth_rate"]) == pytest.approx(0.4, rel=0.01)
     assert np.median(df["trafficking_half_volume"]) == pytest.approx(50.0, rel=0.03)
     assert np.std(np.log(df["tumour_growth_rate"])) == pytest.approx(0.2, rel=0.02)
@@ -37,9 +38,12 @@ def test_lognormal_cohort_has_median_at_table_value_and_the_given_log_spread():
 
 
 def test_correlated_cohort_reproduces_the_latent_correlation():
-    df = co.sample_cohort(20000, variability={"tumour_growth_rate": 0.2, "cd8_priming": 0.3,
-                                              "ab_kel": 0.2},
-                          correlation={("tumour_growth_rate", "cd8_priming"): -0.6}, seed=1)
+    df = co.sample_cohort(
+        20000,
+        variability={"tumour_growth_rate": 0.2, "cd8_priming": 0.3, "ab_kel": 0.2},
+        correlation={("tumour_growth_rate", "cd8_priming"): -0.6},
+        seed=1,
+    )
     logs = np.log(df)
     r = np.corrcoef(logs.T.to_numpy())
     assert r[0, 1] == pytest.approx(-0.6, abs=0.02)
@@ -47,8 +51,11 @@ def test_correlated_cohort_reproduces_the_latent_correlation():
 
 
 def test_logitnormal_fraction_stays_inside_0_1_with_median_at_table_value():
-    df = co.sample_cohort(20000, variability={"m1_basal_fraction": {"distribution": "logitnormal",
-                                                                    "sigma": 1.5}}, seed=2)
+    df = co.sample_cohort(
+        20000,
+        variability={"m1_basal_fraction": {"distribution": "logitnormal", "sigma": 1.5}},
+        seed=2,
+    )
     x = df["m1_basal_fraction"].to_numpy()
     assert x.min() > 0 and x.max() < 1
     assert np.median(x) == pytest.approx(0.2, rel=0.03)
@@ -64,21 +71,45 @@ def test_default_variability_table_has_sources_and_kosinsky_spread_of_s_l():
     assert set(var["distribution"]) <= {"lognormal", "logitnormal"}
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(n=0), "n: number of animals"),
-    (dict(n=5, seed=-1), "seed"),
-    (dict(n=5, variability={"no_such_parameter": 0.2}), "unknown parameters"),
-    (dict(n=5, variability={"tumour_growth_rate": -0.1}), r"sigma must be in \[0, 3\]"),
-    (dict(n=5, variability={"tumour_growth_rate": {"distribution": "gamma", "sigma": 0.1}}),
-     "distribution must be one of"),
-    (dict(n=5, variability={"tumour_growth_rate": 0.2, "ab_kel": 0.2},
-          correlation={("tumour_growth_rate", "ab_kel"): 1.0}), r"must be in \(-1, 1\)"),
-    (dict(n=5, variability={"tumour_growth_rate": 0.2}, correlation={("tumour_growth_rate", "x"): 0.1}),
-     "not a varied parameter"),
-    (dict(n=5, variability={"a_fraction": 0.1} | {"tumour_growth_rate": 0.1}), "unknown parameters"),
-    (dict(n=5, variability={"tumour_capacity": {"distribution": "logitnormal", "sigma": 0.1}}),
-     "logit-normal but its table value"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(n=0), "n: number of animals"),
+        (dict(n=5, seed=-1), "seed"),
+        (dict(n=5, variability={"no_such_parameter": 0.2}), "unknown parameters"),
+        (dict(n=5, variability={"tumour_growth_rate": -0.1}), r"sigma must be in \[0, 3\]"),
+        (
+            dict(n=5, variability={"tumour_growth_rate": {"distribution": "gamma", "sigma": 0.1}}),
+            "distribution must be one of",
+        ),
+        (
+            dict(
+                n=5,
+                variability={"tumour_growth_rate": 0.2, "ab_kel": 0.2},
+                correlation={("tumour_growth_rate", "ab_kel"): 1.0},
+            ),
+            r"must be in \(-1, 1\)",
+        ),
+        (
+            dict(
+                n=5,
+                variability={"tumour_growth_rate": 0.2},
+                correlation={("tumour_growth_rate", "x"): 0.1},
+            ),
+            "not a varied parameter",
+        ),
+        (
+            dict(n=5, variability={"a_fraction": 0.1} | {"tumour_growth_rate": 0.1}),
+            "unknown parameters",
+        ),
+        (
+            dict(
+                n=5, variability={"tumour_capacity": {"distribution": "logitnormal", "sigma": 0.1}}
+            ),
+            "logit-normal but its table value",
+        ),
+    ],
+)
 def test_bad_cohort_input_names_the_field(kwargs, match):
     with pytest.raises(ParameterError, match=match):
         co.sample_cohort(**kwargs)
@@ -87,12 +118,19 @@ def test_bad_cohort_input_names_the_field(kwargs, match):
 def test_correlations_that_cannot_hold_together_are_rejected():
     v = {"tumour_growth_rate": 0.1, "ab_kel": 0.1, "cd8_priming": 0.1}
     with pytest.raises(ParameterError, match="not positive definite"):
-        co.sample_cohort(5, variability=v, correlation={("tumour_growth_rate", "ab_kel"): 0.9,
-                                                        ("ab_kel", "cd8_priming"): 0.9,
-                                                        ("tumour_growth_rate", "cd8_priming"): -0.9})
+        co.sample_cohort(
+            5,
+            variability=v,
+            correlation={
+                ("tumour_growth_rate", "ab_kel"): 0.9,
+                ("ab_kel", "cd8_priming"): 0.9,
+                ("tumour_growth_rate", "cd8_priming"): -0.9,
+            },
+        )
 
 
 # -------------------------------------------------------------------- trials
+
 
 @pytest.fixture(scope="module")
 def small_trial():
@@ -107,13 +145,17 @@ def test_trial_classifies_responders_at_day_50_after_first_treatment(small_trial
     assert tr.responder_day == pytest.approx(57.0)
     a = tr.animals
     assert (a["status"] == "ok").all() and tr.n_failed == 0
-    np.testing.assert_array_equal(a["responder"].to_numpy(bool),
-                                  a["total_at_responder_day_mm3"].to_numpy() <= 10.0)
+    np.testing.assert_array_equal(
+        a["responder"].to_numpy(bool), a["total_at_responder_day_mm3"].to_numpy() <= 10.0
+    )
     # the recorded curve agrees with the readout at the responder day
     i = tr.time_day.searchsorted(57.0)
     assert tr.time_day[i] == pytest.approx(57.0)
-    np.testing.assert_allclose(tr.volumes["control"][:, i],
-                               a.loc[a["arm"] == "control", "total_at_responder_day_mm3"], rtol=1e-6)
+    np.testing.assert_allclose(
+        tr.volumes["control"][:, i],
+        a.loc[a["arm"] == "control", "total_at_responder_day_mm3"],
+        rtol=1e-6,
+    )
 
 
 def test_combination_gives_more_responders_than_either_monotherapy(small_trial):
@@ -160,8 +202,10 @@ def test_trial_mechanisms_show_the_chain_for_the_combination(small_trial):
 def test_trial_recist_categories_and_files(small_trial, tmp_path):
     tab = small_trial.recist_table()
     assert tab.loc["control", "PD"] == 8
-    assert tab.loc["mh+anti_pdl1", "CR"] == small_trial.responder_table().loc["mh+anti_pdl1",
-                                                                                "responders"]
+    assert (
+        tab.loc["mh+anti_pdl1", "CR"]
+        == small_trial.responder_table().loc["mh+anti_pdl1", "responders"]
+    )
     paths = small_trial.save(tmp_path)
     back = pd.read_csv(paths["responders"])
     assert list(back["arm"]) == small_trial.arm_names
@@ -192,6 +236,7 @@ def test_failed_runs_are_left_out_and_reported_not_silently_classified():
     cohort = co.sample_cohort(3, variability={"tumour_growth_rate": 0.1}, seed=5)
     cohort.loc[1, "tumour_growth_rate"] = -0.4  # a rate below 0 fails validation in the run
     from mhimmune.runs.ensemble import EnsembleFailureWarning
+
     with pytest.warns(EnsembleFailureWarning):
         tr = co.run_trial(["control", "mh+anti_pdl1"], cohort, progress=False)
     assert tr.n_failed == 2
@@ -205,6 +250,7 @@ def test_failed_runs_are_left_out_and_reported_not_silently_classified():
 
 def test_submodules_are_reachable_from_the_package():
     import mhimmune as mh
+
     assert mh.cohort.sample_cohort is co.sample_cohort
     assert callable(mh.synergy.bliss_excess) and callable(mh.optimize.optimize_schedule)
     with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
@@ -212,9 +258,11 @@ def test_submodules_are_reachable_from_the_package():
 
 
 def test_covariance_sets_log_spreads_and_correlation():
-    cov = pd.DataFrame([[0.04, -0.018], [-0.018, 0.09]],
-                       index=["tumour_growth_rate", "cd8_priming"],
-                       columns=["tumour_growth_rate", "cd8_priming"])
+    cov = pd.DataFrame(
+        [[0.04, -0.018], [-0.018, 0.09]],
+        index=["tumour_growth_rate", "cd8_priming"],
+        columns=["tumour_growth_rate", "cd8_priming"],
+    )
     df = co.sample_cohort(20000, variability={"ab_kel": 0.2}, covariance=cov, seed=9)
     logs = np.log(df[["tumour_growth_rate", "cd8_priming"]])
     np.testing.assert_allclose(np.cov(logs.T.to_numpy()), cov.to_numpy(), atol=0.003)
@@ -222,12 +270,17 @@ def test_covariance_sets_log_spreads_and_correlation():
     with pytest.raises(ParameterError, match="not both"):
         co.sample_cohort(3, covariance=cov, correlation={("tumour_growth_rate", "ab_kel"): 0.1})
     with pytest.raises(ParameterError, match="symmetric"):
-        co.sample_cohort(3, covariance=pd.DataFrame([[0.04, 0.01], [0.0, 0.09]], index=cov.index,
-                                                    columns=cov.columns))
+        co.sample_cohort(
+            3,
+            covariance=pd.DataFrame(
+                [[0.04, 0.01], [0.0, 0.09]], index=cov.index, columns=cov.columns
+            ),
+        )
 
 
 def test_trial_results_do_not_depend_on_workers_or_a_shared_pool():
     from mhimmune.runs.ensemble import WorkerPool
+
     cohort = co.sample_cohort(3, seed=21)
     arms = ["control", "mh+anti_pdl1", co.Arm("late", {"pdl1_delay_day": 7})]
     cols = ["arm", "animal", "total_at_responder_day_mm3", "mature_dc_d7", "time_to_event_day"]
@@ -249,22 +302,35 @@ def _synthetic_trial(curves_by_arm, start_day=1.0):
         arr = np.array([c(t) for c in curves])
         vols[arm] = arr
         for i, y in enumerate(arr):
-            rows.append({"arm": arm, "animal": i, "status": "ok", "message": "",
-                         "total_at_start_mm3": float(np.interp(start_day, t, y)),
-                         "total_at_responder_day_mm3": float(np.interp(start_day + 50, t, y))})
+            rows.append(
+                {
+                    "arm": arm,
+                    "animal": i,
+                    "status": "ok",
+                    "message": "",
+                    "total_at_start_mm3": float(np.interp(start_day, t, y)),
+                    "total_at_responder_day_mm3": float(np.interp(start_day + 50, t, y)),
+                }
+            )
     n = len(next(iter(curves_by_arm.values())))
-    return co.TrialResult(animals=pd.DataFrame(rows), volumes=vols, time_day=t,
-                          arms=[co.Arm(a) for a in curves_by_arm], plans={},
-                          cohort=pd.DataFrame(index=pd.RangeIndex(n, name="animal")),
-                          responder=co.ResponderRule(), start_day=start_day)
+    return co.TrialResult(
+        animals=pd.DataFrame(rows),
+        volumes=vols,
+        time_day=t,
+        arms=[co.Arm(a) for a in curves_by_arm],
+        plans={},
+        cohort=pd.DataFrame(index=pd.RangeIndex(n, name="animal")),
+        responder=co.ResponderRule(),
+        start_day=start_day,
+    )
 
 
 def test_synthetic_trial_classification_and_kaplan_meier_have_known_answers():
     """Growth 100·e^(0.1 t) crosses the 2000 mm³ endpoint at ln(20)/0.1 = 29.96 d after day 0
     (linear interpolation on the 1-day grid: 29.97 d from the grid values), i.e. 28.97 d after
     the first treatment on day 1; shrinking tumours are responders and never have the event."""
-    grow = lambda t: 100 * np.exp(0.1 * t)           # noqa: E731
-    shrink = lambda t: 100 * np.exp(-0.5 * t)        # noqa: E731
+    grow = lambda t: 100 * np.exp(0.1 * t)  # noqa: E731
+    shrink = lambda t: 100 * np.exp(-0.5 * t)  # noqa: E731
     tr = _synthetic_trial({"control": [grow, grow], "treated": [shrink, grow]})
     a = tr.animals.set_index(["arm", "animal"])
     t0, t1 = 29.0, 30.0
@@ -280,8 +346,8 @@ def test_synthetic_trial_classification_and_kaplan_meier_have_known_answers():
 
 
 def test_tiny_negative_volumes_read_as_zero_large_ones_fail_the_run():
-    tiny = lambda t: np.where(t > 10, -1e-12, 50.0 * np.exp(-t))   # noqa: E731
-    bad = lambda t: np.where(t > 10, -1e-3, 50.0 * np.exp(-t))     # noqa: E731
+    tiny = lambda t: np.where(t > 10, -1e-12, 50.0 * np.exp(-t))  # noqa: E731
+    bad = lambda t: np.where(t > 10, -1e-3, 50.0 * np.exp(-t))  # noqa: E731
     tr = _synthetic_trial({"treated": [tiny, bad]})
     a = tr.animals
     assert a.loc[0, "status"] == "ok" and bool(a.loc[0, "responder"])

@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 
 import mhimmune as mh
-from mhimmune.runs import ensemble as en
 from mhimmune.core.errors import HfWarning, MhimmuneError, ParameterError, ProtocolError
-
+from mhimmune.runs import ensemble as en
 
 # ------------------------------------------------------------------ toy evaluators
+
 
 def linear(values):
     """y = 2a + b, and a second output a·b."""
@@ -62,6 +62,7 @@ def design(n=40, seed=3):
 
 
 # ------------------------------------------------------------------------- runner
+
 
 def test_outputs_align_with_design_rows():
     d = design()
@@ -113,8 +114,9 @@ def test_resume_after_an_interrupted_run_recomputes_nothing_finished(tmp_path):
     counter = tmp_path / "calls.txt"
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
-        en.run_ensemble(Counting(counter, interrupt_after=23), d, chunk_size=5, out=out,
-                        progress=False)
+        en.run_ensemble(
+            Counting(counter, interrupt_after=23), d, chunk_size=5, out=out, progress=False
+        )
     finished = sorted(out.glob("chunks/chunk-*.parquet"))
     n_finished = sum(len(pd.read_parquet(f)) for f in finished)
     assert n_finished == 20  # four chunks of 5 were written before the kill at call 24
@@ -158,6 +160,7 @@ def test_bad_designs_are_rejected_before_any_run():
 
 # ---------------------------------------------------------------------- schedules
 
+
 def build(template, **factors):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", HfWarning)
@@ -166,8 +169,17 @@ def build(template, **factors):
 
 def test_schedule_template_builds_the_schedule_the_factors_describe():
     tpl = en.ScheduleTemplate("40 d")
-    plan = build(tpl, n_sessions=4, session_interval_day=3, mh_start_day=6, pdl1_delay_day=-1,
-                 pdl1_count=2, pdl1_interval_day=5, bso=1, session_duration_min=45)
+    plan = build(
+        tpl,
+        n_sessions=4,
+        session_interval_day=3,
+        mh_start_day=6,
+        pdl1_delay_day=-1,
+        pdl1_count=2,
+        pdl1_interval_day=5,
+        bso=1,
+        session_duration_min=45,
+    )
     sessions = plan.mh_sessions()
     assert [s.start_h / 24 for s in sessions] == [6, 9, 12, 15]
     assert all(math.isclose(s.duration_h, 0.75) for s in sessions)
@@ -183,13 +195,15 @@ def test_schedule_template_builds_the_schedule_the_factors_describe():
 
 def test_schedule_template_rejects_bad_factor_values_clearly():
     tpl = en.ScheduleTemplate("40 d")
-    cases = [({"n_session": 3}, "unknown protocol factor"),
-             ({"n_sessions": 2.5}, "integer"),
-             ({"bso": 0.5}, "0 or 1"),
-             ({"field_kA_per_m": -5}, "field"),
-             ({"pdl1_delay_day": -10}, "before|< 0"),
-             ({"field_kA_per_m": 60, "frequency_kHz": 400}, "Hergt"),
-             ({"frequency_kHz": "200 kHz"}, "number")]
+    cases = [
+        ({"n_session": 3}, "unknown protocol factor"),
+        ({"n_sessions": 2.5}, "integer"),
+        ({"bso": 0.5}, "0 or 1"),
+        ({"field_kA_per_m": -5}, "field"),
+        ({"pdl1_delay_day": -10}, "before|< 0"),
+        ({"field_kA_per_m": 60, "frequency_kHz": 400}, "Hergt"),
+        ({"frequency_kHz": "200 kHz"}, "number"),
+    ]
     for factors, message in cases:
         with pytest.raises(ProtocolError, match=message):
             build(tpl, **factors)
@@ -211,6 +225,7 @@ def test_readout_specifications_parse_or_fail_clearly():
 
 # --------------------------------------------------------------------- real model
 
+
 def test_default_readouts_equal_the_simulation_summary(model):
     tpl = en.ScheduleTemplate("30 d")
     ev = en.ModelEvaluator(tpl)
@@ -231,19 +246,28 @@ def test_fast_parameter_path_gives_the_models_own_parameter_vector(model):
     for n in names:
         lo, hi = model.table.frame.loc[n, ["lower", "upper"]]
         x = lo + 0.3 * (hi - lo)
-        np.testing.assert_allclose(view.parameter_vector({n: x}), model.parameter_vector({n: x}),
-                                   rtol=1e-12)
+        np.testing.assert_allclose(
+            view.parameter_vector({n: x}), model.parameter_vector({n: x}), rtol=1e-12
+        )
     with pytest.raises(ParameterError):  # outside the fast range: the model validates
         view.parameter_vector({"ctl_kill_rate": -1.0})
 
 
 def test_small_real_model_ensemble_on_two_processes(model):
     tpl = en.ScheduleTemplate("30 d")
-    d = pd.DataFrame({"field_kA_per_m": [10, 12, 14, 16, 18, 12, 14, 16],
-                      "pdl1_delay_day": [0, 1, 2, 3, -2, 0, 1, -20],  # the last starts before day 0
-                      "ctl_kill_rate": np.linspace(0.5, 1.5, 8) * model.table.value("ctl_kill_rate")})
-    ev = en.ModelEvaluator(tpl, ["final_volume_treated_mm3", "tumour_volume_treated@14", "cure"],
-                           trajectories=["tumour_volume_treated"], time_grid_day=np.arange(0, 31, 5))
+    d = pd.DataFrame(
+        {
+            "field_kA_per_m": [10, 12, 14, 16, 18, 12, 14, 16],
+            "pdl1_delay_day": [0, 1, 2, 3, -2, 0, 1, -20],  # the last starts before day 0
+            "ctl_kill_rate": np.linspace(0.5, 1.5, 8) * model.table.value("ctl_kill_rate"),
+        }
+    )
+    ev = en.ModelEvaluator(
+        tpl,
+        ["final_volume_treated_mm3", "tumour_volume_treated@14", "cure"],
+        trajectories=["tumour_volume_treated"],
+        time_grid_day=np.arange(0, 31, 5),
+    )
     with pytest.warns(en.EnsembleFailureWarning, match="1 of 8"):
         res = en.run_ensemble(ev, d, n_jobs=2, progress=False)
     assert res.results["status"].tolist() == ["ok"] * 7 + ["protocol_error"]
@@ -269,8 +293,9 @@ def test_dask_local_cluster_runs_the_model_once_per_worker(model):
     d = pd.DataFrame({"field_kA_per_m": np.linspace(8, 18, 6), "n_sessions": [1, 2, 3, 1, 2, 3]})
     ev = en.ModelEvaluator(tpl, ["final_volume_treated_mm3", "cem43_total_min"])
     local = en.run_ensemble(ev, d, progress=False)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0") as cluster:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+    ) as cluster:
         with distributed.Client(cluster) as client:
             res = en.run_ensemble(ev, d, client=client, chunk_size=1, progress=False)
     assert res.n_failed == 0
@@ -279,18 +304,28 @@ def test_dask_local_cluster_runs_the_model_once_per_worker(model):
 
 def test_schedule_scan_runs_a_grid(model):
     tpl = en.ScheduleTemplate("25 d")
-    scan = en.schedule_scan(tpl, ("session_interval_day", [1, 2]), ("pdl1_delay_day", [0, 3, 6]),
-                            ["final_volume_treated_mm3"], progress=False)
+    scan = en.schedule_scan(
+        tpl,
+        ("session_interval_day", [1, 2]),
+        ("pdl1_delay_day", [0, 3, 6]),
+        ["final_volume_treated_mm3"],
+        progress=False,
+    )
     assert len(scan) == 6 and (scan["status"] == "ok").all()
     assert sorted(scan["pdl1_delay_day"].unique()) == [0, 3, 6]
 
 
 # ------------------------------------------------- days after the first treatment
 
+
 def test_first_treatment_ignores_rechallenge_and_cd8_depletion():
-    plan = (mh.Protocol("60 d").rechallenge(time="1 d", volume="50 mm^3")
-            .cd8_depletion(time="2 d", dose="10 mg/kg").anti_pdl1(time="9 d", dose="10 mg/kg")
-            .bso(time="8 d", dose="100 mg/kg"))
+    plan = (
+        mh.Protocol("60 d")
+        .rechallenge(time="1 d", volume="50 mm^3")
+        .cd8_depletion(time="2 d", dose="10 mg/kg")
+        .anti_pdl1(time="9 d", dose="10 mg/kg")
+        .bso(time="8 d", dose="100 mg/kg")
+    )
     assert plan.first_treatment_h == pytest.approx(8 * 24.0)
     assert mh.Protocol("10 d").rechallenge(time="1 d", volume="5 mm^3").first_treatment_h is None
 
@@ -302,13 +337,20 @@ def test_relative_readout_counts_days_from_the_first_treatment_of_each_run():
     r = en.Readout.parse("cure<=10@+50")
     assert (r.kind, r.day, r.threshold, r.relative) == ("cure", 50.0, 10.0, True)
     t = en.ScheduleTemplate("60 d")
-    ev = en.ModelEvaluator(t, {"rel": "tumour_volume_treated@+3", "abs7": "tumour_volume_treated@10",
-                               "abs9": "tumour_volume_treated@12"})
+    ev = en.ModelEvaluator(
+        t,
+        {
+            "rel": "tumour_volume_treated@+3",
+            "abs7": "tumour_volume_treated@10",
+            "abs9": "tumour_volume_treated@12",
+        },
+    )
     out = en.run_ensemble(ev, pd.DataFrame({"mh_start_day": [7.0, 9.0]}), progress=False).results
     assert out.loc[0, "rel"] == pytest.approx(out.loc[0, "abs7"], rel=1e-12)
     assert out.loc[1, "rel"] == pytest.approx(out.loc[1, "abs9"], rel=1e-12)
-    untreated = en.run_ensemble(ev, pd.DataFrame({"n_sessions": [0.0], "pdl1_count": [0.0]}),
-                                progress=False, warn=False).results
+    untreated = en.run_ensemble(
+        ev, pd.DataFrame({"n_sessions": [0.0], "pdl1_count": [0.0]}), progress=False, warn=False
+    ).results
     assert untreated.loc[0, "status"] != "ok"
     assert "no treatment" in untreated.loc[0, "message"]
 
@@ -331,14 +373,21 @@ def test_feedback_factor_thermostats_sessions_so_cem43_follows_session_length(mo
     session length adds the added minutes of thermal dose, slightly fewer because the
     thermostat band (0.1 °C) holds the mean a little under the target (R^-0.1 ≈ 0.93; one
     more degree below would give 0.5)."""
-    t = en.ScheduleTemplate("12 d", feedback=1, target_temperature="43 degC", n_sessions=1,
-                            pdl1_count=0, field="18 kA/m")
+    t = en.ScheduleTemplate(
+        "12 d",
+        feedback=1,
+        target_temperature="43 degC",
+        n_sessions=1,
+        pdl1_count=0,
+        field="18 kA/m",
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", HfWarning)
         plan = t.build({"session_duration_min": 30})
     assert plan.mh_sessions()[0].target_C == 43.0
     ev = en.ModelEvaluator(t, {"cem": "cem43_total_min", "peak": "peak_temperature_C"})
-    out = en.run_ensemble(ev, pd.DataFrame({"session_duration_min": [30.0, 60.0]}),
-                          progress=False).results
+    out = en.run_ensemble(
+        ev, pd.DataFrame({"session_duration_min": [30.0, 60.0]}), progress=False
+    ).results
     assert out["peak"].max() == pytest.approx(43.0, abs=0.5)
     assert 0.85 * 30.0 <= out.loc[1, "cem"] - out.loc[0, "cem"] <= 30.0

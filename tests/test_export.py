@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import mhimmune as mh
-from mhimmune.interop import export
 from mhimmune.cli import main
 from mhimmune.core.errors import HfWarning
 from mhimmune.core.resources import resource_dir
+from mhimmune.interop import export
 
 from .conftest import load_protocol
 
@@ -41,8 +41,10 @@ def assert_states_match(model, time_h, reference, other, breakpoints, what):
     rel = np.abs(oth - ref) / np.where(above, np.abs(ref), 1.0)
     rel[~above] = 0.0
     i, j = np.unravel_index(np.argmax(rel), rel.shape)
-    assert rel[i, j] <= REL, (f"{what}: {model.species[j]} at day {time_h[keep][i] / 24:.4f}: "
-                              f"{oth[i, j]:.10g} vs mhimmune {ref[i, j]:.10g} (relative {rel[i, j]:.2e})")
+    assert rel[i, j] <= REL, (
+        f"{what}: {model.species[j]} at day {time_h[keep][i] / 24:.4f}: "
+        f"{oth[i, j]:.10g} vs mhimmune {ref[i, j]:.10g} (relative {rel[i, j]:.2e})"
+    )
     assert above.sum() > 0.5 * above.size  # the comparison covers most of the trajectory
 
 
@@ -72,8 +74,9 @@ def test_libroadrunner_reproduces_default_protocol(model, default_protocol):
     res = mh.simulate(model, default_protocol, **MH_TOL)
     sbml = export.to_sbml(model, default_protocol)
     rr_states = run_roadrunner(sbml, model, res.time_h)
-    assert_states_match(model, res.time_h, res.states, rr_states, default_protocol.breakpoints(),
-                        "libroadrunner")
+    assert_states_match(
+        model, res.time_h, res.states, rr_states, default_protocol.breakpoints(), "libroadrunner"
+    )
     # the heating really happened in both (a schedule that was stepped over would not heat)
     theta = model.species.index("Theta") if "Theta" in model.species else None
     if theta is not None:
@@ -87,11 +90,26 @@ def _kinds_protocol(model):
     kinds = set(model.compiled.bolus_kinds)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", HfWarning)
-        plan = (mh.Protocol("3 d", name="start events")
-                .mh_session(start="0 h", duration="45 min", field="20 kA/m", frequency="200 kHz",
-                            agent="fe3o4_19nm_mpeg", dose="4 mg/cm^3", target="43 degC")
-                .mh_session(start="1 d", duration="20 min", field="12 kA/m", frequency="250 kHz",
-                            agent="fe3o4_19nm_mpeg", dose="2 mg/cm^3"))
+        plan = (
+            mh.Protocol("3 d", name="start events")
+            .mh_session(
+                start="0 h",
+                duration="45 min",
+                field="20 kA/m",
+                frequency="200 kHz",
+                agent="fe3o4_19nm_mpeg",
+                dose="4 mg/cm^3",
+                target="43 degC",
+            )
+            .mh_session(
+                start="1 d",
+                duration="20 min",
+                field="12 kA/m",
+                frequency="250 kHz",
+                agent="fe3o4_19nm_mpeg",
+                dose="2 mg/cm^3",
+            )
+        )
         if "anti_pdl1" in kinds:
             plan = plan.anti_pdl1(time="0 h", dose="10 mg/kg", every="1 d", count=2)
         if "cdt:fe" in kinds:
@@ -107,7 +125,9 @@ def test_start_events_feedback_and_top_up_match(model):
     res = mh.simulate(model, plan, **MH_TOL, output_step="2 h")
     sbml = export.to_sbml(model, plan)
     rr_states = run_roadrunner(sbml, model, res.time_h)
-    assert_states_match(model, res.time_h, res.states, rr_states, plan.breakpoints(), "libroadrunner")
+    assert_states_match(
+        model, res.time_h, res.states, rr_states, plan.breakpoints(), "libroadrunner"
+    )
 
 
 def test_sbml_document_is_level3_with_events_and_units(model, default_protocol):
@@ -116,11 +136,14 @@ def test_sbml_document_is_level3_with_events_and_units(model, default_protocol):
     assert (doc.getLevel(), doc.getVersion()) == (3, 2)
     assert sm.getNumSpecies() == len(model.species)
     assert sm.getNumReactions() >= 1
-    assert sm.getNumEvents() == len([t for t in default_protocol.breakpoints()
-                                     if 0 < t < default_protocol.duration_h])
+    assert sm.getNumEvents() == len(
+        [t for t in default_protocol.breakpoints() if 0 < t < default_protocol.duration_h]
+    )
     for i in range(sm.getNumEvents()):
         trigger = sm.getEvent(i).getTrigger()
-        assert trigger.getPersistent() and libsbml.formulaToL3String(trigger.getMath()).startswith("time >=")
+        assert trigger.getPersistent() and libsbml.formulaToL3String(trigger.getMath()).startswith(
+            "time >="
+        )
     ids = export.species_ids(model)
     assert len(set(ids)) == len(ids) and all(sm.getSpecies(s) is not None for s in ids)
     # every parameter whose unit has an SBML form carries it; the model's time unit is the hour
@@ -131,7 +154,9 @@ def test_sbml_document_is_level3_with_events_and_units(model, default_protocol):
     # overrides reach the export
     name = model.parameter_names[0]
     value = float(model.parameter_vector({})[model.compiled.parameters.index(name)])
-    doc2 = export.to_sbml_document(model, None, {name: 2 * float(model.table.frame.loc[name, "value"])})
+    doc2 = export.to_sbml_document(
+        model, None, {name: 2 * float(model.table.frame.loc[name, "value"])}
+    )
     assert doc2.getModel().getParameter(name).getValue() == pytest.approx(2 * value)
 
 
@@ -139,9 +164,15 @@ def test_bngl_schedule_runs_in_bionetgen_and_matches(model, tmp_path, default_pr
     """BioNetGen runs the BNGL export (network, then the schedule as simulate phases with
     setParameter/addConcentration) and reproduces mhimmune's trajectories."""
     from pysb.pathfinder import get_path
+
     path = export.write(model, "bngl", tmp_path / "model.bngl", default_protocol)
-    run = subprocess.run(["perl", get_path("bng"), path.name], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=300)
+    run = subprocess.run(
+        ["perl", get_path("bng"), path.name],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     cdat = np.loadtxt(tmp_path / "model_schedule.cdat")
     assert cdat.shape[1] == len(model.species) + 1
@@ -151,8 +182,9 @@ def test_bngl_schedule_runs_in_bionetgen_and_matches(model, tmp_path, default_pr
     assert len(common) > 100
     bng = cdat[[i for i, _ in common], 1:]
     ref = res.states[[k for _, k in common]]
-    keep = ~np.isin(np.round(res.time_h[[k for _, k in common]], 9),
-                    np.round(default_protocol.breakpoints(), 9))
+    keep = ~np.isin(
+        np.round(res.time_h[[k for _, k in common]], 9), np.round(default_protocol.breakpoints(), 9)
+    )
     above = np.abs(ref) > state_tolerance(res.states)
     rel = np.where(above, np.abs(bng - ref) / np.where(above, np.abs(ref), 1.0), 0.0)[keep]
     assert rel.max() <= REL, model.species[int(np.argmax(rel.max(axis=0)))]
@@ -161,8 +193,7 @@ def test_bngl_schedule_runs_in_bionetgen_and_matches(model, tmp_path, default_pr
 def test_conditions_document_selects_each_protocol(model):
     """One SBML for several protocols (PEtab conditions): setting a protocol's schedule
     values reproduces that protocol's simulation."""
-    plans = {"short_mh": _kinds_protocol(model),
-             "untreated": mh.Protocol("3 d", name="untreated")}
+    plans = {"short_mh": _kinds_protocol(model), "untreated": mh.Protocol("3 d", name="untreated")}
     doc, values = export.conditions_document(model, plans)
     assert list(values.index) == list(plans)
     for cid, plan in plans.items():
@@ -175,8 +206,21 @@ def test_conditions_document_selects_each_protocol(model):
 
 def test_cli_export_writes_sbml_and_bngl(tmp_path, capsys):
     mh_toml = str(resource_dir("protocols") / "mh.toml")
-    assert main(["export", "sbml", "--protocol", mh_toml, "--set", "tumour_growth_rate=0.3",
-                 "--out", str(tmp_path / "mh.xml")]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "sbml",
+                "--protocol",
+                mh_toml,
+                "--set",
+                "tumour_growth_rate=0.3",
+                "--out",
+                str(tmp_path / "mh.xml"),
+            ]
+        )
+        == 0
+    )
     assert "wrote SBML" in capsys.readouterr().out
     doc = libsbml.readSBMLFromFile(str(tmp_path / "mh.xml"))
     assert doc.getModel().getNumEvents() >= 6
@@ -184,5 +228,8 @@ def test_cli_export_writes_sbml_and_bngl(tmp_path, capsys):
     text = (tmp_path / "net.bngl").read_text()
     assert "begin reaction rules" in text and "begin actions" not in text
     assert not list(tmp_path.glob(".*"))
-    assert main(["export", "sbml", "--protocol", "missing.toml", "--out", str(tmp_path / "x.xml")]) == 2
+    assert (
+        main(["export", "sbml", "--protocol", "missing.toml", "--out", str(tmp_path / "x.xml")])
+        == 2
+    )
     assert "protocol file not found" in capsys.readouterr().err

@@ -7,13 +7,19 @@ import numpy as np
 import pytest
 
 import mhimmune as mh
-from mhimmune.mh.agents import Agent
 from mhimmune.core.errors import HfWarning
+from mhimmune.mh.agents import Agent
 
 
 def _plan(**kw):
-    args = dict(start="1 d", duration="60 min", field="20 kA/m", frequency="200 kHz",
-                agent="fe3o4_19nm_mpeg", dose="4 mg/cm^3")
+    args = dict(
+        start="1 d",
+        duration="60 min",
+        field="20 kA/m",
+        frequency="200 kHz",
+        agent="fe3o4_19nm_mpeg",
+        dose="4 mg/cm^3",
+    )
     args.update(kw)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", HfWarning)
@@ -25,7 +31,7 @@ def test_feedback_session_holds_target_within_half_a_degree(model):
     mean tumour temperature stays within 0.5 °C of it for the rest of the session."""
     res = mh.simulate(model, _plan(target="43 degC"), session_output_step="10 s")
     w = res.wide
-    during = w.loc[1.0:1.0 + 1 / 24]
+    during = w.loc[1.0 : 1.0 + 1 / 24]
     reached = during.index[during["temperature_C"] >= 42.5][0]
     held = during.loc[reached:, "temperature_C"]
     assert np.all(np.abs(held - 43.0) < 0.5)
@@ -57,9 +63,18 @@ def test_session_reports_sar_at_its_field_scaled_by_ilp(model):
 
 
 def test_rosensweig_used_when_agent_has_size_and_anisotropy_but_no_ilp():
-    agent = Agent(name="custom", description="", ilp_nH_m2_per_kg=math.nan, sar_w_per_g=math.nan,
-                  field_kA_per_m=math.nan, freq_kHz=math.nan, source="test", core_nm=14.0,
-                  anisotropy_kJ_per_m3=13.0, shell_nm=2.0)
+    agent = Agent(
+        name="custom",
+        description="",
+        ilp_nH_m2_per_kg=math.nan,
+        sar_w_per_g=math.nan,
+        field_kA_per_m=math.nan,
+        freq_kHz=math.nan,
+        source="test",
+        core_nm=14.0,
+        anisotropy_kJ_per_m3=13.0,
+        shell_nm=2.0,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sar, method = agent.heating_at(0.5, 300.0)
@@ -70,20 +85,23 @@ def test_rosensweig_used_when_agent_has_size_and_anisotropy_but_no_ilp():
 
 def test_poorly_loaded_regions_stay_cooler(model):
     """Regional heterogeneity: the low-load class heats less than the mean, the high-load more."""
-    w = mh.simulate(model, _plan()).wide.loc[1.0:1.0 + 1 / 24]
+    w = mh.simulate(model, _plan()).wide.loc[1.0 : 1.0 + 1 / 24]
     peak = {c: w[f"temperature_C_{c}"].max() for c in ("low", "mid", "high")}
     assert peak["low"] < w["temperature_C"].max() < peak["high"]
     rise = w["temperature_C"].max() - 37
     sigma = model.parameters().loc["particle_load_sigma", "internal_value"]
-    assert peak["high"] - 37 == pytest.approx(rise * math.exp(sigma * math.sqrt(3) - sigma**2 / 2), rel=1e-9)
+    assert peak["high"] - 37 == pytest.approx(
+        rise * math.exp(sigma * math.sqrt(3) - sigma**2 / 2), rel=1e-9
+    )
 
 
 def test_steady_temperature_map_matches_the_full_model(model):
     """The closed-form steady state of the heating link equals the simulated plateau (0.5 %)."""
     from mhimmune.mh.heating import steady_temperature, temperature_map
+
     expected = steady_temperature("fe3o4_19nm_mpeg", 4.0, 20.0, 200.0)
     res = mh.simulate(model, _plan(duration="60 min"))
-    plateau = res.wide.loc[1.0 + 0.9 / 24:1.0 + 1 / 24, "temperature_C"].max()
+    plateau = res.wide.loc[1.0 + 0.9 / 24 : 1.0 + 1 / 24, "temperature_C"].max()
     assert float(expected) == pytest.approx(plateau, rel=0.005)
     table = temperature_map(["fe3o4_19nm_mpeg", "fe3o4_10nm"], 4.0, [5, 10, 20], [100, 300])
     assert len(table) == 12
@@ -94,5 +112,6 @@ def test_steady_temperature_map_matches_the_full_model(model):
 
 def test_steady_temperature_rejects_bad_dose():
     from mhimmune.mh.heating import steady_temperature
+
     with pytest.raises(ValueError, match="dose_mg_per_cm3: must be > 0"):
         steady_temperature("fe3o4_10nm", -1, 10, 100)

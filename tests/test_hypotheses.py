@@ -3,20 +3,36 @@
 import pandas as pd
 import pytest
 
-from mhimmune.studies import hypotheses as hy
 from mhimmune.cli import main
 from mhimmune.core.errors import ParameterError
 from mhimmune.core.resources import resource_dir
+from mhimmune.studies import hypotheses as hy
 
-CONTROL = pd.Series({"cem43_min": 0.0, "damp_d1": 1.1, "mature_dc_d7": 0.057,
-                     "cd8_effectors_d7": 1.3, "pdl1_occupancy_d7": 0.0, "m1_m2_d7": 0.14,
-                     "treg_fraction_d7": 0.16})
+CONTROL = pd.Series(
+    {
+        "cem43_min": 0.0,
+        "damp_d1": 1.1,
+        "mature_dc_d7": 0.057,
+        "cd8_effectors_d7": 1.3,
+        "pdl1_occupancy_d7": 0.0,
+        "m1_m2_d7": 0.14,
+        "treg_fraction_d7": 0.16,
+    }
+)
 
 
 def test_reason_names_the_links_that_move_in_chain_order():
-    combo = pd.Series({"cem43_min": 82.0, "damp_d1": 14.2, "mature_dc_d7": 0.77,
-                       "cd8_effectors_d7": 74.0, "pdl1_occupancy_d7": 0.96, "m1_m2_d7": 1.5,
-                       "treg_fraction_d7": 0.017})
+    combo = pd.Series(
+        {
+            "cem43_min": 82.0,
+            "damp_d1": 14.2,
+            "mature_dc_d7": 0.77,
+            "cd8_effectors_d7": 74.0,
+            "pdl1_occupancy_d7": 0.96,
+            "m1_m2_d7": 1.5,
+            "treg_fraction_d7": 0.017,
+        }
+    )
     text = hy.mechanistic_reason(combo, CONTROL)
     parts = text.split("; ")
     assert parts[0] == "more heat (CEM43 82 vs 0 min)"
@@ -31,16 +47,33 @@ def test_reason_names_the_links_that_move_in_chain_order():
 def test_reason_names_decreases_too():
     """A one-week antibody delay vs the concurrent combination: fewer mature DCs and CD8
     effectors, PD-L1 not yet blocked at +7 d (model readouts of the virtual trial)."""
-    combo = pd.Series({"cem43_min": 83.0, "damp_d1": 18.0, "mature_dc_d7": 0.68,
-                       "cd8_effectors_d7": 70.0, "pdl1_occupancy_d7": 0.96, "m1_m2_d7": 0.97,
-                       "treg_fraction_d7": 0.022})
-    late = pd.Series({"cem43_min": 83.0, "damp_d1": 18.0, "mature_dc_d7": 0.23,
-                      "cd8_effectors_d7": 20.0, "pdl1_occupancy_d7": 0.0, "m1_m2_d7": 0.33,
-                      "treg_fraction_d7": 0.038})
+    combo = pd.Series(
+        {
+            "cem43_min": 83.0,
+            "damp_d1": 18.0,
+            "mature_dc_d7": 0.68,
+            "cd8_effectors_d7": 70.0,
+            "pdl1_occupancy_d7": 0.96,
+            "m1_m2_d7": 0.97,
+            "treg_fraction_d7": 0.022,
+        }
+    )
+    late = pd.Series(
+        {
+            "cem43_min": 83.0,
+            "damp_d1": 18.0,
+            "mature_dc_d7": 0.23,
+            "cd8_effectors_d7": 20.0,
+            "pdl1_occupancy_d7": 0.0,
+            "m1_m2_d7": 0.33,
+            "treg_fraction_d7": 0.038,
+        }
+    )
     assert hy.mechanistic_reason(late, combo) == (
         "fewer mature DCs (+7 d: 0.23 vs 0.68); fewer CD8 effectors (+7 d ÷3.5); "
         "PD-L1 not blocked (occupancy 0.00 vs 0.96); M2 shift of macrophages (M1/M2 ÷2.9); "
-        "more Tregs (×1.7)")
+        "more Tregs (×1.7)"
+    )
 
 
 def test_reason_ignores_changes_below_the_thresholds():
@@ -57,7 +90,9 @@ def test_spec_errors_name_the_key(tmp_path):
     with pytest.raises(ParameterError, match=r"synergy\[0\] lacks \['y', 'y_values'\]"):
         hy.load_hypothesis_spec({"synergy": [{"x": "field_kA_per_m", "x_values": [1]}]})
     with pytest.raises(ParameterError, match="optimize.objective"):
-        hy.load_hypothesis_spec({"optimize": {"space": {"n_sessions": [1, 2]}, "objective": "cure"}})
+        hy.load_hypothesis_spec(
+            {"optimize": {"space": {"n_sessions": [1, 2]}, "objective": "cure"}}
+        )
     with pytest.raises(ParameterError, match=r"\[optimize.space\]"):
         hy.load_hypothesis_spec({"optimize": {"space": {}}})
     bad = tmp_path / "bad.toml"
@@ -75,12 +110,24 @@ SMALL = {
     "title": "small",
     "template": {"duration": "60 d"},
     "cohort": {"n": 4, "seed": 3},
-    "trial": {"arms": ["control", "mh", "anti_pdl1", "mh+anti_pdl1"],
-              "custom_arms": [{"name": "late", "factors": {"pdl1_delay_day": 7}}]},
-    "synergy": [{"name": "dose", "x": "field_kA_per_m", "x_values": [8, 15],
-                 "y": "pdl1_dose_mg_per_kg", "y_values": [10]}],
-    "optimize": {"space": {"pdl1_delay_day": [0, 7]}, "n_boot": 20,
-                 "constraints": {"max_total_antibody_mg_per_kg": 30}},
+    "trial": {
+        "arms": ["control", "mh", "anti_pdl1", "mh+anti_pdl1"],
+        "custom_arms": [{"name": "late", "factors": {"pdl1_delay_day": 7}}],
+    },
+    "synergy": [
+        {
+            "name": "dose",
+            "x": "field_kA_per_m",
+            "x_values": [8, 15],
+            "y": "pdl1_dose_mg_per_kg",
+            "y_values": [10],
+        }
+    ],
+    "optimize": {
+        "space": {"pdl1_delay_day": [0, 7]},
+        "n_boot": 20,
+        "constraints": {"max_total_antibody_mg_per_kg": 30},
+    },
 }
 
 
@@ -102,15 +149,24 @@ def test_report_ranks_the_combination_first_with_its_mechanistic_reason(tmp_path
     text = (tmp_path / "report.md").read_text()
     assert "Model predictions, not measurements" in text
     assert "| 1 |" in text and "kaplan_meier.png" in text and "synergy_dose.png" in text
-    for name in ("kaplan_meier.png", "tumour_volumes.png", "optimisation.png", "synergy_dose.png",
-                 "ranking.csv", "trial/animals.csv", "trial/responders.csv"):
+    for name in (
+        "kaplan_meier.png",
+        "tumour_volumes.png",
+        "optimisation.png",
+        "synergy_dose.png",
+        "ranking.csv",
+        "trial/animals.csv",
+        "trial/responders.csv",
+    ):
         assert (tmp_path / name).is_file(), name
     assert rep.synergy["dose"].table.set_index("field_kA_per_m").loc[15, "bliss_excess"] > 0.5
 
 
 def test_a_failing_spec_leaves_no_report(tmp_path):
-    spec = dict(SMALL, synergy=[{"x": "field", "x_values": [8], "y": "pdl1_dose_mg_per_kg",
-                                 "y_values": [10]}])
+    spec = dict(
+        SMALL,
+        synergy=[{"x": "field", "x_values": [8], "y": "pdl1_dose_mg_per_kg", "y_values": [10]}],
+    )
     spec.pop("optimize")
     with pytest.raises(ParameterError, match="not a protocol factor"):
         hy.run_hypotheses(spec, tmp_path, quick=True, progress=False)
@@ -119,8 +175,10 @@ def test_a_failing_spec_leaves_no_report(tmp_path):
 
 def test_cli_hypotheses_quick_writes_the_report(tmp_path, capsys):
     spec = resource_dir("specs") / "mh_pdl1.toml"
-    assert main(["hypotheses", str(spec), "--out", str(tmp_path), "--quick", "--quiet",
-                 "--jobs", "1"]) == 0
+    assert (
+        main(["hypotheses", str(spec), "--out", str(tmp_path), "--quick", "--quiet", "--jobs", "1"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "report.md" in out and "hypothesis-generating" in out
     assert (tmp_path / "report.md").stat().st_size > 2000

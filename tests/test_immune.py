@@ -60,8 +60,10 @@ def test_mh_plus_anti_pdl1_controls_the_distant_tumour_better_than_either_alone(
     for 100-fold less than the better monotherapy at day 25."""
     comb = arms["mh_plus_pdl1"]["tumour_volume_distant"]
     assert comb.loc[15.0] < comb.loc[7.0]
-    best_mono = min(arms["mh"]["tumour_volume_distant"].loc[25.0],
-                    arms["anti_pdl1"]["tumour_volume_distant"].loc[25.0])
+    best_mono = min(
+        arms["mh"]["tumour_volume_distant"].loc[25.0],
+        arms["anti_pdl1"]["tumour_volume_distant"].loc[25.0],
+    )
     assert comb.loc[25.0] < 0.01 * best_mono
 
 
@@ -70,8 +72,10 @@ def test_anti_pdl1_with_or_before_mh_beats_the_same_doses_a_week_later(arms):
     clear both tumours by day 25, the same doses started on day 14 do not (total burden
     at day 25 measured 5e-7 mm³ for both vs 3450 mm³; Kosinsky 2018, Dovedi 2014). Asked:
     100-fold."""
+
     def burden(name):
         return sum(volumes(arms[name], 25.0))
+
     late = burden("mh_plus_pdl1_late")
     assert burden("mh_plus_pdl1") < 0.01 * late
     assert burden("mh_plus_pdl1_before") < 0.01 * late
@@ -83,21 +87,29 @@ def test_cd8_depletion_removes_the_combinations_benefit(arms):
     11 %: MH alone gets a little CD8 help at the distant site); 20 % allows for NK cells and macrophages, which depletion spares. CD8 effectors
     stay below 2 % of the undepleted combination's peak (measured 0.5 %)."""
     for day in (15.0, 25.0):
-        depleted, mh_alone = volumes(arms["mh_plus_pdl1_cd8_depletion"], day), volumes(arms["mh"], day)
+        depleted, mh_alone = (
+            volumes(arms["mh_plus_pdl1_cd8_depletion"], day),
+            volumes(arms["mh"], day),
+        )
         for a, b in zip(depleted, mh_alone):
             assert a == pytest.approx(b, rel=0.2), day
-    assert (arms["mh_plus_pdl1_cd8_depletion"]["cd8_effectors_total"].max()
-            < 0.02 * arms["mh_plus_pdl1"]["cd8_effectors_total"].max())
+    assert (
+        arms["mh_plus_pdl1_cd8_depletion"]["cd8_effectors_total"].max()
+        < 0.02 * arms["mh_plus_pdl1"]["cd8_effectors_total"].max()
+    )
 
 
 @pytest.fixture(scope="module")
 def rechallenge(model):
     plan = load_protocol("mh_plus_pdl1_rechallenge")
     cured = mh.simulate(model, plan).wide
-    naive_plan = mh.Protocol("75 d", name="naive rechallenge").rechallenge(time="45 d", volume="1 mm^3")
+    naive_plan = mh.Protocol("75 d", name="naive rechallenge").rechallenge(
+        time="45 d", volume="1 mm^3"
+    )
     # tumour-naive mice: no tumours before the implant (1e-6 mm³, a single cell, goes extinct)
-    naive = mh.simulate(model, naive_plan, {"tumour_initial_treated": 1e-6,
-                                            "tumour_initial_distant": 1e-6}).wide
+    naive = mh.simulate(
+        model, naive_plan, {"tumour_initial_treated": 1e-6, "tumour_initial_distant": 1e-6}
+    ).wide
     return cured, naive
 
 
@@ -120,8 +132,9 @@ def test_animals_cured_by_the_combination_reject_a_rechallenge(rechallenge):
 @pytest.fixture(scope="module")
 def without_stress():
     """Tumour, death and immune links with the stress hazards as constant stub inputs."""
-    return mh.load_model(links=["pharmacokinetics", "tumour", "death", "immune"], standalone=True,
-                         verbose=False)
+    return mh.load_model(
+        links=["pharmacokinetics", "tumour", "death", "immune"], standalone=True, verbose=False
+    )
 
 
 def constant_stress(model, icd_share, hazard=0.004):
@@ -132,7 +145,9 @@ def constant_stress(model, icd_share, hazard=0.004):
     return mh.simulate(model, mh.Protocol("14 d", name=f"ICD share {icd_share}"), stubs).wide
 
 
-def test_more_immunogenic_death_at_the_same_kill_matures_more_dcs_and_primes_more_t_cells(without_stress):
+def test_more_immunogenic_death_at_the_same_kill_matures_more_dcs_and_primes_more_t_cells(
+    without_stress,
+):
     """The same stress hazard (0.004 /h on every treated cell for 14 days) with 60 % rather
     than 10 % of the deaths immunogenic: the cells killed by stress over the first week
     agree within 5 % (measured 2.3 %: immune killing differs a little), and the mature DC
@@ -143,7 +158,9 @@ def test_more_immunogenic_death_at_the_same_kill_matures_more_dcs_and_primes_mor
 
     def stress_kill(w):
         week = w.loc[:7.0]
-        return np.trapezoid(0.004 * (week["viable_treated"] + week["damaged_treated"]), week.index * 24)
+        return np.trapezoid(
+            0.004 * (week["viable_treated"] + week["damaged_treated"]), week.index * 24
+        )
 
     assert stress_kill(high) == pytest.approx(stress_kill(low), rel=0.05)
     assert high["mature_dc_fraction"].loc[3.0] > 1.5 * low["mature_dc_fraction"].loc[3.0]
@@ -152,11 +169,14 @@ def test_more_immunogenic_death_at_the_same_kill_matures_more_dcs_and_primes_mor
 
 # ----------------------------------------------------------------- mechanisms
 
+
 def test_anti_pdl1_follows_the_kosinsky_one_compartment_model(model):
     """10 mg/kg i.p. (20 g mouse, 150 kDa: 1.333 nmol) into V = 3 mL with ka = 8 /d and
     kel = 0.15 /d: C(t) = D/V · ka/(ka - kel) · (e^-kel t - e^-ka t), occupancy C/(C + 30 nM),
     to 1e-4 relative (integration tolerance)."""
-    res = mh.simulate(model, mh.Protocol("10 d", name="antibody").anti_pdl1(time="0 d", dose="10 mg/kg"))
+    res = mh.simulate(
+        model, mh.Protocol("10 d", name="antibody").anti_pdl1(time="0 d", dose="10 mg/kg")
+    )
     dose_nmol, v_ml, ka, kel = 10 * 0.02 * 1e6 / 150000, 3.0, 8.0, 0.15
     for day in (0.5, 1.0, 3.0, 7.0):
         c = dose_nmol / v_ml * 1000 * ka / (ka - kel) * (np.exp(-kel * day) - np.exp(-ka * day))
@@ -205,6 +225,7 @@ def test_heat_induced_pdl1_option_raises_pdl1_during_sessions(model):
 
 # ------------------------------------------------------------------- readouts
 
+
 def test_untreated_readouts_match_the_cold_baseline(demo_results):
     """Untreated: ~4 % mature DCs (J Nanobiotechnol 2023 baseline; the DAMPs of basal
     apoptosis add a little: 4-8 % allowed), few CTLs, M2-dominated macrophages."""
@@ -217,8 +238,17 @@ def test_untreated_readouts_match_the_cold_baseline(demo_results):
 
 def test_readouts_compare_gives_fold_changes_against_the_untreated_arm(demo_results):
     table = readouts.compare(demo_results, reference="untreated")
-    assert list(table.columns) == ["arm", "protocol", "readout", "day", "unit", "value",
-                                   "reference_value", "fold_change", "description"]
+    assert list(table.columns) == [
+        "arm",
+        "protocol",
+        "readout",
+        "day",
+        "unit",
+        "value",
+        "reference_value",
+        "fold_change",
+        "description",
+    ]
     assert len(table) == 4 * len(readouts.EXPERIMENT_READOUTS)
     fold = table.pivot(index="readout", columns="arm", values="fold_change")
     ref = table[table["arm"] == "untreated"].set_index("readout")
@@ -227,8 +257,15 @@ def test_readouts_compare_gives_fold_changes_against_the_untreated_arm(demo_resu
     assert ref.loc["pdl1_occupancy_day14", "value"] == 0.0
     # MH: ICD hallmarks up (LITERATURE.md §7: CRT +72 %, HMGB1 +46 %, DC 4 % -> 61 %,
     # CTL 10 % -> 36 %), suppressive cells down, macrophages repolarised, more phagocytosis
-    for name in ("crt_fraction_day8", "atp_treated_day8", "hmgb1_treated_day8", "mature_dc_fraction_day8",
-                 "ctl_infiltration_day14", "m1_m2_ratio_day14", "phagocytosis_per_macrophage_day14"):
+    for name in (
+        "crt_fraction_day8",
+        "atp_treated_day8",
+        "hmgb1_treated_day8",
+        "mature_dc_fraction_day8",
+        "ctl_infiltration_day14",
+        "m1_m2_ratio_day14",
+        "phagocytosis_per_macrophage_day14",
+    ):
         assert fold.loc[name, "mh"] > 1.2, name
     assert fold.loc["mature_dc_fraction_day8", "mh"] > 5  # 4 % -> 61 % is 15-fold
     for name in ("treg_fraction_day14", "mdsc_fraction_day14"):
@@ -249,5 +286,7 @@ def test_summary_holds_the_experiment_readouts_as_scalars(demo_results):
     for r in readouts.EXPERIMENT_READOUTS:
         assert r.label(r.day()) in s.index
     # a protocol shorter than the readout day has no day-14 readouts, and no error
-    short = mh.simulate(demo_results["untreated"].model, mh.Protocol("10 d", name="short")).summary()
+    short = mh.simulate(
+        demo_results["untreated"].model, mh.Protocol("10 d", name="short")
+    ).summary()
     assert "mature_dc_fraction_day8" in short and "ctl_infiltration_day14" not in short

@@ -29,7 +29,13 @@ def test_model_size_and_links(model):
     assert size["species"] >= 40 and size["reactions"] >= 100 and size["parameters"] >= 100
     assert model.links == mh.DEFAULT_LINKS
     # every link of the chain provides its signals
-    for sig in ("temperature_C", "hazard_icd_mid", "damp_signal", "pdl1_occupancy", "cd8_effectors_total"):
+    for sig in (
+        "temperature_C",
+        "hazard_icd_mid",
+        "damp_signal",
+        "pdl1_occupancy",
+        "cd8_effectors_total",
+    ):
         assert sig in model.signals
 
 
@@ -45,15 +51,24 @@ def test_override_converts_units_by_name(model):
     assert list(changed) == [i]
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"k_fenton": -1}, r"k_fenton.*negative.*>= 0"),
-    ({"icd_max_fraction": 1.5}, r"icd_max_fraction.*\[0, 1\]"),
-    ({"k_fentom": 60}, r"k_fentom.*did you mean k_fenton"),
-    ({"tumour_growth_rate": "2 mm"}, r"tumour_growth_rate.*dimension|tumour_growth_rate.*convert"),
-    ({"ab_kd": float("nan")}, r"ab_kd.*(NaN|finite)"),
-    ({"mh_sar_W_per_g": 100}, r"mh_sar_W_per_g: is a protocol input"),
-    ({"body_temperature": "-300 degC"}, r"body_temperature.*absolute zero|body_temperature.*-273"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"k_fenton": -1}, r"k_fenton.*negative.*>= 0"),
+        ({"icd_max_fraction": 1.5}, r"icd_max_fraction.*\[0, 1\]"),
+        ({"k_fentom": 60}, r"k_fentom.*did you mean k_fenton"),
+        (
+            {"tumour_growth_rate": "2 mm"},
+            r"tumour_growth_rate.*dimension|tumour_growth_rate.*convert",
+        ),
+        ({"ab_kd": float("nan")}, r"ab_kd.*(NaN|finite)"),
+        ({"mh_sar_W_per_g": 100}, r"mh_sar_W_per_g: is a protocol input"),
+        (
+            {"body_temperature": "-300 degC"},
+            r"body_temperature.*absolute zero|body_temperature.*-273",
+        ),
+    ],
+)
 def test_bad_parameter_overrides_are_errors(model, overrides, message):
     with pytest.raises(ParameterError, match=message):
         model.parameter_vector(overrides)
@@ -65,7 +80,9 @@ def test_unknown_link_is_a_clear_error():
 
 
 def test_link_without_its_inputs_is_a_clear_error():
-    with pytest.raises(ModelError, match=r"link 'stress' reads signal '\w+', which no earlier link provides"):
+    with pytest.raises(
+        ModelError, match=r"link 'stress' reads signal '\w+', which no earlier link provides"
+    ):
         mh.load_model(links=["stress"])
 
 
@@ -85,8 +102,12 @@ def test_stress_link_runs_alone_with_stub_inputs(stress_alone):
 def test_fenton_initiation_is_134_times_faster_at_43_than_37(stress_alone):
     """Arrhenius with Ea = 40 kJ/mol: k(43 °C)/k(37 °C) = exp(Ea/R (1/310.15 - 1/316.15)) ≈ 1.34."""
     plan = mh.Protocol("1 h")
-    k = {T: mh.simulate(stress_alone, plan, {"temperature_C_mid": T})["k_fenton_T_mid"].iloc[0]
-         for T in (37.0, 43.0)}
+    k = {
+        T: mh.simulate(stress_alone, plan, {"temperature_C_mid": T})["k_fenton_T_mid"].iloc[0]
+        for T in (37.0, 43.0)
+    }
     ratio = k[43.0] / k[37.0]
-    assert ratio == pytest.approx(math.exp(40e3 / 8.314462618 * (1 / 310.15 - 1 / 316.15)), rel=1e-9)
+    assert ratio == pytest.approx(
+        math.exp(40e3 / 8.314462618 * (1 / 310.15 - 1 / 316.15)), rel=1e-9
+    )
     assert ratio == pytest.approx(1.34, abs=0.01)

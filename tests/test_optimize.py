@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 from scipy.optimize import minimize_scalar
 
-from mhimmune.runs.ensemble import EnsembleFailureWarning, ModelEvaluator, ScheduleTemplate
 from mhimmune.core.errors import MhimmuneError, ParameterError, ProtocolError
+from mhimmune.runs.ensemble import EnsembleFailureWarning, ModelEvaluator, ScheduleTemplate
 from mhimmune.studies.optimize import Constraints, OptimizationResult, optimize_schedule
 
 GRID = {"n_sessions": [1, 2, 3, 4, 5], "session_interval_day": [1.0, 2.0, 2.5, 3.0, 4.0]}
@@ -26,6 +26,7 @@ RANGES = {"n_sessions": (1, 5), "session_interval_day": (1.0, 4.0)}
 
 
 # ------------------------------------------------------------------ toy evaluators
+
 
 def bump(v):
     """Responder probability peaking at 3 sessions every 2.5 d (+ the animal's shift)."""
@@ -94,11 +95,16 @@ def cohort_of(n=12, seed=1):
 def true_interval(cohort):
     """Interval maximising the cohort's mean responder at 3 sessions."""
     s = cohort["shift"].to_numpy()
-    return minimize_scalar(lambda x: -np.mean(np.exp(-(x - 2.5 - s) ** 2)), bounds=(1, 4),
-                           method="bounded", options={"xatol": 1e-10}).x
+    return minimize_scalar(
+        lambda x: -np.mean(np.exp(-((x - 2.5 - s) ** 2))),
+        bounds=(1, 4),
+        method="bounded",
+        options={"xatol": 1e-10},
+    ).x
 
 
 # ------------------------------------------------------------------- known optima
+
 
 def test_grid_finds_the_known_optimum_and_ranks_every_candidate():
     cohort = cohort_of()
@@ -106,27 +112,29 @@ def test_grid_finds_the_known_optimum_and_ranks_every_candidate():
     assert isinstance(res, OptimizationResult)
     assert res.best == {"n_sessions": 3.0, "session_interval_day": 2.5}
     s = cohort["shift"].to_numpy()
-    assert res.best_value == pytest.approx(np.mean(np.exp(-s ** 2)), rel=1e-12)
+    assert res.best_value == pytest.approx(np.mean(np.exp(-(s**2))), rel=1e-12)
     t = res.table
     assert len(t) == 25 and t["feasible"].all() and (t["n_ok"] == 12).all()
     assert (t["n_failed"] == 0).all() and res.n_simulations == 25 * 12 and res.n_batches == 1
     # objective of every candidate is the cohort mean; rank 1..25 follows it
     for _, row in t.iterrows():
-        expect = np.mean(np.exp(-((row["n_sessions"] - 3) ** 2
-                                  + (row["session_interval_day"] - 2.5 - s) ** 2)))
+        expect = np.mean(
+            np.exp(-((row["n_sessions"] - 3) ** 2 + (row["session_interval_day"] - 2.5 - s) ** 2))
+        )
         assert row["objective"] == pytest.approx(expect, rel=1e-12)
     # rank = 1 + number of better candidates (2 and 4 sessions tie)
     y = t["objective"].to_numpy()
     assert list(t["rank"]) == list((y[None, :] > y[:, None]).sum(axis=1) + 1)
     assert t["rank"].min() == 1 and t["rank"].nunique() == 15
-    assert res.per_animal["responder"].to_numpy() == pytest.approx(np.exp(-s ** 2))
+    assert res.per_animal["responder"].to_numpy() == pytest.approx(np.exp(-(s**2)))
     assert list(res.per_animal.index) == list(cohort.index)
 
 
 def test_random_search_finds_the_optimum_within_tolerance():
     cohort = cohort_of()
-    res = optimize_schedule(bump, RANGES, cohort=cohort, method="random", budget=400, seed=5,
-                            progress=False)
+    res = optimize_schedule(
+        bump, RANGES, cohort=cohort, method="random", budget=400, seed=5, progress=False
+    )
     assert res.best["n_sessions"] == 3.0
     assert res.best["session_interval_day"] == pytest.approx(true_interval(cohort), abs=0.05)
     # counts are drawn as integers, ranges uniformly within bounds
@@ -138,8 +146,15 @@ def test_random_search_finds_the_optimum_within_tolerance():
 
 def test_differential_evolution_finds_the_continuous_optimum():
     cohort = cohort_of()
-    res = optimize_schedule(bump, RANGES, cohort=cohort, method="differential_evolution",
-                            budget=1500, seed=2, progress=False)
+    res = optimize_schedule(
+        bump,
+        RANGES,
+        cohort=cohort,
+        method="differential_evolution",
+        budget=1500,
+        seed=2,
+        progress=False,
+    )
     assert res.best["n_sessions"] == 3.0
     assert res.best["session_interval_day"] == pytest.approx(true_interval(cohort), abs=1e-2)
     # one ensemble per generation, candidates proposed twice are simulated once
@@ -157,8 +172,15 @@ def test_differential_evolution_with_levels_and_a_constraint():
             raise RuntimeError("simulated an infeasible candidate")
         return bump(v)
 
-    res = optimize_schedule(guarded, space, method="differential_evolution", budget=600,
-                            constraints=Constraints(max_sessions=2), seed=0, progress=False)
+    res = optimize_schedule(
+        guarded,
+        space,
+        method="differential_evolution",
+        budget=600,
+        constraints=Constraints(max_sessions=2),
+        seed=0,
+        progress=False,
+    )
     assert res.best == {"n_sessions": 2.0, "session_interval_day": 2.5}
     assert res.best_value == pytest.approx(math.exp(-1))
     t = res.table
@@ -172,7 +194,7 @@ def test_minimisation():
     assert res.best == {"n_sessions": 3.0, "session_interval_day": 2.5}
     assert res.best_value == pytest.approx(0.0, abs=1e-12)
     worst = res.table.loc[res.table["rank"].idxmax()]
-    assert worst["objective"] == pytest.approx(4 + 1.5 ** 2)  # 1 or 5 sessions, 1 or 4 d
+    assert worst["objective"] == pytest.approx(4 + 1.5**2)  # 1 or 5 sessions, 1 or 4 d
     assert res.robustness["n_boot"] == 0 and math.isnan(res.robustness["p_best"])
 
 
@@ -181,19 +203,18 @@ def test_quantile_and_median_aggregates():
     space = {"n_sessions": [3], "session_interval_day": [2.5, 3.0]}
     s = cohort["shift"].to_numpy()
     for agg, f in (("q0.25", lambda y: np.quantile(y, 0.25)), ("median", np.median)):
-        res = optimize_schedule(bump, space, cohort=cohort, aggregate=agg, n_boot=0,
-                                progress=False)
+        res = optimize_schedule(bump, space, cohort=cohort, aggregate=agg, n_boot=0, progress=False)
         for _, row in res.table.iterrows():
-            y = np.exp(-(row["session_interval_day"] - 2.5 - s) ** 2)
+            y = np.exp(-((row["session_interval_day"] - 2.5 - s) ** 2))
             assert row["objective"] == pytest.approx(f(y), rel=1e-12)
 
 
 # -------------------------------------------------------------------- constraints
 
+
 def test_hf_limit_excludes_high_fields_without_simulating_them():
     space = {"field_kA_per_m": [8.0, 12.0, 16.0, 20.0], "frequency_kHz": [200.0, 300.0]}
-    res = optimize_schedule(field_score, space, constraints=Constraints(hf_max=3e9),
-                            progress=False)
+    res = optimize_schedule(field_score, space, constraints=Constraints(hf_max=3e9), progress=False)
     t = res.table.set_index(["field_kA_per_m", "frequency_kHz"])
     feasible = {(8.0, 200.0), (12.0, 200.0), (8.0, 300.0)}
     assert {k for k, f in t["feasible"].items() if f} == feasible
@@ -207,16 +228,26 @@ def test_hf_limit_excludes_high_fields_without_simulating_them():
 def test_total_antibody_limit_excludes_dose_count_combinations(tmp_path):
     ev = Recording(tmp_path / "calls.txt")
     space = {"pdl1_dose_mg_per_kg": [5.0, 10.0, 20.0], "pdl1_count": [1, 2, 3, 4]}
-    res = optimize_schedule(ev, space, objective="total",
-                            constraints={"max_total_antibody_mg_per_kg": "30 mg/kg"}, progress=False)
-    feasible = {(d, c) for d in space["pdl1_dose_mg_per_kg"] for c in space["pdl1_count"]
-                if d * c <= 30}
+    res = optimize_schedule(
+        ev,
+        space,
+        objective="total",
+        constraints={"max_total_antibody_mg_per_kg": "30 mg/kg"},
+        progress=False,
+    )
+    feasible = {
+        (d, c) for d in space["pdl1_dose_mg_per_kg"] for c in space["pdl1_count"] if d * c <= 30
+    }
     assert sorted(ev.calls()) == sorted(feasible)  # each feasible candidate once, nothing else
     assert int(res.table["feasible"].sum()) == len(feasible) == 8
     assert res.best == {"pdl1_dose_mg_per_kg": 10.0, "pdl1_count": 3.0}  # 30 is on the limit
     assert res.best_value == 30.0 and res.n_infeasible == 4
-    assert "× pdl1_count 4" in res.table.loc[res.table["pdl1_dose_mg_per_kg"].eq(10.0)
-                                             & res.table["pdl1_count"].eq(4.0), "violation"].iloc[0]
+    assert (
+        "× pdl1_count 4"
+        in res.table.loc[
+            res.table["pdl1_dose_mg_per_kg"].eq(10.0) & res.table["pdl1_count"].eq(4.0), "violation"
+        ].iloc[0]
+    )
 
 
 def test_constraints_use_the_template_defaults_and_custom_predicates():
@@ -237,11 +268,17 @@ def test_constraints_use_the_template_defaults_and_custom_predicates():
 
 
 def test_constraints_violations_and_from_dict():
-    c = Constraints.from_dict({"hf_max": "5e9 A/m/s", "max_sessions": 4,
-                               "max_total_antibody_mg_per_kg": 30})
+    c = Constraints.from_dict(
+        {"hf_max": "5e9 A/m/s", "max_sessions": 4, "max_total_antibody_mg_per_kg": 30}
+    )
     assert c.hf_max == pytest.approx(5e9) and c.max_sessions == 4
-    ok = {"field_kA_per_m": 15.0, "frequency_kHz": 300.0, "n_sessions": 4,
-          "pdl1_dose_mg_per_kg": 10.0, "pdl1_count": 3}
+    ok = {
+        "field_kA_per_m": 15.0,
+        "frequency_kHz": 300.0,
+        "n_sessions": 4,
+        "pdl1_dose_mg_per_kg": 10.0,
+        "pdl1_count": 3,
+    }
     assert c.violations(ok) == []
     bad = {**ok, "field_kA_per_m": 20.0, "n_sessions": 5, "pdl1_count": 4}
     reasons = c.violations(bad)
@@ -249,7 +286,9 @@ def test_constraints_violations_and_from_dict():
     assert "6e+09" in reasons[0] and "n_sessions = 5 > max_sessions 4" == reasons[1]
     # without MH sessions the field is not applied
     assert c.violations({**bad, "n_sessions": 0, "pdl1_count": 3}) == []
-    with pytest.raises(ParameterError, match="unknown key.*'hf'.*allowed keys: hf_max, max_sessions"):
+    with pytest.raises(
+        ParameterError, match="unknown key.*'hf'.*allowed keys: hf_max, max_sessions"
+    ):
         Constraints.from_dict({"hf": 5e9})
     with pytest.raises(ParameterError, match="constraints.hf_max: must be a finite number > 0"):
         Constraints(hf_max=-1.0)
@@ -258,11 +297,16 @@ def test_constraints_violations_and_from_dict():
     with pytest.raises(ParameterError, match="constraints.custom"):
         Constraints(custom=(3,))
     with pytest.raises(ParameterError, match="every one of the 2 candidates is infeasible"):
-        optimize_schedule(bump, {"n_sessions": [4, 5], "session_interval_day": [2.0]},
-                          constraints=Constraints(max_sessions=3), progress=False)
+        optimize_schedule(
+            bump,
+            {"n_sessions": [4, 5], "session_interval_day": [2.0]},
+            constraints=Constraints(max_sessions=3),
+            progress=False,
+        )
 
 
 # ------------------------------------------------------- determinism and robustness
+
 
 def test_parallel_workers_give_the_same_table():
     serial = optimize_schedule(bump, GRID, cohort=cohort_of(), progress=False)
@@ -274,15 +318,39 @@ def test_parallel_workers_give_the_same_table():
 def test_same_seed_gives_the_same_table():
     cohort = cohort_of(8)
     for method, budget in (("random", 60), ("differential_evolution", 300)):
-        a = optimize_schedule(bump, RANGES, cohort=cohort, method=method, budget=budget, seed=11,
-                              n_boot=50, progress=False)
-        b = optimize_schedule(bump, RANGES, cohort=cohort, method=method, budget=budget, seed=11,
-                              n_boot=50, progress=False)
+        a = optimize_schedule(
+            bump,
+            RANGES,
+            cohort=cohort,
+            method=method,
+            budget=budget,
+            seed=11,
+            n_boot=50,
+            progress=False,
+        )
+        b = optimize_schedule(
+            bump,
+            RANGES,
+            cohort=cohort,
+            method=method,
+            budget=budget,
+            seed=11,
+            n_boot=50,
+            progress=False,
+        )
         pd.testing.assert_frame_equal(a.table, b.table)
         assert a.robustness == b.robustness
         if method == "random":
-            c = optimize_schedule(bump, RANGES, cohort=cohort, method=method, budget=budget,
-                                  seed=12, n_boot=50, progress=False)
+            c = optimize_schedule(
+                bump,
+                RANGES,
+                cohort=cohort,
+                method=method,
+                budget=budget,
+                seed=12,
+                n_boot=50,
+                progress=False,
+            )
             assert len(c.table) == len(a.table) == 60
             assert not np.allclose(c.table["session_interval_day"], a.table["session_interval_day"])
 
@@ -296,16 +364,18 @@ def _noise_cohort(mu, n=30, seed=4):
 
 
 def test_robustness_clear_optimum_versus_near_tie():
-    clear = optimize_schedule(noisy, {"x": [0, 1, 2]}, cohort=_noise_cohort(3.0), n_boot=300,
-                              progress=False)
+    clear = optimize_schedule(
+        noisy, {"x": [0, 1, 2]}, cohort=_noise_cohort(3.0), n_boot=300, progress=False
+    )
     assert clear.best == {"x": 2.0}
     r = clear.robustness
     assert r["p_best"] > 0.99 and r["runner_up_within_ci"] is False
     assert r["ci_low"] < clear.best_value < r["ci_high"]
     assert r["ci_high"] - r["ci_low"] == pytest.approx(2 * 1.96 / math.sqrt(30), rel=0.35)
 
-    tied = optimize_schedule(noisy, {"x": [0, 1]}, cohort=_noise_cohort(0.0), n_boot=300,
-                             progress=False)
+    tied = optimize_schedule(
+        noisy, {"x": [0, 1]}, cohort=_noise_cohort(0.0), n_boot=300, progress=False
+    )
     r = tied.robustness
     assert tied.best == {"x": 1.0}
     assert tied.best_value - tied.robustness["runner_up_value"] == pytest.approx(0.02, abs=1e-12)
@@ -317,6 +387,7 @@ def test_robustness_clear_optimum_versus_near_tie():
 
 
 # ------------------------------------------------------------------------ failures
+
 
 def test_failed_runs_are_counted_and_the_optimum_stays_correct():
     cohort = cohort_of(12)
@@ -332,7 +403,7 @@ def test_failed_runs_are_counted_and_the_optimum_stays_correct():
     assert (t.loc[~dead, "n_ok"] == 12 - fragile.sum()).all()
     assert res.best == {"n_sessions": 3.0, "session_interval_day": 2.5}
     ok_shift = cohort["shift"].to_numpy()[~fragile]
-    assert res.best_value == pytest.approx(np.mean(np.exp(-ok_shift ** 2)), rel=1e-12)
+    assert res.best_value == pytest.approx(np.mean(np.exp(-(ok_shift**2))), rel=1e-12)
     assert (res.per_animal["status"] != "ok").sum() == fragile.sum()
     assert "25 with failed runs (1 all failed)" in res.summary()
 
@@ -344,28 +415,44 @@ def test_every_run_failing_is_an_error():
 
 # ----------------------------------------------------------------------- bad input
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"space": {}}, "space: empty"),
-    ({"method": "anneal"}, "method: must be one of grid, random, differential_evolution"),
-    ({"aggregate": "mode"}, "aggregate: must be 'mean', 'median' or a quantile"),
-    ({"aggregate": "q25"}, "aggregate: quantile 25 must be in \\[0, 1\\]"),
-    ({"objective": "cure"}, "objective: 'cure' is not an output of the evaluator"),
-    ({"objective": "cure", "space": RANGES, "method": "differential_evolution"},
-     "objective: 'cure' is not an output of the evaluator"),
-    ({"space": {"n_sessions": (3, 1)}}, "space.n_sessions: range \\(low, high\\) needs finite low < high"),
-    ({"space": {"n_sessions": [1, 1]}}, "space.n_sessions: duplicate levels"),
-    ({"space": {"n_sessions": 3}}, "space.n_sessions: expected a list of levels"),
-    ({"budget": 0}, "budget: must be an integer ≥ 1"),
-    ({"budget": 10}, "budget: the grid has 25 candidates > budget 10"),
-    ({"fixed": {"n_sessions": 2}}, "fixed.n_sessions: also in space"),
-    ({"cohort": pd.DataFrame({"shift": []})}, "cohort: no animals"),
-    ({"cohort": pd.DataFrame({"shift": [0.1, np.nan]})},
-     "cohort: NaN or infinite values in columns \\['shift'\\]"),
-    ({"n_boot": -1}, "n_boot: must be an integer ≥ 0"),
-    ({"de_options": {"maxiter": 3}, "method": "differential_evolution"}, "de_options: unknown option"),
-    ({"method": "differential_evolution", "budget": 20},
-     "budget: differential_evolution evaluates populations of 30"),
-])
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"space": {}}, "space: empty"),
+        ({"method": "anneal"}, "method: must be one of grid, random, differential_evolution"),
+        ({"aggregate": "mode"}, "aggregate: must be 'mean', 'median' or a quantile"),
+        ({"aggregate": "q25"}, "aggregate: quantile 25 must be in \\[0, 1\\]"),
+        ({"objective": "cure"}, "objective: 'cure' is not an output of the evaluator"),
+        (
+            {"objective": "cure", "space": RANGES, "method": "differential_evolution"},
+            "objective: 'cure' is not an output of the evaluator",
+        ),
+        (
+            {"space": {"n_sessions": (3, 1)}},
+            "space.n_sessions: range \\(low, high\\) needs finite low < high",
+        ),
+        ({"space": {"n_sessions": [1, 1]}}, "space.n_sessions: duplicate levels"),
+        ({"space": {"n_sessions": 3}}, "space.n_sessions: expected a list of levels"),
+        ({"budget": 0}, "budget: must be an integer ≥ 1"),
+        ({"budget": 10}, "budget: the grid has 25 candidates > budget 10"),
+        ({"fixed": {"n_sessions": 2}}, "fixed.n_sessions: also in space"),
+        ({"cohort": pd.DataFrame({"shift": []})}, "cohort: no animals"),
+        (
+            {"cohort": pd.DataFrame({"shift": [0.1, np.nan]})},
+            "cohort: NaN or infinite values in columns \\['shift'\\]",
+        ),
+        ({"n_boot": -1}, "n_boot: must be an integer ≥ 0"),
+        (
+            {"de_options": {"maxiter": 3}, "method": "differential_evolution"},
+            "de_options: unknown option",
+        ),
+        (
+            {"method": "differential_evolution", "budget": 20},
+            "budget: differential_evolution evaluates populations of 30",
+        ),
+    ],
+)
 def test_bad_input_names_the_field(kwargs, match):
     args = {"space": GRID, **kwargs}
     with pytest.raises(ParameterError, match=match):
@@ -374,7 +461,9 @@ def test_bad_input_names_the_field(kwargs, match):
 
 def test_unknown_factor_of_a_template_evaluator_names_close_matches():
     ev = ModelEvaluator(ScheduleTemplate("60 d"), {"responder": "cure<=10@57"})
-    with pytest.raises(ParameterError, match=r"space.n_session: unknown protocol factor.*'n_sessions'"):
+    with pytest.raises(
+        ParameterError, match=r"space.n_session: unknown protocol factor.*'n_sessions'"
+    ):
         optimize_schedule(ev, {"n_session": [1, 2]}, progress=False)
     with pytest.raises(ProtocolError, match="space.n_sessions: n_sessions is a count"):
         optimize_schedule(bump, {"n_sessions": [1, 2.5]}, progress=False)
@@ -384,10 +473,18 @@ def test_unknown_factor_of_a_template_evaluator_names_close_matches():
 
 # --------------------------------------------------------------- summary and plot
 
+
 def test_summary_repr_and_plot():
     import matplotlib.pyplot as plt
-    res = optimize_schedule(bump, GRID, cohort=cohort_of(), constraints=Constraints(max_sessions=4),
-                            n_boot=100, progress=False)
+
+    res = optimize_schedule(
+        bump,
+        GRID,
+        cohort=cohort_of(),
+        constraints=Constraints(max_sessions=4),
+        n_boot=100,
+        progress=False,
+    )
     text = res.summary()
     assert "n_sessions=3, session_interval_day=2.5" in text
     assert "best in 100% of 100 resamples" in text
@@ -400,6 +497,7 @@ def test_summary_repr_and_plot():
 
 
 # ---------------------------------------------------------------------- real model
+
 
 def test_real_model_concurrent_antibody_beats_a_one_week_delay():
     ev = ModelEvaluator(ScheduleTemplate("60 d"), {"responder": "cure<=10@57"})

@@ -16,8 +16,17 @@ HEADER = "\t".join(COLUMNS)
 # id, value, unit, lower, upper, distribution, scale, source, notes
 GOOD_ROWS = [
     ("k_on", "63", "1/M/s", "10", "200", "loguniform", "log10", "Smith 2020, Table 1", "binding"),
-    ("k_death", "0.15", "1/d", "0.05", "0.3", "uniform", "lin",
-     "assumed: order of magnitude of tumour cell turnover", ""),
+    (
+        "k_death",
+        "0.15",
+        "1/d",
+        "0.05",
+        "0.3",
+        "uniform",
+        "lin",
+        "assumed: order of magnitude of tumour cell turnover",
+        "",
+    ),
     ("T_ref", "37", "degC", "36", "38", "normal", "lin", "physiology", "body temperature"),
     ("C_ab", "30", "nM", "", "", "fixed", "lin", "assumed: typical plasma level", ""),
     ("f_kill", "0.4", "fraction", "0.1", "0.9", "uniform", "lin", "Jones 2019", ""),
@@ -63,6 +72,7 @@ def table(table_path):
 
 
 # --------------------------------------------------------------------------- loading
+
 
 def test_load_valid_table(table):
     assert len(table) == 6
@@ -138,6 +148,7 @@ def test_format_table(table):
 
 # --------------------------------------------------------------------------- conversion
 
+
 def test_internal_values_converts_units(table):
     vals = table.internal_values(INTERNAL)
     assert list(vals) == list(INTERNAL)
@@ -159,14 +170,17 @@ def test_override_number_in_table_unit_changes_only_that_value(table):
     base = table.internal_values(INTERNAL)
     vals = table.internal_values(INTERNAL, overrides={"k_death": 0.3})
     assert vals["k_death"] == pytest.approx(0.3 / 24, rel=1e-12)
-    assert {k: v for k, v in vals.items() if k != "k_death"} == \
-        {k: v for k, v in base.items() if k != "k_death"}
+    assert {k: v for k, v in vals.items() if k != "k_death"} == {
+        k: v for k, v in base.items() if k != "k_death"
+    }
 
 
 def test_override_string_and_quantity_with_unit(table):
     base = table.internal_values(INTERNAL)
-    vals = table.internal_values(INTERNAL, overrides={"k_on": "126 1/M/s", "T_ref": "40 degC",
-                                                      "C_ab": ureg.Quantity(0.06, "uM")})
+    vals = table.internal_values(
+        INTERNAL,
+        overrides={"k_on": "126 1/M/s", "T_ref": "40 degC", "C_ab": ureg.Quantity(0.06, "uM")},
+    )
     assert vals["k_on"] == pytest.approx(126 * 3600 / 1e6, rel=1e-12)
     assert vals["T_ref"] == pytest.approx(40.0, abs=1e-12)
     assert vals["C_ab"] == pytest.approx(0.06, rel=1e-12)
@@ -192,14 +206,16 @@ def test_with_values_returns_new_table(table):
 
 # --------------------------------------------------------------------------- bad input
 
+
 def load_rows(tmp_path, rows, header=HEADER, name="bad.tsv"):
     return ParameterTable.load(write_table(tmp_path / name, rows, header))
 
 
 def test_negative_rate_constant(tmp_path):
     rows = replace("k_death", value="-1", lower="-2")
-    with pytest.raises(ParameterError,
-                       match=r"^k_death \(.*bad\.tsv\): value -1 is negative; rate constants.*>= 0"):
+    with pytest.raises(
+        ParameterError, match=r"^k_death \(.*bad\.tsv\): value -1 is negative; rate constants.*>= 0"
+    ):
         load_rows(tmp_path, rows)
 
 
@@ -245,27 +261,36 @@ def test_non_numeric_value(tmp_path):
 
 
 def test_blank_bound_needs_fixed(tmp_path):
-    with pytest.raises(ParameterError, match=r"^k_on .*lower is blank.*only for distribution 'fixed'"):
+    with pytest.raises(
+        ParameterError, match=r"^k_on .*lower is blank.*only for distribution 'fixed'"
+    ):
         load_rows(tmp_path, replace("k_on", lower=""))
 
 
 def test_duplicate_id_in_one_file(tmp_path):
     rows = GOOD_ROWS + [GOOD_ROWS[1]]
-    with pytest.raises(ParameterError, match=r"^k_death \(.*bad\.tsv\): duplicate parameterId "
-                                             r"on lines 3 and 8"):
+    with pytest.raises(
+        ParameterError,
+        match=r"^k_death \(.*bad\.tsv\): duplicate parameterId "
+        r"on lines 3 and 8",
+    ):
         load_rows(tmp_path, rows)
 
 
 def test_duplicate_id_across_files_names_both(tmp_path):
     write_table(tmp_path / "a.tsv", GOOD_ROWS[:2])
     write_table(tmp_path / "b.tsv", GOOD_ROWS[1:3])
-    with pytest.raises(ParameterError,
-                       match=r"^k_death: duplicate parameterId, defined in both .*a\.tsv and .*b\.tsv"):
+    with pytest.raises(
+        ParameterError,
+        match=r"^k_death: duplicate parameterId, defined in both .*a\.tsv and .*b\.tsv",
+    ):
         ParameterTable.load(tmp_path)
 
 
 def test_unknown_unit(tmp_path):
-    with pytest.raises(ParameterError, match=r"^k_on \(.*bad\.tsv\): unit: unknown unit 'furlongs_per_blip'"):
+    with pytest.raises(
+        ParameterError, match=r"^k_on \(.*bad\.tsv\): unit: unknown unit 'furlongs_per_blip'"
+    ):
         load_rows(tmp_path, replace("k_on", unit="furlongs_per_blip"))
 
 
@@ -294,8 +319,9 @@ def test_empty_source(tmp_path):
 
 
 def test_value_outside_bounds(tmp_path):
-    with pytest.raises(ParameterError,
-                       match=r"^k_death .*value 0\.5 is outside \[lower, upper\] = \[0\.05, 0\.3\]"):
+    with pytest.raises(
+        ParameterError, match=r"^k_death .*value 0\.5 is outside \[lower, upper\] = \[0\.05, 0\.3\]"
+    ):
         load_rows(tmp_path, replace("k_death", value="0.5"))
 
 
@@ -305,7 +331,9 @@ def test_lower_above_upper(tmp_path):
 
 
 def test_log_distribution_needs_positive_lower(tmp_path):
-    with pytest.raises(ParameterError, match=r"^k_on .*lower 0 must be > 0 for distribution loguniform"):
+    with pytest.raises(
+        ParameterError, match=r"^k_on .*lower 0 must be > 0 for distribution loguniform"
+    ):
         load_rows(tmp_path, replace("k_on", lower="0"))
 
 
@@ -315,9 +343,13 @@ def test_log_scale_needs_positive_lower(tmp_path):
 
 
 def test_unknown_distribution_and_scale(tmp_path):
-    with pytest.raises(ParameterError, match=r"^k_on .*distribution 'gamma' is unknown; allowed: uniform"):
+    with pytest.raises(
+        ParameterError, match=r"^k_on .*distribution 'gamma' is unknown; allowed: uniform"
+    ):
         load_rows(tmp_path, replace("k_on", distribution="gamma"))
-    with pytest.raises(ParameterError, match=r"^k_on .*scale 'ln' is unknown; allowed: lin, log, log10"):
+    with pytest.raises(
+        ParameterError, match=r"^k_on .*scale 'ln' is unknown; allowed: lin, log, log10"
+    ):
         load_rows(tmp_path, replace("k_on", scale="ln"))
 
 
@@ -349,6 +381,7 @@ def test_from_frame_validates(table):
 
 # --------------------------------------------------------------------------- bad overrides
 
+
 def test_unknown_override_name_suggests(table):
     with pytest.raises(ParameterError, match=r"k_deth: unknown parameter.*did you mean k_death\?"):
         table.internal_values(INTERNAL, overrides={"k_deth": 0.2})
@@ -359,8 +392,9 @@ def test_unknown_override_name_suggests(table):
 
 
 def test_override_wrong_dimension(table):
-    with pytest.raises(ParameterError,
-                       match=r"^k_death \(.*\): override 5 mm has dimension \[length\].*1/d"):
+    with pytest.raises(
+        ParameterError, match=r"^k_death \(.*\): override 5 mm has dimension \[length\].*1/d"
+    ):
         table.internal_values(INTERNAL, overrides={"k_death": "5 mm"})
 
 
@@ -396,7 +430,9 @@ def test_with_values_keeps_bounds(table):
 
 def test_model_parameter_missing_from_table(table):
     units = {**INTERNAL, "k_new": "1/h"}
-    with pytest.raises(ParameterError, match=r"k_new: model parameter\(s\) missing from the parameter table"):
+    with pytest.raises(
+        ParameterError, match=r"k_new: model parameter\(s\) missing from the parameter table"
+    ):
         table.internal_values(units)
 
 
@@ -407,5 +443,7 @@ def test_table_row_unused_by_model(table):
 
 
 def test_internal_unit_wrong_dimension(table):
-    with pytest.raises(ParameterError, match=r"^k_death .*1/d.*cannot be converted to the internal unit mm"):
+    with pytest.raises(
+        ParameterError, match=r"^k_death .*1/d.*cannot be converted to the internal unit mm"
+    ):
         table.internal_values({**INTERNAL, "k_death": "mm"})

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy.optimize import curve_fit, minimize_scalar
 
-from mhimmune.mh import physics as ph
 from mhimmune.core.errors import ParameterError
+from mhimmune.mh import physics as ph
 
 # Seed review 000, Table 2 (Fe3O4): rows with a measuring field (H kA/m, f kHz, SAR W/g, ILP nH m²/kg).
 TABLE2_ROWS = [
@@ -53,11 +53,15 @@ def test_hf_product_and_limits():
     assert ph.hf_product(15, 300) == pytest.approx(4.5e9)
     assert ph.BREZOVICH_LIMIT == 4.85e8
     assert ph.HERGT_LIMIT == 5e9
-    assert ph.check_hf(4.85, 100) == "ok"                 # exactly the Brezovich limit
+    assert ph.check_hf(4.85, 100) == "ok"  # exactly the Brezovich limit
     assert ph.check_hf(5, 100) == "above_brezovich"
-    assert ph.check_hf(15, 300) == "above_brezovich"      # glioblastoma trials ran at 1.6-4.2e9
-    assert ph.check_hf(24.5, 362) == "above_hergt"        # FVIO measuring field, 8.9e9
-    assert list(ph.check_hf(np.array([1.0, 10.0, 30.0]), 400)) == ["ok", "above_brezovich", "above_hergt"]
+    assert ph.check_hf(15, 300) == "above_brezovich"  # glioblastoma trials ran at 1.6-4.2e9
+    assert ph.check_hf(24.5, 362) == "above_hergt"  # FVIO measuring field, 8.9e9
+    assert list(ph.check_hf(np.array([1.0, 10.0, 30.0]), 400)) == [
+        "ok",
+        "above_brezovich",
+        "above_hergt",
+    ]
 
 
 # --------------------------------------------------------------------- thermal dose
@@ -122,23 +126,32 @@ def test_relaxation_times_magnetite():
     assert 2.5e-6 < tau_b < 3.5e-6
     assert ph.effective_time(19) == pytest.approx(1 / (1 / tau_n + 1 / tau_b))
     assert ph.effective_time(19, immobilised=True) == pytest.approx(tau_n)
-    assert ph.neel_time(19, 13, form="arrhenius") > tau_n       # e^Γ vs (√π/2) e^Γ/√Γ, Γ ≈ 11
-    assert math.isinf(ph.neel_time(200, 13))                   # blocked: e^Γ overflows to inf
+    assert ph.neel_time(19, 13, form="arrhenius") > tau_n  # e^Γ vs (√π/2) e^Γ/√Γ, Γ ≈ 11
+    assert math.isinf(ph.neel_time(200, 13))  # blocked: e^Γ overflows to inf
     assert ph.effective_time(200) == pytest.approx(ph.brown_time(204))
 
 
 def test_loss_per_cycle_peaks_at_omega_tau_one():
     """χ'' ∝ ωτ/(1 + ω²τ²): the loss per cycle (SLP/f) of a given particle peaks at ωτ = 1 (±1 %)."""
     tau = ph.neel_time(15, 13)
-    res = minimize_scalar(lambda lf: -ph.rosensweig_slp(15, 0.5, 10**lf, immobilised=True) / 10**lf,
-                          bounds=(-2, 5), method="bounded", options={"xatol": 1e-8})
+    res = minimize_scalar(
+        lambda lf: -ph.rosensweig_slp(15, 0.5, 10**lf, immobilised=True) / 10**lf,
+        bounds=(-2, 5),
+        method="bounded",
+        options={"xatol": 1e-8},
+    )
     assert 2 * math.pi * 10**res.x * 1e3 * tau == pytest.approx(1.0, rel=0.01)
 
 
 def _optimum_diameter(k, immobilised=True, field=0.5, freq=300.0):
-    res = minimize_scalar(lambda d: -ph.rosensweig_slp(d, field, freq, anisotropy_kJ_per_m3=k,
-                                                       immobilised=immobilised),
-                          bounds=(4, 30), method="bounded", options={"xatol": 1e-6})
+    res = minimize_scalar(
+        lambda d: (
+            -ph.rosensweig_slp(d, field, freq, anisotropy_kJ_per_m3=k, immobilised=immobilised)
+        ),
+        bounds=(4, 30),
+        method="bounded",
+        options={"xatol": 1e-6},
+    )
     return res.x
 
 
@@ -175,7 +188,7 @@ def test_immobilised_loses_no_more_than_free_once_neel_is_slow():
     slow = 2 * math.pi * 300e3 * ph.neel_time(d, 13) >= 1
     assert np.all(fixed[slow] <= free[slow])
     assert np.all(fixed[~slow] <= free[~slow] * 1.09)
-    assert free[-1] > 100 * fixed[-1]                      # 30 nm: Néel blocked, Brownian heats
+    assert free[-1] > 100 * fixed[-1]  # 30 nm: Néel blocked, Brownian heats
 
 
 def test_rosensweig_magnitude_and_basis():
@@ -197,7 +210,9 @@ def test_linear_response_scales_as_h_squared():
 def test_polydisperse_limit_and_broadening():
     """σ → 0 recovers the monodisperse loss; a broad distribution lowers the peak loss."""
     mono = ph.rosensweig_slp(16.8, 0.5, 300, immobilised=True)
-    assert ph.rosensweig_slp(16.8, 0.5, 300, immobilised=True, sigma=1e-4) == pytest.approx(mono, rel=1e-4)
+    assert ph.rosensweig_slp(16.8, 0.5, 300, immobilised=True, sigma=1e-4) == pytest.approx(
+        mono, rel=1e-4
+    )
     assert ph.rosensweig_slp(16.8, 0.5, 300, immobilised=True, sigma=0.0) == mono
     broad = ph.rosensweig_slp(16.8, 0.5, 300, immobilised=True, sigma=0.25)
     assert broad < 0.9 * mono
@@ -214,7 +229,7 @@ def test_warnings_outside_linear_response():
     assert all("ξ" not in str(w.message) for w in record)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        ph.rosensweig_slp(12, 1, 300)                    # inside the range: silent
+        ph.rosensweig_slp(12, 1, 300)  # inside the range: silent
 
 
 # -------------------------------------------------------------------- Pennes bioheat
@@ -224,8 +239,9 @@ def test_sphere_steady_state_zero_perfusion_closed_form():
     """Without perfusion θ = Q(3R² − r²)/(6k) inside and QR³/(3kr) outside."""
     q, r_big, k = 1e5, 0.01, 0.5
     r = np.array([0.0, 0.005, 0.01, 0.02])
-    np.testing.assert_allclose(ph.sphere_steady_state(r, r_big, q, k, 0.0),
-                               [10.0, 55 / 6, 20 / 3, 10 / 3], rtol=1e-12)
+    np.testing.assert_allclose(
+        ph.sphere_steady_state(r, r_big, q, k, 0.0), [10.0, 55 / 6, 20 / 3, 10 / 3], rtol=1e-12
+    )
 
 
 def test_sphere_steady_state_tends_to_its_perfusion_free_limit():
@@ -236,7 +252,7 @@ def test_sphere_steady_state_tends_to_its_perfusion_free_limit():
     for w in (1e-4, 1e-2, 10.0, 2014.0):
         theta = ph.sphere_steady_state(r, 0.01, 1e5, 0.5, w)
         assert np.all(theta <= limit + 1e-12) and np.all(np.diff(theta) <= 1e-12)
-    w_switch = 0.5 * (0.1 / 0.01) ** 2                     # mR = 0.1 exactly
+    w_switch = 0.5 * (0.1 / 0.01) ** 2  # mR = 0.1 exactly
     below = ph.sphere_steady_state(r, 0.01, 1e5, 0.5, w_switch * (1 - 1e-9))
     above = ph.sphere_steady_state(r, 0.01, 1e5, 0.5, w_switch * (1 + 1e-9))
     np.testing.assert_allclose(below, above, rtol=1e-7)
@@ -267,8 +283,9 @@ def test_radial_solver_temperature_dependent_perfusion():
     const = ph.radial_pennes(0.01, 1e5, 1800.0, perfusion=2014.0)
     same = ph.radial_pennes(0.01, 1e5, 1800.0, perfusion=lambda temp, r: np.full_like(temp, 2014.0))
     np.testing.assert_allclose(same.temperature_C, const.temperature_C, rtol=1e-10)
-    rising = ph.radial_pennes(0.01, 1e5, 1800.0,
-                              perfusion=lambda temp, r: np.where(temp > 41.0, 3 * 2014.0, 2014.0))
+    rising = ph.radial_pennes(
+        0.01, 1e5, 1800.0, perfusion=lambda temp, r: np.where(temp > 41.0, 3 * 2014.0, 2014.0)
+    )
     assert rising.temperature_C[-1, 0] < const.temperature_C[-1, 0] - 0.5
 
 
@@ -285,8 +302,9 @@ def test_lumped_time_constant_equals_rho_c_over_w_plus_g():
     assert tau == pytest.approx(rho * c / (w + g))
     t = np.linspace(0, 4 * tau, 200)
     temp = ph.lumped_tumour_temperature(t, 2e4, w_perfusion_W_per_m3_K=w, g_conduction_W_per_m3_K=g)
-    (amp, tau_fit), _ = curve_fit(lambda t, a, s: a * (1 - np.exp(-t / s)), t, temp - 37.0,
-                                  p0=(5.0, 1000.0))
+    (amp, tau_fit), _ = curve_fit(
+        lambda t, a, s: a * (1 - np.exp(-t / s)), t, temp - 37.0, p0=(5.0, 1000.0)
+    )
     assert tau_fit == pytest.approx(tau, rel=0.01)
     assert amp == pytest.approx(2e4 / (w + g), rel=0.01)
 
@@ -300,7 +318,9 @@ def test_lumped_piecewise_heating_is_continuous_and_cools():
     assert temp[3] - 37 == pytest.approx((temp[2] - 37) * math.exp(-1), rel=1e-9)
     assert temp[-1] == pytest.approx(37.0)
     # without losses the temperature rises linearly: Q t/(ρc)
-    assert ph.lumped_tumour_temperature(100.0, 3.78e4, w_perfusion_W_per_m3_K=0.0) == pytest.approx(38.0)
+    assert ph.lumped_tumour_temperature(100.0, 3.78e4, w_perfusion_W_per_m3_K=0.0) == pytest.approx(
+        38.0
+    )
 
 
 def test_sphere_conduction_coefficient_matches_volume_mean():
@@ -309,7 +329,9 @@ def test_sphere_conduction_coefficient_matches_volume_mean():
     g = ph.sphere_conduction_coefficient(r_big, k)
     r = np.linspace(0, r_big, 20001)
     mean = np.trapezoid(ph.sphere_steady_state(r, r_big, q, k, 0.0) * r**2, r) / (r_big**3 / 3)
-    plateau = ph.lumped_tumour_temperature(1e9, q, w_perfusion_W_per_m3_K=0.0, g_conduction_W_per_m3_K=g)
+    plateau = ph.lumped_tumour_temperature(
+        1e9, q, w_perfusion_W_per_m3_K=0.0, g_conduction_W_per_m3_K=g
+    )
     assert plateau - 37 == pytest.approx(mean, rel=1e-6)
 
 
@@ -321,37 +343,43 @@ def test_perfusion_coefficient():
 # ----------------------------------------------------------------------- bad inputs
 
 
-@pytest.mark.parametrize(("call", "name"), [
-    (lambda: ph.ilp(168, 15, 0), "freq_kHz"),
-    (lambda: ph.ilp(168, -15, 300), "field_kA_per_m"),
-    (lambda: ph.ilp(-1, 15, 300), "sar_w_per_g"),
-    (lambda: ph.sar_from_ilp(2.49, -1, 300), "field_kA_per_m"),
-    (lambda: ph.hf_product(15, 0), "freq_kHz"),
-    (lambda: ph.check_hf(-1, 100), "field_kA_per_m"),
-    (lambda: ph.neel_time(-5, 13), "diameter_nm"),
-    (lambda: ph.neel_time(10, 0), "anisotropy_kJ_per_m3"),
-    (lambda: ph.brown_time(0), "hydrodynamic_diameter_nm"),
-    (lambda: ph.rosensweig_slp(-19, 15, 300), "diameter_nm"),
-    (lambda: ph.rosensweig_slp(19, -15, 300), "field_kA_per_m"),
-    (lambda: ph.rosensweig_slp(19, 15, 0), "freq_kHz"),
-    (lambda: ph.rosensweig_slp(19, 1, 300, shell_nm=-1), "shell_nm"),
-    (lambda: ph.rosensweig_slp(19, 1, 300, sigma=-0.1), "sigma"),
-    (lambda: ph.rosensweig_slp(19, 1, 300, viscosity_Pa_s=0), "viscosity_Pa_s"),
-    (lambda: ph.rosensweig_slp(19, 1, 300, basis="mg"), "basis"),
-    (lambda: ph.cem43([0, 10, 5], [43, 43, 43]), "time_min"),
-    (lambda: ph.cem43([0, 10], [43]), "temperature_C"),
-    (lambda: ph.cem43([0, 10], [43, 43], method="simpson"), "method"),
-    (lambda: ph.arrhenius_damage([0, 10], [43, 43], 0, 1e90), "ea_J_per_mol"),
-    (lambda: ph.lumped_time_constant(1050, 3600, 0, 0), "w_perfusion_W_per_m3_K"),
-    (lambda: ph.lumped_tumour_temperature([0, 1], [1e4, 0], breakpoints_s=[5, 10]), "breakpoints_s"),
-    (lambda: ph.lumped_tumour_temperature([-1], 1e4), "time_s"),
-    (lambda: ph.sphere_steady_state(0, -0.01, 1e5), "radius_m"),
-    (lambda: ph.sphere_steady_state(0, 0.01, 1e5, 0.5, -1), "w_w_per_m3_K"),
-    (lambda: ph.radial_pennes(0.01, 1e5, 0), "duration_s"),
-    (lambda: ph.radial_pennes(0.01, 1e5, 10, n_r=3), "n_r"),
-    (lambda: ph.radial_pennes(0.01, 1e5, 10, r_max_factor=1), "r_max_factor"),
-    (lambda: ph.radial_pennes(0.01, 1e5, 10, perfusion=lambda temp, r: -temp), "perfusion"),
-])
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (lambda: ph.ilp(168, 15, 0), "freq_kHz"),
+        (lambda: ph.ilp(168, -15, 300), "field_kA_per_m"),
+        (lambda: ph.ilp(-1, 15, 300), "sar_w_per_g"),
+        (lambda: ph.sar_from_ilp(2.49, -1, 300), "field_kA_per_m"),
+        (lambda: ph.hf_product(15, 0), "freq_kHz"),
+        (lambda: ph.check_hf(-1, 100), "field_kA_per_m"),
+        (lambda: ph.neel_time(-5, 13), "diameter_nm"),
+        (lambda: ph.neel_time(10, 0), "anisotropy_kJ_per_m3"),
+        (lambda: ph.brown_time(0), "hydrodynamic_diameter_nm"),
+        (lambda: ph.rosensweig_slp(-19, 15, 300), "diameter_nm"),
+        (lambda: ph.rosensweig_slp(19, -15, 300), "field_kA_per_m"),
+        (lambda: ph.rosensweig_slp(19, 15, 0), "freq_kHz"),
+        (lambda: ph.rosensweig_slp(19, 1, 300, shell_nm=-1), "shell_nm"),
+        (lambda: ph.rosensweig_slp(19, 1, 300, sigma=-0.1), "sigma"),
+        (lambda: ph.rosensweig_slp(19, 1, 300, viscosity_Pa_s=0), "viscosity_Pa_s"),
+        (lambda: ph.rosensweig_slp(19, 1, 300, basis="mg"), "basis"),
+        (lambda: ph.cem43([0, 10, 5], [43, 43, 43]), "time_min"),
+        (lambda: ph.cem43([0, 10], [43]), "temperature_C"),
+        (lambda: ph.cem43([0, 10], [43, 43], method="simpson"), "method"),
+        (lambda: ph.arrhenius_damage([0, 10], [43, 43], 0, 1e90), "ea_J_per_mol"),
+        (lambda: ph.lumped_time_constant(1050, 3600, 0, 0), "w_perfusion_W_per_m3_K"),
+        (
+            lambda: ph.lumped_tumour_temperature([0, 1], [1e4, 0], breakpoints_s=[5, 10]),
+            "breakpoints_s",
+        ),
+        (lambda: ph.lumped_tumour_temperature([-1], 1e4), "time_s"),
+        (lambda: ph.sphere_steady_state(0, -0.01, 1e5), "radius_m"),
+        (lambda: ph.sphere_steady_state(0, 0.01, 1e5, 0.5, -1), "w_w_per_m3_K"),
+        (lambda: ph.radial_pennes(0.01, 1e5, 0), "duration_s"),
+        (lambda: ph.radial_pennes(0.01, 1e5, 10, n_r=3), "n_r"),
+        (lambda: ph.radial_pennes(0.01, 1e5, 10, r_max_factor=1), "r_max_factor"),
+        (lambda: ph.radial_pennes(0.01, 1e5, 10, perfusion=lambda temp, r: -temp), "perfusion"),
+    ],
+)
 def test_bad_inputs_raise_naming_the_argument(call, name):
     with pytest.raises(ParameterError, match=name) as info:
         call()

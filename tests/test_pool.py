@@ -18,13 +18,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mhimmune.runs import ensemble as en
-from mhimmune.studies import optimize as opt
-from mhimmune.runs.ensemble import ModelEvaluator, ScheduleTemplate, WorkerPool, run_ensemble
 from mhimmune.core.errors import MhimmuneError, ParameterError, SolverError
-
+from mhimmune.runs import ensemble as en
+from mhimmune.runs.ensemble import ModelEvaluator, ScheduleTemplate, WorkerPool, run_ensemble
+from mhimmune.studies import optimize as opt
 
 # ------------------------------------------------------------------ toy evaluators
+
 
 def linear(values):
     """y = 2a + b, and a second output a·b."""
@@ -94,12 +94,14 @@ def setups(path):
 
 def same(a, b):
     """The results tables agree in everything but wall times."""
-    pd.testing.assert_frame_equal(a.results.drop(columns=["seconds"]),
-                                  b.results.drop(columns=["seconds"]))
+    pd.testing.assert_frame_equal(
+        a.results.drop(columns=["seconds"]), b.results.drop(columns=["seconds"])
+    )
     assert a.output_names == b.output_names and a.n_failed == b.n_failed
 
 
 # ------------------------------------------------------------------ identical results
+
 
 def test_a_shared_pool_gives_the_same_results_as_serial_and_fresh_processes():
     d = design(60)
@@ -124,13 +126,19 @@ def test_real_model_evaluators_share_one_pool_with_identical_numbers(model):
     assert len(d) == 4
     ev_volume = ModelEvaluator(ScheduleTemplate("40 d"), ["final_volume_treated_mm3"])
     ev_heat = ModelEvaluator(ScheduleTemplate("40 d"), ["cem43_total_min", "peak_temperature_C"])
-    serial = {k: run_ensemble(ev, d, n_jobs=1, progress=False)
-              for k, ev in (("volume", ev_volume), ("heat", ev_heat))}
-    fresh = {k: run_ensemble(ev, d, n_jobs=2, chunk_size=1, progress=False)
-             for k, ev in (("volume", ev_volume), ("heat", ev_heat))}
+    serial = {
+        k: run_ensemble(ev, d, n_jobs=1, progress=False)
+        for k, ev in (("volume", ev_volume), ("heat", ev_heat))
+    }
+    fresh = {
+        k: run_ensemble(ev, d, n_jobs=2, chunk_size=1, progress=False)
+        for k, ev in (("volume", ev_volume), ("heat", ev_heat))
+    }
     with WorkerPool(2) as pool:
-        pooled = {k: run_ensemble(ev, d, pool=pool, chunk_size=1, progress=False)
-                  for k, ev in (("volume", ev_volume), ("heat", ev_heat))}
+        pooled = {
+            k: run_ensemble(ev, d, pool=pool, chunk_size=1, progress=False)
+            for k, ev in (("volume", ev_volume), ("heat", ev_heat))
+        }
         volume_again = run_ensemble(ev_volume, d, pool=pool, progress=False)
     for k in ("volume", "heat"):
         assert serial[k].n_failed == 0
@@ -147,6 +155,7 @@ def test_real_model_evaluators_share_one_pool_with_identical_numbers(model):
 
 
 # ------------------------------------------------------------------ setup once per worker
+
 
 def test_setup_runs_once_per_worker_and_evaluator_across_calls(tmp_path):
     log = tmp_path / "setups.txt"
@@ -172,8 +181,9 @@ def test_setup_runs_once_per_worker_and_evaluator_across_calls(tmp_path):
     log.unlink()
     seen = set()
     for _ in range(3):
-        seen |= set(run_ensemble(ev_a, d, n_jobs=2, chunk_size=1, progress=False)
-                    .output("pid").astype(int))
+        seen |= set(
+            run_ensemble(ev_a, d, n_jobs=2, chunk_size=1, progress=False).output("pid").astype(int)
+        )
     assert len(seen) >= 3 and len(setups(log)) >= 3
 
 
@@ -213,6 +223,7 @@ def test_large_evaluators_travel_through_a_temporary_file(tmp_path, monkeypatch)
 
 # ------------------------------------------------------------------ failures, checkpoints
 
+
 def test_failures_through_a_pool_are_counted_as_without_it():
     d = design(40)
     expected = d.index[d["a"] > 0.75].tolist()
@@ -246,8 +257,9 @@ def test_checkpoints_resume_through_a_pool(tmp_path):
         for f in lost:
             f.unlink()
         counter.unlink()
-        res = run_ensemble(Counting(counter), d, pool=pool, chunk_size=5, out=out, resume=True,
-                           progress=False)
+        res = run_ensemble(
+            Counting(counter), d, pool=pool, chunk_size=5, out=out, resume=True, progress=False
+        )
     assert n_lost == 10
     assert len(counter.read_text().splitlines()) == n_lost and res.n_computed == n_lost
     same(full, res)
@@ -255,6 +267,7 @@ def test_checkpoints_resume_through_a_pool(tmp_path):
 
 
 # ------------------------------------------------------------------ misuse, broken pools
+
 
 def test_closed_pool_client_and_bad_arguments_are_refused_by_name(tmp_path):
     d = design(4)
@@ -302,11 +315,12 @@ def test_a_killed_worker_breaks_the_pool_with_a_clear_error_not_a_hang():
 
 # ------------------------------------------------------------------ optimize_schedule
 
+
 class Bump:
     """Toy objective over a 'cohort' parameter k: peak at x = 2, y = 1; outputs the pid."""
 
     def __call__(self, v):
-        score = -(v["x"] - 2.0) ** 2 - 0.5 * (v["y"] - 1.0) ** 2 + 0.1 * v["k"]
+        score = -((v["x"] - 2.0) ** 2) - 0.5 * (v["y"] - 1.0) ** 2 + 0.1 * v["k"]
         return {"score": score, "pid": float(os.getpid())}
 
 
@@ -332,9 +346,19 @@ def record_pools(monkeypatch):
 
 
 def de(**kw):
-    return opt.optimize_schedule(Bump(), SPACE, cohort=COHORT, objective="score",
-                                 method="differential_evolution", budget=60, seed=3, n_boot=20,
-                                 progress=False, de_options={"popsize": 5}, **kw)
+    return opt.optimize_schedule(
+        Bump(),
+        SPACE,
+        cohort=COHORT,
+        objective="score",
+        method="differential_evolution",
+        budget=60,
+        seed=3,
+        n_boot=20,
+        progress=False,
+        de_options={"popsize": 5},
+        **kw,
+    )
 
 
 def test_differential_evolution_on_one_pool_gives_the_serial_table(monkeypatch):
@@ -350,8 +374,9 @@ def test_differential_evolution_on_one_pool_gives_the_serial_table(monkeypatch):
     # every generation ran on the same (at most two) worker processes
     pids = set(parallel.runs["pid"].astype(int))
     assert 1 <= len(pids) <= 2 and os.getpid() not in pids
-    pd.testing.assert_frame_equal(serial.runs.drop(columns=["seconds", "pid"]),
-                                  parallel.runs.drop(columns=["seconds", "pid"]))
+    pd.testing.assert_frame_equal(
+        serial.runs.drop(columns=["seconds", "pid"]), parallel.runs.drop(columns=["seconds", "pid"])
+    )
 
     with WorkerPool(2) as pool:  # a caller's pool is used and left open
         given = de(pool=pool, n_jobs=5)  # n_jobs ignored
@@ -368,8 +393,16 @@ def test_differential_evolution_on_one_pool_gives_the_serial_table(monkeypatch):
 def test_optimize_closes_its_pool_on_errors_and_refuses_pool_with_client(monkeypatch):
     created = record_pools(monkeypatch)
     with pytest.raises(ParameterError, match=r"objective: 'score' is not an output"):
-        opt.optimize_schedule(no_score, SPACE, objective="score", method="differential_evolution",
-                              budget=20, n_jobs=2, progress=False, de_options={"popsize": 5})
+        opt.optimize_schedule(
+            no_score,
+            SPACE,
+            objective="score",
+            method="differential_evolution",
+            budget=20,
+            n_jobs=2,
+            progress=False,
+            de_options={"popsize": 5},
+        )
     assert len(created) == 1 and created[0].closed
     with WorkerPool(1) as pool:
         with pytest.raises(ParameterError, match=r"pool, client: .*not both"):

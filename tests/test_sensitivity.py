@@ -10,19 +10,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mhimmune.cli import main
+from mhimmune.core.errors import ParameterError
 from mhimmune.runs import ensemble as en
 from mhimmune.studies import sa_plots
 from mhimmune.studies import sensitivity as sa
-from mhimmune.cli import main
-from mhimmune.core.errors import ParameterError
 
 PI_BOUNDS = {f"x{i}": (-math.pi, math.pi) for i in (1, 2, 3)}
 
 
 def ishigami(v):
     """Ishigami function, a = 7, b = 0.1 (Ishigami & Homma 1990)."""
-    return (math.sin(v["x1"]) + 7 * math.sin(v["x2"]) ** 2
-            + 0.1 * v["x3"] ** 4 * math.sin(v["x1"]))
+    return math.sin(v["x1"]) + 7 * math.sin(v["x2"]) ** 2 + 0.1 * v["x3"] ** 4 * math.sin(v["x1"])
 
 
 def linear(v):
@@ -50,31 +49,43 @@ class Ramp:
 
 def test_sobol_indices_of_the_ishigami_function_match_the_analytic_values():
     # analytic (a=7, b=0.1): S1 = 0.3139, 0.4424, 0; ST = 0.5576, 0.4424, 0.2437
-    res = sa.run_sensitivity(None, PI_BOUNDS, evaluator=ishigami, method="sobol", n=4096,
-                             seed=2, progress=False)
+    res = sa.run_sensitivity(
+        None, PI_BOUNDS, evaluator=ishigami, method="sobol", n=4096, seed=2, progress=False
+    )
     idx = res.indices.pivot_table(index="factor", columns="index", values="value")
     np.testing.assert_allclose(idx["S1"].loc[["x1", "x2", "x3"]], [0.3139, 0.4424, 0.0], atol=0.02)
-    np.testing.assert_allclose(idx["ST"].loc[["x1", "x2", "x3"]], [0.5576, 0.4424, 0.2437], atol=0.02)
+    np.testing.assert_allclose(
+        idx["ST"].loc[["x1", "x2", "x3"]], [0.5576, 0.4424, 0.2437], atol=0.02
+    )
     ci = res.indices.set_index(["factor", "index"])
     assert (ci["conf_low"] <= ci["value"]).all() and (ci["value"] <= ci["conf_high"]).all()
     assert len(res.sample) == 4096 * 5
 
 
 def test_second_order_sobol_finds_the_x1_x3_interaction_of_ishigami():
-    res = sa.run_sensitivity(None, PI_BOUNDS, evaluator=ishigami, n=2048, second_order=True,
-                             seed=1, progress=False)
+    res = sa.run_sensitivity(
+        None, PI_BOUNDS, evaluator=ishigami, n=2048, second_order=True, seed=1, progress=False
+    )
     s2 = res.indices[res.indices["index"] == "S2"].set_index(["factor", "factor2"])["value"]
     assert s2.loc[("x1", "x3")] == pytest.approx(0.2437, abs=0.05)  # = ST1 - S1 analytically
     assert abs(s2.loc[("x1", "x2")]) < 0.05 and abs(s2.loc[("x2", "x3")]) < 0.05
 
 
-@pytest.mark.parametrize("method,n,kind", [("sobol", 512, "ST"), ("morris", 40, "mu_star"),
-                                           ("efast", 257, "ST"), ("pawn", 800, "pawn_median"),
-                                           ("delta", 150, "delta")])
+@pytest.mark.parametrize(
+    "method,n,kind",
+    [
+        ("sobol", 512, "ST"),
+        ("morris", 40, "mu_star"),
+        ("efast", 257, "ST"),
+        ("pawn", 800, "pawn_median"),
+        ("delta", 150, "delta"),
+    ],
+)
 def test_every_method_ranks_a_linear_function_and_returns_one_schema(method, n, kind):
     bounds = {k: (0.0, 1.0) for k in "abc"}
-    res = sa.run_sensitivity(None, bounds, evaluator=linear, method=method, n=n, seed=4,
-                             progress=False, num_resamples=10)
+    res = sa.run_sensitivity(
+        None, bounds, evaluator=linear, method=method, n=n, seed=4, progress=False, num_resamples=10
+    )
     idx = res.indices
     assert list(idx.columns) == sa.INDEX_COLUMNS
     assert set(idx["method"]) == {method} and idx["time_day"].isna().all()
@@ -95,8 +106,9 @@ def test_the_same_seed_reproduces_design_outputs_and_indices():
 def test_pawn_drops_failed_runs_and_says_how_many():
     bounds = {k: (0.0, 1.0) for k in "abc"}
     with pytest.warns(en.EnsembleFailureWarning):
-        res = sa.run_sensitivity(None, bounds, evaluator=fails_sometimes, method="pawn", n=600,
-                                 seed=3, progress=False)
+        res = sa.run_sensitivity(
+            None, bounds, evaluator=fails_sometimes, method="pawn", n=600, seed=3, progress=False
+        )
     n_failed = res.ensemble.n_failed
     assert n_failed > 0
     assert (res.indices["n_dropped"] == n_failed).all()
@@ -107,8 +119,9 @@ def test_pawn_drops_failed_runs_and_says_how_many():
 def test_sobol_with_failed_runs_reports_instead_of_inventing_numbers():
     bounds = {k: (0.0, 1.0) for k in "abc"}
     with pytest.warns(UserWarning) as caught:
-        res = sa.run_sensitivity(None, bounds, evaluator=fails_sometimes, method="sobol", n=64,
-                                 seed=3, progress=False)
+        res = sa.run_sensitivity(
+            None, bounds, evaluator=fails_sometimes, method="sobol", n=64, seed=3, progress=False
+        )
     assert any("pawn" in str(w.message) for w in caught)
     assert res.indices.empty and "failed" in res.error
     with pytest.raises(sa.IncompleteRunsError):
@@ -116,17 +129,21 @@ def test_sobol_with_failed_runs_reports_instead_of_inventing_numbers():
 
 
 def test_time_resolved_indices_follow_the_trajectory():
-    res = sa.run_sensitivity(None, {"a": (0, 1), "b": (0, 1)}, evaluator=Ramp(), n=512, seed=1,
-                             progress=False)
-    st = res.indices[res.indices["index"] == "ST"].pivot_table(index="time_day", columns="factor",
-                                                              values="value")
+    res = sa.run_sensitivity(
+        None, {"a": (0, 1), "b": (0, 1)}, evaluator=Ramp(), n=512, seed=1, progress=False
+    )
+    st = res.indices[res.indices["index"] == "ST"].pivot_table(
+        index="time_day", columns="factor", values="value"
+    )
     assert st.loc[0.0, "b"] > 0.95 and st.loc[0.0, "a"] < 0.05
     assert st.loc[10.0, "a"] > 0.95 and st.loc[10.0, "b"] < 0.05
     assert st["a"].is_monotonic_increasing
 
 
 def test_problem_takes_bounds_and_distributions_from_the_tables():
-    p = sa.define_problem(["ctl_kill_rate", "tumour_growth_rate", "n_sessions", "pdl1_dose_mg_per_kg"])
+    p = sa.define_problem(
+        ["ctl_kill_rate", "tumour_growth_rate", "n_sessions", "pdl1_dose_mg_per_kg"]
+    )
     f = {x.name: x for x in p.factors}
     table = sa._table_frame(None)
     for name in ("ctl_kill_rate", "tumour_growth_rate"):
@@ -139,8 +156,12 @@ def test_problem_takes_bounds_and_distributions_from_the_tables():
     lo, hi = f["pdl1_dose_mg_per_kg"].lower, f["pdl1_dose_mg_per_kg"].upper
     assert d["pdl1_dose_mg_per_kg"].between(lo, hi).all()
     # log-uniform: uniform in the logarithm, so the median sits at the geometric mean
-    assert np.median(np.log(d["pdl1_dose_mg_per_kg"])) == pytest.approx(np.log(np.sqrt(lo * hi)), abs=0.15)
-    custom = sa.define_problem({"ctl_kill_rate": (0.1, 0.2), "field_kA_per_m": {"lower": 9, "upper": 11}})
+    assert np.median(np.log(d["pdl1_dose_mg_per_kg"])) == pytest.approx(
+        np.log(np.sqrt(lo * hi)), abs=0.15
+    )
+    custom = sa.define_problem(
+        {"ctl_kill_rate": (0.1, 0.2), "field_kA_per_m": {"lower": 9, "upper": 11}}
+    )
     assert [(x.lower, x.upper) for x in custom.factors] == [(0.1, 0.2), (9.0, 11.0)]
 
 
@@ -165,15 +186,28 @@ def test_normal_and_lognormal_factors_use_the_range_as_95_percent_interval():
 
 def test_plots_draw_indices_trajectories_morris_and_heatmaps():
     sob = sa.run_sensitivity(None, PI_BOUNDS, evaluator=ishigami, n=128, progress=False).indices
-    mor = sa.run_sensitivity(None, PI_BOUNDS, evaluator=ishigami, method="morris", n=10,
-                             progress=False).indices
-    ramp = sa.run_sensitivity(None, {"a": (0, 1), "b": (0, 1)}, evaluator=Ramp(), n=64,
-                              progress=False).indices
-    figs = [sa_plots.plot_indices(sob), sa_plots.plot_morris(mor), sa_plots.plot_time_resolved(ramp)]
-    scan = pd.DataFrame({"x": [1, 1, 2, 2], "y": [0, 3, 0, 3], "status": ["ok", "ok", "ok", "error"],
-                         "v": [1.0, 2.0, 3.0, np.nan]})
+    mor = sa.run_sensitivity(
+        None, PI_BOUNDS, evaluator=ishigami, method="morris", n=10, progress=False
+    ).indices
+    ramp = sa.run_sensitivity(
+        None, {"a": (0, 1), "b": (0, 1)}, evaluator=Ramp(), n=64, progress=False
+    ).indices
+    figs = [
+        sa_plots.plot_indices(sob),
+        sa_plots.plot_morris(mor),
+        sa_plots.plot_time_resolved(ramp),
+    ]
+    scan = pd.DataFrame(
+        {
+            "x": [1, 1, 2, 2],
+            "y": [0, 3, 0, 3],
+            "status": ["ok", "ok", "ok", "error"],
+            "v": [1.0, 2.0, 3.0, np.nan],
+        }
+    )
     figs.append(sa_plots.plot_schedule_heatmap(scan, "x", "y", "v"))
     import matplotlib.pyplot as plt
+
     for fig in figs:
         assert fig.axes
         plt.close(fig)

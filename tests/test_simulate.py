@@ -20,9 +20,16 @@ def _quiet(protocol_builder):
 
 
 def short_session_protocol():
-    return _quiet(lambda: mh.Protocol("10 d", name="one minute")
-                  .mh_session(start="3 d", duration="60 s", field="20 kA/m", frequency="200 kHz",
-                              agent="fe3o4_19nm_mpeg", dose="10 mg/cm^3"))
+    return _quiet(
+        lambda: mh.Protocol("10 d", name="one minute").mh_session(
+            start="3 d",
+            duration="60 s",
+            field="20 kA/m",
+            frequency="200 kHz",
+            agent="fe3o4_19nm_mpeg",
+            dose="10 mg/cm^3",
+        )
+    )
 
 
 def test_sixty_second_session_matches_finely_resolved_reference(model):
@@ -39,8 +46,13 @@ def test_sixty_second_session_matches_finely_resolved_reference(model):
     yf, yr = fast.states[-1], ref.states[-1]
     assert np.all(np.abs(yf - yr) <= 1e-4 * np.abs(yr) + 1e-6)
     # and the run without the session differs (the pulse was not stepped over)
-    assert abs(base.summary()["final_volume_treated_mm3"] - fast.summary()["final_volume_treated_mm3"]) > 0.01
-    assert fast.summary()["cem43_total_min"] == pytest.approx(ref.summary()["cem43_total_min"], rel=1e-5)
+    assert (
+        abs(base.summary()["final_volume_treated_mm3"] - fast.summary()["final_volume_treated_mm3"])
+        > 0.01
+    )
+    assert fast.summary()["cem43_total_min"] == pytest.approx(
+        ref.summary()["cem43_total_min"], rel=1e-5
+    )
 
 
 def test_boluses_land_at_their_times(model):
@@ -55,9 +67,18 @@ def test_boluses_land_at_their_times(model):
 
 
 def test_particle_dose_tops_up_rather_than_adds(model):
-    plan = _quiet(lambda: mh.Protocol("3 d").mh_session(
-        start="1 d", duration="10 min", field="15 kA/m", frequency="200 kHz",
-        agent="fe3o4_19nm_mpeg", dose="3 mg/cm^3", every="1 d", count=2))
+    plan = _quiet(
+        lambda: mh.Protocol("3 d").mh_session(
+            start="1 d",
+            duration="10 min",
+            field="15 kA/m",
+            frequency="200 kHz",
+            agent="fe3o4_19nm_mpeg",
+            dose="3 mg/cm^3",
+            every="1 d",
+            count=2,
+        )
+    )
     res = mh.simulate(model, plan)
     fe = res["ParticleFe"]
     assert fe.loc[1.0] == pytest.approx(3.0, rel=1e-12)
@@ -66,7 +87,9 @@ def test_particle_dose_tops_up_rather_than_adds(model):
 
 def test_solver_failure_names_segment_time_and_overrides(model):
     plan = load_protocol("mh")
-    with pytest.raises(SolverError, match=r"segment \d+ \(day .*\) at day .*tumour_growth_rate") as info:
+    with pytest.raises(
+        SolverError, match=r"segment \d+ \(day .*\) at day .*tumour_growth_rate"
+    ) as info:
         mh.simulate(model, plan, {"tumour_growth_rate": 0.5}, max_steps_per_segment=20)
     assert info.value.segment is not None
     assert info.value.overrides == {"tumour_growth_rate": 0.5}
@@ -98,7 +121,7 @@ def test_cem43_state_matches_sampled_history(model):
     """The model's CEM43 (an ODE state) equals Sapareto-Dewey on the recorded trace within 1 %."""
     res = mh.simulate(model, load_protocol("mh"), session_output_step="10 s")
     s = res.sessions().iloc[0]
-    w = res.wide.loc[7.0:9.0 - 1e-9]
+    w = res.wide.loc[7.0 : 9.0 - 1e-9]
     t_min = w.index.values * 24 * 60
     # excess over body temperature, as the model counts it
     expected = cem43(t_min, w["temperature_C"].values) - cem43(t_min, np.full(len(t_min), 37.0))
@@ -119,10 +142,21 @@ def test_tidy_and_wide_tables_agree(demo_results):
 def test_glutathione_and_iron_are_conserved_in_closed_runs(model):
     """GSH + GSox (GSH equivalents) and labile + depot iron are conserved to 1e-9 relative
     when synthesis, export, import and sequestration are switched off, under heat + CDT + GOx."""
-    plan = _quiet(lambda: mh.Protocol("4 d")
-                  .mh_session(start="1 d", duration="30 min", field="15 kA/m", frequency="200 kHz",
-                              agent="fe3o4_19nm_mpeg", dose="3.5 mg/cm^3")
-                  .cdt(time="1 d", dose="10 mg/kg").glucose_oxidase(time="1 d", dose="5 mg/kg"))
+    plan = _quiet(
+        lambda: (
+            mh.Protocol("4 d")
+            .mh_session(
+                start="1 d",
+                duration="30 min",
+                field="15 kA/m",
+                frequency="200 kHz",
+                agent="fe3o4_19nm_mpeg",
+                dose="3.5 mg/cm^3",
+            )
+            .cdt(time="1 d", dose="10 mg/kg")
+            .glucose_oxidase(time="1 d", dose="5 mg/kg")
+        )
+    )
     closed = {"gsh_turnover": 0, "fe_sequestration": 0, "particle_fe_labile_fraction": 0}
     res = mh.simulate(model, plan, closed, rtol=1e-10, atol=1e-12)
     s = model.species
@@ -176,6 +210,7 @@ def test_backends_agree(model, tmp_path, monkeypatch):
     """The C and numba backends generate the same model: identical right-hand sides and
     Jacobians (1e-12 relative) and trajectories within 1e-8 relative."""
     from mhimmune.core.compile import c_compiler
+
     if c_compiler() is None:
         pytest.skip("no C compiler: only the numba backend is available")
     other = "numba" if model.compiled.backend == "c" else "c"
@@ -184,14 +219,21 @@ def test_backends_agree(model, tmp_path, monkeypatch):
     assert alt.compiled.backend == other
     p = model.parameter_vector()
     y = model.compiled.init(p) * 1.1 + 0.01
-    assert np.allclose(model.compiled.rhs(y, 0.0, p), alt.compiled.rhs(y, 0.0, p), rtol=1e-12, atol=1e-12)
-    assert np.allclose(model.compiled.jac(y, 0.0, p), alt.compiled.jac(y, 0.0, p), rtol=1e-12, atol=1e-12)
+    assert np.allclose(
+        model.compiled.rhs(y, 0.0, p), alt.compiled.rhs(y, 0.0, p), rtol=1e-12, atol=1e-12
+    )
+    assert np.allclose(
+        model.compiled.jac(y, 0.0, p), alt.compiled.jac(y, 0.0, p), rtol=1e-12, atol=1e-12
+    )
     plan = load_protocol("mh")
     a, b = mh.simulate(model, plan), mh.simulate(alt, plan)
     assert np.allclose(a.states, b.states, rtol=1e-8, atol=1e-12)
     # one algorithm: the same steps, right-hand sides and Jacobian (re-)evaluations
-    assert (a.status.steps, a.status.rhs_evaluations, a.status.jacobian_evaluations) == \
-        (b.status.steps, b.status.rhs_evaluations, b.status.jacobian_evaluations)
+    assert (a.status.steps, a.status.rhs_evaluations, a.status.jacobian_evaluations) == (
+        b.status.steps,
+        b.status.rhs_evaluations,
+        b.status.jacobian_evaluations,
+    )
 
 
 def test_jacobian_is_reused_across_steps(model):

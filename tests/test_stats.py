@@ -24,15 +24,15 @@ import pandas as pd
 import pytest
 from scipy import special
 
-from mhimmune.studies import stats as st
 from mhimmune.core.errors import ParameterError
+from mhimmune.studies import stats as st
 
 # Freireich 6-MP data (weeks of remission; False = censored, "+" in the textbooks)
 MP_TIMES = [6, 6, 6, 7, 10, 13, 16, 22, 23, 6, 9, 10, 11, 17, 19, 20, 25, 32, 32, 34, 35]
 MP_EVENTS = [True] * 9 + [False] * 12
 PLACEBO_TIMES = [1, 1, 2, 2, 3, 4, 4, 5, 5, 8, 8, 8, 8, 11, 11, 12, 12, 15, 17, 22, 23]
 PLACEBO_EVENTS = [True] * 21
-Z975 = 1.959963984540054        # standard normal 97.5 % quantile
+Z975 = 1.959963984540054  # standard normal 97.5 % quantile
 
 
 def _km_at(km: pd.DataFrame, t: float, column: str = "survival") -> float:
@@ -54,20 +54,47 @@ def test_kaplan_meier_6mp_group_matches_kleinbaum_table():
         assert _km_at(km, t, "events") == events[t]
     # censorings at 6 and 10 are tied with events: the subject is still at risk (21, 15)
     assert _km_at(km, 6, "censored") == 1 and _km_at(km, 10, "censored") == 1
-    assert list(km.columns) == ["time", "at_risk", "events", "censored", "survival", "lower", "upper"]
+    assert list(km.columns) == [
+        "time",
+        "at_risk",
+        "events",
+        "censored",
+        "survival",
+        "lower",
+        "upper",
+    ]
     # one row per distinct time plus time 0; first row time 0, S = 1
     assert len(km) == len(set(MP_TIMES)) + 1
-    assert km.iloc[0].to_dict() == {"time": 0.0, "at_risk": 21, "events": 0, "censored": 0,
-                                    "survival": 1.0, "lower": 1.0, "upper": 1.0}
+    assert km.iloc[0].to_dict() == {
+        "time": 0.0,
+        "at_risk": 21,
+        "events": 0,
+        "censored": 0,
+        "survival": 1.0,
+        "lower": 1.0,
+        "upper": 1.0,
+    }
     assert km["events"].sum() == 9 and km["censored"].sum() == 12
-    assert _km_at(km, 35) == pytest.approx(0.448, abs=5e-4)          # flat after the last event
-    assert st.median_time(km) == 23.0                                 # Kleinbaum: median 23 weeks
+    assert _km_at(km, 35) == pytest.approx(0.448, abs=5e-4)  # flat after the last event
+    assert st.median_time(km) == 23.0  # Kleinbaum: median 23 weeks
 
 
 def test_kaplan_meier_placebo_group_and_median_8():
     """Placebo arm (no censoring): S(t) = fraction still in remission; median 8 weeks (Kleinbaum & Klein)."""
     km = st.kaplan_meier(PLACEBO_TIMES, PLACEBO_EVENTS)
-    for t, still in {1: 19, 2: 17, 3: 16, 4: 14, 5: 12, 8: 8, 11: 6, 12: 4, 15: 3, 17: 2, 22: 1}.items():
+    for t, still in {
+        1: 19,
+        2: 17,
+        3: 16,
+        4: 14,
+        5: 12,
+        8: 8,
+        11: 6,
+        12: 4,
+        15: 3,
+        17: 2,
+        22: 1,
+    }.items():
         assert _km_at(km, t) == pytest.approx(still / 21, rel=1e-12)
     assert _km_at(km, 23) == 0.0
     assert st.median_time(km) == 8.0
@@ -86,7 +113,7 @@ def test_greenwood_loglog_interval_by_hand_at_t6_and_t23():
     km = st.kaplan_meier(MP_TIMES, MP_EVENTS)
     s6 = 18 / 21
     var6 = 3 / (21 * 18)
-    se6 = math.sqrt(var6) / abs(math.log(s6))             # 0.0891 / 0.1542 = 0.5779
+    se6 = math.sqrt(var6) / abs(math.log(s6))  # 0.0891 / 0.1542 = 0.5779
     lo6 = s6 ** math.exp(Z975 * se6)
     hi6 = s6 ** math.exp(-Z975 * se6)
     assert (lo6, hi6) == pytest.approx((0.6197, 0.9516), abs=1e-4)
@@ -101,7 +128,9 @@ def test_greenwood_loglog_interval_by_hand_at_t6_and_t23():
     assert s23 == pytest.approx(0.448, abs=5e-4)
     assert _km_at(km, 23, "lower") == pytest.approx(s23 ** math.exp(Z975 * se23), rel=1e-12)
     assert _km_at(km, 23, "upper") == pytest.approx(s23 ** math.exp(-Z975 * se23), rel=1e-12)
-    assert (_km_at(km, 23, "lower"), _km_at(km, 23, "upper")) == pytest.approx((0.188, 0.680), abs=1e-3)
+    assert (_km_at(km, 23, "lower"), _km_at(km, 23, "upper")) == pytest.approx(
+        (0.188, 0.680), abs=1e-3
+    )
     # a 90 % interval is narrower, inside the 95 % one
     km90 = st.kaplan_meier(MP_TIMES, MP_EVENTS, confidence=0.90)
     z95 = 1.6448536269514722
@@ -132,7 +161,9 @@ def test_median_time_exactly_one_half_and_not_reached():
     assert st.median_time(st.kaplan_meier([4.0, 9.0], [True, False])) == 4.0
     # (1 - 1/4)(1 - 1/3) = 0.5 in exact arithmetic, possibly 0.5000000000000001 in floats
     assert st.median_time(st.kaplan_meier([1, 2, 3, 4], [1, 1, 0, 0])) == 2.0
-    assert st.median_time(st.kaplan_meier([1, 2, 3, 4, 5], [1, 1, 0, 0, 0])) == math.inf  # S(2) = 4/5 * 3/4
+    assert (
+        st.median_time(st.kaplan_meier([1, 2, 3, 4, 5], [1, 1, 0, 0, 0])) == math.inf
+    )  # S(2) = 4/5 * 3/4
     assert st.median_time(st.kaplan_meier([1, 2, 3], [1, 0, 0])) == math.inf
     with pytest.raises(ParameterError, match="km"):
         st.median_time(pd.DataFrame({"t": [0.0]}))
@@ -159,20 +190,23 @@ def _timed(f, *args) -> float:
     return time.perf_counter() - t0
 
 
-@pytest.mark.parametrize(("times", "events", "kwargs", "match"), [
-    ([], [], {}, "times"),
-    ([1.0, -1.0], [1, 1], {}, "times"),
-    ([1.0, np.nan], [1, 1], {}, "times"),
-    ([1.0, np.inf], [1, 1], {}, "times"),
-    ([[1.0, 2.0]], [[1, 1]], {}, "times"),
-    ([1.0, 2.0], [1], {}, "events"),
-    ([1.0, 2.0], [1, 2], {}, "events"),
-    ([1.0, 2.0], [1, np.nan], {}, "events"),
-    ([1.0, 2.0], ["yes", "no"], {}, "events"),
-    ([1.0, 2.0], [1, 0], {"confidence": 1.0}, "confidence"),
-    ([1.0, 2.0], [1, 0], {"confidence": 0.0}, "confidence"),
-    ([1.0, 2.0], [1, 0], {"confidence": np.nan}, "confidence"),
-])
+@pytest.mark.parametrize(
+    ("times", "events", "kwargs", "match"),
+    [
+        ([], [], {}, "times"),
+        ([1.0, -1.0], [1, 1], {}, "times"),
+        ([1.0, np.nan], [1, 1], {}, "times"),
+        ([1.0, np.inf], [1, 1], {}, "times"),
+        ([[1.0, 2.0]], [[1, 1]], {}, "times"),
+        ([1.0, 2.0], [1], {}, "events"),
+        ([1.0, 2.0], [1, 2], {}, "events"),
+        ([1.0, 2.0], [1, np.nan], {}, "events"),
+        ([1.0, 2.0], ["yes", "no"], {}, "events"),
+        ([1.0, 2.0], [1, 0], {"confidence": 1.0}, "confidence"),
+        ([1.0, 2.0], [1, 0], {"confidence": 0.0}, "confidence"),
+        ([1.0, 2.0], [1, 0], {"confidence": np.nan}, "confidence"),
+    ],
+)
 def test_kaplan_meier_bad_input(times, events, kwargs, match):
     with pytest.raises(ParameterError, match=match):
         st.kaplan_meier(times, events, **kwargs)
@@ -190,10 +224,17 @@ def _logrank_by_hand(times, events, groups):
     exp = np.zeros(k)
     var = np.zeros((k, k))
     for tj in sorted({t for t, e in zip(times, events) if e}):
-        n_g = np.array([sum(1 for t, g in zip(times, groups) if g == lab and t >= tj) for lab in labels],
-                       dtype=float)
-        d_g = np.array([sum(1 for t, e, g in zip(times, events, groups) if g == lab and t == tj and e)
-                        for lab in labels], dtype=float)
+        n_g = np.array(
+            [sum(1 for t, g in zip(times, groups) if g == lab and t >= tj) for lab in labels],
+            dtype=float,
+        )
+        d_g = np.array(
+            [
+                sum(1 for t, e, g in zip(times, events, groups) if g == lab and t == tj and e)
+                for lab in labels
+            ],
+            dtype=float,
+        )
         n, d = n_g.sum(), d_g.sum()
         obs += d_g
         exp += d * n_g / n
@@ -209,8 +250,9 @@ def _logrank_by_hand(times, events, groups):
 def test_logrank_6mp_vs_placebo_matches_kleinbaum():
     """Freireich 6-MP vs placebo (Kleinbaum & Klein ch. 2): chi² = 16.79, 1 df, p ≈ 4.2e-5;
     O/E = 9/19.25 (6-MP) and 21/10.75 (placebo)."""
-    res = st.logrank_test(MP_TIMES + PLACEBO_TIMES, MP_EVENTS + PLACEBO_EVENTS,
-                          ["6-MP"] * 21 + ["placebo"] * 21)
+    res = st.logrank_test(
+        MP_TIMES + PLACEBO_TIMES, MP_EVENTS + PLACEBO_EVENTS, ["6-MP"] * 21 + ["placebo"] * 21
+    )
     assert res.statistic == pytest.approx(16.79, abs=0.005)
     assert res.df == 1
     assert res.p_value == pytest.approx(4.2e-5, rel=0.02)
@@ -219,8 +261,9 @@ def test_logrank_6mp_vs_placebo_matches_kleinbaum():
     assert res.expected["placebo"] == pytest.approx(10.75, abs=0.005)
     assert res.observed.sum() == pytest.approx(res.expected.sum(), rel=1e-12)
     # the same by the plain implementation
-    stat, _, _ = _logrank_by_hand(MP_TIMES + PLACEBO_TIMES, MP_EVENTS + PLACEBO_EVENTS,
-                                  ["6-MP"] * 21 + ["placebo"] * 21)
+    stat, _, _ = _logrank_by_hand(
+        MP_TIMES + PLACEBO_TIMES, MP_EVENTS + PLACEBO_EVENTS, ["6-MP"] * 21 + ["placebo"] * 21
+    )
     assert res.statistic == pytest.approx(stat, rel=1e-12)
 
 
@@ -228,7 +271,7 @@ def _three_groups(seed: int = 3, n: int = 40):
     rng = np.random.default_rng(seed)
     groups = np.repeat(["a", "b", "c"], n)
     scale = np.repeat([10.0, 14.0, 25.0], n)
-    t = np.round(rng.exponential(scale), 0)          # rounding makes plenty of ties
+    t = np.round(rng.exponential(scale), 0)  # rounding makes plenty of ties
     e = rng.random(3 * n) < 0.75
     return t, e, groups
 
@@ -242,7 +285,9 @@ def test_logrank_three_groups_matches_plain_implementation():
     assert res.statistic == pytest.approx(stat, rel=1e-10)
     assert res.observed.to_numpy() == pytest.approx(obs)
     assert res.expected.to_numpy() == pytest.approx(exp, rel=1e-12)
-    assert res.p_value == pytest.approx(math.exp(-stat / 2), rel=1e-10)   # chi² 2 df survival function
+    assert res.p_value == pytest.approx(
+        math.exp(-stat / 2), rel=1e-10
+    )  # chi² 2 df survival function
     assert list(res.observed.index) == ["a", "b", "c"]
 
 
@@ -280,7 +325,7 @@ def test_logrank_group_without_events_and_degenerate_cases():
     of the df (as R survdiff); no events at all gives statistic 0, p 1."""
     t = [1, 2, 3, 4, 5, 6, 7, 8]
     e = [1, 1, 1, 1, 0, 0, 0, 0]
-    g = ["a", "a", "a", "a", "b", "b", "b", "b"]          # b: no events, always at risk
+    g = ["a", "a", "a", "a", "b", "b", "b", "b"]  # b: no events, always at risk
     res = st.logrank_test(t, e, g)
     stat, _, exp = _logrank_by_hand(t, e, g)
     assert res.statistic == pytest.approx(stat, rel=1e-12)
@@ -294,11 +339,14 @@ def test_logrank_group_without_events_and_degenerate_cases():
     assert (none.statistic, none.df, none.p_value) == (0.0, 0, 1.0)
 
 
-@pytest.mark.parametrize(("groups", "match"), [
-    (["a"] * 4, "at least 2 groups"),
-    (["a", "b", None, "a"], "groups: missing label"),
-    (["a", "b"], "groups"),
-])
+@pytest.mark.parametrize(
+    ("groups", "match"),
+    [
+        (["a"] * 4, "at least 2 groups"),
+        (["a", "b", None, "a"], "groups: missing label"),
+        (["a", "b"], "groups"),
+    ],
+)
 def test_logrank_bad_groups(groups, match):
     with pytest.raises(ParameterError, match=match):
         st.logrank_test([1, 2, 3, 4], [1, 1, 0, 1], groups)
@@ -322,11 +370,17 @@ def test_pairwise_logrank_reference_all_pairs_and_corrections():
 
     allp = st.pairwise_logrank(t, e, g, correction="bonferroni")
     assert allp[["group_a", "group_b"]].values.tolist() == [["a", "b"], ["a", "c"], ["b", "c"]]
-    assert allp["p_adjusted"].to_numpy() == pytest.approx(np.minimum(1, 3 * allp["p_value"].to_numpy()))
+    assert allp["p_adjusted"].to_numpy() == pytest.approx(
+        np.minimum(1, 3 * allp["p_value"].to_numpy())
+    )
     raw = st.pairwise_logrank(t, e, g, correction="none")
     assert raw["p_adjusted"].tolist() == raw["p_value"].tolist()
-    two = st.pairwise_logrank(MP_TIMES + PLACEBO_TIMES, MP_EVENTS + PLACEBO_EVENTS,
-                              ["6-MP"] * 21 + ["placebo"] * 21, reference="placebo")
+    two = st.pairwise_logrank(
+        MP_TIMES + PLACEBO_TIMES,
+        MP_EVENTS + PLACEBO_EVENTS,
+        ["6-MP"] * 21 + ["placebo"] * 21,
+        reference="placebo",
+    )
     assert two["statistic"].iloc[0] == pytest.approx(16.79, abs=0.005)
 
 
@@ -353,7 +407,7 @@ def test_wilson_and_clopper_pearson_8_of_10():
     assert p == 0.8
     assert (lo, hi) == pytest.approx((0.490, 0.943), abs=5e-4)
     # Wilson by hand: z² = 3.8415; centre (0.8 + z²/20)/(1 + z²/10); half z/(1+z²/10) sqrt(0.016 + z²/400)
-    z2 = Z975 ** 2
+    z2 = Z975**2
     centre = (0.8 + z2 / 20) / (1 + z2 / 10)
     half = Z975 / (1 + z2 / 10) * math.sqrt(0.8 * 0.2 / 10 + z2 / 400)
     assert (lo, hi) == pytest.approx((centre - half, centre + half), rel=1e-12)
@@ -361,12 +415,15 @@ def test_wilson_and_clopper_pearson_8_of_10():
     assert (lo, hi) == pytest.approx((0.444, 0.975), abs=5e-4)
 
 
-@pytest.mark.parametrize(("k", "n", "wilson", "exact"), [
-    (81, 263, (0.2553, 0.3662), (0.2527, 0.3676)),
-    (15, 148, (0.0624, 0.1605), (0.0578, 0.1617)),
-    (0, 20, (0.0, 0.1611), (0.0, 0.1684)),
-    (1, 29, (0.0061, 0.1718), (0.0009, 0.1776)),
-])
+@pytest.mark.parametrize(
+    ("k", "n", "wilson", "exact"),
+    [
+        (81, 263, (0.2553, 0.3662), (0.2527, 0.3676)),
+        (15, 148, (0.0624, 0.1605), (0.0578, 0.1617)),
+        (0, 20, (0.0, 0.1611), (0.0, 0.1684)),
+        (1, 29, (0.0061, 0.1718), (0.0009, 0.1776)),
+    ],
+)
 def test_proportion_ci_newcombe_1998_table(k, n, wilson, exact):
     """Newcombe (1998) Stat. Med. 17:857, illustrative examples: methods 3 (Wilson score) and 5 (exact)."""
     assert st.proportion_ci(k, n)[1:] == pytest.approx(wilson, abs=5e-5)
@@ -381,8 +438,12 @@ def test_proportion_ci_edges_and_jeffreys():
         p, lo, hi = st.proportion_ci(12, 12, method=method)
         assert (p, hi) == (1.0, 1.0) and 0 < lo < 1
     # Clopper–Pearson at k = 0 has the closed form 1 - (alpha/2)^(1/n)
-    assert st.proportion_ci(0, 20, method="clopper-pearson")[2] == pytest.approx(1 - 0.025 ** (1 / 20), rel=1e-10)
-    assert st.proportion_ci(20, 20, method="clopper-pearson")[1] == pytest.approx(0.025 ** (1 / 20), rel=1e-10)
+    assert st.proportion_ci(0, 20, method="clopper-pearson")[2] == pytest.approx(
+        1 - 0.025 ** (1 / 20), rel=1e-10
+    )
+    assert st.proportion_ci(20, 20, method="clopper-pearson")[1] == pytest.approx(
+        0.025 ** (1 / 20), rel=1e-10
+    )
     _, lo, hi = st.proportion_ci(3, 17, confidence=0.9, method="jeffreys")
     assert lo == pytest.approx(special.betaincinv(3.5, 14.5, 0.05), rel=1e-10)
     assert hi == pytest.approx(special.betaincinv(3.5, 14.5, 0.95), rel=1e-10)
@@ -390,15 +451,18 @@ def test_proportion_ci_edges_and_jeffreys():
     assert st.proportion_ci(np.sum([True, False, True]), np.int64(3))[0] == pytest.approx(2 / 3)
 
 
-@pytest.mark.parametrize(("k", "n", "kwargs", "match"), [
-    (0, 0, {}, "n: .*>= 1"),
-    (5, 4, {}, r"k: .*\[0, 4\]"),
-    (-1, 4, {}, "k: "),
-    (1.5, 4, {}, "k: "),
-    (1, 4.2, {}, "n: "),
-    (1, 4, {"confidence": 1.2}, "confidence"),
-    (1, 4, {"method": "wald"}, "method"),
-])
+@pytest.mark.parametrize(
+    ("k", "n", "kwargs", "match"),
+    [
+        (0, 0, {}, "n: .*>= 1"),
+        (5, 4, {}, r"k: .*\[0, 4\]"),
+        (-1, 4, {}, "k: "),
+        (1.5, 4, {}, "k: "),
+        (1, 4.2, {}, "n: "),
+        (1, 4, {"confidence": 1.2}, "confidence"),
+        (1, 4, {"method": "wald"}, "method"),
+    ],
+)
 def test_proportion_ci_bad_input(k, n, kwargs, match):
     with pytest.raises(ParameterError, match=match):
         st.proportion_ci(k, n, **kwargs)
@@ -415,14 +479,17 @@ def test_responders_threshold_inclusive_and_shape_kept():
     assert st.responders([0.0], threshold_mm3=0.0).tolist() == [True]
 
 
-@pytest.mark.parametrize(("volume", "kwargs", "match"), [
-    ([1.0, np.nan], {}, r"volume_mm3: .*finite.* index 1"),
-    ([1.0, -0.5], {}, r"volume_mm3: .*>= 0"),
-    ([1.0, np.inf], {}, "volume_mm3"),
-    ([1.0], {"threshold_mm3": -1.0}, "threshold_mm3"),
-    ([1.0], {"threshold_mm3": np.nan}, "threshold_mm3"),
-    (["big"], {}, "volume_mm3"),
-])
+@pytest.mark.parametrize(
+    ("volume", "kwargs", "match"),
+    [
+        ([1.0, np.nan], {}, r"volume_mm3: .*finite.* index 1"),
+        ([1.0, -0.5], {}, r"volume_mm3: .*>= 0"),
+        ([1.0, np.inf], {}, "volume_mm3"),
+        ([1.0], {"threshold_mm3": -1.0}, "threshold_mm3"),
+        ([1.0], {"threshold_mm3": np.nan}, "threshold_mm3"),
+        (["big"], {}, "volume_mm3"),
+    ],
+)
 def test_responders_bad_input(volume, kwargs, match):
     with pytest.raises(ParameterError, match=match):
         st.responders(volume, **kwargs)
@@ -430,7 +497,7 @@ def test_responders_bad_input(volume, kwargs, match):
 
 def test_recist_categories_hand_cases_and_boundaries():
     """Baseline 100 mm³: CR at <= 10; PR at <= 34.3 (0.7³); PD at >= 172.8 (1.2³); else SD."""
-    assert 1 - 0.7 ** 3 == pytest.approx(0.657) and 1.2 ** 3 - 1 == pytest.approx(0.728)
+    assert 1 - 0.7**3 == pytest.approx(0.657) and 1.2**3 - 1 == pytest.approx(0.728)
     final = [0.0, 10.0, 10.01, 34.3, 34.31, 100.0, 172.79, 172.8, 1000.0]
     cats = st.recist_categories(100.0, final)
     assert list(cats) == ["CR", "CR", "PR", "PR", "SD", "SD", "SD", "PD", "PD"]
@@ -441,25 +508,33 @@ def test_recist_categories_hand_cases_and_boundaries():
     cats = st.recist_categories([5.0, 50.0, 50.0, 200.0], [4.0, 17.15, 86.4, 150.0])
     assert list(cats) == ["CR", "PR", "PD", "SD"]
     # custom thresholds with exactly representable boundaries
-    cats = st.recist_categories(64.0, [32.0, 32.5, 96.0, 95.5, 0.5], cr_threshold_mm3=0.5,
-                                pr_change=-0.5, pd_change=0.5)
+    cats = st.recist_categories(
+        64.0, [32.0, 32.5, 96.0, 95.5, 0.5], cr_threshold_mm3=0.5, pr_change=-0.5, pd_change=0.5
+    )
     assert list(cats) == ["PR", "SD", "PD", "SD", "CR"]
-    assert pd.Series(st.recist_categories(100.0, [50.0])).value_counts().to_dict() == \
-        {"CR": 0, "PR": 0, "SD": 1, "PD": 0}
+    assert pd.Series(st.recist_categories(100.0, [50.0])).value_counts().to_dict() == {
+        "CR": 0,
+        "PR": 0,
+        "SD": 1,
+        "PD": 0,
+    }
 
 
-@pytest.mark.parametrize(("baseline", "final", "kwargs", "match"), [
-    (0.0, 5.0, {}, "baseline_mm3: .*> 0"),
-    ([100.0, np.nan], [1.0, 2.0], {}, "baseline_mm3"),
-    (100.0, [np.nan], {}, "final_mm3"),
-    (100.0, [-1.0], {}, "final_mm3"),
-    ([1.0, 2.0], [1.0, 2.0, 3.0], {}, "final_mm3: .*broadcast"),
-    (np.ones((2, 2)), np.ones((2, 2)), {}, "1-D"),
-    (100.0, 50.0, {"pr_change": 0.1}, "pr_change"),
-    (100.0, 50.0, {"pr_change": -1.5}, "pr_change"),
-    (100.0, 50.0, {"pd_change": 0.0}, "pd_change"),
-    (100.0, 50.0, {"cr_threshold_mm3": -1.0}, "cr_threshold_mm3"),
-])
+@pytest.mark.parametrize(
+    ("baseline", "final", "kwargs", "match"),
+    [
+        (0.0, 5.0, {}, "baseline_mm3: .*> 0"),
+        ([100.0, np.nan], [1.0, 2.0], {}, "baseline_mm3"),
+        (100.0, [np.nan], {}, "final_mm3"),
+        (100.0, [-1.0], {}, "final_mm3"),
+        ([1.0, 2.0], [1.0, 2.0, 3.0], {}, "final_mm3: .*broadcast"),
+        (np.ones((2, 2)), np.ones((2, 2)), {}, "1-D"),
+        (100.0, 50.0, {"pr_change": 0.1}, "pr_change"),
+        (100.0, 50.0, {"pr_change": -1.5}, "pr_change"),
+        (100.0, 50.0, {"pd_change": 0.0}, "pd_change"),
+        (100.0, 50.0, {"cr_threshold_mm3": -1.0}, "cr_threshold_mm3"),
+    ],
+)
 def test_recist_bad_input(baseline, final, kwargs, match):
     with pytest.raises(ParameterError, match=match):
         st.recist_categories(baseline, final, **kwargs)
@@ -490,12 +565,12 @@ def test_time_to_event_censoring_start_day_and_event_at_start():
     t = np.arange(0.0, 41.0)
     grow = 10.0 * np.exp(0.1 * t)
     flat = np.full(t.size, 50.0)
-    dip = np.interp(t, [0, 5, 10, 40], [200.0, 50.0, 150.0, 150.0])   # above, below, above again
+    dip = np.interp(t, [0, 5, 10, 40], [200.0, 50.0, 150.0, 150.0])  # above, below, above again
     v = np.vstack([grow, flat, dip])
     times, events = st.time_to_event(t, v, 100.0)
     assert events.tolist() == [True, False, True]
-    assert times[1] == 40.0                              # censored at the last time
-    assert times[2] == 0.0                               # already above at the start
+    assert times[1] == 40.0  # censored at the last time
+    assert times[2] == 0.0  # already above at the start
     # start on a grid point: times from day 10; dip is 150 at day 10 -> event at 0
     times, events = st.time_to_event(t, v, 100.0, start_day=10.0)
     assert times.tolist() == pytest.approx([23.0246 - 10, 30.0, 0.0], abs=1e-4)
@@ -510,17 +585,20 @@ def test_time_to_event_censoring_start_day_and_event_at_start():
     assert (times[0], events[0]) == (1.0, True)
 
 
-@pytest.mark.parametrize(("time_day", "volume", "kwargs", "match"), [
-    ([0.0, 2.0, 1.0], [1.0, 1.0, 1.0], {}, "time_day: must be strictly increasing"),
-    ([0.0, 1.0, 1.0], [1.0, 1.0, 1.0], {}, "time_day"),
-    ([0.0, np.nan, 1.0], [1.0, 1.0, 1.0], {}, "time_day"),
-    ([[0.0, 1.0]], [1.0, 1.0], {}, "time_day"),
-    ([0.0, 1.0, 2.0], [1.0, 1.0], {}, r"volume_mm3: expected shape \(n_subjects, 3\)"),
-    ([0.0, 1.0, 2.0], [[1.0, np.nan, 1.0]], {}, r"volume_mm3: .*index \(0, 1\)"),
-    ([0.0, 1.0, 2.0], [1.0, 1.0, 1.0], {"start_day": 3.0}, "start_day"),
-    ([0.0, 1.0, 2.0], [1.0, 1.0, 1.0], {"start_day": -0.1}, "start_day"),
-    ([0.0, 1.0, 2.0], [1.0, 1.0, 1.0], {"threshold_mm3": -1.0}, "threshold_mm3"),
-])
+@pytest.mark.parametrize(
+    ("time_day", "volume", "kwargs", "match"),
+    [
+        ([0.0, 2.0, 1.0], [1.0, 1.0, 1.0], {}, "time_day: must be strictly increasing"),
+        ([0.0, 1.0, 1.0], [1.0, 1.0, 1.0], {}, "time_day"),
+        ([0.0, np.nan, 1.0], [1.0, 1.0, 1.0], {}, "time_day"),
+        ([[0.0, 1.0]], [1.0, 1.0], {}, "time_day"),
+        ([0.0, 1.0, 2.0], [1.0, 1.0], {}, r"volume_mm3: expected shape \(n_subjects, 3\)"),
+        ([0.0, 1.0, 2.0], [[1.0, np.nan, 1.0]], {}, r"volume_mm3: .*index \(0, 1\)"),
+        ([0.0, 1.0, 2.0], [1.0, 1.0, 1.0], {"start_day": 3.0}, "start_day"),
+        ([0.0, 1.0, 2.0], [1.0, 1.0, 1.0], {"start_day": -0.1}, "start_day"),
+        ([0.0, 1.0, 2.0], [1.0, 1.0, 1.0], {"threshold_mm3": -1.0}, "threshold_mm3"),
+    ],
+)
 def test_time_to_event_bad_input(time_day, volume, kwargs, match):
     kwargs = {"threshold_mm3": 2.0} | kwargs
     with pytest.raises(ParameterError, match=match):

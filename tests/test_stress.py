@@ -31,7 +31,7 @@ def stress_alone():
 def cem_rate(temperature):
     """Sapareto-Dewey CEM43 rate in excess of 37 °C (as the heating link provides it)."""
     r = 0.5 ** (43 - temperature) if temperature >= 43 else 0.25 ** (43 - temperature)
-    return r - 0.25 ** 6
+    return r - 0.25**6
 
 
 def heat(temperature, cls="mid"):
@@ -63,7 +63,9 @@ def run(model, segments, base=None, y0=None, step=0.1, rtol=1e-9, atol=1e-12):
     names = list(model.species) + list(c.derived_names)
     data = np.hstack([np.vstack(states), np.vstack(derived)])
     keep = [i for i, n in enumerate(names) if n not in names[:i]]
-    return pd.DataFrame(data[:, keep], columns=[names[i] for i in keep], index=np.concatenate(times))
+    return pd.DataFrame(
+        data[:, keep], columns=[names[i] for i in keep], index=np.concatenate(times)
+    )
 
 
 def with_depots(model, base=None, **amounts_uM):
@@ -83,6 +85,7 @@ def lethal_hazard(w, cls, t0=None, t1=None):
 
 # --------------------------------------------------------------------------- chemistry
 
+
 def full_mechanism(q, history, y0, atol_scale=1e-12):
     """Reference: the chemistry of one cell class with H2O2, •OH and HO2• as explicit
     species and every radical step kept, including the radical-radical ones the link
@@ -98,33 +101,77 @@ def full_mechanism(q, history, y0, atol_scale=1e-12):
     per_uM_h = 3600 / 1e6  # 1/M/s -> 1/uM/h
     k_oh_oh, k_oh_ho2, k_ho2_ho2 = 5.5e9 * per_uM_h, 7.1e9 * per_uM_h, 8.3e5 * per_uM_h
     um_fe = 1e6 / 55.845
-    load = math.exp(-q["particle_load_sigma"] ** 2 / 2)  # class "mid"
+    load = math.exp(-(q["particle_load_sigma"] ** 2) / 2)  # class "mid"
     g0, ki = q["gsh_initial"], q["gsh_feedback_ki"]
 
     def rates(x, T, gox, bso, field_on):
         fe2, fe3, cu1, cu2, mn2, mn3, g, gox_, ox, h, oh, ho2, dfe, dcu, dmn = x
-        arr = math.exp(-q["ea_fenton"] / GAS * (1 / (T + 273.15) - 1 / q["fenton_reference_temperature"]))
+        arr = math.exp(
+            -q["ea_fenton"] / GAS * (1 / (T + 273.15) - 1 / q["fenton_reference_temperature"])
+        )
         arr *= 1 + q["lysosomal_fraction"] * (q["lysosomal_fenton_factor"] - 1)
         k1, kr, kcu = q["k_fenton"] * arr, q["k_fe3_h2o2"] * arr, q["k_cu_fenton"] * arr
         kmn = q["k_mn_fenton"] * q["bicarbonate"] / (q["bicarbonate"] + q["bicarbonate_half"]) * arr
         removal = q["catalase_rate"] + q["peroxidase_rate"]
-        production = removal * q["h2o2_initial"] * (1 + q["gox_h2o2_fold"] * gox) * q["heat_h2o2_q10"] ** ((T - 37) / 10)
-        field = (q["lysosomal_field_ros"] * q["particle_iron_mg_per_cm3"] * load * um_fe
-                 * q["mh_field_kA_per_m"] ** 2 * q["mh_freq_kHz"]) if field_on else 0.0
+        production = (
+            removal
+            * q["h2o2_initial"]
+            * (1 + q["gox_h2o2_fold"] * gox)
+            * q["heat_h2o2_q10"] ** ((T - 37) / 10)
+        )
+        field = (
+            (
+                q["lysosomal_field_ros"]
+                * q["particle_iron_mg_per_cm3"]
+                * load
+                * um_fe
+                * q["mh_field_kA_per_m"] ** 2
+                * q["mh_freq_kHz"]
+            )
+            if field_on
+            else 0.0
+        )
         r1, rr, rcu, rmn = k1 * fe2 * h, kr * fe3 * h, kcu * cu1 * h, kmn * mn2 * h
-        r2, r3, r4, r5 = q["k_oh_h2o2"] * oh * h, q["k_ho2_fe3"] * fe3 * ho2, q["k_ho2_fe2"] * fe2 * ho2, q["k_oh_fe"] * fe2 * oh
-        r8, rbio, rsod = q["k_oh_gsh"] * g * oh, q["k_oh_biomolecules"] * oh, q["superoxide_dismutation"] * ho2
+        r2, r3, r4, r5 = (
+            q["k_oh_h2o2"] * oh * h,
+            q["k_ho2_fe3"] * fe3 * ho2,
+            q["k_ho2_fe2"] * fe2 * ho2,
+            q["k_oh_fe"] * fe2 * oh,
+        )
+        r8, rbio, rsod = (
+            q["k_oh_gsh"] * g * oh,
+            q["k_oh_biomolecules"] * oh,
+            q["superoxide_dismutation"] * ho2,
+        )
         roo, roh, rhh = k_oh_oh * oh * oh, k_oh_ho2 * oh * ho2, k_ho2_ho2 * ho2 * ho2
-        red_fe, red_cu, red_mn = q["k_gsh_fe3"] * fe3 * g, q["k_gsh_cu2"] * cu2 * g, q["k_gsh_mn3"] * mn3 * g
+        red_fe, red_cu, red_mn = (
+            q["k_gsh_fe3"] * fe3 * g,
+            q["k_gsh_cu2"] * cu2 * g,
+            q["k_gsh_mn3"] * mn3 * g,
+        )
         gr = q["gr_vmax"] * gox_ / (q["gr_km"] + gox_ / 2)
         synthesis = q["gsh_turnover"] * g0 * (1 + g0 / ki) * (1 - bso) / (1 + g / ki)
         repair = q["oxidative_damage_repair"] * ox * g / (g + q["repair_gsh_km"])
         rel = q["cdt_release"]
         seq, cuseq, mneff = q["fe_sequestration"], q["cu_sequestration"], q["mn_efflux"]
-        particle = (q["particle_fe_labile_fraction"] * q["particle_dissolution_rate"]
-                    * q["particle_iron_mg_per_cm3"] * load * um_fe)
+        particle = (
+            q["particle_fe_labile_fraction"]
+            * q["particle_dissolution_rate"]
+            * q["particle_iron_mg_per_cm3"]
+            * load
+            * um_fe
+        )
         return [
-            -r1 - r5 - r4 + rr + r3 + red_fe + rel * dfe + seq * q["labile_fe_initial"] - seq * fe2 + particle,
+            -r1
+            - r5
+            - r4
+            + rr
+            + r3
+            + red_fe
+            + rel * dfe
+            + seq * q["labile_fe_initial"]
+            - seq * fe2
+            + particle,
             r1 + r5 + r4 - rr - r3 - red_fe - seq * fe3,
             -rcu + red_cu - cuseq * cu1,
             rcu - red_cu - cuseq * cu2 + rel * dcu,
@@ -136,7 +183,9 @@ def full_mechanism(q, history, y0, atol_scale=1e-12):
             production - removal * h - r1 - rr - rcu - rmn - r2 + 0.5 * rsod + roo + rhh,
             r1 + rcu + rmn + field - r2 - r5 - r8 - rbio - 2 * roo - roh,
             rr + r2 - r3 - r4 - rsod - roh - 2 * rhh,
-            -rel * dfe, -rel * dcu, -rel * dmn,
+            -rel * dfe,
+            -rel * dcu,
+            -rel * dmn,
         ]
 
     # exact Jacobian (the radicals make the system stiff by ~1e13 /h)
@@ -151,8 +200,16 @@ def full_mechanism(q, history, y0, atol_scale=1e-12):
         tt = np.linspace(0.0, hours, int(round(hours / 0.25)) + 1)
         # local time from 0: the ns radical transient after a switch needs steps far below
         # the floating-point spacing of an absolute time of hours
-        sol = solve_ivp(lambda t, x: np.asarray(fun(x), float), (0.0, hours), y, method="Radau", t_eval=tt,
-                        rtol=1e-10, atol=atol, jac=lambda t, x: np.asarray(jac(x), float))
+        sol = solve_ivp(
+            lambda t, x: np.asarray(fun(x), float),
+            (0.0, hours),
+            y,
+            method="Radau",
+            t_eval=tt,
+            rtol=1e-10,
+            atol=atol,
+            jac=lambda t, x: np.asarray(jac(x), float),
+        )
         assert sol.success, sol.message
         times.append(t0 + tt[:-1])
         states.append(sol.y.T[:-1])
@@ -172,20 +229,44 @@ def test_reduced_chemistry_agrees_with_full_mechanism(stress_alone):
     except at the instants of a switch (the full mechanism then still holds the radicals
     of the previous segment for a nanosecond)."""
     model = stress_alone
-    base = {"gox_effect": 0.3, "bso_effect": 0.5, "particle_iron_mg_per_cm3": 3.5,
-            "particle_dissolution_rate": 0.01, "mh_field_kA_per_m": 15.0, "mh_freq_kHz": 200.0,
-            "lysosomal_field_ros": 2e-9}
+    base = {
+        "gox_effect": 0.3,
+        "bso_effect": 0.5,
+        "particle_iron_mg_per_cm3": 3.5,
+        "particle_dissolution_rate": 0.01,
+        "mh_field_kA_per_m": 15.0,
+        "mh_freq_kHz": 200.0,
+        "lysosomal_field_ros": 2e-9,
+    }
     field_off = {"mh_field_kA_per_m": 0.0, "mh_freq_kHz": 0.0}
     segments = [(2.0, field_off), (1.0, heat(43.0)), (21.0, field_off)]
     y0 = with_depots(model, base, CDTFe=200.0, CDTCu=20.0)
     red = run(model, segments, base=base, y0=y0, step=0.25, rtol=1e-11, atol=1e-14)
 
     q = dict(zip(model.compiled.parameters, model.parameter_vector(base)))
-    names = ("Fe_ii_mid", "Fe_iii_mid", "Cu_i_mid", "Cu_ii_mid", "Mn_ii_mid", "Mn_iii_mid", "GSH_mid", "GSox_mid",
-             "OxDamage_mid", "H2O2_mid", "hydroxyl_radical_uM_mid", "hydroperoxyl_radical_uM_mid",
-             "CDTFe", "CDTCu", "CDTMn")
+    names = (
+        "Fe_ii_mid",
+        "Fe_iii_mid",
+        "Cu_i_mid",
+        "Cu_ii_mid",
+        "Mn_ii_mid",
+        "Mn_iii_mid",
+        "GSH_mid",
+        "GSox_mid",
+        "OxDamage_mid",
+        "H2O2_mid",
+        "hydroxyl_radical_uM_mid",
+        "hydroperoxyl_radical_uM_mid",
+        "CDTFe",
+        "CDTCu",
+        "CDTMn",
+    )
     x0 = [red[n].iloc[0] for n in names]
-    history = [(2.0, 37.0, 0.3, 0.5, False), (1.0, 43.0, 0.3, 0.5, True), (21.0, 37.0, 0.3, 0.5, False)]
+    history = [
+        (2.0, 37.0, 0.3, 0.5, False),
+        (1.0, 43.0, 0.3, 0.5, True),
+        (21.0, 37.0, 0.3, 0.5, False),
+    ]
     t, full = full_mechanism(q, history, x0)
     assert np.allclose(t, red.index.values)
 
@@ -228,7 +309,9 @@ def test_bso_raises_hydroxyl_damage_for_the_same_iron_and_h2o2(stress_alone):
     out = {}
     for bso in (0.0, 0.9):
         base = {"gox_effect": 0.3, "bso_effect": bso}
-        out[bso] = run(stress_alone, [(24.0, {})], base=base, y0=with_depots(stress_alone, base, CDTFe=200.0))
+        out[bso] = run(
+            stress_alone, [(24.0, {})], base=base, y0=with_depots(stress_alone, base, CDTFe=200.0)
+        )
     a, b = out[0.0], out[0.9]
     iron = {k: v["Fe_ii_mid"] + v["Fe_iii_mid"] for k, v in out.items()}
     assert np.allclose(iron[0.9], iron[0.0], rtol=1e-6)
@@ -243,21 +326,40 @@ def test_metals_glutathione_conserved_in_closed_runs_and_species_non_negative(st
     Mn²⁺ + Mn³⁺ + Mn depot and GSH + 2·GSSG (= GSH + GSox) stay constant to 1e-9 relative
     through CDT doses of all three metals at 43 °C with GOx and BSO; every state stays
     >= -1e-9 of its largest value."""
-    plan = (mh.Protocol("3 d").cdt(time="2 h", dose="10 mg/kg", metal="fe")
-            .cdt(time="2 h", dose="10 mg/kg", metal="cu").cdt(time="2 h", dose="10 mg/kg", metal="mn"))
-    closed = {"gsh_turnover": 0, "fe_sequestration": 0, "cu_sequestration": 0, "mn_efflux": 0,
-              "particle_fe_labile_fraction": 0, "temperature_C_low": 41.0, "temperature_C_mid": 43.0,
-              "temperature_C_high": 45.0, "gox_effect": 0.5, "bso_effect": 0.9}
+    plan = (
+        mh.Protocol("3 d")
+        .cdt(time="2 h", dose="10 mg/kg", metal="fe")
+        .cdt(time="2 h", dose="10 mg/kg", metal="cu")
+        .cdt(time="2 h", dose="10 mg/kg", metal="mn")
+    )
+    closed = {
+        "gsh_turnover": 0,
+        "fe_sequestration": 0,
+        "cu_sequestration": 0,
+        "mn_efflux": 0,
+        "particle_fe_labile_fraction": 0,
+        "temperature_C_low": 41.0,
+        "temperature_C_mid": 43.0,
+        "temperature_C_high": 45.0,
+        "gox_effect": 0.5,
+        "bso_effect": 0.9,
+    }
     res = mh.simulate(stress_alone, plan, closed, rtol=1e-10, atol=1e-12)
     s = stress_alone.species
     after = res.time_h >= 2.0
     for cls in CLASSES:
         glut = res.states[:, s.index(f"GSH_{cls}")] + res.states[:, s.index(f"GSox_{cls}")]
         assert np.max(np.abs(glut - glut[0])) / glut[0] < 1e-9
-        for metal, (red, ox), depot in (("Fe", ("ii", "iii"), "CDTFe"), ("Cu", ("i", "ii"), "CDTCu"),
-                                        ("Mn", ("ii", "iii"), "CDTMn")):
-            total = (res.states[:, s.index(f"{metal}_{red}_{cls}")] + res.states[:, s.index(f"{metal}_{ox}_{cls}")]
-                     + res.states[:, s.index(depot)])[after]
+        for metal, (red, ox), depot in (
+            ("Fe", ("ii", "iii"), "CDTFe"),
+            ("Cu", ("i", "ii"), "CDTCu"),
+            ("Mn", ("ii", "iii"), "CDTMn"),
+        ):
+            total = (
+                res.states[:, s.index(f"{metal}_{red}_{cls}")]
+                + res.states[:, s.index(f"{metal}_{ox}_{cls}")]
+                + res.states[:, s.index(depot)]
+            )[after]
             assert total[0] > 100
             assert np.max(np.abs(total - total[0])) / total[0] < 1e-9, (metal, cls)
         assert res[f"gsox_uM_{cls}"].max() > 1.0  # the chemistry ran
@@ -269,11 +371,24 @@ def test_species_non_negative_under_extreme_stress(stress_alone):
     """Massive doses of every metal, maximal GOx, BSO and HSP inhibitor, 48 °C in the high
     class with the field effect on: every state stays >= -1e-9 of its largest value
     (default tolerances) and every hazard is finite and >= 0."""
-    plan = (mh.Protocol("4 d").cdt(time="1 h", dose="100 mg/kg", metal="fe")
-            .cdt(time="1 h", dose="100 mg/kg", metal="cu").cdt(time="1 h", dose="100 mg/kg", metal="mn"))
-    stubs = {"gox_effect": 1.0, "bso_effect": 1.0, "hsp_inhibitor_effect": 1.0, **heat(48.0, "high"),
-             **heat(44.0, "mid"), "particle_iron_mg_per_cm3": 10.0, "particle_dissolution_rate": 0.05,
-             "mh_field_kA_per_m": 20.0, "mh_freq_kHz": 300.0, "lysosomal_field_ros": 1e-7}
+    plan = (
+        mh.Protocol("4 d")
+        .cdt(time="1 h", dose="100 mg/kg", metal="fe")
+        .cdt(time="1 h", dose="100 mg/kg", metal="cu")
+        .cdt(time="1 h", dose="100 mg/kg", metal="mn")
+    )
+    stubs = {
+        "gox_effect": 1.0,
+        "bso_effect": 1.0,
+        "hsp_inhibitor_effect": 1.0,
+        **heat(48.0, "high"),
+        **heat(44.0, "mid"),
+        "particle_iron_mg_per_cm3": 10.0,
+        "particle_dissolution_rate": 0.05,
+        "mh_field_kA_per_m": 20.0,
+        "mh_freq_kHz": 300.0,
+        "lysosomal_field_ros": 1e-7,
+    }
     res = mh.simulate(stress_alone, plan, stubs)
     scale = np.maximum(np.abs(res.states).max(axis=0), 1.0)
     assert (res.states / scale).min() > -1e-9
@@ -291,7 +406,9 @@ def test_fenton_like_metals_copper_fast_manganese_needs_bicarbonate(stress_alone
 
     def damage(depot, extra=None):
         b = {**base, **(extra or {})}
-        w = run(stress_alone, [(12.0, {})], base=b, y0=with_depots(stress_alone, b, **{depot: 100.0}))
+        w = run(
+            stress_alone, [(12.0, {})], base=b, y0=with_depots(stress_alone, b, **{depot: 100.0})
+        )
         return w["OxDamage_mid"].iloc[-1] - basal, w
 
     fe, _ = damage("CDTFe")
@@ -305,6 +422,7 @@ def test_fenton_like_metals_copper_fast_manganese_needs_bicarbonate(stress_alone
 
 
 # ---------------------------------------------------------------- heat-shock response
+
 
 def test_hsp70_after_one_hour_at_42C_peaks_at_6_to_24h_and_returns_within_2_to_4_days(stress_alone):
     """1 h at 42 °C: total HSP70 peaks between 6 and 24 h at 1.3-2.5x baseline (Dudziuk et
@@ -329,7 +447,11 @@ def test_second_session_at_hsp_peak_kills_fewer_cells_than_48_to_72h_later(stres
     first = sum(lethal_hazard(one, "mid").values())
     second = {}
     for gap in (peak, 48.0, 60.0, 72.0):
-        w = run(stress_alone, [(0.5, heat(43.0)), (gap - 0.5, {}), (0.5, heat(43.0)), (48.0, {})], step=0.05)
+        w = run(
+            stress_alone,
+            [(0.5, heat(43.0)), (gap - 0.5, {}), (0.5, heat(43.0)), (48.0, {})],
+            step=0.05,
+        )
         second[gap] = sum(lethal_hazard(w, "mid", gap).values())
     late = [second[g] for g in (48.0, 60.0, 72.0)]
     assert second[peak] < 0.9 * min(late)
@@ -341,8 +463,14 @@ def test_hsp_inhibitor_and_gox_blunt_thermotolerance(stress_alone):
     > 1.2x) when an HSP inhibitor (effect 0.8) is present than without, and more (> 1.1x)
     under glucose oxidase through its ATP drop alone (its H2O2 boost switched off here);
     GOx lowers the heat-induced HSP70 rise by > 40 %."""
+
     def second_at_peak(stubs):
-        w = run(stress_alone, [(0.5, heat(43.0)), (7.5, {}), (0.5, heat(43.0)), (48.0, {})], base=stubs, step=0.05)
+        w = run(
+            stress_alone,
+            [(0.5, heat(43.0)), (7.5, {}), (0.5, heat(43.0)), (48.0, {})],
+            base=stubs,
+            step=0.05,
+        )
         return sum(lethal_hazard(w, "mid", 8.0).values()), w["hsp70_relative_mid"].loc[:8.0].max()
 
     plain, hsp_plain = second_at_peak({})
@@ -355,11 +483,13 @@ def test_hsp_inhibitor_and_gox_blunt_thermotolerance(stress_alone):
 
 # ------------------------------------------------------------------- damage and fate
 
+
 def test_fate_split_depends_on_kind_and_rate_of_damage(stress_alone):
     """Heat at 43 °C for 30 min kills mostly by apoptosis (necrosis < 5 %); 48 °C makes
     necrosis the largest share (> 40 %); oxidative death (CDT iron 200 µM + GOx at 37 °C,
     a total kill within a factor 1.5 of the 43 °C session's) is more often immunogenic
     than mild-heat death (ICD share higher by > 0.15)."""
+
     def shares(w):
         h = lethal_hazard(w, "mid")
         total = sum(h.values())
@@ -369,7 +499,9 @@ def test_fate_split_depends_on_kind_and_rate_of_damage(stress_alone):
     mild = shares(mild_run)
     hot = shares(run(stress_alone, [(0.5, heat(48.0)), (48.0, {})], step=0.05))
     base = {"gox_effect": 0.1}
-    ox_run = run(stress_alone, [(48.0, {})], base=base, y0=with_depots(stress_alone, base, CDTFe=200.0))
+    ox_run = run(
+        stress_alone, [(48.0, {})], base=base, y0=with_depots(stress_alone, base, CDTFe=200.0)
+    )
     ox = shares(ox_run)
     kill = [sum(lethal_hazard(w, "mid").values()) for w in (mild_run, ox_run)]
     assert 1 / 1.5 < kill[1] / kill[0] < 1.5
@@ -380,9 +512,16 @@ def test_fate_split_depends_on_kind_and_rate_of_damage(stress_alone):
 
 # ------------------------------------------------------------- full model: MH sessions
 
+
 def _session_plan(**kw):
-    args = dict(start="1 d", duration="30 min", field="15 kA/m", frequency="200 kHz",
-                agent="fe3o4_19nm_mpeg", dose="3.5 mg/cm^3")
+    args = dict(
+        start="1 d",
+        duration="30 min",
+        field="15 kA/m",
+        frequency="200 kHz",
+        agent="fe3o4_19nm_mpeg",
+        dose="3.5 mg/cm^3",
+    )
     args.update(kw)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", HfWarning)
@@ -417,7 +556,9 @@ def test_lysosomal_field_effect_is_off_by_default_and_adds_damage_when_on(model)
     src = on["field_oh_production_mid"]
     during = (src.index >= 1.0) & (src.index < 1.0 + 0.5 / 24)
     assert src[during].min() > 0 and np.all(src[~during] == 0.0)
-    gain = {c: on[f"oxidative_damage_{c}"].max() - off[f"oxidative_damage_{c}"].max() for c in CLASSES}
+    gain = {
+        c: on[f"oxidative_damage_{c}"].max() - off[f"oxidative_damage_{c}"].max() for c in CLASSES
+    }
     assert 0 < gain["low"] < gain["mid"] < gain["high"]
     for w in (on, off):
         w.index = w.index * 24.0
@@ -428,6 +569,7 @@ def test_tissue_signals_stay_finite_without_a_treated_tumour():
     """With no treated tumour (0 mm³) the tissue-level stress signals fall back to the
     class weights: the run succeeds and stress ligand and CD47 stay at baseline 1."""
     import mhimmune as mh
+
     model = mh.load_model(verbose=False)
     res = mh.simulate(model, mh.Protocol("5 d"), {"tumour_initial_treated": 0})
     assert res.status.success

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mhimmune.core.errors import ParameterError
 from mhimmune.studies import synergy as sy
 from mhimmune.studies.cohort import sample_cohort
-from mhimmune.core.errors import ParameterError
 
 
 def test_bliss_excess_is_zero_for_independent_effects():
@@ -45,9 +45,14 @@ def independent_toy(values):
 
 def test_grid_bliss_excess_is_zero_when_the_agents_act_independently():
     cohort = sample_cohort(6, variability={"tumour_growth_rate": 0.3}, seed=4)
-    res = sy.synergy_grid(("field_kA_per_m", [5, 10, 15]), ("pdl1_dose_mg_per_kg", [2.5, 10, 20]),
-                          cohort=cohort, effect="inhibition", evaluator=independent_toy,
-                          progress=False)
+    res = sy.synergy_grid(
+        ("field_kA_per_m", [5, 10, 15]),
+        ("pdl1_dose_mg_per_kg", [2.5, 10, 20]),
+        cohort=cohort,
+        effect="inhibition",
+        evaluator=independent_toy,
+        progress=False,
+    )
     t = res.table
     assert len(t) == 9 and (t["n_ok"] == 6).all()
     np.testing.assert_allclose(t["bliss_excess"], 0.0, atol=1e-12)
@@ -64,8 +69,10 @@ def test_responder_synergy_is_one_when_only_the_combination_responds():
     def toy(values):
         both = values["n_sessions"] > 0 and values["pdl1_count"] > 0
         return {"total_mm3": 0.0 if both else 500.0, "cem43_min": 1.0}
-    res = sy.synergy_grid(("field_kA_per_m", [10, 15]), ("pdl1_delay_day", [0, 3]),
-                          evaluator=toy, progress=False)
+
+    res = sy.synergy_grid(
+        ("field_kA_per_m", [10, 15]), ("pdl1_delay_day", [0, 3]), evaluator=toy, progress=False
+    )
     np.testing.assert_allclose(res.table["bliss_excess"], 1.0)
     np.testing.assert_allclose(res.table["hsa_excess"], 1.0)
     assert res.best()["bliss_excess"] == 1.0
@@ -77,8 +84,12 @@ def test_model_predicts_mh_and_anti_pdl1_synergise_at_high_field():
     behaviour; cf. Kosinsky 2018: combinations 40–70 % vs monotherapies 0–27 % responders),
     so the Bliss excess of burden inhibition is large at the high field and full dose and
     small at a field too low to heat (8 kA/m: CEM43 < 1 min)."""
-    res = sy.synergy_grid(("field_kA_per_m", [8, 15]), ("pdl1_dose_mg_per_kg", [10]),
-                          effect="inhibition", progress=False)
+    res = sy.synergy_grid(
+        ("field_kA_per_m", [8, 15]),
+        ("pdl1_dose_mg_per_kg", [10]),
+        effect="inhibition",
+        progress=False,
+    )
     t = res.table.set_index("field_kA_per_m")
     assert t.loc[15, "e_ab"] > 0.99
     assert t.loc[15, "bliss_excess"] > 0.5
@@ -86,13 +97,19 @@ def test_model_predicts_mh_and_anti_pdl1_synergise_at_high_field():
     assert t.loc[8, "cem43_min"] < 1.0 < t.loc[15, "cem43_min"]
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(x=("field", [1]), y=("pdl1_dose_mg_per_kg", [1])), "not a protocol factor"),
-    (dict(x=("field_kA_per_m", [10, 10]), y=("pdl1_dose_mg_per_kg", [1])), "distinct finite"),
-    (dict(x=("field_kA_per_m", [10]), y=("field_kA_per_m", [12])), "different factors"),
-    (dict(x=("field_kA_per_m", [10]), y=("pdl1_dose_mg_per_kg", [5]), effect="loewe"), "effect"),
-    (dict(x=("field_kA_per_m", [10]), y=("pdl1_dose_mg_per_kg", [5]), off_a={}), "off_a"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(x=("field", [1]), y=("pdl1_dose_mg_per_kg", [1])), "not a protocol factor"),
+        (dict(x=("field_kA_per_m", [10, 10]), y=("pdl1_dose_mg_per_kg", [1])), "distinct finite"),
+        (dict(x=("field_kA_per_m", [10]), y=("field_kA_per_m", [12])), "different factors"),
+        (
+            dict(x=("field_kA_per_m", [10]), y=("pdl1_dose_mg_per_kg", [5]), effect="loewe"),
+            "effect",
+        ),
+        (dict(x=("field_kA_per_m", [10]), y=("pdl1_dose_mg_per_kg", [5]), off_a={}), "off_a"),
+    ],
+)
 def test_bad_grid_input_names_the_field(kwargs, match):
     with pytest.raises(ParameterError, match=match):
         sy.synergy_grid(**kwargs, evaluator=independent_toy, progress=False)
@@ -104,22 +121,39 @@ def test_fixed_factors_apply_to_every_schedule_of_the_grid():
     def toy(values):
         seen.append((values["feedback"], values["n_sessions"], values["pdl1_count"]))
         return {"total_mm3": 100.0, "cem43_min": values["session_duration_min"]}
-    res = sy.synergy_grid(("session_duration_min", [10, 20]), ("pdl1_dose_mg_per_kg", [5]),
-                          fixed={"feedback": 1}, evaluator=toy, progress=False)
+
+    res = sy.synergy_grid(
+        ("session_duration_min", [10, 20]),
+        ("pdl1_dose_mg_per_kg", [5]),
+        fixed={"feedback": 1},
+        evaluator=toy,
+        progress=False,
+    )
     assert {f for f, _, _ in seen} == {1.0}
     assert res.table["cem43_min"].tolist() == [10.0, 20.0]
     with pytest.raises(ParameterError, match="grid axes"):
-        sy.synergy_grid(("session_duration_min", [10]), ("pdl1_dose_mg_per_kg", [5]),
-                        fixed={"session_duration_min": 5}, evaluator=toy, progress=False)
+        sy.synergy_grid(
+            ("session_duration_min", [10]),
+            ("pdl1_dose_mg_per_kg", [5]),
+            fixed={"session_duration_min": 5},
+            evaluator=toy,
+            progress=False,
+        )
 
 
 def test_thermal_dose_axis_under_feedback_gives_cem43_proportional_to_session_length():
     """Feedback sessions at 43 °C (one session): CEM43 grows with the session length, so the
     session-length axis is a thermal-dose axis (Sapareto & Dewey 1984)."""
     from mhimmune.runs.ensemble import ScheduleTemplate
+
     t = ScheduleTemplate("60 d", feedback=1, field="18 kA/m", n_sessions=1)
-    res = sy.synergy_grid(("session_duration_min", [15, 60]), ("pdl1_dose_mg_per_kg", [10]),
-                          template=t, effect="inhibition", progress=False)
+    res = sy.synergy_grid(
+        ("session_duration_min", [15, 60]),
+        ("pdl1_dose_mg_per_kg", [10]),
+        template=t,
+        effect="inhibition",
+        progress=False,
+    )
     cem = res.table.set_index("session_duration_min")["cem43_min"]
     assert 0.85 * 45 <= cem[60] - cem[15] <= 45
 
@@ -128,15 +162,26 @@ def test_early_inhibition_day_shows_mh_slowing_growth_before_capacity():
     """At the responder day uncured tumours sit at capacity (MH alone inhibition ~0); one week
     after the first session MH alone has slowed the tumour (treated tumour at day 15 is 0.40
     of untreated in the model's default behaviour), so its inhibition is clearly positive."""
-    late = sy.synergy_grid(("field_kA_per_m", [15]), ("pdl1_dose_mg_per_kg", [10]),
-                           effect="inhibition", progress=False)
-    early = sy.synergy_grid(("field_kA_per_m", [15]), ("pdl1_dose_mg_per_kg", [10]),
-                            effect="inhibition", inhibition_day=7, progress=False)
+    late = sy.synergy_grid(
+        ("field_kA_per_m", [15]), ("pdl1_dose_mg_per_kg", [10]), effect="inhibition", progress=False
+    )
+    early = sy.synergy_grid(
+        ("field_kA_per_m", [15]),
+        ("pdl1_dose_mg_per_kg", [10]),
+        effect="inhibition",
+        inhibition_day=7,
+        progress=False,
+    )
     assert abs(late.table.loc[0, "e_a"]) < 0.05
     assert early.table.loc[0, "e_a"] > 0.2
     with pytest.raises(ParameterError, match="only for effect='inhibition'"):
-        sy.synergy_grid(("field_kA_per_m", [15]), ("pdl1_dose_mg_per_kg", [10]),
-                        inhibition_day=7, evaluator=independent_toy, progress=False)
+        sy.synergy_grid(
+            ("field_kA_per_m", [15]),
+            ("pdl1_dose_mg_per_kg", [10]),
+            inhibition_day=7,
+            evaluator=independent_toy,
+            progress=False,
+        )
 
 
 def test_cohort_columns_that_are_grid_factors_are_rejected_not_overridden():
@@ -144,5 +189,10 @@ def test_cohort_columns_that_are_grid_factors_are_rejected_not_overridden():
     schedule; it is an error instead (the cohort holds model parameters only)."""
     cohort = pd.DataFrame({"n_sessions": [1.0, 2.0]})
     with pytest.raises(ParameterError, match=r"columns \['n_sessions'\] are protocol factors"):
-        sy.synergy_grid(("field_kA_per_m", [10]), ("pdl1_dose_mg_per_kg", [5]), cohort=cohort,
-                        evaluator=independent_toy, progress=False)
+        sy.synergy_grid(
+            ("field_kA_per_m", [10]),
+            ("pdl1_dose_mg_per_kg", [5]),
+            cohort=cohort,
+            evaluator=independent_toy,
+            progress=False,
+        )

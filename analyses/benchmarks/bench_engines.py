@@ -42,7 +42,7 @@ import sys
 import tempfile
 import time
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +87,7 @@ def bench_roadrunner(model, plan, res, runs, rtol, atol):
     import roadrunner
 
     from mhimmune.interop import export
+
     t = time.perf_counter()
     sbml = export.to_sbml(model, plan)
     t_export = time.perf_counter() - t
@@ -115,6 +116,7 @@ def bench_pysb(mh, model, plan, res, runs, rtol, atol):
     from pysb.simulator import ScipyOdeSimulator
 
     from mhimmune.interop.export import schedule
+
     c = model.compiled
     p0 = model.parameter_vector()
     scales = c.bolus_scales(p0)
@@ -124,14 +126,20 @@ def bench_pysb(mh, model, plan, res, runs, rtol, atol):
     grid = res.time_h
     try:
         import Cython  # noqa: F401  (PySB compiles its right-hand side with it when present)
+
         compiler = "cython"
     except ImportError:
         compiler = "python"
     t = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sim = ScipyOdeSimulator(model.pysb, tspan=[0.0, 1.0], integrator="lsoda", compiler=compiler,
-                                integrator_options={"rtol": rtol, "atol": atol, "mxstep": 100_000})
+        sim = ScipyOdeSimulator(
+            model.pysb,
+            tspan=[0.0, 1.0],
+            integrator="lsoda",
+            compiler=compiler,
+            integrator_options={"rtol": rtol, "atol": atol, "mxstep": 100_000},
+        )
     t_setup = time.perf_counter() - t
 
     def run():
@@ -154,9 +162,11 @@ def bench_pysb(mh, model, plan, res, runs, rtol, atol):
     # PySB lambdifies every expression for its results on each run(); sympy prints Max/Min
     # as numpy.amax/amin of a tuple, which fails for a scalar next to an array: print them
     # as the elementwise numpy.maximum/minimum instead (same work, no crash)
+    from unittest import mock
+
     import sympy
     from sympy.printing.numpy import NumPyPrinter
-    from unittest import mock
+
     lambdify = sympy.lambdify
 
     class Printer(NumPyPrinter):
@@ -174,8 +184,14 @@ def bench_pysb(mh, model, plan, res, runs, rtol, atol):
 
     def elementwise(args, expr, modules=None, **kw):
         if modules == "numpy" and "printer" not in kw:
-            kw["printer"] = Printer({"fully_qualified_modules": False, "inline": True,
-                                     "allow_unknown_functions": True, "user_functions": {}})
+            kw["printer"] = Printer(
+                {
+                    "fully_qualified_modules": False,
+                    "inline": True,
+                    "allow_unknown_functions": True,
+                    "user_functions": {},
+                }
+            )
         return lambdify(args, expr, modules, **kw)
 
     with mock.patch.object(sympy, "lambdify", elementwise):
@@ -183,16 +199,28 @@ def bench_pysb(mh, model, plan, res, runs, rtol, atol):
         y_end = run()
         t_first = time.perf_counter() - t
         times = _timed(run, runs)
-    return y_end, times, {"setup_s": t_setup, "first_run_s": t_first, "compiler": compiler,
-                          "segments": len(events)}
+    return (
+        y_end,
+        times,
+        {"setup_s": t_setup, "first_run_s": t_first, "compiler": compiler, "segments": len(events)},
+    )
 
 
 def cold_start(env_extra: dict) -> dict:
     env = {**os.environ, **env_extra}
-    r = subprocess.run([sys.executable, "-c", COLD_SCRIPT, str(PROTOCOL)], env=env, capture_output=True,
-                       text=True, timeout=900)
+    r = subprocess.run(
+        [sys.executable, "-c", COLD_SCRIPT, str(PROTOCOL)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if r.returncode != 0:
-        return {"error": r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit {r.returncode}"}
+        return {
+            "error": r.stderr.strip().splitlines()[-1]
+            if r.stderr.strip()
+            else f"exit {r.returncode}"
+        }
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
@@ -210,8 +238,10 @@ def profile_simulate(mh, model, plan, runs: int = 20) -> tuple[str, dict]:
     for (file, line, func), v in stats.stats.items():
         by_name[f"{Path(file).name}:{func}"] = by_name.get(f"{Path(file).name}:{func}", 0.0) + v[2]
     top = dict(sorted(by_name.items(), key=lambda kv: -kv[1])[:12])
-    return stream.getvalue(), {"total_s_per_sim": total / runs,
-                               "top_ms_per_sim": {k: 1e3 * v / runs for k, v in top.items()}}
+    return stream.getvalue(), {
+        "total_s_per_sim": total / runs,
+        "top_ms_per_sim": {k: 1e3 * v / runs for k, v in top.items()},
+    }
 
 
 def final_agreement(ref_final, other_final, scale) -> float:
@@ -224,6 +254,7 @@ def final_agreement(ref_final, other_final, scale) -> float:
 def main() -> int:
     import mhimmune as mh
     from mhimmune.core.errors import HfWarning
+
     warnings.simplefilter("ignore", HfWarning)
     runs = int(os.environ.get("BENCH_RUNS", "50"))
     pysb_runs = int(os.environ.get("BENCH_PYSB_RUNS", "3"))
@@ -251,17 +282,22 @@ def main() -> int:
     print("profile ...", flush=True)
     prof_text, prof = profile_simulate(mh, model, plan)
 
-    med = {"mhimmune": statistics.median(t_mh), "libroadrunner": statistics.median(t_rr),
-           "pysb": statistics.median(t_pysb)}
+    med = {
+        "mhimmune": statistics.median(t_mh),
+        "libroadrunner": statistics.median(t_rr),
+        "pysb": statistics.median(t_pysb),
+    }
     ref_final = res.states[-1]
     scale = np.abs(res.states).max(axis=0)
-    agree = {"libroadrunner": final_agreement(ref_final, rr_states[-1], scale),
-             "pysb": final_agreement(ref_final, pysb_final, scale)}
+    agree = {
+        "libroadrunner": final_agreement(ref_final, rr_states[-1], scale),
+        "pysb": final_agreement(ref_final, pysb_final, scale),
+    }
     s = res.status
     lines = [
         "# Engines: mhimmune vs libroadrunner vs PySB",
         "",
-        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.machine()}, "
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}; command: `make bench-engines` "
         f"(`BENCH_RUNS={runs}`, `BENCH_PYSB_RUNS={pysb_runs}`).",
         "",
@@ -285,9 +321,11 @@ def main() -> int:
         "",
     ]
     target_speed = med["mhimmune"] <= med["libroadrunner"]
-    lines.append(f"Target 1, mhimmune at least as fast as libroadrunner per simulation: "
-                 f"**{'met' if target_speed else 'not met'}** "
-                 f"({1e3 * med['mhimmune']:.1f} ms vs {1e3 * med['libroadrunner']:.1f} ms).")
+    lines.append(
+        f"Target 1, mhimmune at least as fast as libroadrunner per simulation: "
+        f"**{'met' if target_speed else 'not met'}** "
+        f"({1e3 * med['mhimmune']:.1f} ms vs {1e3 * med['libroadrunner']:.1f} ms)."
+    )
     if cold is not None:
         if "error" in cold:
             lines.append(f"\nCold start failed: {cold['error']}")
@@ -304,21 +342,48 @@ def main() -> int:
                 f"| warm (same cache, new process) | {warm['import_s']:.2f} s | {warm['load_s']:.2f} s "
                 f"| {warm['first_sim_s']:.2f} s | {warm['total_s']:.2f} s |",
             ]
-    lines += ["", f"## Where one mhimmune simulation spends its time (cProfile, 20 runs; "
-                  f"{1e3 * prof['total_s_per_sim']:.1f} ms per run under the profiler)", "",
-              "| function | ms per simulation (own time) |", "|---|---|"]
+    lines += [
+        "",
+        f"## Where one mhimmune simulation spends its time (cProfile, 20 runs; "
+        f"{1e3 * prof['total_s_per_sim']:.1f} ms per run under the profiler)",
+        "",
+        "| function | ms per simulation (own time) |",
+        "|---|---|",
+    ]
     lines += [f"| `{k}` | {v:.2f} |" for k, v in prof["top_ms_per_sim"].items()]
-    lines += ["", "<details><summary>cProfile output</summary>", "", "```", prof_text.strip(), "```",
-              "", "</details>", ""]
+    lines += [
+        "",
+        "<details><summary>cProfile output</summary>",
+        "",
+        "```",
+        prof_text.strip(),
+        "```",
+        "",
+        "</details>",
+        "",
+    ]
     text = "\n".join(lines)
     print("\n" + text)
     out_file.parent.mkdir(parents=True, exist_ok=True)
     out_file.write_text(text)
-    (out_file.with_suffix(".json")).write_text(json.dumps(
-        {"median_s": med, "min_s": {"mhimmune": min(t_mh), "libroadrunner": min(t_rr), "pysb": min(t_pysb)},
-         "runs": {"mhimmune": runs, "libroadrunner": runs, "pysb": pysb_runs},
-         "cold": cold, "warm": warm, "load_s": load_s, "roadrunner": rr_info, "pysb": pysb_info,
-         "agreement": agree, "profile": prof, "model": repr(model)}, indent=1))
+    (out_file.with_suffix(".json")).write_text(
+        json.dumps(
+            {
+                "median_s": med,
+                "min_s": {"mhimmune": min(t_mh), "libroadrunner": min(t_rr), "pysb": min(t_pysb)},
+                "runs": {"mhimmune": runs, "libroadrunner": runs, "pysb": pysb_runs},
+                "cold": cold,
+                "warm": warm,
+                "load_s": load_s,
+                "roadrunner": rr_info,
+                "pysb": pysb_info,
+                "agreement": agree,
+                "profile": prof,
+                "model": repr(model),
+            },
+            indent=1,
+        )
+    )
     print(f"\nwrote {out_file}")
     return 0
 

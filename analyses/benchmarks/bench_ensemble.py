@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -36,9 +36,10 @@ SPEC = HERE.parent / "sa" / "schedule.toml"
 def main() -> int:
     os.environ.setdefault("TQDM_DISABLE", "1")
     import mhimmune as mh
+    from mhimmune.core.errors import HfWarning
     from mhimmune.runs import ensemble as en
     from mhimmune.studies import sensitivity as sa
-    from mhimmune.core.errors import HfWarning
+
     warnings.simplefilter("ignore", HfWarning)
 
     n_sobol = int(os.environ.get("BENCH_N", "1024"))
@@ -51,15 +52,22 @@ def main() -> int:
     spec = sa.load_spec(SPEC)
     problem = sa.define_problem(spec["factors"], table=model)
     design = sa.sample(problem, "sobol", 1024, seed=spec["seed"]).design.iloc[:n_runs]
-    ev = en.ModelEvaluator(spec["protocol"], spec["readouts"], trajectories=spec["trajectories"],
-                           time_grid_day=spec["time_grid_day"])
+    ev = en.ModelEvaluator(
+        spec["protocol"],
+        spec["readouts"],
+        trajectories=spec["trajectories"],
+        time_grid_day=spec["time_grid_day"],
+    )
     rows = []
 
     def record(label, workers, res, wall):
         rate = res.n_computed / wall
         rows.append((label, workers, res.n_computed, wall, rate, res.n_failed))
-        print(f"{label:<42} {res.n_computed:>6} runs {wall:8.2f} s {rate:8.1f} runs/s "
-              f"({res.n_failed} failed)", flush=True)
+        print(
+            f"{label:<42} {res.n_computed:>6} runs {wall:8.2f} s {rate:8.1f} runs/s "
+            f"({res.n_failed} failed)",
+            flush=True,
+        )
 
     # --- where the time of one run goes (serial, profiled)
     ev.setup(list(design.columns))
@@ -76,13 +84,22 @@ def main() -> int:
     per_run = (time.perf_counter() - t) / len(sub)
     st = pstats.Stats(prof)
     # the compiled BDF integrator, one call per segment (C backend: ctypes wrapper in compile.py)
-    solver = sum(v[3] for k, v in st.stats.items() if k[2] == "_segment_bdf" and k[0].endswith("simulate.py"))
-    simulate_total = sum(v[3] for k, v in st.stats.items() if k[2] == "simulate" and k[0].endswith("simulate.py"))
-    prof_rows = [("profiled runs", len(sub)), ("wall per run (profiled)", f"{per_run * 1e3:.1f} ms"),
-                 ("inside simulate()", f"{simulate_total / len(sub) * 1e3:.1f} ms"),
-                 ("  of which the compiled integrator (per segment)", f"{solver / len(sub) * 1e3:.1f} ms"),
-                 ("outside simulate() (protocol, readouts, runner)",
-                  f"{(per_run * len(sub) - simulate_total) / len(sub) * 1e3:.1f} ms")]
+    solver = sum(
+        v[3] for k, v in st.stats.items() if k[2] == "_segment_bdf" and k[0].endswith("simulate.py")
+    )
+    simulate_total = sum(
+        v[3] for k, v in st.stats.items() if k[2] == "simulate" and k[0].endswith("simulate.py")
+    )
+    prof_rows = [
+        ("profiled runs", len(sub)),
+        ("wall per run (profiled)", f"{per_run * 1e3:.1f} ms"),
+        ("inside simulate()", f"{simulate_total / len(sub) * 1e3:.1f} ms"),
+        ("  of which the compiled integrator (per segment)", f"{solver / len(sub) * 1e3:.1f} ms"),
+        (
+            "outside simulate() (protocol, readouts, runner)",
+            f"{(per_run * len(sub) - simulate_total) / len(sub) * 1e3:.1f} ms",
+        ),
+    ]
     for k, v in prof_rows:
         print(f"{k:<50} {v}")
 
@@ -93,12 +110,20 @@ def main() -> int:
     t = time.perf_counter()
     r2 = en.run_ensemble(ev, design, n_jobs=2, progress=False, warn=False)
     record("2 processes (incl. pool start-up)", 2, r2, time.perf_counter() - t)
-    same = np.array_equal(r1.results[r1.output_names].to_numpy(), r2.results[r2.output_names].to_numpy(),
-                          equal_nan=True)
+    same = np.array_equal(
+        r1.results[r1.output_names].to_numpy(),
+        r2.results[r2.output_names].to_numpy(),
+        equal_nan=True,
+    )
     from distributed import Client, LocalCluster
+
     t = time.perf_counter()
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
-            Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         start_s = time.perf_counter() - t
         t = time.perf_counter()
         r3 = en.run_ensemble(ev, design, client=client, progress=False, warn=False)
@@ -106,8 +131,11 @@ def main() -> int:
         t = time.perf_counter()
         r3b = en.run_ensemble(ev, design, client=client, progress=False, warn=False)
         record("Dask LocalCluster, 2 workers (warm)", 2, r3b, time.perf_counter() - t)
-    same = same and np.array_equal(r1.results[r1.output_names].to_numpy(),
-                                   r3.results[r3.output_names].to_numpy(), equal_nan=True)
+    same = same and np.array_equal(
+        r1.results[r1.output_names].to_numpy(),
+        r3.results[r3.output_names].to_numpy(),
+        equal_nan=True,
+    )
 
     # --- the notebook's analysis at full size
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,14 +146,17 @@ def main() -> int:
         total = time.perf_counter() - t
     ens_s = res.ensemble.elapsed_s
     label = f"Sobol, {problem.num_vars} factors, N={n_sobol} ({len(res.sample)} runs), 2 processes"
-    print(f"{label}: ensemble {ens_s:.1f} s ({len(res.sample) / ens_s:.1f} runs/s), analysis "
-          f"{total - ens_s:.1f} s, total {total:.1f} s; {res.ensemble.n_failed} failed", flush=True)
+    print(
+        f"{label}: ensemble {ens_s:.1f} s ({len(res.sample) / ens_s:.1f} runs/s), analysis "
+        f"{total - ens_s:.1f} s, total {total:.1f} s; {res.ensemble.n_failed} failed",
+        flush=True,
+    )
 
     size = model.size()
     lines = [
         "# Ensemble benchmark",
         "",
-        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} on {os.cpu_count()} cores "
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M UTC} on {os.cpu_count()} cores "
         f"({platform.processor() or platform.machine()}), Python {platform.python_version()}; model "
         f"{size['species']} species, {size['reactions']} reactions, {size['parameters']} parameters "
         f"(load from cache {load_s:.1f} s). Design: the 16-factor Sobol sample of "

@@ -31,7 +31,7 @@ import platform
 import sys
 import time
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -46,13 +46,16 @@ RUNS_PER_CALL = 20
 def main() -> int:
     os.environ.setdefault("TQDM_DISABLE", "1")
     import mhimmune as mh
+    from mhimmune.core.errors import HfWarning
+    from mhimmune.runs.ensemble import ModelEvaluator, ScheduleTemplate, WorkerPool, run_ensemble
     from mhimmune.studies import optimize as opt
     from mhimmune.studies.cohort import sample_cohort
-    from mhimmune.runs.ensemble import ModelEvaluator, ScheduleTemplate, WorkerPool, run_ensemble
-    from mhimmune.core.errors import HfWarning
+
     warnings.simplefilter("ignore", HfWarning)
 
-    methods = [m.strip() for m in os.environ.get("BENCH_METHODS", "fork,spawn").split(",") if m.strip()]
+    methods = [
+        m.strip() for m in os.environ.get("BENCH_METHODS", "fork,spawn").split(",") if m.strip()
+    ]
     budget = int(os.environ.get("BENCH_BUDGET", "120"))
     out_file = Path(os.environ.get("BENCH_OUT", HERE / "results" / "pool.md"))
 
@@ -66,19 +69,35 @@ def main() -> int:
     cohort = sample_cohort(8, seed=1)
 
     def de(**kw):
-        return opt.optimize_schedule(de_ev, space, cohort=cohort, objective="responder",
-                                     method="differential_evolution", budget=budget, seed=0,
-                                     n_boot=100, progress=False, **kw)
+        return opt.optimize_schedule(
+            de_ev,
+            space,
+            cohort=cohort,
+            objective="responder",
+            method="differential_evolution",
+            budget=budget,
+            seed=0,
+            n_boot=100,
+            progress=False,
+            **kw,
+        )
 
     small_ev = ModelEvaluator(ScheduleTemplate("40 d"), ["final_volume_treated_mm3"])
     rng = np.random.default_rng(7)
-    designs = [pd.DataFrame({"session_interval_day": rng.uniform(1.0, 4.0, RUNS_PER_CALL),
-                             "pdl1_delay_day": rng.uniform(-2.0, 6.0, RUNS_PER_CALL)})
-               for _ in range(N_CALLS)]
+    designs = [
+        pd.DataFrame(
+            {
+                "session_interval_day": rng.uniform(1.0, 4.0, RUNS_PER_CALL),
+                "pdl1_delay_day": rng.uniform(-2.0, 6.0, RUNS_PER_CALL),
+            }
+        )
+        for _ in range(N_CALLS)
+    ]
 
     def small(**kw):
-        return [run_ensemble(small_ev, d, progress=False, warn=False, **kw).results
-                for d in designs]
+        return [
+            run_ensemble(small_ev, d, progress=False, warn=False, **kw).results for d in designs
+        ]
 
     # serial reference (this process; no worker start-up at all)
     t = time.perf_counter()
@@ -87,12 +106,17 @@ def main() -> int:
     t = time.perf_counter()
     de_ref = de(n_jobs=1)
     de_serial_s = time.perf_counter() - t
-    print(f"serial: DE {de_serial_s:.2f} s ({de_ref.n_batches} ensembles, {de_ref.n_simulations} "
-          f"runs); {N_CALLS} x {RUNS_PER_CALL} runs {small_serial_s:.2f} s", flush=True)
+    print(
+        f"serial: DE {de_serial_s:.2f} s ({de_ref.n_batches} ensembles, {de_ref.n_simulations} "
+        f"runs); {N_CALLS} x {RUNS_PER_CALL} runs {small_serial_s:.2f} s",
+        flush=True,
+    )
 
     def same_small(results):
-        return all(a.drop(columns="seconds").equals(b.drop(columns="seconds"))
-                   for a, b in zip(small_ref, results))
+        return all(
+            a.drop(columns="seconds").equals(b.drop(columns="seconds"))
+            for a, b in zip(small_ref, results)
+        )
 
     rows = []
     identical = True
@@ -110,8 +134,16 @@ def main() -> int:
         new_s = time.perf_counter() - t
         ok = old.table.equals(de_ref.table) and new.table.equals(de_ref.table)
         identical &= ok
-        rows.append((method, f"differential evolution, budget {budget}: {new.n_batches} ensembles, "
-                             f"{new.n_simulations} runs", old_s, new_s, ok))
+        rows.append(
+            (
+                method,
+                f"differential evolution, budget {budget}: {new.n_batches} ensembles, "
+                f"{new.n_simulations} runs",
+                old_s,
+                new_s,
+                ok,
+            )
+        )
         # --- many small ensembles
         t = time.perf_counter()
         old_small = small(n_jobs=N_JOBS)
@@ -122,17 +154,22 @@ def main() -> int:
         new_s = time.perf_counter() - t
         ok = same_small(old_small) and same_small(new_small)
         identical &= ok
-        rows.append((method, f"{N_CALLS} run_ensemble calls x {RUNS_PER_CALL} runs", old_s, new_s, ok))
+        rows.append(
+            (method, f"{N_CALLS} run_ensemble calls x {RUNS_PER_CALL} runs", old_s, new_s, ok)
+        )
         for r in rows[-2:]:
-            print(f"{r[0]:<6} {r[1]:<62} without pool {r[2]:7.2f} s  with pool {r[3]:7.2f} s  "
-                  f"x{r[2] / r[3]:.2f}  identical: {r[4]}", flush=True)
+            print(
+                f"{r[0]:<6} {r[1]:<62} without pool {r[2]:7.2f} s  with pool {r[3]:7.2f} s  "
+                f"x{r[2] / r[3]:.2f}  identical: {r[4]}",
+                flush=True,
+            )
     multiprocessing.set_start_method(None, force=True)
 
     size = model.size()
     lines = [
         "# Worker-pool benchmark",
         "",
-        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} on {os.cpu_count()} cores "
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M UTC} on {os.cpu_count()} cores "
         f"({platform.processor() or platform.machine()}), {platform.system()}, Python "
         f"{platform.python_version()}; model {size['species']} species, {size['reactions']} "
         f"reactions (load from cache {load_s:.1f} s). {N_JOBS} worker processes throughout. "
@@ -140,21 +177,23 @@ def main() -> int:
         "",
         "Reproduce: `.venv/bin/python analyses/benchmarks/bench_pool.py`.",
         "",
-        "* DE: `optimize_schedule(ModelEvaluator(ScheduleTemplate(\"60 d\"), {\"responder\": "
-        "\"cure<=10@+50\"}), {\"session_interval_day\": (1, 3), \"pdl1_delay_day\": (-2, 6)}, "
-        f"cohort=sample_cohort(8, seed=1), method=\"differential_evolution\", budget={budget})`, "
+        '* DE: `optimize_schedule(ModelEvaluator(ScheduleTemplate("60 d"), {"responder": '
+        '"cure<=10@+50"}), {"session_interval_day": (1, 3), "pdl1_delay_day": (-2, 6)}, '
+        f'cohort=sample_cohort(8, seed=1), method="differential_evolution", budget={budget})`, '
         "one `run_ensemble` per generation; *without pool* = new processes for every generation "
         "(the behaviour before `WorkerPool`).",
         f"* small calls: {N_CALLS} `run_ensemble` calls of {RUNS_PER_CALL} runs each "
-        "(`ModelEvaluator(ScheduleTemplate(\"40 d\"), [\"final_volume_treated_mm3\"])`).",
+        '(`ModelEvaluator(ScheduleTemplate("40 d"), ["final_volume_treated_mm3"])`).',
         "* `fork` is the Linux default (new workers inherit the model the parent has loaded); "
         "`spawn` is the macOS/Windows default (every new worker imports mhimmune and loads the "
         "compiled model).",
         "",
         "| start method | workload | without pool (s) | with one pool (s) | speed-up | identical results |",
         "|---|---|---:|---:|---:|---|",
-        *[f"| {m} | {w} | {a:.2f} | {b:.2f} | {a / b:.2f}× | {'yes' if ok else 'NO'} |"
-          for m, w, a, b, ok in rows],
+        *[
+            f"| {m} | {w} | {a:.2f} | {b:.2f} | {a / b:.2f}× | {'yes' if ok else 'NO'} |"
+            for m, w, a, b, ok in rows
+        ],
         f"| – | the same in this process (`n_jobs=1`): DE | {de_serial_s:.2f} | – | – | reference |",
         f"| – | the same in this process (`n_jobs=1`): small calls | {small_serial_s:.2f} | – | – "
         f"| reference |",

@@ -132,8 +132,30 @@ def _solve(w, b, perm, fw_ptr, fw_col, fw_idx, bw_ptr, bw_col, bw_idx, diag_perm
 
 
 @nb.njit(cache=True)
-def bdf_segment(y0, t0, t1, tout, p, rtol, atol, hmax, max_steps, h_init,
-                diag, op_t, op_a, op_b, perm, fw_ptr, fw_col, fw_idx, bw_ptr, bw_col, bw_idx, nnz):
+def bdf_segment(
+    y0,
+    t0,
+    t1,
+    tout,
+    p,
+    rtol,
+    atol,
+    hmax,
+    max_steps,
+    h_init,
+    diag,
+    op_t,
+    op_a,
+    op_b,
+    perm,
+    fw_ptr,
+    fw_col,
+    fw_idx,
+    bw_ptr,
+    bw_col,
+    bw_idx,
+    nnz,
+):
     """Integrate dy/dt = rhs(y, t, p) from t0 to t1; return (Y at tout, y(t1), status, stats, h).
 
     The model is autonomous (time enters only through segment inputs), so callers pass
@@ -191,7 +213,7 @@ def bdf_segment(y0, t0, t1, tout, p, rtol, atol, hmax, max_steps, h_init,
     w = np.empty(nnz)
     lu_ok = False
     lu_c = 0.0
-    newton_tol = max(10 * 2.220446049250313e-16 / rtol, min(0.03, rtol ** 0.5))
+    newton_tol = max(10 * 2.220446049250313e-16 / rtol, min(0.03, rtol**0.5))
     steps = 0
     while t < t1:
         if steps >= max_steps:
@@ -262,13 +284,16 @@ def bdf_segment(y0, t0, t1, tout, p, rtol, atol, hmax, max_steps, h_init,
                         break
                 if not finite:
                     break
-                dy = _solve(w, c * fk - psi - d, perm, fw_ptr, fw_col, fw_idx,
-                            bw_ptr, bw_col, bw_idx, diag)
+                dy = _solve(
+                    w, c * fk - psi - d, perm, fw_ptr, fw_col, fw_idx, bw_ptr, bw_col, bw_idx, diag
+                )
                 dy_norm = _rms(dy, scale)
                 rate = -1.0
                 if dy_norm_old > 0:
                     rate = dy_norm / dy_norm_old
-                if rate >= 0 and (rate >= 1 or rate ** (NEWTON_MAXITER - k) / (1 - rate) * dy_norm > newton_tol):
+                if rate >= 0 and (
+                    rate >= 1 or rate ** (NEWTON_MAXITER - k) / (1 - rate) * dy_norm > newton_tol
+                ):
                     break
                 yn += dy
                 d += dy
@@ -358,4 +383,6 @@ def bdf_segment(y0, t0, t1, tout, p, rtol, atol, hmax, max_steps, h_init,
         Y[k_out, :] = y
         k_out += 1
     return Y, y, 0, stats, h_abs
+
+
 # --- end kernel ---

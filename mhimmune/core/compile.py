@@ -41,7 +41,7 @@ from types import ModuleType
 import numpy as np
 import sympy
 from pysb.bng import generate_equations
-from pysb.core import Expression, Observable, Parameter
+from pysb.core import Expression, Observable
 from sympy.printing.c import C99CodePrinter
 from sympy.printing.pycode import PythonCodePrinter
 
@@ -50,8 +50,15 @@ from mhimmune.core.modelkit import Builder
 
 CODEGEN_VERSION = "10"
 
-__all__ = ["CompiledModel", "compile_model", "cache_dir", "clear_cache", "species_label", "backend",
-           "c_compiler"]
+__all__ = [
+    "CompiledModel",
+    "compile_model",
+    "cache_dir",
+    "clear_cache",
+    "species_label",
+    "backend",
+    "c_compiler",
+]
 
 
 def cache_dir() -> Path:
@@ -77,8 +84,11 @@ def species_label(cp) -> str:
     """A readable identifier for a species, e.g. ``Tumour_treated_viable``."""
     parts = []
     for mp in cp.monomer_patterns:
-        states = [str(mp.site_conditions[site]) for site in mp.monomer.sites
-                  if isinstance(mp.site_conditions.get(site), str)]
+        states = [
+            str(mp.site_conditions[site])
+            for site in mp.monomer.sites
+            if isinstance(mp.site_conditions.get(site), str)
+        ]
         parts.append("_".join([mp.monomer.name, *states]))
     return "__".join(parts)
 
@@ -99,8 +109,16 @@ class CompiledModel:
     backend: str = "numba"
 
     #: generated functions, reached as attributes (``compiled.rhs(y, t, p)``, ...)
-    FUNCTIONS = ("rhs", "jac", "init", "derived", "bolus_scales", "integrate", "derived_series",
-                 "newton_solve")
+    FUNCTIONS = (
+        "rhs",
+        "jac",
+        "init",
+        "derived",
+        "bolus_scales",
+        "integrate",
+        "derived_series",
+        "newton_solve",
+    )
 
     def __getattr__(self, name):
         # rhs, jac, init, derived, bolus_scales, integrate, derived_series, newton_solve
@@ -114,11 +132,19 @@ def structure_key(b: Builder, kind: str = "numba") -> str:
     """Hash of a model's structure (everything except parameter values) and the backend."""
     m = b.model
     h = hashlib.sha256()
-    for part in (CODEGEN_VERSION, kind, _KERNEL if kind == "numba" else _C_KERNEL, m.name,
-                 [repr(x) for x in m.monomers], [p.name for p in m.parameters],
-                 [repr(x) for x in m.rules], [repr(x) for x in m.observables],
-                 [repr(x) for x in m.expressions], [repr(x) for x in m.initials],
-                 [(s.kind, repr(s.pattern), str(s.scale), s.mode) for s in b.boluses]):
+    for part in (
+        CODEGEN_VERSION,
+        kind,
+        _KERNEL if kind == "numba" else _C_KERNEL,
+        m.name,
+        [repr(x) for x in m.monomers],
+        [p.name for p in m.parameters],
+        [repr(x) for x in m.rules],
+        [repr(x) for x in m.observables],
+        [repr(x) for x in m.expressions],
+        [repr(x) for x in m.initials],
+        [(s.kind, repr(s.pattern), str(s.scale), s.mode) for s in b.boluses],
+    ):
         h.update(repr(part).encode())
     return h.hexdigest()[:20]
 
@@ -155,8 +181,12 @@ def compile_model(b: Builder, *, verbose: bool = True) -> CompiledModel:
             shutil.rmtree(folder, ignore_errors=True)
     if verbose:
         tool = "a C compiler" if kind == "c" else "numba"
-        print(f"mhimmune: compiling model {b.model.name!r} (BioNetGen + sympy + {tool}; "
-              f"once per model structure, cached in {cache_dir()}) ...", file=sys.stderr, flush=True)
+        print(
+            f"mhimmune: compiling model {b.model.name!r} (BioNetGen + sympy + {tool}; "
+            f"once per model structure, cached in {cache_dir()}) ...",
+            file=sys.stderr,
+            flush=True,
+        )
     sym, meta = _generate(b, key)
     meta["backend"] = kind
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -165,12 +195,23 @@ def compile_model(b: Builder, *, verbose: bool = True) -> CompiledModel:
         if kind == "c":
             source = tmp / f"mhgen_{key}.c"
             source.write_text(_c_source(sym, key, b.model.name))
-            cmd = [c_compiler(), "-O2", "-std=gnu99", "-shared", "-fPIC", "-o", str(tmp / f"mhgen_{key}.so"),
-                   str(source), "-lm"]
+            cmd = [
+                c_compiler(),
+                "-O2",
+                "-std=gnu99",
+                "-shared",
+                "-fPIC",
+                "-o",
+                str(tmp / f"mhgen_{key}.so"),
+                str(source),
+                "-lm",
+            ]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
-                raise ModelError(f"C compilation of the model failed ({' '.join(cmd[:2])} ...): "
-                                 f"{proc.stderr.strip()[-2000:]}; set MHIMMUNE_BACKEND=numba to avoid the C compiler")
+                raise ModelError(
+                    f"C compilation of the model failed ({' '.join(cmd[:2])} ...): "
+                    f"{proc.stderr.strip()[-2000:]}; set MHIMMUNE_BACKEND=numba to avoid the C compiler"
+                )
         else:
             (tmp / f"mhgen_{key}.py").write_text(_python_source(sym, key, b.model.name))
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
@@ -191,8 +232,12 @@ def _load(folder: Path, key: str) -> CompiledModel:
     kind = meta.pop("backend", "numba")
     modname = f"mhgen_{key}"
     if kind == "c":
-        module = _CModule(folder / f"{modname}.so", len(meta["species"]), len(meta["derived_names"]),
-                          len(meta["bolus_kinds"]) or 1)
+        module = _CModule(
+            folder / f"{modname}.so",
+            len(meta["species"]),
+            len(meta["derived_names"]),
+            len(meta["bolus_kinds"]) or 1,
+        )
     elif modname in sys.modules:
         module = sys.modules[modname]
     else:
@@ -228,9 +273,21 @@ class _CModule:
         lib.derived_series.argtypes = [ctypes.c_int, _DP, _DP, _DP]
         lib.newton_solve.argtypes = [_DP, _DP, ctypes.c_double, _DP, _DP]
         lib.newton_solve.restype = ctypes.c_int
-        lib.integrate.argtypes = [_DP, ctypes.c_double, ctypes.c_double, _DP, ctypes.c_int, _DP,
-                                  ctypes.c_double, ctypes.c_double, ctypes.c_double, ctypes.c_long,
-                                  _DP, _DP, ctypes.POINTER(ctypes.c_long)]
+        lib.integrate.argtypes = [
+            _DP,
+            ctypes.c_double,
+            ctypes.c_double,
+            _DP,
+            ctypes.c_int,
+            _DP,
+            ctypes.c_double,
+            ctypes.c_double,
+            ctypes.c_double,
+            ctypes.c_long,
+            _DP,
+            _DP,
+            ctypes.POINTER(ctypes.c_long),
+        ]
         lib.integrate.restype = ctypes.c_int
 
     @staticmethod
@@ -284,9 +341,21 @@ class _CModule:
         Y = np.empty((tout.shape[0], self.n))
         y_end = np.empty(self.n)
         stats = np.zeros(4, dtype=np.int64)
-        code = self._lib.integrate(_ptr(y0), float(t0), float(t1), _ptr(tout), int(tout.shape[0]), _ptr(p),
-                                   float(rtol), float(atol), float(hmax), int(max_steps), _ptr(Y),
-                                   _ptr(y_end), stats.ctypes.data_as(ctypes.POINTER(ctypes.c_long)))
+        code = self._lib.integrate(
+            _ptr(y0),
+            float(t0),
+            float(t1),
+            _ptr(tout),
+            int(tout.shape[0]),
+            _ptr(p),
+            float(rtol),
+            float(atol),
+            float(hmax),
+            int(max_steps),
+            _ptr(Y),
+            _ptr(y_end),
+            stats.ctypes.data_as(ctypes.POINTER(ctypes.c_long)),
+        )
         return Y, y_end, code, stats, 0.0
 
 
@@ -304,10 +373,15 @@ def _warm_up(c: CompiledModel) -> None:
 
 
 _KERNEL_TEXT = (Path(__file__).with_name("_bdf_kernel.py")).read_text()
-_KERNEL = _KERNEL_TEXT[_KERNEL_TEXT.index("# --- begin kernel ---"):_KERNEL_TEXT.index("# --- end kernel ---")]
+_KERNEL = _KERNEL_TEXT[
+    _KERNEL_TEXT.index("# --- begin kernel ---") : _KERNEL_TEXT.index("# --- end kernel ---")
+]
 _C_KERNEL_TEXT = (Path(__file__).with_name("_bdf_kernel.c")).read_text()
-_C_KERNEL = _C_KERNEL_TEXT[_C_KERNEL_TEXT.index("/* --- begin kernel --- */"):
-                           _C_KERNEL_TEXT.index("/* --- end kernel --- */")]
+_C_KERNEL = _C_KERNEL_TEXT[
+    _C_KERNEL_TEXT.index("/* --- begin kernel --- */") : _C_KERNEL_TEXT.index(
+        "/* --- end kernel --- */"
+    )
+]
 
 
 def _merge_powers(expr):
@@ -340,8 +414,8 @@ class SparseLU:
         self.inv[self.order] = np.arange(n)
         P = pat[np.ix_(self.order, self.order)].copy()
         for k in range(n):  # symbolic elimination: fill-in
-            rows = np.nonzero(P[k + 1:, k])[0] + k + 1
-            cols = np.nonzero(P[k, k + 1:])[0] + k + 1
+            rows = np.nonzero(P[k + 1 :, k])[0] + k + 1
+            cols = np.nonzero(P[k, k + 1 :])[0] + k + 1
             for r in rows:
                 P[r, cols] = True
         self.filled = P
@@ -351,8 +425,8 @@ class SparseLU:
         self.nnz = len(ii)
         ops = []
         for k in range(n):
-            rows = np.nonzero(P[k + 1:, k])[0] + k + 1
-            cols = np.nonzero(P[k, k + 1:])[0] + k + 1
+            rows = np.nonzero(P[k + 1 :, k])[0] + k + 1
+            cols = np.nonzero(P[k, k + 1 :])[0] + k + 1
             for r in rows:
                 ops.append((self.index[r, k], self.index[k, k], -1))
                 ops.extend((self.index[r, c], self.index[r, k], self.index[k, c]) for c in cols)
@@ -409,15 +483,25 @@ class SparseLU:
         def arr(name, values):
             return f"{name} = np.array({[int(v) for v in values]!r}, dtype=np.int64)"
 
-        return "\n".join([
-            f"LU_NNZ = {self.nnz}",
-            arr("LU_DIAG", [idx[i, i] for i in range(n)]),
-            arr("LU_OP_T", self.ops[:, 0]), arr("LU_OP_A", self.ops[:, 1]), arr("LU_OP_B", self.ops[:, 2]),
-            arr("LU_PERM", self.order),
-            arr("LU_FW_PTR", fw_ptr), arr("LU_FW_COL", fw_col), arr("LU_FW_IDX", fw_idx),
-            arr("LU_BW_PTR", bw_ptr), arr("LU_BW_COL", bw_col), arr("LU_BW_IDX", bw_idx),
-            arr("JAC_ROWS", rows), arr("JAC_COLS", cols), arr("JAC_POS", pos),
-        ])
+        return "\n".join(
+            [
+                f"LU_NNZ = {self.nnz}",
+                arr("LU_DIAG", [idx[i, i] for i in range(n)]),
+                arr("LU_OP_T", self.ops[:, 0]),
+                arr("LU_OP_A", self.ops[:, 1]),
+                arr("LU_OP_B", self.ops[:, 2]),
+                arr("LU_PERM", self.order),
+                arr("LU_FW_PTR", fw_ptr),
+                arr("LU_FW_COL", fw_col),
+                arr("LU_FW_IDX", fw_idx),
+                arr("LU_BW_PTR", bw_ptr),
+                arr("LU_BW_COL", bw_col),
+                arr("LU_BW_IDX", bw_idx),
+                arr("JAC_ROWS", rows),
+                arr("JAC_COLS", cols),
+                arr("JAC_POS", pos),
+            ]
+        )
 
 
 class _Printer(PythonCodePrinter):
@@ -452,7 +536,11 @@ def _generate(b: Builder, key: str) -> tuple[str, dict]:
 
     def expand_atom(a):
         if a not in cache:
-            raw = a.expand_expr(expand_observables=True) if isinstance(a, Expression) else a.expand_obs()
+            raw = (
+                a.expand_expr(expand_observables=True)
+                if isinstance(a, Expression)
+                else a.expand_obs()
+            )
             cache[a] = expand(raw)
         return cache[a]
 
@@ -487,8 +575,11 @@ def _generate(b: Builder, key: str) -> tuple[str, dict]:
                     rows[i][j] = rows[i].get(j, sympy.Integer(0)) + v * g
     odes = [sympy.Add(*terms) for terms in odes_terms]
     for i, e in enumerate(odes):
-        bad = {s for s in e.free_symbols
-               if not isinstance(s, (sympy.Indexed, sympy.IndexedBase)) and s.name not in ("y", "p")}
+        bad = {
+            s
+            for s in e.free_symbols
+            if not isinstance(s, (sympy.Indexed, sympy.IndexedBase)) and s.name not in ("y", "p")
+        }
         if bad:
             raise ModelError(f"ODE of species {i} contains unknown symbols {bad}")
 
@@ -522,12 +613,24 @@ def _generate(b: Builder, key: str) -> tuple[str, dict]:
 
     jac_entries = [(i, j, e) for i in range(n) for j, e in sorted(rows[i].items()) if e != 0]
     lu = SparseLU(n, [(i, j) for i, j, _ in jac_entries])
-    sym = _Symbolic(n=n, odes=odes, jac_entries=jac_entries, lu=lu, init=init, derived=derived,
-                    bolus_exprs=bolus_exprs or [sympy.Integer(0)])
-    meta = dict(species=[species_label(s) for s in model.species], parameters=pnames,
-                derived_names=derived_names, bolus_kinds=bolus_kinds,
-                bolus_species=bolus_species, bolus_modes=bolus_modes,
-                n_reactions=len(model.reactions))
+    sym = _Symbolic(
+        n=n,
+        odes=odes,
+        jac_entries=jac_entries,
+        lu=lu,
+        init=init,
+        derived=derived,
+        bolus_exprs=bolus_exprs or [sympy.Integer(0)],
+    )
+    meta = dict(
+        species=[species_label(s) for s in model.species],
+        parameters=pnames,
+        derived_names=derived_names,
+        bolus_kinds=bolus_kinds,
+        bolus_species=bolus_species,
+        bolus_modes=bolus_modes,
+        n_reactions=len(model.reactions),
+    )
     labels = meta["species"]
     if len(set(labels)) != len(labels):
         raise ModelError("species labels are not unique; give monomer sites distinct states")
@@ -541,7 +644,7 @@ class _Symbolic:
     n: int
     odes: list
     jac_entries: list
-    lu: "SparseLU"
+    lu: SparseLU
     init: list
     derived: list
     bolus_exprs: list
@@ -558,7 +661,11 @@ def _python_source(sym: _Symbolic, key: str, name: str) -> str:
 
     def block(fname, args, exprs, assign, alloc):
         replacements, reduced = _cse(exprs)
-        lines = ['@nb.njit(cache=True, error_model="numpy")', f"def {fname}({args}):", f"    {alloc}"]
+        lines = [
+            '@nb.njit(cache=True, error_model="numpy")',
+            f"def {fname}({args}):",
+            f"    {alloc}",
+        ]
         for s_, ex in replacements:
             lines.append(f"    {s_} = {printer.doprint(ex)}")
         for target, ex in zip(assign, reduced):
@@ -570,7 +677,10 @@ def _python_source(sym: _Symbolic, key: str, name: str) -> str:
     parts = [
         f'"""Generated by mhimmune.core.compile (codegen {CODEGEN_VERSION}, numba backend) for model '
         f'{name!r}, structure key {key}. Do not edit."""',
-        "import math", "import numpy as np", "import numba as nb", "",
+        "import math",
+        "import numpy as np",
+        "import numba as nb",
+        "",
         "@nb.njit(cache=True, inline='always')",
         "def _spow(b, e):",
         "    if b > 0.0:",
@@ -581,8 +691,13 @@ def _python_source(sym: _Symbolic, key: str, name: str) -> str:
         "",
         block("rhs", "y, t, p", sym.odes, [f"out[{i}]" for i in range(n)], f"out = np.empty({n})"),
         "",
-        block("jac_sparse", "y, t, p", [e for _, _, e in sym.jac_entries],
-              [f"out[{lu.position(i, j)}]" for i, j, _ in sym.jac_entries], f"out = np.zeros({lu.nnz})"),
+        block(
+            "jac_sparse",
+            "y, t, p",
+            [e for _, _, e in sym.jac_entries],
+            [f"out[{lu.position(i, j)}]" for i, j, _ in sym.jac_entries],
+            f"out = np.zeros({lu.nnz})",
+        ),
         "",
         lu.source(),
         "",
@@ -596,9 +711,21 @@ def _python_source(sym: _Symbolic, key: str, name: str) -> str:
         "",
         block("init", "p", sym.init, [f"out[{i}]" for i in range(n)], f"out = np.empty({n})"),
         "",
-        block("derived", "y, p", sym.derived, [f"out[{i}]" for i in range(nd)], f"out = np.empty({nd})"),
+        block(
+            "derived",
+            "y, p",
+            sym.derived,
+            [f"out[{i}]" for i in range(nd)],
+            f"out = np.empty({nd})",
+        ),
         "",
-        block("bolus_scales", "p", sym.bolus_exprs, [f"out[{i}]" for i in range(nb_)], f"out = np.empty({nb_})"),
+        block(
+            "bolus_scales",
+            "p",
+            sym.bolus_exprs,
+            [f"out[{i}]" for i in range(nb_)],
+            f"out = np.empty({nb_})",
+        ),
         "",
         "@nb.njit(cache=True)",
         "def derived_series(Y, p):",
@@ -607,7 +734,8 @@ def _python_source(sym: _Symbolic, key: str, name: str) -> str:
         "        out[k, :] = derived(Y[k], p)",
         "    return out",
         "",
-        _KERNEL, "",
+        _KERNEL,
+        "",
         "@nb.njit(cache=True)",
         "def integrate(y0, t0, t1, tout, p, rtol, atol, hmax, max_steps, h_init):",
         "    return bdf_segment(y0, t0, t1, tout, p, rtol, atol, hmax, max_steps, h_init,",
@@ -671,14 +799,26 @@ def _c_source(sym: _Symbolic, key: str, name: str) -> str:
     parts = [
         f"/* Generated by mhimmune.core.compile (codegen {CODEGEN_VERSION}, C backend) for model {name!r},",
         f"   structure key {key}. Do not edit. */",
-        "#include <math.h>", "#include <string.h>", "",
-        f"#define N {n}", f"#define LU_NNZ {lu.nnz}", f"#define LU_NOPS {len(lu.ops)}",
-        f"#define N_DERIVED {nd}", f"#define N_BOLUS {nb_}", "",
+        "#include <math.h>",
+        "#include <string.h>",
+        "",
+        f"#define N {n}",
+        f"#define LU_NNZ {lu.nnz}",
+        f"#define LU_NOPS {len(lu.ops)}",
+        f"#define N_DERIVED {nd}",
+        f"#define N_BOLUS {nb_}",
+        "",
         arr("LU_DIAG", [idx[i, i] for i in range(n)]),
-        arr("LU_OP_T", lu.ops[:, 0]), arr("LU_OP_A", lu.ops[:, 1]), arr("LU_OP_B", lu.ops[:, 2]),
+        arr("LU_OP_T", lu.ops[:, 0]),
+        arr("LU_OP_A", lu.ops[:, 1]),
+        arr("LU_OP_B", lu.ops[:, 2]),
         arr("LU_PERM", lu.order),
-        arr("LU_FW_PTR", fw_ptr), arr("LU_FW_COL", fw_col), arr("LU_FW_IDX", fw_idx),
-        arr("LU_BW_PTR", bw_ptr), arr("LU_BW_COL", bw_col), arr("LU_BW_IDX", bw_idx),
+        arr("LU_FW_PTR", fw_ptr),
+        arr("LU_FW_COL", fw_col),
+        arr("LU_FW_IDX", fw_idx),
+        arr("LU_BW_PTR", bw_ptr),
+        arr("LU_BW_COL", bw_col),
+        arr("LU_BW_IDX", bw_idx),
         arr("JAC_ROWS", [i for i, _, _ in sym.jac_entries]),
         arr("JAC_COLS", [j for _, j, _ in sym.jac_entries]),
         arr("JAC_POS", [lu.position(i, j) for i, j, _ in sym.jac_entries]),
@@ -688,14 +828,20 @@ def _c_source(sym: _Symbolic, key: str, name: str) -> str:
         "    if (b > 0.0) return pow(b, e);",
         "    if (e == 0.0) return 1.0;",
         "    return e > 0.0 ? 0.0 : INFINITY;",
-        "}", "",
-        block("void rhs(const double *y, const double *p, double *out)", sym.odes,
-              [f"out[{i}]" for i in range(n)]),
+        "}",
         "",
-        block("void jac_sparse(const double *y, const double *p, double *out)",
-              [e for _, _, e in sym.jac_entries],
-              [f"out[{lu.position(i, j)}]" for i, j, _ in sym.jac_entries],
-              prologue="memset(out, 0, sizeof(double) * LU_NNZ);"),
+        block(
+            "void rhs(const double *y, const double *p, double *out)",
+            sym.odes,
+            [f"out[{i}]" for i in range(n)],
+        ),
+        "",
+        block(
+            "void jac_sparse(const double *y, const double *p, double *out)",
+            [e for _, _, e in sym.jac_entries],
+            [f"out[{lu.position(i, j)}]" for i, j, _ in sym.jac_entries],
+            prologue="memset(out, 0, sizeof(double) * LU_NNZ);",
+        ),
         "",
         "void jac_dense(const double *y, const double *p, double *out) {",
         "    double v[LU_NNZ];",
@@ -703,17 +849,25 @@ def _c_source(sym: _Symbolic, key: str, name: str) -> str:
         "    memset(out, 0, sizeof(double) * N * N);",
         "    for (int k = 0; k < (int)(sizeof JAC_ROWS / sizeof JAC_ROWS[0]); k++)",
         "        out[JAC_ROWS[k] * N + JAC_COLS[k]] = v[JAC_POS[k]];",
-        "}", "",
+        "}",
+        "",
         block("void init(const double *p, double *out)", sym.init, [f"out[{i}]" for i in range(n)]),
         "",
-        block("void derived(const double *y, const double *p, double *out)", sym.derived,
-              [f"out[{i}]" for i in range(nd)]),
+        block(
+            "void derived(const double *y, const double *p, double *out)",
+            sym.derived,
+            [f"out[{i}]" for i in range(nd)],
+        ),
         "",
         "void derived_series(int m, const double *Y, const double *p, double *out) {",
         "    for (int k = 0; k < m; k++) derived(Y + (long)k * N, p, out + (long)k * N_DERIVED);",
-        "}", "",
-        block("void bolus_scales(const double *p, double *out)", sym.bolus_exprs,
-              [f"out[{i}]" for i in range(nb_)]),
+        "}",
+        "",
+        block(
+            "void bolus_scales(const double *p, double *out)",
+            sym.bolus_exprs,
+            [f"out[{i}]" for i in range(nb_)],
+        ),
         "",
         _C_KERNEL,
     ]

@@ -30,8 +30,14 @@ class ModelError(MhimmuneError, RuntimeError):
 class SolverError(MhimmuneError, RuntimeError):
     """The ODE integrator failed; the message names segment, time and overrides."""
 
-    def __init__(self, message: str, *, segment: int | None = None,
-                 time_h: float | None = None, overrides: dict | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        segment: int | None = None,
+        time_h: float | None = None,
+        overrides: dict | None = None,
+    ):
         super().__init__(message)
         self.segment = segment
         self.time_h = time_h

@@ -87,6 +87,7 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     """Read a TOML spec file; a missing file or invalid TOML raises
     :class:`~mhimmune.core.errors.MhimmuneError` naming the file."""
     from mhimmune.core.errors import MhimmuneError
+
     p = Path(path)
     if not p.is_file():
         raise MhimmuneError(f"spec file not found: {path}")

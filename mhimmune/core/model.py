@@ -28,8 +28,14 @@ class Model:
     table are in the table's units and converted once to the model's internal units.
     """
 
-    def __init__(self, builder: Builder, compiled: CompiledModel, table: ParameterTable,
-                 links: Sequence[str], standalone: bool):
+    def __init__(
+        self,
+        builder: Builder,
+        compiled: CompiledModel,
+        table: ParameterTable,
+        links: Sequence[str],
+        standalone: bool,
+    ):
         self._builder = builder
         self.compiled = compiled
         self.table = table
@@ -84,14 +90,21 @@ class Model:
 
     def size(self) -> dict[str, int]:
         """Numbers of species, reactions, parameters, inputs and rules."""
-        return {"species": len(self.compiled.species), "reactions": self.compiled.n_reactions,
-                "parameters": len(self.units), "inputs": len(self.inputs),
-                "rules": len(self.pysb.rules), "links": len(self.links)}
+        return {
+            "species": len(self.compiled.species),
+            "reactions": self.compiled.n_reactions,
+            "parameters": len(self.units),
+            "inputs": len(self.inputs),
+            "rules": len(self.pysb.rules),
+            "links": len(self.links),
+        }
 
     def __repr__(self) -> str:
         s = self.size()
-        return (f"<mhimmune.Model {self.name!r}: {s['species']} species, {s['reactions']} reactions, "
-                f"{s['parameters']} parameters; links {' -> '.join(self.links)}>")
+        return (
+            f"<mhimmune.Model {self.name!r}: {s['species']} species, {s['reactions']} reactions, "
+            f"{s['parameters']} parameters; links {' -> '.join(self.links)}>"
+        )
 
     # ------------------------------------------------------------ parameters
     def parameter_vector(self, overrides: Mapping[str, Any] | None = None) -> np.ndarray:
@@ -104,12 +117,16 @@ class Model:
         p = self._base.copy()
         for k, v in (overrides or {}).items():
             if k in self.inputs:
-                raise ParameterError(f"{k}: is a protocol input set by the schedule, not a parameter")
+                raise ParameterError(
+                    f"{k}: is a protocol input set by the schedule, not a parameter"
+                )
             if k in self.stubs:
                 try:
                     p[self._index[k]] = float(v)
                 except (TypeError, ValueError):
-                    raise ParameterError(f"{k}: stub signal value must be a number, got {v!r}") from None
+                    raise ParameterError(
+                        f"{k}: stub signal value must be a number, got {v!r}"
+                    ) from None
                 continue
             value = self.table.check_override(k, v)  # unknown names, bad values -> ParameterError
             q = ureg.Quantity(value, self.table.unit(k)).to(self.units[k])
@@ -130,8 +147,13 @@ class Model:
         return pd.Series(self.compiled.init(p), index=self.species)
 
 
-def load_model(links: Sequence[str] | None = None, parameters: str | Path | Sequence | None = None,
-               *, standalone: bool = False, verbose: bool = True) -> Model:
+def load_model(
+    links: Sequence[str] | None = None,
+    parameters: str | Path | Sequence | None = None,
+    *,
+    standalone: bool = False,
+    verbose: bool = True,
+) -> Model:
     """Build, compile (or load from the cache) and parameterise a model.
 
     Parameters
@@ -148,8 +170,11 @@ def load_model(links: Sequence[str] | None = None, parameters: str | Path | Sequ
         Print one line while a model is compiled for the first time.
     """
     links = list(links or DEFAULT_LINKS)
-    builder = build(links, name="mhimmune_" + "_".join(links) if links != list(DEFAULT_LINKS) else "mhimmune",
-                    standalone=standalone)
+    builder = build(
+        links,
+        name="mhimmune_" + "_".join(links) if links != list(DEFAULT_LINKS) else "mhimmune",
+        standalone=standalone,
+    )
     compiled = compile_model(builder, verbose=verbose)
     table = ParameterTable.load(parameters)
     return Model(builder, compiled, table, links, standalone)

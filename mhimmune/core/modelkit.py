@@ -34,14 +34,33 @@ from typing import Any
 
 import sympy
 from pysb import Expression, Model, Parameter
-from pysb.core import ComplexPattern, MonomerPattern, SelfExporter, SymbolExistsWarning, as_complex_pattern
+from pysb.core import (
+    ComplexPattern,
+    MonomerPattern,
+    SelfExporter,
+    SymbolExistsWarning,
+    as_complex_pattern,
+)
 
 from mhimmune.core.errors import ModelError
 from mhimmune.core.resources import resource_dir
 
 __all__ = [
-    "par", "input_param", "signal", "provide", "bolus", "component", "hill", "present",
-    "Builder", "BolusSpec", "build", "load_link", "CELL_CLASSES", "CLASS_WEIGHTS", "class_load",
+    "par",
+    "input_param",
+    "signal",
+    "provide",
+    "bolus",
+    "component",
+    "hill",
+    "present",
+    "Builder",
+    "BolusSpec",
+    "build",
+    "load_link",
+    "CELL_CLASSES",
+    "CLASS_WEIGHTS",
+    "class_load",
 ]
 
 
@@ -80,7 +99,7 @@ _CURRENT: Builder | None = None
 #: concentration): 3-point Gauss-Hermite quadrature of a log-normal load with mean 1.
 CELL_CLASSES = ("low", "mid", "high")
 CLASS_WEIGHTS = (1 / 6, 2 / 3, 1 / 6)
-CLASS_Z = (-(3 ** 0.5), 0.0, 3 ** 0.5)
+CLASS_Z = (-(3**0.5), 0.0, 3**0.5)
 
 
 def class_load(cls: str, sigma):
@@ -91,8 +110,10 @@ def class_load(cls: str, sigma):
 
 def _builder() -> Builder:
     if _CURRENT is None:
-        raise ModelError("model-building helpers can only be used inside a link's declare(), "
-                         "called by mhimmune.core.modelkit.build")
+        raise ModelError(
+            "model-building helpers can only be used inside a link's declare(), "
+            "called by mhimmune.core.modelkit.build"
+        )
     return _CURRENT
 
 
@@ -129,15 +150,19 @@ def signal(name: str):
         return p
     if name not in reads:
         raise ModelError(f"link {b.link!r} reads signal {name!r} but does not list it in READS")
-    raise ModelError(f"link {b.link!r} reads signal {name!r}, which no earlier link provides; "
-                     f"provided so far: {sorted(b.signals)}")
+    raise ModelError(
+        f"link {b.link!r} reads signal {name!r}, which no earlier link provides; "
+        f"provided so far: {sorted(b.signals)}"
+    )
 
 
 def provide(name: str, comp) -> Any:
     """Publish *comp* (an Expression, Observable or Parameter) as the signal *name*."""
     b = _builder()
     if name in b.signals and b.signals[name][2] != "<stub>":
-        raise ModelError(f"signal {name!r} provided twice (by {b.signals[name][2]!r} and {b.link!r})")
+        raise ModelError(
+            f"signal {name!r} provided twice (by {b.signals[name][2]!r} and {b.link!r})"
+        )
     b.signals[name] = (comp, "", b.link)
     return comp
 
@@ -170,6 +195,7 @@ def bolus(kind: str, pattern, scale, mode: str = "add") -> None:
 def present(pattern) -> None:
     """Make *pattern* a species of the network that starts at zero (a dose target, say)."""
     from pysb import Initial
+
     b = _builder()
     zero = b.model.expressions.get("zero_amount")
     if zero is None:
@@ -186,7 +212,9 @@ def load_link(name: str) -> ModuleType:
     """Import the link module ``models/<name>.py`` by file path."""
     path = resource_dir("models") / f"{name}.py"
     if not path.is_file():
-        known = sorted(p.stem for p in resource_dir("models").glob("*.py") if not p.stem.startswith("_"))
+        known = sorted(
+            p.stem for p in resource_dir("models").glob("*.py") if not p.stem.startswith("_")
+        )
         raise ModelError(f"unknown model link {name!r}; available links: {', '.join(known)}")
     modname = f"mhimmune_models.{name}"
     spec = importlib.util.spec_from_file_location(modname, path)
@@ -228,7 +256,9 @@ def build(links: list[str], name: str = "mhimmune", standalone: bool = False) ->
                     raise ModelError(f"link {link!r}: two components share a name: {exc}") from None
             missing = [s for s in module.PROVIDES if s not in b.signals]
             if missing:
-                raise ModelError(f"link {link!r} promises signals {missing} in PROVIDES but does not provide them")
+                raise ModelError(
+                    f"link {link!r} promises signals {missing} in PROVIDES but does not provide them"
+                )
     finally:
         _CURRENT = None
         SelfExporter.default_model, SelfExporter.target_globals, SelfExporter.target_module = saved

@@ -57,8 +57,17 @@ __all__ = [
 ]
 
 #: The columns of a parameter table, in their canonical order.
-COLUMNS: tuple[str, ...] = ("parameterId", "value", "unit", "lower", "upper",
-                            "distribution", "scale", "source", "notes")
+COLUMNS: tuple[str, ...] = (
+    "parameterId",
+    "value",
+    "unit",
+    "lower",
+    "upper",
+    "distribution",
+    "scale",
+    "source",
+    "notes",
+)
 #: Allowed entries of the ``distribution`` column.
 DISTRIBUTIONS: tuple[str, ...] = ("uniform", "loguniform", "normal", "lognormal", "fixed")
 #: Allowed entries of the ``scale`` column (PEtab ``parameterScale``).
@@ -83,6 +92,7 @@ class UnknownParameterError(ParameterError, KeyError):
 
 
 # --------------------------------------------------------------------------- helpers
+
 
 def _fmt(x: float) -> str:
     """Format a number compactly for error messages and tables."""
@@ -136,17 +146,17 @@ def _domain_problem(x: float, unit: str, kind: str) -> str | None:
     if kind == "temperature":
         kelvin = ureg.Quantity(x, unit).to("kelvin").magnitude
         if kelvin <= 0:
-            return (f"{_fmt(x)} {unit} is at or below absolute zero; temperatures must be "
-                    f"above {_ABSOLUTE_ZERO_C} degC")
+            return (
+                f"{_fmt(x)} {unit} is at or below absolute zero; temperatures must be "
+                f"above {_ABSOLUTE_ZERO_C} degC"
+            )
     elif kind == "fraction":
         frac = ureg.Quantity(x, unit).to("fraction").magnitude
         if not 0.0 <= frac <= 1.0:
-            return (f"{_fmt(x)} is outside [0, 1]; a {unit} must lie between 0 and 1 "
-                    f"(0 % and 100 %)")
+            return f"{_fmt(x)} is outside [0, 1]; a {unit} must lie between 0 and 1 (0 % and 100 %)"
     elif kind == "magnitude":
         if x < 0:
-            return (f"{_fmt(x)} is negative; rate constants, concentrations and amounts "
-                    f"must be >= 0")
+            return f"{_fmt(x)} is negative; rate constants, concentrations and amounts must be >= 0"
     return None
 
 
@@ -196,11 +206,11 @@ def _read_tsv(path: Path) -> pd.DataFrame:
     """Read one TSV file as text cells, keeping the file line number of every row."""
     origin = _display_origin(path)
     try:
-        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False,
-                         skip_blank_lines=False)
+        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, skip_blank_lines=False)
     except pd.errors.EmptyDataError:
-        raise ParameterError(f"{origin}: file is empty; expected a header with columns "
-                             f"{', '.join(COLUMNS)}") from None
+        raise ParameterError(
+            f"{origin}: file is empty; expected a header with columns {', '.join(COLUMNS)}"
+        ) from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
         raise ParameterError(f"{origin}: cannot read parameter table ({exc})") from None
     df.columns = [str(c).strip() for c in df.columns]
@@ -222,8 +232,10 @@ def _check_columns(df: pd.DataFrame, origin: str, *, id_in_index: bool = False) 
             parts.append(f"missing column(s) {', '.join(missing)}")
         if extra:
             parts.append(f"unexpected column(s) {', '.join(extra)}")
-        raise ParameterError(f"{origin}: {'; '.join(parts)}; a parameter table has exactly "
-                             f"the columns {', '.join(COLUMNS)}")
+        raise ParameterError(
+            f"{origin}: {'; '.join(parts)}; a parameter table has exactly "
+            f"the columns {', '.join(COLUMNS)}"
+        )
 
 
 def _parse_number(pid: str, origin: str, field: str, raw: Any, *, blank_ok: bool) -> float:
@@ -237,17 +249,25 @@ def _parse_number(pid: str, origin: str, field: str, raw: Any, *, blank_ok: bool
         if text == "":
             if blank_ok:
                 return math.nan
-            rule = ("must be a finite number (blank lower/upper are allowed only for "
-                    "distribution 'fixed')" if field != "value" else "must be a finite number")
+            rule = (
+                "must be a finite number (blank lower/upper are allowed only for "
+                "distribution 'fixed')"
+                if field != "value"
+                else "must be a finite number"
+            )
             raise ParameterError(f"{pid} ({origin}): {field} is blank; {field} {rule}")
         try:
             x = float(text)
         except ValueError:
-            raise ParameterError(f"{pid} ({origin}): {field} {text!r} is not a number; "
-                                 f"{field} must be a finite number") from None
+            raise ParameterError(
+                f"{pid} ({origin}): {field} {text!r} is not a number; "
+                f"{field} must be a finite number"
+            ) from None
     if not math.isfinite(x):
-        raise ParameterError(f"{pid} ({origin}): {field} {_fmt(x)} is not a finite number; "
-                             f"{field} must be a finite number (not NaN or inf)")
+        raise ParameterError(
+            f"{pid} ({origin}): {field} {_fmt(x)} is not a finite number; "
+            f"{field} must be a finite number (not NaN or inf)"
+        )
     return x
 
 
@@ -256,8 +276,9 @@ def _validate_row(pid: str, origin: str, cells: Mapping[str, Any]) -> dict[str, 
     where = f"{pid} ({origin})"
     unit = _cell_text(cells["unit"])
     if unit == "":
-        raise ParameterError(f"{where}: unit is empty; write '1' or 'dimensionless' for "
-                             f"dimensionless parameters")
+        raise ParameterError(
+            f"{where}: unit is empty; write '1' or 'dimensionless' for dimensionless parameters"
+        )
     try:
         punit = parse_unit(unit, field=f"{where}: unit")
     except UnitError as exc:
@@ -266,16 +287,16 @@ def _validate_row(pid: str, origin: str, cells: Mapping[str, Any]) -> dict[str, 
 
     distribution = _cell_text(cells["distribution"]).lower()
     if distribution not in DISTRIBUTIONS:
-        raise ParameterError(f"{where}: distribution {distribution!r} is unknown; allowed: "
-                             f"{', '.join(DISTRIBUTIONS)}")
+        raise ParameterError(
+            f"{where}: distribution {distribution!r} is unknown; allowed: "
+            f"{', '.join(DISTRIBUTIONS)}"
+        )
     scale = _cell_text(cells["scale"]).lower()
     if scale not in SCALES:
-        raise ParameterError(f"{where}: scale {scale!r} is unknown; allowed: "
-                             f"{', '.join(SCALES)}")
+        raise ParameterError(f"{where}: scale {scale!r} is unknown; allowed: {', '.join(SCALES)}")
     source = _cell_text(cells["source"])
     if source == "":
-        raise ParameterError(f"{where}: source is empty; give a reference or "
-                             f"'assumed: <reason>'")
+        raise ParameterError(f"{where}: source is empty; give a reference or 'assumed: <reason>'")
     notes = _cell_text(cells["notes"])
 
     fixed = distribution == "fixed"
@@ -291,22 +312,35 @@ def _validate_row(pid: str, origin: str, cells: Mapping[str, Any]) -> dict[str, 
             raise ParameterError(f"{where}: {field} {problem}")
 
     if not math.isnan(lower) and not math.isnan(upper) and lower > upper:
-        raise ParameterError(f"{where}: lower {_fmt(lower)} is above upper {_fmt(upper)}; "
-                             f"need lower <= value <= upper")
+        raise ParameterError(
+            f"{where}: lower {_fmt(lower)} is above upper {_fmt(upper)}; "
+            f"need lower <= value <= upper"
+        )
     if (not math.isnan(lower) and value < lower) or (not math.isnan(upper) and value > upper):
-        raise ParameterError(f"{where}: value {_fmt(value)} is outside [lower, upper] = "
-                             f"[{_fmt_bound(lower)}, {_fmt_bound(upper)}] {unit}; "
-                             f"need lower <= value <= upper")
-    log_reason = ([f"distribution {distribution}"] if distribution.startswith("log") else []) \
-        + ([f"scale {scale}"] if scale != "lin" else [])
+        raise ParameterError(
+            f"{where}: value {_fmt(value)} is outside [lower, upper] = "
+            f"[{_fmt_bound(lower)}, {_fmt_bound(upper)}] {unit}; "
+            f"need lower <= value <= upper"
+        )
+    log_reason = ([f"distribution {distribution}"] if distribution.startswith("log") else []) + (
+        [f"scale {scale}"] if scale != "lin" else []
+    )
     if log_reason:
         reason = " and ".join(log_reason)
         if not math.isnan(lower) and lower <= 0:
             raise ParameterError(f"{where}: lower {_fmt(lower)} must be > 0 for {reason}")
         if value <= 0:
             raise ParameterError(f"{where}: value {_fmt(value)} must be > 0 for {reason}")
-    return {"value": value, "unit": unit, "lower": lower, "upper": upper,
-            "distribution": distribution, "scale": scale, "source": source, "notes": notes}
+    return {
+        "value": value,
+        "unit": unit,
+        "lower": lower,
+        "upper": upper,
+        "distribution": distribution,
+        "scale": scale,
+        "source": source,
+        "notes": notes,
+    }
 
 
 def _check_id(pid: str, where: str) -> None:
@@ -314,12 +348,15 @@ def _check_id(pid: str, where: str) -> None:
     if pid == "":
         raise ParameterError(f"{where}: parameterId is empty; every row needs a parameterId")
     if not pid.isidentifier() or keyword.iskeyword(pid):
-        raise ParameterError(f"{pid} ({where}): parameterId {pid!r} is not a valid identifier; "
-                             f"it must be a Python identifier (letters, digits, '_', "
-                             f"not starting with a digit, not a keyword)")
+        raise ParameterError(
+            f"{pid} ({where}): parameterId {pid!r} is not a valid identifier; "
+            f"it must be a Python identifier (letters, digits, '_', "
+            f"not starting with a digit, not a keyword)"
+        )
 
 
 # --------------------------------------------------------------------------- table
+
 
 class ParameterTable:
     """Immutable wrapper around a validated DataFrame (index ``parameterId``).
@@ -369,11 +406,15 @@ class ParameterTable:
                 line = rec["_line"]
                 _check_id(pid, f"{origin} line {line}")
                 if pid in seen:
-                    raise ParameterError(f"{pid} ({origin}): duplicate parameterId on lines "
-                                         f"{seen[pid]} and {line}; ids must be unique")
+                    raise ParameterError(
+                        f"{pid} ({origin}): duplicate parameterId on lines "
+                        f"{seen[pid]} and {line}; ids must be unique"
+                    )
                 if pid in origins:
-                    raise ParameterError(f"{pid}: duplicate parameterId, defined in both "
-                                         f"{origins[pid]} and {origin}; ids must be unique")
+                    raise ParameterError(
+                        f"{pid}: duplicate parameterId, defined in both "
+                        f"{origins[pid]} and {origin}; ids must be unique"
+                    )
                 seen[pid] = line
                 rows.append({"parameterId": pid, **_validate_row(pid, origin, rec)})
                 origins[pid] = origin
@@ -501,10 +542,12 @@ class ParameterTable:
         except pint.DimensionalityError:
             raise ParameterError(
                 f"{where}: override {value!s} has dimension {q.dimensionality}, but the "
-                f"parameter is in {unit} (dimension {ureg.Unit(unit).dimensionality})") from None
+                f"parameter is in {unit} (dimension {ureg.Unit(unit).dimensionality})"
+            ) from None
         except pint.errors.PintError as exc:
-            raise ParameterError(f"{where}: override {value!s} cannot be converted to {unit} "
-                                 f"({exc})") from None
+            raise ParameterError(
+                f"{where}: override {value!s} cannot be converted to {unit} ({exc})"
+            ) from None
         problem = _domain_problem(x, unit, _unit_kind(ureg.Unit(unit)))
         if problem:
             raise ParameterError(f"{where}: override {problem}")
@@ -517,8 +560,10 @@ class ParameterTable:
         unknown = [n for n in overrides if n not in self]
         if unknown:
             hints = [f"{n}{_suggest(str(n), self.names)}" for n in sorted(map(str, unknown))]
-            raise UnknownParameterError(f"{', '.join(sorted(map(str, unknown)))}: unknown "
-                                        f"parameter(s) in overrides ({'; '.join(hints)})")
+            raise UnknownParameterError(
+                f"{', '.join(sorted(map(str, unknown)))}: unknown "
+                f"parameter(s) in overrides ({'; '.join(hints)})"
+            )
         return {n: self.check_override(n, v) for n, v in overrides.items()}
 
     def with_values(self, overrides: Mapping[str, Any]) -> ParameterTable:
@@ -536,8 +581,9 @@ class ParameterTable:
             df.at[name, "value"] = x
         return ParameterTable(df, self._origins)
 
-    def internal_values(self, units: Mapping[str, str],
-                        overrides: Mapping[str, Any] | None = None) -> dict[str, float]:
+    def internal_values(
+        self, units: Mapping[str, str], overrides: Mapping[str, Any] | None = None
+    ) -> dict[str, float]:
         """Values converted to the model's internal units.
 
         Parameters
@@ -560,14 +606,19 @@ class ParameterTable:
         if missing or extra:
             parts = []
             if missing:
-                parts.append(f"{', '.join(missing)}: model parameter(s) missing from the "
-                             f"parameter table")
+                parts.append(
+                    f"{', '.join(missing)}: model parameter(s) missing from the parameter table"
+                )
             if extra:
                 files = sorted({self._origins[n] for n in extra})
-                parts.append(f"{', '.join(extra)}: table row(s) not used by the model "
-                             f"(in {', '.join(files)})")
-            raise ParameterError("; ".join(parts) + "; every model parameter needs exactly "
-                                 "one table row and every row a model parameter")
+                parts.append(
+                    f"{', '.join(extra)}: table row(s) not used by the model "
+                    f"(in {', '.join(files)})"
+                )
+            raise ParameterError(
+                "; ".join(parts) + "; every model parameter needs exactly "
+                "one table row and every row a model parameter"
+            )
         new = self._resolve_overrides(overrides)
         out: dict[str, float] = {}
         for name, internal in units.items():
@@ -595,11 +646,13 @@ class ParameterTable:
                 f"internal unit {internal} (dimension {ureg.Unit(internal).dimensionality})"
             ) from None
         except pint.errors.PintError as exc:
-            raise ParameterError(f"{where}: cannot convert {table_unit} to {internal} "
-                                 f"({exc})") from None
+            raise ParameterError(
+                f"{where}: cannot convert {table_unit} to {internal} ({exc})"
+            ) from None
 
 
 # --------------------------------------------------------------------------- display
+
 
 def format_table(df: pd.DataFrame | ParameterTable, source_width: int = 60) -> str:
     """Readable fixed-width text of name, value, unit, [lower, upper] and source.
@@ -618,8 +671,11 @@ def format_table(df: pd.DataFrame | ParameterTable, source_width: int = 60) -> s
     lines: list[tuple[str, ...]] = []
     for name, row in df.iterrows():
         lower, upper = float(row["lower"]), float(row["upper"])
-        rng = ("" if math.isnan(lower) and math.isnan(upper)
-               else f"[{_fmt_bound(lower)}, {_fmt_bound(upper)}]")
+        rng = (
+            ""
+            if math.isnan(lower) and math.isnan(upper)
+            else f"[{_fmt_bound(lower)}, {_fmt_bound(upper)}]"
+        )
         source = " ".join(str(row["source"]).split())
         if len(source) > source_width:
             source = source[: max(source_width - 3, 0)].rstrip() + "..."
@@ -627,10 +683,18 @@ def format_table(df: pd.DataFrame | ParameterTable, source_width: int = 60) -> s
     widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header) - 1)]
 
     def render(r: tuple[str, ...]) -> str:
-        cells = [r[0].ljust(widths[0]), r[1].rjust(widths[1]), r[2].ljust(widths[2]),
-                 r[3].ljust(widths[3]), r[4]]
+        cells = [
+            r[0].ljust(widths[0]),
+            r[1].rjust(widths[1]),
+            r[2].ljust(widths[2]),
+            r[3].ljust(widths[3]),
+            r[4],
+        ]
         return "  ".join(cells).rstrip()
 
-    rule = "  ".join("-" * w for w in widths) + "  " + "-" * min(
-        source_width, max(len(r[4]) for r in [header, *lines]))
+    rule = (
+        "  ".join("-" * w for w in widths)
+        + "  "
+        + "-" * min(source_width, max(len(r[4]) for r in [header, *lines]))
+    )
     return "\n".join([render(header), rule, *(render(r) for r in lines)])

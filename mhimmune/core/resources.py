@@ -14,8 +14,12 @@ from mhimmune.core.errors import ModelError
 
 _PKG = Path(__file__).resolve().parent.parent  # the mhimmune package folder
 #: folder inside the installed package -> folder in a source checkout
-_SOURCE_LOCATIONS = {"models": "models", "parameters": "parameters", "protocols": "analyses/protocols",
-                     "specs": "analyses/hypotheses"}
+_SOURCE_LOCATIONS = {
+    "models": "models",
+    "parameters": "parameters",
+    "protocols": "analyses/protocols",
+    "specs": "analyses/hypotheses",
+}
 
 
 @cache
@@ -27,4 +31,6 @@ def resource_dir(name: str) -> Path:
     for candidate in (_PKG / name, _PKG.parent / _SOURCE_LOCATIONS[name]):
         if candidate.is_dir():
             return candidate
-    raise ModelError(f"cannot find the {name!r} folder next to {_PKG}; is mhimmune installed correctly?")
+    raise ModelError(
+        f"cannot find the {name!r} folder next to {_PKG}; is mhimmune installed correctly?"
+    )

@@ -23,11 +23,11 @@ import numpy as np
 import pandas as pd
 from scipy.integrate import odeint
 
-from mhimmune.mh.agents import get_agent
 from mhimmune.core.errors import ProtocolError, SolverError
 from mhimmune.core.model import Model
-from mhimmune.mh.protocol import Protocol
 from mhimmune.core.units import convert
+from mhimmune.mh.agents import get_agent
+from mhimmune.mh.protocol import Protocol
 
 __all__ = ["simulate", "SimulationResult", "SolverStatus"]
 
@@ -60,15 +60,19 @@ def _dose_plan(model: Model, protocol: Protocol):
     for b in protocol.boluses():
         kind = _bolus_kind(b)
         if kind not in targets:
-            raise ProtocolError(f"{b.kind}[{b.index}]: this model has no target for dose kind {kind!r} "
-                                f"(model links: {', '.join(model.links)}; dose kinds it accepts: "
-                                f"{', '.join(sorted(targets)) or 'none'})")
+            raise ProtocolError(
+                f"{b.kind}[{b.index}]: this model has no target for dose kind {kind!r} "
+                f"(model links: {', '.join(model.links)}; dose kinds it accepts: "
+                f"{', '.join(sorted(targets)) or 'none'})"
+            )
         plan.setdefault(b.time_h, []).extend((i, b.amount) for i in targets[kind])
     sessions = protocol.mh_sessions()
     if sessions:
         missing = [n for n in _MH_INPUTS if n not in model.inputs]
         if missing or "mh_particles" not in targets or "mh_particles_per_kg" not in targets:
-            raise ProtocolError(f"mh_session: this model has no heating link (links: {', '.join(model.links)})")
+            raise ProtocolError(
+                f"mh_session: this model has no heating link (links: {', '.join(model.links)})"
+            )
         for s in sessions:
             if s.dose_unit == "mg/kg":
                 kind, amount = "mh_particles_per_kg", s.dose * s.uptake_fraction
@@ -105,14 +109,19 @@ def _quiet_fortran():
         os.close(saved)
 
 
-_BDF_MESSAGES = {1: "too many steps (max_steps_per_segment)", 2: "step size became too small",
-                 3: "the state became non-finite"}
+_BDF_MESSAGES = {
+    1: "too many steps (max_steps_per_segment)",
+    2: "step size became too small",
+    3: "the state became non-finite",
+}
 
 
 def _segment_bdf(c, y, t0, t1, tout, p, rtol, atol, hmax, max_steps):
     """One segment with the compiled NDF/BDF integrator (no Python per step)."""
     # segment-local time: the model is autonomous, and small steps after a dose stay exact
-    Y, y_end, code, stats, _h = c.integrate(y, 0.0, t1 - t0, tout - t0, p, rtol, atol, hmax, max_steps, 0.0)
+    Y, y_end, code, stats, _h = c.integrate(
+        y, 0.0, t1 - t0, tout - t0, p, rtol, atol, hmax, max_steps, 0.0
+    )
     ok = code == 0 and bool(np.all(np.isfinite(Y)))
     message = "" if ok else _BDF_MESSAGES.get(int(code), "non-finite output")
     reached = t1 if ok else t0
@@ -123,8 +132,18 @@ def _segment_lsoda(c, y, t0, t1, tout, p, rtol, atol, hmax, max_steps):
     """One segment with scipy's odeint (LSODA, Fortran) and the compiled dense Jacobian."""
     with warnings.catch_warnings(), _quiet_fortran():
         warnings.simplefilter("ignore")
-        Y, info = odeint(c.rhs, y, tout, args=(p,), Dfun=c.jac, full_output=True,
-                         rtol=rtol, atol=atol, hmax=hmax, mxstep=max_steps)
+        Y, info = odeint(
+            c.rhs,
+            y,
+            tout,
+            args=(p,),
+            Dfun=c.jac,
+            full_output=True,
+            rtol=rtol,
+            atol=atol,
+            hmax=hmax,
+            mxstep=max_steps,
+        )
     ok = info["message"] == "Integration successful." and bool(np.all(np.isfinite(Y)))
     reached = float(info["tcur"][np.nonzero(info["tcur"])[0][-1]]) if np.any(info["tcur"]) else t0
     reached = min(max(reached, t0), t1)
@@ -132,11 +151,20 @@ def _segment_lsoda(c, y, t0, t1, tout, p, rtol, atol, hmax, max_steps):
     return Y, ok, info["message"].strip(), reached, counts
 
 
-def simulate(model: Model, protocol: Protocol, params: Mapping[str, Any] | None = None, *,
-             output_step: Any = "0.25 d", session_output_step: Any = "1 min",
-             rtol: float = 1e-6, atol: float = 1e-9, max_step: Any = None,
-             session_max_step: Any = None, max_steps_per_segment: int = 100_000,
-             method: str = "bdf") -> "SimulationResult":
+def simulate(
+    model: Model,
+    protocol: Protocol,
+    params: Mapping[str, Any] | None = None,
+    *,
+    output_step: Any = "0.25 d",
+    session_output_step: Any = "1 min",
+    rtol: float = 1e-6,
+    atol: float = 1e-9,
+    max_step: Any = None,
+    session_max_step: Any = None,
+    max_steps_per_segment: int = 100_000,
+    method: str = "bdf",
+) -> SimulationResult:
     """Simulate *model* under *protocol* with parameter *params* overrides.
 
     Parameters
@@ -178,13 +206,17 @@ def simulate(model: Model, protocol: Protocol, params: Mapping[str, Any] | None 
     if method not in ("bdf", "lsoda"):
         raise ProtocolError(f"method: must be 'bdf' or 'lsoda', got {method!r}")
     if not isinstance(protocol, Protocol):
-        raise ProtocolError(f"protocol: expected a mhimmune.Protocol, got {type(protocol).__name__}")
+        raise ProtocolError(
+            f"protocol: expected a mhimmune.Protocol, got {type(protocol).__name__}"
+        )
     step_h = convert(output_step, "h", "output_step")
     session_step_h = convert(session_output_step, "h", "session_output_step")
     if not (step_h > 0 and session_step_h > 0):
         raise ProtocolError("output_step and session_output_step must be > 0")
     hmax = 0.0 if max_step is None else convert(max_step, "h", "max_step")
-    hmax_session = hmax if session_max_step is None else convert(session_max_step, "h", "session_max_step")
+    hmax_session = (
+        hmax if session_max_step is None else convert(session_max_step, "h", "session_max_step")
+    )
     params = dict(params or {})
     c = model.compiled
     p = model.parameter_vector(params)
@@ -200,7 +232,7 @@ def simulate(model: Model, protocol: Protocol, params: Mapping[str, Any] | None 
     for k, seg in enumerate(segments):
         t0, t1 = seg.t0_h, seg.t1_h
         pre_jump[t0] = y.copy()
-        for (i, amount) in plan.get(t0, []):
+        for i, amount in plan.get(t0, []):
             target = amount * scales[i]
             if c.bolus_modes[i] == "top_up":
                 y[c.bolus_species[i]] = max(y[c.bolus_species[i]], target)
@@ -210,7 +242,9 @@ def simulate(model: Model, protocol: Protocol, params: Mapping[str, Any] | None 
             p[idx_in[n]] = 0.0
         s = seg.session
         if s is not None:
-            p[idx_in["mh_sar_W_per_g"]] = get_agent(s.agent).heating_at(s.field_kA_per_m, s.freq_kHz)[0]
+            p[idx_in["mh_sar_W_per_g"]] = get_agent(s.agent).heating_at(
+                s.field_kA_per_m, s.freq_kHz
+            )[0]
             p[idx_in["mh_field_kA_per_m"]] = s.field_kA_per_m
             p[idx_in["mh_freq_kHz"]] = s.freq_kHz
             if s.target_C is not None:
@@ -220,11 +254,13 @@ def simulate(model: Model, protocol: Protocol, params: Mapping[str, Any] | None 
         tout = np.concatenate([[t0], inner, [t1]])
         h = hmax_session if s is not None else hmax
         if method == "bdf":
-            Y, ok, message, reached, counts = _segment_bdf(c, y, t0, t1, tout, p, rtol, atol, h,
-                                                           max_steps_per_segment)
+            Y, ok, message, reached, counts = _segment_bdf(
+                c, y, t0, t1, tout, p, rtol, atol, h, max_steps_per_segment
+            )
         else:
-            Y, ok, message, reached, counts = _segment_lsoda(c, y, t0, t1, tout, p, rtol, atol, h,
-                                                             max_steps_per_segment)
+            Y, ok, message, reached, counts = _segment_lsoda(
+                c, y, t0, t1, tout, p, rtol, atol, h, max_steps_per_segment
+            )
         status.segments += 1
         status.steps += counts[0]
         status.rhs_evaluations += counts[1]
@@ -235,7 +271,10 @@ def simulate(model: Model, protocol: Protocol, params: Mapping[str, Any] | None 
             raise SolverError(
                 f"integration failed in segment {k} (day {t0 / 24:.4f}-{t1 / 24:.4f}) at day {reached / 24:.4f}: "
                 f"{message}; parameter overrides: {params or 'none'}",
-                segment=k, time_h=reached, overrides=params)
+                segment=k,
+                time_h=reached,
+                overrides=params,
+            )
         times.append(tout[:-1])
         states.append(Y[:-1])
         derived.append(c.derived_series(Y[:-1], p))  # with this segment's inputs
@@ -246,9 +285,16 @@ def simulate(model: Model, protocol: Protocol, params: Mapping[str, Any] | None 
     for n in idx_in:
         p[idx_in[n]] = 0.0
     derived.append(c.derived_series(y[None, :], p))
-    return SimulationResult(model=model, protocol=protocol, params=params, time_h=np.concatenate(times),
-                            states=np.vstack(states), derived=np.vstack(derived),
-                            breakpoint_states=pre_jump, status=status)
+    return SimulationResult(
+        model=model,
+        protocol=protocol,
+        params=params,
+        time_h=np.concatenate(times),
+        states=np.vstack(states),
+        derived=np.vstack(derived),
+        breakpoint_states=pre_jump,
+        status=status,
+    )
 
 
 class SimulationResult:
@@ -292,8 +338,11 @@ class SimulationResult:
                 if n not in seen:
                     seen.add(n)
                     keep.append(i)
-            self._wide = pd.DataFrame(data[:, keep], columns=[names[i] for i in keep],
-                                      index=pd.Index(self.time_h / 24.0, name="time_day"))
+            self._wide = pd.DataFrame(
+                data[:, keep],
+                columns=[names[i] for i in keep],
+                index=pd.Index(self.time_h / 24.0, name="time_day"),
+            )
         return self._wide
 
     def to_frame(self, variables: list[str] | None = None) -> pd.DataFrame:
@@ -308,6 +357,7 @@ class SimulationResult:
         unknown = [n for n in names if n not in self.wide.columns]
         if unknown:
             import difflib
+
             hints = {n: difflib.get_close_matches(n, self.wide.columns, n=3) for n in unknown}
             raise KeyError(f"unknown variable(s) {unknown}; close matches: {hints}")
         return list(names)
@@ -341,20 +391,38 @@ class SimulationResult:
             nxt = sessions[i + 1].start_h if i + 1 < len(sessions) else self.protocol.duration_h
             cem = np.nan
             if cem_idx is not None:
-                cem = self.breakpoint_states[nxt][cem_idx] - self.breakpoint_states[s.start_h][cem_idx]
+                cem = (
+                    self.breakpoint_states[nxt][cem_idx]
+                    - self.breakpoint_states[s.start_h][cem_idx]
+                )
             sar, method = get_agent(s.agent).heating_at(s.field_kA_per_m, s.freq_kHz)
-            u = w["heating_power_fraction"].values[during] if "heating_power_fraction" in w else np.ones(len(tt))
-            rows.append(dict(session=i, start_day=s.start_h / 24, duration_min=s.duration_h * 60,
-                             mode="feedback" if s.target_C is not None else "fixed field",
-                             target_C=np.nan if s.target_C is None else s.target_C,
-                             agent=s.agent, dose=s.dose, dose_unit=s.dose_unit,
-                             field_kA_per_m=s.field_kA_per_m,
-                             mean_field_kA_per_m=s.field_kA_per_m * mean(np.sqrt(np.clip(u, 0, None))),
-                             freq_kHz=s.freq_kHz, hf_A_per_m_s=s.hf_A_per_m_s,
-                             sar_W_per_g=sar, sar_method=method,
-                             peak_temperature_C=float(np.max(temp)) if len(temp) else np.nan,
-                             mean_temperature_C=mean(temp),
-                             minutes_above_42C=float(above), cem43_min=float(cem)))
+            u = (
+                w["heating_power_fraction"].values[during]
+                if "heating_power_fraction" in w
+                else np.ones(len(tt))
+            )
+            rows.append(
+                dict(
+                    session=i,
+                    start_day=s.start_h / 24,
+                    duration_min=s.duration_h * 60,
+                    mode="feedback" if s.target_C is not None else "fixed field",
+                    target_C=np.nan if s.target_C is None else s.target_C,
+                    agent=s.agent,
+                    dose=s.dose,
+                    dose_unit=s.dose_unit,
+                    field_kA_per_m=s.field_kA_per_m,
+                    mean_field_kA_per_m=s.field_kA_per_m * mean(np.sqrt(np.clip(u, 0, None))),
+                    freq_kHz=s.freq_kHz,
+                    hf_A_per_m_s=s.hf_A_per_m_s,
+                    sar_W_per_g=sar,
+                    sar_method=method,
+                    peak_temperature_C=float(np.max(temp)) if len(temp) else np.nan,
+                    mean_temperature_C=mean(temp),
+                    minutes_above_42C=float(above),
+                    cem43_min=float(cem),
+                )
+            )
         return pd.DataFrame(rows)
 
     def summary(self) -> pd.Series:
@@ -367,6 +435,7 @@ class SimulationResult:
         an untreated arm: :func:`mhimmune.mh.readouts.compare`.
         """
         from mhimmune.mh.readouts import experiment_readouts
+
         w = self.wide
         t = w.index.values
         out: dict[str, float] = {}
@@ -383,8 +452,12 @@ class SimulationResult:
             out["peak_temperature_C"] = float(w["temperature_C"].max())
         if "cem43_min" in w:
             out["cem43_total_min"] = float(w["cem43_min"].iloc[-1])
-        for col, name in (("atp_e_treated", "auc_atp_treated"), ("hmgb1_treated", "auc_hmgb1_treated"),
-                          ("hsp70_e_treated", "auc_hsp70e_treated"), ("damp_signal", "auc_damp_signal")):
+        for col, name in (
+            ("atp_e_treated", "auc_atp_treated"),
+            ("hmgb1_treated", "auc_hmgb1_treated"),
+            ("hsp70_e_treated", "auc_hsp70e_treated"),
+            ("damp_signal", "auc_damp_signal"),
+        ):
             if col in w:
                 out[name] = auc(col)
         if "crt_fraction_treated" in w:
@@ -405,8 +478,11 @@ class SimulationResult:
     def plot(self, variables: list[str] | None = None, **kwargs):
         """Plot tumour volumes and key readouts (seaborn); returns the matplotlib figure."""
         from mhimmune.mh.plotting import plot_result
+
         return plot_result(self, variables=variables, **kwargs)
 
     def __repr__(self) -> str:
-        return (f"<SimulationResult {self.protocol.name!r}: {len(self.time_h)} time points, "
-                f"{self.status.segments} segments, success={self.status.success}>")
+        return (
+            f"<SimulationResult {self.protocol.name!r}: {len(self.time_h)} time points, "
+            f"{self.status.segments} segments, success={self.status.success}>"
+        )

@@ -65,8 +65,10 @@ def to_quantity(value: Any, field: str, default_unit: str | None = None) -> pint
         try:
             q = ureg.Quantity(value.strip())
         except Exception:
-            raise UnitError(f"{field}: cannot parse {value!r} as a quantity with a unit "
-                            f"(e.g. '30 min', '20 kA/m')") from None
+            raise UnitError(
+                f"{field}: cannot parse {value!r} as a quantity with a unit "
+                f"(e.g. '30 min', '20 kA/m')"
+            ) from None
         if not isinstance(q, pint.Quantity):  # a bare number in a string
             q = ureg.Quantity(q)
         if q.dimensionless and default_unit is not None and not _has_units(value):
@@ -94,9 +96,10 @@ def convert(value: Any, unit: str, field: str, default_unit: str | None = None) 
     try:
         out = float(q.to(unit).magnitude)
     except pint.DimensionalityError:
-        raise UnitError(f"{field}: {value!s} cannot be converted to {unit} "
-                        f"(dimension {q.dimensionality} is not {ureg.Unit(unit).dimensionality})"
-                        ) from None
+        raise UnitError(
+            f"{field}: {value!s} cannot be converted to {unit} "
+            f"(dimension {q.dimensionality} is not {ureg.Unit(unit).dimensionality})"
+        ) from None
     if math.isnan(out):
         raise UnitError(f"{field}: value is NaN")
     return out

@@ -41,22 +41,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mhimmune.mh.agents import get_agent
 from mhimmune.core.errors import MhimmuneError, ModelError
 from mhimmune.core.model import Model
-from mhimmune.mh.protocol import Protocol
 from mhimmune.core.simulate import _dose_plan
 from mhimmune.core.units import ureg
+from mhimmune.mh.agents import get_agent
+from mhimmune.mh.protocol import Protocol
 
-__all__ = ["ScheduleEvent", "schedule", "to_sbml", "to_sbml_document", "conditions_document",
-           "to_bngl", "write",
-           "species_ids", "FORMATS"]
+__all__ = [
+    "ScheduleEvent",
+    "schedule",
+    "to_sbml",
+    "to_sbml_document",
+    "conditions_document",
+    "to_bngl",
+    "write",
+    "species_ids",
+    "FORMATS",
+]
 
 #: formats :func:`write` knows
 FORMATS = ("sbml", "bngl")
 
 
 # ----------------------------------------------------------------------------- schedule
+
 
 @dataclass(frozen=True)
 class ScheduleEvent:
@@ -83,8 +92,9 @@ def _segment_inputs(model: Model, session) -> dict[str, float]:
     """Input values during a segment: zero, or the session's (as :func:`simulate` sets them)."""
     values = {n: 0.0 for n in model.inputs}
     if session is not None:
-        values["mh_sar_W_per_g"] = float(get_agent(session.agent).heating_at(
-            session.field_kA_per_m, session.freq_kHz)[0])
+        values["mh_sar_W_per_g"] = float(
+            get_agent(session.agent).heating_at(session.field_kA_per_m, session.freq_kHz)[0]
+        )
         values["mh_field_kA_per_m"] = session.field_kA_per_m
         values["mh_freq_kHz"] = session.freq_kHz
         if session.target_C is not None:
@@ -110,11 +120,14 @@ def schedule(model: Model, protocol: Protocol) -> list[ScheduleEvent]:
 
 # ----------------------------------------------------------------------------- SBML
 
+
 def _libsbml():
     try:
         import libsbml
     except ImportError as exc:  # pragma: no cover - a dependency
-        raise MhimmuneError("SBML export needs python-libsbml (pip install python-libsbml)") from exc
+        raise MhimmuneError(
+            "SBML export needs python-libsbml (pip install python-libsbml)"
+        ) from exc
     return libsbml
 
 
@@ -138,8 +151,16 @@ def species_ids(model: Model) -> list[str]:
     return out
 
 
-_SBML_KINDS = {"meter": "metre", "second": "second", "kilogram": "kilogram", "mole": "mole",
-               "ampere": "ampere", "kelvin": "kelvin", "candela": "candela", "cell": "item"}
+_SBML_KINDS = {
+    "meter": "metre",
+    "second": "second",
+    "kilogram": "kilogram",
+    "mole": "mole",
+    "ampere": "ampere",
+    "kelvin": "kelvin",
+    "candela": "candela",
+    "cell": "item",
+}
 
 
 def _add_unit(smodel, unit: str, cache: dict[str, str | None]) -> str | None:
@@ -182,8 +203,9 @@ def _add_unit(smodel, unit: str, cache: dict[str, str | None]) -> str | None:
 
 def _formula(libsbml, expr) -> str:
     """An SBML L3 infix formula of a sympy expression of PySB components."""
-    from pysb.export.sbml import MathMLContentPrinter, _xml_to_ast
     import sympy
+    from pysb.export.sbml import MathMLContentPrinter, _xml_to_ast
+
     expr = sympy.sympify(expr)
     if expr.is_number:
         return repr(float(expr))
@@ -218,7 +240,10 @@ def _base_document(model: Model, params: Mapping[str, Any] | None, units: bool):
     """PySB's SBML of the network with mhimmune's ids, values, inputs and units."""
     _libsbml()
     from pysb.export.sbml import SbmlExporter
-    doc = SbmlExporter(model.pysb, docstring=f"mhimmune model {model.name!r}; time in hours").convert()
+
+    doc = SbmlExporter(
+        model.pysb, docstring=f"mhimmune model {model.name!r}; time in hours"
+    ).convert()
     sm = doc.getModel()
     _check(sm.setId(_sid(model.name)), "model id")
     p = model.parameter_vector(params)
@@ -284,8 +309,13 @@ def _ast_names(node, out: set) -> None:
         _ast_names(node.getChild(k), out)
 
 
-def _add_schedule(doc, model: Model, times: Sequence[float],
-                  inputs: Mapping[str, Sequence[str]], doses: Sequence[Sequence[tuple[str, int]]]) -> None:
+def _add_schedule(
+    doc,
+    model: Model,
+    times: Sequence[float],
+    inputs: Mapping[str, Sequence[str]],
+    doses: Sequence[Sequence[tuple[str, int]]],
+) -> None:
     """Add the schedule: values (numbers or parameter ids) per breakpoint.
 
     ``inputs[name][k]`` is the input's value from ``times[k]`` on; ``doses[k]`` the
@@ -308,8 +338,11 @@ def _add_schedule(doc, model: Model, times: Sequence[float],
             for s, ds in by_species.items():
                 sid = sids[s]
                 ia = sm.getInitialAssignmentBySymbol(sid)
-                current = libsbml.formulaToL3String(ia.getMath()) if ia is not None else \
-                    _number(sm.getSpecies(sid).getInitialAmount())
+                current = (
+                    libsbml.formulaToL3String(ia.getMath())
+                    if ia is not None
+                    else _number(sm.getSpecies(sid).getInitialAmount())
+                )
                 if ia is None:
                     ia = sm.createInitialAssignment()
                     ia.setSymbol(sid)
@@ -331,18 +364,28 @@ def _add_schedule(doc, model: Model, times: Sequence[float],
         for s, ds in by_species.items():
             ea = ev.createEventAssignment()
             ea.setVariable(sids[s])
-            _check(ea.setMath(libsbml.parseL3Formula(_jump_formula(sids[s], ds, c.bolus_modes, scales))),
-                   f"event {k} dose of {sids[s]}")
+            _check(
+                ea.setMath(
+                    libsbml.parseL3Formula(_jump_formula(sids[s], ds, c.bolus_modes, scales))
+                ),
+                f"event {k} dose of {sids[s]}",
+            )
 
 
 def _scheduled_inputs(model: Model, schedules: Sequence[Sequence[ScheduleEvent]]) -> list[str]:
     """Inputs that any protocol sets to a non-zero value (the others stay 0 throughout)."""
-    return [n for n in model.inputs
-            if any(e.inputs[n] != 0.0 for sched in schedules for e in sched)]
+    return [
+        n for n in model.inputs if any(e.inputs[n] != 0.0 for sched in schedules for e in sched)
+    ]
 
 
-def to_sbml_document(model: Model, protocol: Protocol | None = None,
-                     params: Mapping[str, Any] | None = None, *, units: bool = True):
+def to_sbml_document(
+    model: Model,
+    protocol: Protocol | None = None,
+    params: Mapping[str, Any] | None = None,
+    *,
+    units: bool = True,
+):
     """The model (with *protocol* as events, and *params* overrides) as a libSBML document."""
     libsbml = _libsbml()
     doc, p = _base_document(model, params, units)
@@ -357,8 +400,13 @@ def to_sbml_document(model: Model, protocol: Protocol | None = None,
     return doc
 
 
-def conditions_document(model: Model, protocols: Mapping[str, Protocol],
-                        params: Mapping[str, Any] | None = None, *, units: bool = True):
+def conditions_document(
+    model: Model,
+    protocols: Mapping[str, Protocol],
+    params: Mapping[str, Any] | None = None,
+    *,
+    units: bool = True,
+):
     """One SBML document for several protocols, and the values that select each.
 
     The events sit at the union of all protocols' breakpoints; every value an event
@@ -371,6 +419,7 @@ def conditions_document(model: Model, protocols: Mapping[str, Protocol],
     (libsbml.SBMLDocument, pandas.DataFrame)
     """
     import pandas as pd
+
     libsbml = _libsbml()
     doc, p = _base_document(model, params, units)
     sm = doc.getModel()
@@ -408,8 +457,10 @@ def conditions_document(model: Model, protocols: Mapping[str, Protocol],
         order = sorted(amounts, key=lambda i: (c.bolus_modes[i] == "top_up", i))
         row = []
         for i in order:
-            pid = parameter(_sid(f"schedule_{k}_{c.bolus_kinds[i]}_{sids[c.bolus_species[i]]}"),
-                            f"{c.bolus_kinds[i]} dose at {t / 24:g} d")
+            pid = parameter(
+                _sid(f"schedule_{k}_{c.bolus_kinds[i]}_{sids[c.bolus_species[i]]}"),
+                f"{c.bolus_kinds[i]} dose at {t / 24:g} d",
+            )
             row.append((pid, i))
             for cid in scheds:
                 table[cid][pid] = amounts[i].get(cid, 0.0)
@@ -425,14 +476,24 @@ def _validate(doc, libsbml) -> None:
     doc.setConsistencyChecks(libsbml.LIBSBML_CAT_UNITS_CONSISTENCY, False)
     doc.setConsistencyChecks(libsbml.LIBSBML_CAT_MODELING_PRACTICE, False)
     doc.checkConsistency()
-    errors = [doc.getError(i) for i in range(doc.getNumErrors())
-              if doc.getError(i).getSeverity() >= libsbml.LIBSBML_SEV_ERROR]
+    errors = [
+        doc.getError(i)
+        for i in range(doc.getNumErrors())
+        if doc.getError(i).getSeverity() >= libsbml.LIBSBML_SEV_ERROR
+    ]
     if errors:
-        raise ModelError("SBML export is invalid: " + "; ".join(e.getMessage().strip() for e in errors[:3]))
+        raise ModelError(
+            "SBML export is invalid: " + "; ".join(e.getMessage().strip() for e in errors[:3])
+        )
 
 
-def to_sbml(model: Model, protocol: Protocol | None = None, params: Mapping[str, Any] | None = None,
-            *, units: bool = True) -> str:
+def to_sbml(
+    model: Model,
+    protocol: Protocol | None = None,
+    params: Mapping[str, Any] | None = None,
+    *,
+    units: bool = True,
+) -> str:
     """SBML Level 3 Version 2 text of *model*, with *protocol* as events.
 
     Parameters
@@ -451,6 +512,7 @@ def to_sbml(model: Model, protocol: Protocol | None = None, params: Mapping[str,
 
 
 # ----------------------------------------------------------------------------- BNGL
+
 
 def _bng_number(x: float) -> str:
     return f"{float(x):.17g}"
@@ -479,8 +541,15 @@ def _bngl_text(pysb_model) -> str:
         return export(pysb_model, "bngl")
 
 
-def to_bngl(model: Model, protocol: Protocol | None = None, params: Mapping[str, Any] | None = None,
-            *, rtol: float = 1e-8, atol: float = 1e-10, output_step: float = 6.0) -> str:
+def to_bngl(
+    model: Model,
+    protocol: Protocol | None = None,
+    params: Mapping[str, Any] | None = None,
+    *,
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+    output_step: float = 6.0,
+) -> str:
     """BNGL text of *model*; with *protocol*, an actions block that runs the schedule.
 
     Parameters
@@ -508,9 +577,13 @@ def to_bngl(model: Model, protocol: Protocol | None = None, params: Mapping[str,
     scales = c.bolus_scales(p)
     patterns = [str(s.pattern) for s in model._builder.boluses]
     names = _scheduled_inputs(model, [sched])
-    lines = ["", f"# Schedule of protocol {protocol.name!r} (time in hours), written by mhimmune.",
-             "# Top-ups (particle iron) are set to their target: BNGL actions cannot take max(y, target).",
-             "begin actions", "generate_network({overwrite=>1})"]
+    lines = [
+        "",
+        f"# Schedule of protocol {protocol.name!r} (time in hours), written by mhimmune.",
+        "# Top-ups (particle iron) are set to their target: BNGL actions cannot take max(y, target).",
+        "begin actions",
+        "generate_network({overwrite=>1})",
+    ]
     ends = [e.time_h for e in sched[1:]] + [protocol.duration_h]
     for k, (e, t1) in enumerate(zip(sched, ends)):
         lines.append(f"# breakpoint {k}: day {e.time_h / 24:g}")
@@ -522,19 +595,28 @@ def to_bngl(model: Model, protocol: Protocol | None = None, params: Mapping[str,
             lines.append(f'{action}("{patterns[i]}", {value})  # {c.bolus_kinds[i]} {amount:g}')
         n_steps = max(1, int(math.ceil((t1 - e.time_h) / output_step)))
         cont = ", continue=>1" if k > 0 else ""
-        lines.append(f'simulate({{method=>"ode", t_start=>{_bng_number(e.time_h)}, '
-                     f't_end=>{_bng_number(t1)}, n_steps=>{n_steps}, atol=>{atol:g}, rtol=>{rtol:g}, '
-                     f'print_CDAT=>1, suffix=>"schedule"{cont}}})')
+        lines.append(
+            f'simulate({{method=>"ode", t_start=>{_bng_number(e.time_h)}, '
+            f"t_end=>{_bng_number(t1)}, n_steps=>{n_steps}, atol=>{atol:g}, rtol=>{rtol:g}, "
+            f'print_CDAT=>1, suffix=>"schedule"{cont}}})'
+        )
     lines.append("end actions")
     return text.rstrip("\n") + "\n" + "\n".join(lines) + "\n"
 
 
 # ----------------------------------------------------------------------------- files
 
-def write(model: Model, fmt: str, path: str | Path, protocol: Protocol | None = None,
-          params: Mapping[str, Any] | None = None) -> Path:
+
+def write(
+    model: Model,
+    fmt: str,
+    path: str | Path,
+    protocol: Protocol | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> Path:
     """Write *model* (with *protocol*) as ``"sbml"`` or ``"bngl"`` to *path*, atomically."""
     from mhimmune.core.io import atomic_path
+
     if fmt not in FORMATS:
         raise MhimmuneError(f"export format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     text = to_sbml(model, protocol, params) if fmt == "sbml" else to_bngl(model, protocol, params)

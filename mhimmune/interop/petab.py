@@ -32,11 +32,19 @@ import pandas as pd
 
 from mhimmune.core.errors import HfWarning, MhimmuneError, ParameterError
 from mhimmune.core.model import Model
-from mhimmune.mh.protocol import Protocol
 from mhimmune.core.units import ureg
+from mhimmune.mh.protocol import Protocol
 
-__all__ = ["MEASUREMENT_COLUMNS", "load_measurements", "resolve_protocols", "observable_name",
-           "to_petab", "write_petab", "lint", "NOISE_PARAMETER"]
+__all__ = [
+    "MEASUREMENT_COLUMNS",
+    "load_measurements",
+    "resolve_protocols",
+    "observable_name",
+    "to_petab",
+    "write_petab",
+    "lint",
+    "NOISE_PARAMETER",
+]
 
 #: required columns of a measurement table
 MEASUREMENT_COLUMNS = ("animal", "arm", "day", "volume")
@@ -72,8 +80,10 @@ def load_measurements(source: str | Path | pd.DataFrame) -> pd.DataFrame:
         df, origin = pd.read_csv(path), str(path)
     missing = [c for c in MEASUREMENT_COLUMNS if c not in df.columns]
     if missing:
-        raise MhimmuneError(f"{origin}: missing column(s) {', '.join(missing)}; "
-                            f"expected {', '.join(MEASUREMENT_COLUMNS)} (and optionally site)")
+        raise MhimmuneError(
+            f"{origin}: missing column(s) {', '.join(missing)}; "
+            f"expected {', '.join(MEASUREMENT_COLUMNS)} (and optionally site)"
+        )
     if "site" not in df.columns:
         df["site"] = "treated"
     df = df[[*MEASUREMENT_COLUMNS, "site"]].copy()
@@ -85,11 +95,15 @@ def load_measurements(source: str | Path | pd.DataFrame) -> pd.DataFrame:
         bad = ~np.isfinite(values.to_numpy(dtype=float))
         if bad.any():
             row = int(np.nonzero(bad)[0][0])
-            raise MhimmuneError(f"{origin}: row {row + 1}: {col} must be a finite number, got {df[col].iloc[row]!r}")
+            raise MhimmuneError(
+                f"{origin}: row {row + 1}: {col} must be a finite number, got {df[col].iloc[row]!r}"
+            )
         df[col] = values.astype(float)
-    checks = (("day", df["day"] < 0, "must be ≥ 0"),
-              ("volume", df["volume"] <= 0, "must be > 0 mm³ (volumes are fitted on a log scale)"),
-              ("site", ~df["site"].isin(_SITES), f"must be one of {', '.join(_SITES)}"))
+    checks = (
+        ("day", df["day"] < 0, "must be ≥ 0"),
+        ("volume", df["volume"] <= 0, "must be > 0 mm³ (volumes are fitted on a log scale)"),
+        ("site", ~df["site"].isin(_SITES), f"must be one of {', '.join(_SITES)}"),
+    )
     for col, bad, text in checks:
         if bad.any():
             row = int(np.nonzero(bad.to_numpy())[0][0])
@@ -99,12 +113,15 @@ def load_measurements(source: str | Path | pd.DataFrame) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def resolve_protocols(arms: Sequence[str], protocols: Mapping[str, Any] | None = None) -> dict[str, Protocol]:
+def resolve_protocols(
+    arms: Sequence[str], protocols: Mapping[str, Any] | None = None
+) -> dict[str, Protocol]:
     """Protocol of every arm: given ones (objects or TOML paths), else a shipped protocol.
 
     Raises :class:`MhimmuneError` naming the arms that have no protocol.
     """
     from mhimmune.core.resources import resource_dir
+
     given = dict(protocols or {})
     out, missing = {}, []
     for arm in dict.fromkeys(arms):
@@ -121,13 +138,16 @@ def resolve_protocols(arms: Sequence[str], protocols: Mapping[str, Any] | None =
                 value = Protocol.from_toml(Path(value))
         out[arm] = value
     if missing:
-        raise MhimmuneError(f"no protocol for arm(s) {', '.join(missing)}: pass protocols={{arm: Protocol or "
-                            f"TOML path}} or name the arms after shipped protocols")
+        raise MhimmuneError(
+            f"no protocol for arm(s) {', '.join(missing)}: pass protocols={{arm: Protocol or "
+            f"TOML path}} or name the arms after shipped protocols"
+        )
     return out
 
 
 def _condition_id(arm: str) -> str:
     from mhimmune.interop.export import _sid
+
     return _sid(arm)
 
 
@@ -142,7 +162,11 @@ def _parameter_rows(model: Model, estimate: Sequence[str]) -> pd.DataFrame:
         unit, internal = r["unit"], r["internal_unit"]
 
         def conv(x):
-            return float(ureg.Quantity(float(x), unit).to(internal).magnitude) if pd.notna(x) else np.nan
+            return (
+                float(ureg.Quantity(float(x), unit).to(internal).magnitude)
+                if pd.notna(x)
+                else np.nan
+            )
 
         value = float(r["internal_value"])
         lower, upper = conv(r["lower"]), conv(r["upper"])
@@ -154,20 +178,44 @@ def _parameter_rows(model: Model, estimate: Sequence[str]) -> pd.DataFrame:
         est = name in estimate
         if scale in ("log", "log10") and (lower <= 0 or value <= 0):
             if est:
-                raise ParameterError(f"{name}: cannot estimate on a {scale} scale with bounds "
-                                     f"[{lower:g}, {upper:g}] and value {value:g}; bounds must be > 0")
+                raise ParameterError(
+                    f"{name}: cannot estimate on a {scale} scale with bounds "
+                    f"[{lower:g}, {upper:g}] and value {value:g}; bounds must be > 0"
+                )
             scale = "lin"
-        rows.append({"parameterId": name, "parameterName": f"{name} [{internal}]",
-                     "parameterScale": scale, "lowerBound": lower, "upperBound": upper,
-                     "nominalValue": value, "estimate": int(est)})
-    rows.append({"parameterId": NOISE_PARAMETER, "parameterName": "SD of log tumour volume [1]",
-                 "parameterScale": "log10", "lowerBound": 1e-3, "upperBound": 3.0,
-                 "nominalValue": 0.2, "estimate": 1})
+        rows.append(
+            {
+                "parameterId": name,
+                "parameterName": f"{name} [{internal}]",
+                "parameterScale": scale,
+                "lowerBound": lower,
+                "upperBound": upper,
+                "nominalValue": value,
+                "estimate": int(est),
+            }
+        )
+    rows.append(
+        {
+            "parameterId": NOISE_PARAMETER,
+            "parameterName": "SD of log tumour volume [1]",
+            "parameterScale": "log10",
+            "lowerBound": 1e-3,
+            "upperBound": 3.0,
+            "nominalValue": 0.2,
+            "estimate": 1,
+        }
+    )
     return pd.DataFrame(rows).set_index("parameterId")
 
 
-def to_petab(model: Model, measurements: str | Path | pd.DataFrame, protocols: Mapping[str, Any] | None = None,
-             *, estimate: Sequence[str] = (), params: Mapping[str, Any] | None = None):
+def to_petab(
+    model: Model,
+    measurements: str | Path | pd.DataFrame,
+    protocols: Mapping[str, Any] | None = None,
+    *,
+    estimate: Sequence[str] = (),
+    params: Mapping[str, Any] | None = None,
+):
     """A PEtab v1 problem (``petab.v1.Problem``) for fitting *model* to tumour volumes.
 
     Parameters
@@ -188,6 +236,7 @@ def to_petab(model: Model, measurements: str | Path | pd.DataFrame, protocols: M
     from petab.v1.models.sbml_model import SbmlModel
 
     from mhimmune.interop.export import conditions_document
+
     data = load_measurements(measurements)
     arms = resolve_protocols(data["arm"].unique(), protocols)
     cond_ids = {arm: _condition_id(arm) for arm in arms}
@@ -196,37 +245,52 @@ def to_petab(model: Model, measurements: str | Path | pd.DataFrame, protocols: M
     for arm, prot in arms.items():
         late = data[(data["arm"] == arm) & (data["day"] * 24 > prot.duration_h + 1e-9)]
         if len(late):
-            raise MhimmuneError(f"arm {arm!r}: measurement on day {late['day'].max():g} after the end of "
-                                f"its protocol (day {prot.duration_h / 24:g})")
-    doc, schedule_values = conditions_document(model, {cond_ids[a]: p for a, p in arms.items()}, params)
+            raise MhimmuneError(
+                f"arm {arm!r}: measurement on day {late['day'].max():g} after the end of "
+                f"its protocol (day {prot.duration_h / 24:g})"
+            )
+    doc, schedule_values = conditions_document(
+        model, {cond_ids[a]: p for a, p in arms.items()}, params
+    )
     sbml_model = SbmlModel(sbml_model=doc.getModel(), sbml_document=doc)
     condition_df = schedule_values.copy()
     condition_df.insert(0, "conditionName", [a for a in arms])
     sites = [s for s in _SITES if (data["site"] == s).any()]
-    observable_df = pd.DataFrame({
-        "observableId": [f"obs_{observable_name(s)}" for s in sites],
-        "observableName": [f"tumour volume, {s} site (mm^3)" for s in sites],
-        "observableFormula": [observable_name(s) for s in sites],
-        "observableTransformation": "log",
-        "noiseFormula": NOISE_PARAMETER,
-        "noiseDistribution": "normal",
-    }).set_index("observableId")
-    measurement_df = pd.DataFrame({
-        "observableId": [f"obs_{observable_name(s)}" for s in data["site"]],
-        "simulationConditionId": [cond_ids[a] for a in data["arm"]],
-        "measurement": data["volume"].to_numpy(),
-        "time": data["day"].to_numpy() * 24.0,  # the model's time unit is the hour
-        "datasetId": [cond_ids[a] for a in data["arm"]],
-        "replicateId": [_condition_id(f"animal_{a}") for a in data["animal"]],
-    })
+    observable_df = pd.DataFrame(
+        {
+            "observableId": [f"obs_{observable_name(s)}" for s in sites],
+            "observableName": [f"tumour volume, {s} site (mm^3)" for s in sites],
+            "observableFormula": [observable_name(s) for s in sites],
+            "observableTransformation": "log",
+            "noiseFormula": NOISE_PARAMETER,
+            "noiseDistribution": "normal",
+        }
+    ).set_index("observableId")
+    measurement_df = pd.DataFrame(
+        {
+            "observableId": [f"obs_{observable_name(s)}" for s in data["site"]],
+            "simulationConditionId": [cond_ids[a] for a in data["arm"]],
+            "measurement": data["volume"].to_numpy(),
+            "time": data["day"].to_numpy() * 24.0,  # the model's time unit is the hour
+            "datasetId": [cond_ids[a] for a in data["arm"]],
+            "replicateId": [_condition_id(f"animal_{a}") for a in data["animal"]],
+        }
+    )
     parameter_df = _parameter_rows(model, list(estimate))
     if params:
         vec = model.parameter_vector(params)
         for name in params:
             if name in parameter_df.index:
-                parameter_df.loc[name, "nominalValue"] = float(vec[model.compiled.parameters.index(name)])
-    return petab.Problem(model=sbml_model, condition_df=condition_df, observable_df=observable_df,
-                         measurement_df=measurement_df, parameter_df=parameter_df)
+                parameter_df.loc[name, "nominalValue"] = float(
+                    vec[model.compiled.parameters.index(name)]
+                )
+    return petab.Problem(
+        model=sbml_model,
+        condition_df=condition_df,
+        observable_df=observable_df,
+        measurement_df=measurement_df,
+        parameter_df=parameter_df,
+    )
 
 
 def lint(problem) -> None:
@@ -235,6 +299,7 @@ def lint(problem) -> None:
     import logging
 
     import petab.v1 as petab
+
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     logger = logging.getLogger("petab")
@@ -252,10 +317,13 @@ def write_petab(problem, folder: str | Path, name: str = "mhimmune") -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     yaml_path = folder / f"{name}.yaml"
-    problem.to_files(model_file=folder / f"{name}_model.xml",
-                     condition_file=folder / f"{name}_conditions.tsv",
-                     measurement_file=folder / f"{name}_measurements.tsv",
-                     parameter_file=folder / f"{name}_parameters.tsv",
-                     observable_file=folder / f"{name}_observables.tsv",
-                     yaml_file=yaml_path, relative_paths=True)
+    problem.to_files(
+        model_file=folder / f"{name}_model.xml",
+        condition_file=folder / f"{name}_conditions.tsv",
+        measurement_file=folder / f"{name}_measurements.tsv",
+        parameter_file=folder / f"{name}_parameters.tsv",
+        observable_file=folder / f"{name}_observables.tsv",
+        yaml_file=yaml_path,
+        relative_paths=True,
+    )
     return yaml_path

@@ -24,9 +24,9 @@ from functools import cache
 
 import pandas as pd
 
-from mhimmune.mh import physics
 from mhimmune.core.errors import ParameterError, ProtocolError
 from mhimmune.core.resources import resource_dir
+from mhimmune.mh import physics
 
 __all__ = ["Agent", "agent_names", "get_agent", "agent_table"]
 
@@ -74,19 +74,23 @@ class Agent:
         Reference: seed review 000 (ILP = SAR/(H² f)); LITERATURE.md §1.
         """
         if not self.scalable:
-            measured = (f"SAR {self.sar_w_per_g:g} W/g" if math.isfinite(self.sar_w_per_g)
-                        else f"SAR {self.sar_low_w_per_g:g}-{self.sar_high_w_per_g:g} W/g"
-                        if math.isfinite(self.sar_low_w_per_g) else "no SAR")
+            measured = (
+                f"SAR {self.sar_w_per_g:g} W/g"
+                if math.isfinite(self.sar_w_per_g)
+                else f"SAR {self.sar_low_w_per_g:g}-{self.sar_high_w_per_g:g} W/g"
+                if math.isfinite(self.sar_low_w_per_g)
+                else "no SAR"
+            )
             raise ProtocolError(
                 f"agent {self.name!r}: cannot scale its SAR to {field_kA_per_m} kA/m, {freq_kHz} kHz: "
                 f"the catalogue has {measured} but neither the field and frequency it was measured "
                 f"at nor an ILP; choose a scalable agent (Agent.scalable) or see its notes in "
-                f"parameters/agents.tsv")
+                f"parameters/agents.tsv"
+            )
         try:
             return float(physics.sar_from_ilp(self.ilp_nH_m2_per_kg, field_kA_per_m, freq_kHz))
         except ParameterError as exc:
             raise ProtocolError(f"agent {self.name!r}: {exc}") from None
-
 
     @property
     def rosensweig_capable(self) -> bool:
@@ -105,9 +109,15 @@ class Agent:
             return self.sar_at(field_kA_per_m, freq_kHz), "ilp"
         if self.rosensweig_capable:
             shell = self.shell_nm if math.isfinite(self.shell_nm) else 2.0
-            sar = physics.rosensweig_slp(self.core_nm, field_kA_per_m, freq_kHz,
-                                         anisotropy_kJ_per_m3=self.anisotropy_kJ_per_m3,
-                                         shell_nm=shell, immobilised=True, basis="fe")
+            sar = physics.rosensweig_slp(
+                self.core_nm,
+                field_kA_per_m,
+                freq_kHz,
+                anisotropy_kJ_per_m3=self.anisotropy_kJ_per_m3,
+                shell_nm=shell,
+                immobilised=True,
+                basis="fe",
+            )
             return float(sar), "rosensweig"
         return self.sar_at(field_kA_per_m, freq_kHz), "ilp"  # raises the explanatory error
 
@@ -119,8 +129,9 @@ def _number(row: pd.Series, column: str) -> float:
     try:
         out = float(value)
     except (TypeError, ValueError):
-        raise ParameterError(f"agents.tsv: agent {row['agent']!r}, column {column!r}: "
-                             f"{value!r} is not a number") from None
+        raise ParameterError(
+            f"agents.tsv: agent {row['agent']!r}, column {column!r}: {value!r} is not a number"
+        ) from None
     return out
 
 
@@ -157,7 +168,11 @@ def get_agent(name: str) -> Agent:
         raise ProtocolError(f"agent: unknown agent {name!r}; known agents: {', '.join(df.index)}")
     row = df.loc[name]
     ilp = _number(row, "ilp_nH_m2_per_kg")
-    sar, h, f = _number(row, "sar_w_per_g"), _number(row, "field_kA_per_m"), _number(row, "freq_kHz")
+    sar, h, f = (
+        _number(row, "sar_w_per_g"),
+        _number(row, "field_kA_per_m"),
+        _number(row, "freq_kHz"),
+    )
     derived = False
     if math.isnan(ilp) and all(math.isfinite(x) for x in (sar, h, f)):
         try:
@@ -165,15 +180,25 @@ def get_agent(name: str) -> Agent:
         except ParameterError as exc:
             raise ParameterError(f"agents.tsv: agent {name!r}: {exc}") from None
         derived = True
-    return Agent(name=name, description=_text(row, "description"), ilp_nH_m2_per_kg=ilp,
-                 sar_w_per_g=sar, field_kA_per_m=h, freq_kHz=f, source=_text(row, "source"),
-                 notes=_text(row, "notes"), material=_text(row, "material"),
-                 core_nm=_number(row, "core_nm"), hydrodynamic_nm=_number(row, "hydrodynamic_nm"),
-                 shell_nm=_number(row, "shell_nm"),
-                 anisotropy_kJ_per_m3=_number(row, "anisotropy_kJ_per_m3"),
-                 sar_low_w_per_g=_number(row, "sar_low_w_per_g"),
-                 sar_high_w_per_g=_number(row, "sar_high_w_per_g"),
-                 evidence=_text(row, "evidence"), ilp_derived=derived)
+    return Agent(
+        name=name,
+        description=_text(row, "description"),
+        ilp_nH_m2_per_kg=ilp,
+        sar_w_per_g=sar,
+        field_kA_per_m=h,
+        freq_kHz=f,
+        source=_text(row, "source"),
+        notes=_text(row, "notes"),
+        material=_text(row, "material"),
+        core_nm=_number(row, "core_nm"),
+        hydrodynamic_nm=_number(row, "hydrodynamic_nm"),
+        shell_nm=_number(row, "shell_nm"),
+        anisotropy_kJ_per_m3=_number(row, "anisotropy_kJ_per_m3"),
+        sar_low_w_per_g=_number(row, "sar_low_w_per_g"),
+        sar_high_w_per_g=_number(row, "sar_high_w_per_g"),
+        evidence=_text(row, "evidence"),
+        ilp_derived=derived,
+    )
 
 
 def agent_table() -> pd.DataFrame:

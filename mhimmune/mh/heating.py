@@ -17,22 +17,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mhimmune.mh import physics
-from mhimmune.mh.agents import get_agent
 from mhimmune.core.params import ParameterTable
 from mhimmune.core.units import ureg
+from mhimmune.mh import physics
+from mhimmune.mh.agents import get_agent
 
 __all__ = ["heating_parameters", "steady_temperature", "temperature_map"]
 
 _NEEDED = {
-    "body_temperature": "degC", "tissue_conductivity": "W/m/K", "tumour_perfusion": "1/s",
-    "blood_density": "kg/m^3", "blood_heat_capacity": "J/kg/K", "conduction_shape_factor": "1",
+    "body_temperature": "degC",
+    "tissue_conductivity": "W/m/K",
+    "tumour_perfusion": "1/s",
+    "blood_density": "kg/m^3",
+    "blood_heat_capacity": "J/kg/K",
+    "conduction_shape_factor": "1",
     "heated_region_volume": "m^3",
 }
 
 
-def heating_parameters(params: Mapping[str, Any] | None = None,
-                       table: ParameterTable | None = None) -> dict[str, float]:
+def heating_parameters(
+    params: Mapping[str, Any] | None = None, table: ParameterTable | None = None
+) -> dict[str, float]:
     """Heating parameters from the model's table (SI units), with overrides by name."""
     table = table or ParameterTable.load()
     params = dict(params or {})
@@ -46,8 +51,13 @@ def heating_parameters(params: Mapping[str, Any] | None = None,
     return out
 
 
-def steady_temperature(agent: str, dose_mg_per_cm3: float, field_kA_per_m, freq_kHz,
-                       params: Mapping[str, Any] | None = None) -> np.ndarray:
+def steady_temperature(
+    agent: str,
+    dose_mg_per_cm3: float,
+    field_kA_per_m,
+    freq_kHz,
+    params: Mapping[str, Any] | None = None,
+) -> np.ndarray:
     """Steady mean temperature (°C) of the heated region under a continuous field.
 
     Parameters
@@ -71,29 +81,50 @@ def steady_temperature(agent: str, dose_mg_per_cm3: float, field_kA_per_m, freq_
     h, f = np.broadcast_arrays(np.asarray(field_kA_per_m, float), np.asarray(freq_kHz, float))
     sar = np.vectorize(lambda hh, ff: a.heating_at(hh, ff)[0], otypes=[float])(h, f)
     q = sar * dose_mg_per_cm3 * 1e3  # W/g · mg/cm³ = 1e3 W/m³
-    w = physics.perfusion_coefficient(hp["tumour_perfusion"], hp["blood_density"], hp["blood_heat_capacity"])
+    w = physics.perfusion_coefficient(
+        hp["tumour_perfusion"], hp["blood_density"], hp["blood_heat_capacity"]
+    )
     radius = (3 * hp["heated_region_volume"] / (4 * math.pi)) ** (1 / 3)
     g = hp["conduction_shape_factor"] * hp["tissue_conductivity"] / radius**2
     return hp["body_temperature"] + q / (w + g)
 
 
-def temperature_map(agents: Sequence[str], dose_mg_per_cm3: float, fields_kA_per_m: Sequence[float],
-                    freqs_kHz: Sequence[float], params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+def temperature_map(
+    agents: Sequence[str],
+    dose_mg_per_cm3: float,
+    fields_kA_per_m: Sequence[float],
+    freqs_kHz: Sequence[float],
+    params: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
     """Tidy table of steady temperatures over a grid of fields and frequencies, per agent.
 
     Columns: agent, field_kA_per_m, freq_kHz, hf_A_per_m_s, safety ("ok",
     "above_brezovich", "above_hergt"), steady_temperature_C.
     """
     rows = []
-    H, F = np.meshgrid(np.asarray(fields_kA_per_m, float), np.asarray(freqs_kHz, float), indexing="ij")
+    H, F = np.meshgrid(
+        np.asarray(fields_kA_per_m, float), np.asarray(freqs_kHz, float), indexing="ij"
+    )
     for agent in agents:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", physics.LinearResponseWarning)
             temp = steady_temperature(agent, dose_mg_per_cm3, H, F, params)
         hf = H * F * 1e6
-        safety = np.where(hf > physics.HERGT_LIMIT, "above_hergt",
-                          np.where(hf > physics.BREZOVICH_LIMIT, "above_brezovich", "ok"))
-        rows.append(pd.DataFrame({"agent": agent, "field_kA_per_m": H.ravel(), "freq_kHz": F.ravel(),
-                                  "hf_A_per_m_s": hf.ravel(), "safety": safety.ravel(),
-                                  "steady_temperature_C": temp.ravel()}))
+        safety = np.where(
+            hf > physics.HERGT_LIMIT,
+            "above_hergt",
+            np.where(hf > physics.BREZOVICH_LIMIT, "above_brezovich", "ok"),
+        )
+        rows.append(
+            pd.DataFrame(
+                {
+                    "agent": agent,
+                    "field_kA_per_m": H.ravel(),
+                    "freq_kHz": F.ravel(),
+                    "hf_A_per_m_s": hf.ravel(),
+                    "safety": safety.ravel(),
+                    "steady_temperature_C": temp.ravel(),
+                }
+            )
+        )
     return pd.concat(rows, ignore_index=True)

@@ -36,15 +36,35 @@ from scipy import constants
 from mhimmune.core.errors import ParameterError
 
 __all__ = [
-    "BREZOVICH_LIMIT", "HERGT_LIMIT", "MU0", "K_B", "R_GAS",
-    "FE_MASS_FRACTION_MAGNETITE", "TISSUE_DENSITY_KG_PER_M3", "TISSUE_HEAT_CAPACITY_J_PER_KG_K",
-    "TISSUE_CONDUCTIVITY_W_PER_M_K", "TUMOUR_PERFUSION_W_PER_M3_K",
-    "LinearResponseWarning", "RadialPennesResult",
-    "ilp", "sar_from_ilp", "hf_product", "check_hf",
-    "cem43", "cem43_rate", "arrhenius_damage",
-    "neel_time", "brown_time", "effective_time", "rosensweig_slp",
-    "perfusion_coefficient", "lumped_time_constant", "lumped_tumour_temperature",
-    "sphere_conduction_coefficient", "sphere_steady_state", "radial_pennes",
+    "BREZOVICH_LIMIT",
+    "HERGT_LIMIT",
+    "MU0",
+    "K_B",
+    "R_GAS",
+    "FE_MASS_FRACTION_MAGNETITE",
+    "TISSUE_DENSITY_KG_PER_M3",
+    "TISSUE_HEAT_CAPACITY_J_PER_KG_K",
+    "TISSUE_CONDUCTIVITY_W_PER_M_K",
+    "TUMOUR_PERFUSION_W_PER_M3_K",
+    "LinearResponseWarning",
+    "RadialPennesResult",
+    "ilp",
+    "sar_from_ilp",
+    "hf_product",
+    "check_hf",
+    "cem43",
+    "cem43_rate",
+    "arrhenius_damage",
+    "neel_time",
+    "brown_time",
+    "effective_time",
+    "rosensweig_slp",
+    "perfusion_coefficient",
+    "lumped_time_constant",
+    "lumped_tumour_temperature",
+    "sphere_conduction_coefficient",
+    "sphere_steady_state",
+    "radial_pennes",
 ]
 
 #: Brezovich (1988) conservative limit on H·f, A m⁻¹ s⁻¹ (seed review 000; LITERATURE.md §1).
@@ -81,8 +101,16 @@ class LinearResponseWarning(UserWarning):
 # --------------------------------------------------------------------------- checks
 
 
-def _as_array(value, name: str, unit: str, *, lo: float | None = None, lo_open: bool = False,
-              hi: float | None = None, hi_open: bool = False) -> np.ndarray:
+def _as_array(
+    value,
+    name: str,
+    unit: str,
+    *,
+    lo: float | None = None,
+    lo_open: bool = False,
+    hi: float | None = None,
+    hi_open: bool = False,
+) -> np.ndarray:
     """Convert *value* to a float array, raising ParameterError naming *name* when out of range."""
     try:
         arr = np.asarray(value, dtype=float)
@@ -116,13 +144,17 @@ def _history(time, temperature_C, time_name: str, time_unit: str) -> tuple[np.nd
     t = _as_array(time, time_name, time_unit)
     temp = _as_array(temperature_C, "temperature_C", "°C", lo=-273.15, lo_open=True)
     if t.ndim != 1 or temp.ndim != 1 or t.size != temp.size or t.size == 0:
-        raise ParameterError(f"{time_name} and temperature_C: must be 1-D sequences of the same "
-                             f"non-zero length, got shapes {t.shape} and {temp.shape}")
+        raise ParameterError(
+            f"{time_name} and temperature_C: must be 1-D sequences of the same "
+            f"non-zero length, got shapes {t.shape} and {temp.shape}"
+        )
     if not np.all(np.isfinite(t)) or not np.all(np.isfinite(temp)):
         raise ParameterError(f"{time_name} and temperature_C: must be finite")
     if np.any(np.diff(t) < 0):
-        raise ParameterError(f"{time_name}: must be non-decreasing ({time_unit}); repeat a time "
-                             f"to encode a step change of temperature")
+        raise ParameterError(
+            f"{time_name}: must be non-decreasing ({time_unit}); repeat a time "
+            f"to encode a step change of temperature"
+        )
     return t, temp
 
 
@@ -202,8 +234,9 @@ def check_hf(field_kA_per_m, freq_kHz):
     Reference: Brezovich 1988; Hergt & Dutz 2007 (JMMM 311:187); seed review 000 section 2.
     """
     hf = np.asarray(hf_product(field_kA_per_m, freq_kHz))
-    out = np.where(hf > HERGT_LIMIT, "above_hergt",
-                   np.where(hf > BREZOVICH_LIMIT, "above_brezovich", "ok"))
+    out = np.where(
+        hf > HERGT_LIMIT, "above_hergt", np.where(hf > BREZOVICH_LIMIT, "above_brezovich", "ok")
+    )
     return str(out) if out.ndim == 0 else out
 
 
@@ -265,15 +298,17 @@ def cem43(time_min, temperature_C, *, method: str = "exact", cumulative: bool = 
         denom = np.where(crosses, t1 - t0, 1.0)
         frac = np.where(crosses, (43.0 - t0) / denom, 1.0)
         r_mid = np.where(crosses, 1.0, rate[1:])
-        seg = (frac * dt * _log_mean(rate[:-1], r_mid)
-               + (1.0 - frac) * dt * _log_mean(np.where(crosses, 1.0, rate[1:]), rate[1:]))
+        seg = frac * dt * _log_mean(rate[:-1], r_mid) + (1.0 - frac) * dt * _log_mean(
+            np.where(crosses, 1.0, rate[1:]), rate[1:]
+        )
     if cumulative:
         return np.concatenate([[0.0], np.cumsum(seg)])
     return float(np.sum(seg))
 
 
-def arrhenius_damage(time_s, temperature_C, ea_J_per_mol, a_per_s, *, cumulative: bool = False,
-                     substeps: int = 1):
+def arrhenius_damage(
+    time_s, temperature_C, ea_J_per_mol, a_per_s, *, cumulative: bool = False, substeps: int = 1
+):
     """Arrhenius damage integral Ω = ∫ A exp(−Ea/(R_gas T)) dt; survival is exp(−Ω).
 
     Parameters
@@ -318,8 +353,14 @@ def _volume_m3(diameter_nm: np.ndarray) -> np.ndarray:
     return np.pi * (diameter_nm * 1e-9) ** 3 / 6.0
 
 
-def neel_time(diameter_nm, anisotropy_kJ_per_m3, temperature_K=_BODY_TEMPERATURE_K, tau0_s=1e-9,
-              *, form: str = "rosensweig"):
+def neel_time(
+    diameter_nm,
+    anisotropy_kJ_per_m3,
+    temperature_K=_BODY_TEMPERATURE_K,
+    tau0_s=1e-9,
+    *,
+    form: str = "rosensweig",
+):
     """Néel relaxation time τ_N of a single-domain core, in s.
 
     Parameters
@@ -369,9 +410,17 @@ def brown_time(hydrodynamic_diameter_nm, viscosity_Pa_s=6.9e-4, temperature_K=_B
     return _out(3.0 * eta * _volume_m3(dh) / (K_B * temp))
 
 
-def effective_time(diameter_nm, anisotropy_kJ_per_m3=13.0, shell_nm=2.0, viscosity_Pa_s=6.9e-4,
-                   immobilised: bool = False, temperature_K=_BODY_TEMPERATURE_K, tau0_s=1e-9,
-                   *, form: str = "rosensweig"):
+def effective_time(
+    diameter_nm,
+    anisotropy_kJ_per_m3=13.0,
+    shell_nm=2.0,
+    viscosity_Pa_s=6.9e-4,
+    immobilised: bool = False,
+    temperature_K=_BODY_TEMPERATURE_K,
+    tau0_s=1e-9,
+    *,
+    form: str = "rosensweig",
+):
     """Effective relaxation time 1/τ = 1/τ_N + 1/τ_B, in s (τ = τ_N when immobilised).
 
     Parameters
@@ -387,7 +436,9 @@ def effective_time(diameter_nm, anisotropy_kJ_per_m3=13.0, shell_nm=2.0, viscosi
 
     Reference: Rosensweig 2002 (JMMM 252:370); LITERATURE.md §1.
     """
-    tau_n = np.asarray(neel_time(diameter_nm, anisotropy_kJ_per_m3, temperature_K, tau0_s, form=form))
+    tau_n = np.asarray(
+        neel_time(diameter_nm, anisotropy_kJ_per_m3, temperature_K, tau0_s, form=form)
+    )
     if immobilised:
         return _out(tau_n)
     d = np.asarray(diameter_nm, dtype=float)
@@ -405,8 +456,20 @@ def _langevin_ratio(xi: np.ndarray) -> np.ndarray:
     return np.where(small, series, big)
 
 
-def _mono_slp_w_per_kg(d_nm, h_a_per_m, f_hz, k_j_per_m3, shell_nm, eta, immobilised,
-                       ms_a_per_m, rho, temperature_K, tau0_s, form):
+def _mono_slp_w_per_kg(
+    d_nm,
+    h_a_per_m,
+    f_hz,
+    k_j_per_m3,
+    shell_nm,
+    eta,
+    immobilised,
+    ms_a_per_m,
+    rho,
+    temperature_K,
+    tau0_s,
+    form,
+):
     """Monodisperse Rosensweig loss per kg of particle core, W/kg (arrays broadcast)."""
     v = _volume_m3(d_nm)
     kt = K_B * temperature_K
@@ -431,11 +494,25 @@ def _mono_slp_w_per_kg(d_nm, h_a_per_m, f_hz, k_j_per_m3, shell_nm, eta, immobil
     return MU0 * np.pi * chi0_per_phi * h_a_per_m**2 * f_hz * loss_shape / rho
 
 
-def rosensweig_slp(diameter_nm, field_kA_per_m, freq_kHz, anisotropy_kJ_per_m3=13.0, shell_nm=2.0,
-                   viscosity_Pa_s=6.9e-4, immobilised: bool = False, ms_kA_per_m=446.0,
-                   density_kg_per_m3=5180.0, sigma=None, temperature_K=_BODY_TEMPERATURE_K,
-                   *, tau0_s=1e-9, form: str = "rosensweig", basis: str = "particle",
-                   fe_mass_fraction=FE_MASS_FRACTION_MAGNETITE, n_quad: int = 401):
+def rosensweig_slp(
+    diameter_nm,
+    field_kA_per_m,
+    freq_kHz,
+    anisotropy_kJ_per_m3=13.0,
+    shell_nm=2.0,
+    viscosity_Pa_s=6.9e-4,
+    immobilised: bool = False,
+    ms_kA_per_m=446.0,
+    density_kg_per_m3=5180.0,
+    sigma=None,
+    temperature_K=_BODY_TEMPERATURE_K,
+    *,
+    tau0_s=1e-9,
+    form: str = "rosensweig",
+    basis: str = "particle",
+    fe_mass_fraction=FE_MASS_FRACTION_MAGNETITE,
+    n_quad: int = 401,
+):
     """Specific loss power of a magnetic fluid in linear-response theory, in W/g.
 
     Parameters
@@ -502,14 +579,21 @@ def rosensweig_slp(diameter_nm, field_kA_per_m, freq_kHz, anisotropy_kJ_per_m3=1
     xi = MU0 * ms_si * h_si * v_check / (K_B * temp)
     h_k = 2.0 * k_si / (MU0 * ms_si)
     if np.any(xi > 1.0):
-        warnings.warn(f"rosensweig_slp: Langevin parameter ξ = {np.max(xi):.4g} > 1 "
-                      f"(field_kA_per_m up to {np.max(h):g}, diameter up to {np.max(d_check):.3g} nm); "
-                      f"linear-response theory is outside its range", LinearResponseWarning,
-                      stacklevel=2)
+        warnings.warn(
+            f"rosensweig_slp: Langevin parameter ξ = {np.max(xi):.4g} > 1 "
+            f"(field_kA_per_m up to {np.max(h):g}, diameter up to {np.max(d_check):.3g} nm); "
+            f"linear-response theory is outside its range",
+            LinearResponseWarning,
+            stacklevel=2,
+        )
     if np.any(h_si > 0.5 * h_k):
-        warnings.warn(f"rosensweig_slp: field {np.max(h):g} kA/m exceeds half the anisotropy field "
-                      f"H_K = 2K/(μ0 Ms) = {np.min(h_k) / 1e3:.3g} kA/m; hysteresis losses are not "
-                      f"described by linear response", LinearResponseWarning, stacklevel=2)
+        warnings.warn(
+            f"rosensweig_slp: field {np.max(h):g} kA/m exceeds half the anisotropy field "
+            f"H_K = 2K/(μ0 Ms) = {np.min(h_k) / 1e3:.3g} kA/m; hysteresis losses are not "
+            f"described by linear response",
+            LinearResponseWarning,
+            stacklevel=2,
+        )
 
     args = (k_si, sh, eta, immobilised, ms_si, rho, temp, tau0, form)
     if sig == 0.0:
@@ -561,7 +645,9 @@ def perfusion_coefficient(omega_b_per_s, rho_b_kg_per_m3=1060.0, c_b_J_per_kg_K=
     return _out(w * rb * cb)
 
 
-def lumped_time_constant(rho_kg_per_m3, c_J_per_kg_K, w_perfusion_W_per_m3_K, g_conduction_W_per_m3_K=0.0):
+def lumped_time_constant(
+    rho_kg_per_m3, c_J_per_kg_K, w_perfusion_W_per_m3_K, g_conduction_W_per_m3_K=0.0
+):
     """Time constant ρc/(W + G) of the lumped tumour heat balance, in s.
 
     Parameters
@@ -580,16 +666,25 @@ def lumped_time_constant(rho_kg_per_m3, c_J_per_kg_K, w_perfusion_W_per_m3_K, g_
     w = _as_array(w_perfusion_W_per_m3_K, "w_perfusion_W_per_m3_K", "W/(m³ K)", lo=0.0)
     g = _as_array(g_conduction_W_per_m3_K, "g_conduction_W_per_m3_K", "W/(m³ K)", lo=0.0)
     if np.any(w + g <= 0):
-        raise ParameterError("w_perfusion_W_per_m3_K + g_conduction_W_per_m3_K: must be > 0 W/(m³ K) "
-                             "for a finite time constant")
+        raise ParameterError(
+            "w_perfusion_W_per_m3_K + g_conduction_W_per_m3_K: must be > 0 W/(m³ K) "
+            "for a finite time constant"
+        )
     return _out(rho * c / (w + g))
 
 
-def lumped_tumour_temperature(time_s, q_w_per_m3, *, rho_kg_per_m3=TISSUE_DENSITY_KG_PER_M3,
-                              c_J_per_kg_K=TISSUE_HEAT_CAPACITY_J_PER_KG_K,
-                              w_perfusion_W_per_m3_K=TUMOUR_PERFUSION_W_PER_M3_K,
-                              g_conduction_W_per_m3_K=0.0, breakpoints_s=None,
-                              initial_C=None, arterial_C=37.0):
+def lumped_tumour_temperature(
+    time_s,
+    q_w_per_m3,
+    *,
+    rho_kg_per_m3=TISSUE_DENSITY_KG_PER_M3,
+    c_J_per_kg_K=TISSUE_HEAT_CAPACITY_J_PER_KG_K,
+    w_perfusion_W_per_m3_K=TUMOUR_PERFUSION_W_PER_M3_K,
+    g_conduction_W_per_m3_K=0.0,
+    breakpoints_s=None,
+    initial_C=None,
+    arterial_C=37.0,
+):
     """Tumour temperature of the lumped Pennes balance ρc dθ/dt = Q − (W + G)θ, in °C (closed form).
 
     θ = T − T_a is the rise above arterial (basal) temperature; metabolic heat is taken as
@@ -620,13 +715,17 @@ def lumped_tumour_temperature(time_s, q_w_per_m3, *, rho_kg_per_m3=TISSUE_DENSIT
     w = float(_as_array(w_perfusion_W_per_m3_K, "w_perfusion_W_per_m3_K", "W/(m³ K)", lo=0.0))
     g = float(_as_array(g_conduction_W_per_m3_K, "g_conduction_W_per_m3_K", "W/(m³ K)", lo=0.0))
     ta = float(_as_array(arterial_C, "arterial_C", "°C", lo=-273.15, lo_open=True))
-    t_init = ta if initial_C is None else float(_as_array(initial_C, "initial_C", "°C",
-                                                            lo=-273.15, lo_open=True))
+    t_init = (
+        ta
+        if initial_C is None
+        else float(_as_array(initial_C, "initial_C", "°C", lo=-273.15, lo_open=True))
+    )
     q = _as_array(q_w_per_m3, "q_w_per_m3", "W/m³", lo=0.0)
     if breakpoints_s is None:
         if q.ndim != 0:
-            raise ParameterError("q_w_per_m3: give one number, or pass breakpoints_s with one "
-                                 "value per segment")
+            raise ParameterError(
+                "q_w_per_m3: give one number, or pass breakpoints_s with one value per segment"
+            )
         bp = np.zeros(1)
         q = q.reshape(1)
     else:
@@ -635,8 +734,10 @@ def lumped_tumour_temperature(time_s, q_w_per_m3, *, rho_kg_per_m3=TISSUE_DENSIT
             raise ParameterError("breakpoints_s: must be strictly increasing and start at 0 s")
         q = q.reshape(-1)
         if q.size != bp.size:
-            raise ParameterError(f"q_w_per_m3: needs one value per segment of breakpoints_s "
-                                 f"({bp.size}), got {q.size}")
+            raise ParameterError(
+                f"q_w_per_m3: needs one value per segment of breakpoints_s "
+                f"({bp.size}), got {q.size}"
+            )
     loss = w + g
     theta_k = np.empty(bp.size)
     theta_k[0] = t_init - ta
@@ -684,7 +785,9 @@ def _one_minus_1px_emx(x: np.ndarray) -> np.ndarray:
     coeffs = [(-1) ** int(i) * (int(i) - 1) / math.factorial(int(i)) for i in n]
     small = x < 0.1
     xs = np.where(small, x, 0.0)
-    return np.where(small, _series(xs, coeffs, list(n)), 1.0 - (1.0 + x) * np.exp(-np.where(small, 0.0, x)))
+    return np.where(
+        small, _series(xs, coeffs, list(n)), 1.0 - (1.0 + x) * np.exp(-np.where(small, 0.0, x))
+    )
 
 
 def _sinhc_minus_one(x: np.ndarray) -> np.ndarray:
@@ -700,12 +803,20 @@ def _sinhc_minus_one(x: np.ndarray) -> np.ndarray:
 
 def _xcosh_minus_sinh(x: np.ndarray) -> np.ndarray:
     """x cosh x − sinh x, accurate for small x (≈ x³/3); for x < 0.1 only."""
-    return _series(x, [2 * n / math.factorial(2 * n + 1) for n in range(1, 6)],
-                   [2 * n + 1 for n in range(1, 6)])
+    return _series(
+        x,
+        [2 * n / math.factorial(2 * n + 1) for n in range(1, 6)],
+        [2 * n + 1 for n in range(1, 6)],
+    )
 
 
-def sphere_steady_state(r_m, radius_m, q_w_per_m3, k_w_per_m_K=TISSUE_CONDUCTIVITY_W_PER_M_K,
-                        w_w_per_m3_K=TUMOUR_PERFUSION_W_PER_M3_K):
+def sphere_steady_state(
+    r_m,
+    radius_m,
+    q_w_per_m3,
+    k_w_per_m_K=TISSUE_CONDUCTIVITY_W_PER_M_K,
+    w_w_per_m3_K=TUMOUR_PERFUSION_W_PER_M3_K,
+):
     """Steady temperature rise θ(r) (K) of a uniformly heated sphere in perfused tissue.
 
     Solves k ∇²θ − Wθ + Q·1[r < R] = 0 in an infinite medium with the same k and W inside
@@ -736,7 +847,9 @@ def sphere_steady_state(r_m, radius_m, q_w_per_m3, k_w_per_m_K=TISSUE_CONDUCTIVI
     inside = r <= big_r
     if w == 0.0:
         r_safe = np.where(inside, big_r, r)
-        theta = np.where(inside, q * (3 * big_r**2 - r**2) / (6 * k), q * big_r**3 / (3 * k * r_safe))
+        theta = np.where(
+            inside, q * (3 * big_r**2 - r**2) / (6 * k), q * big_r**3 / (3 * k * r_safe)
+        )
         return _out(theta)
     m = math.sqrt(w / k)
     big_x = m * big_r
@@ -758,8 +871,11 @@ def sphere_steady_state(r_m, radius_m, q_w_per_m3, k_w_per_m_K=TISSUE_CONDUCTIVI
     if big_x < 0.1:
         out_factor = float(_xcosh_minus_sinh(np.asarray(big_x))) * np.exp(-x_out) / x_out
     else:
-        out_factor = 0.5 * ((big_x - 1) * np.exp(big_x - x_out)
-                            + (big_x + 1) * np.exp(-big_x - x_out)) / x_out
+        out_factor = (
+            0.5
+            * ((big_x - 1) * np.exp(big_x - x_out) + (big_x + 1) * np.exp(-big_x - x_out))
+            / x_out
+        )
     theta = (q / w) * np.where(inside, in_factor, out_factor)
     return _out(theta)
 
@@ -775,11 +891,23 @@ class RadialPennesResult(NamedTuple):
 PerfusionLike = float | Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def radial_pennes(radius_m, q_w_per_m3, duration_s, *, k_w_per_m_K=TISSUE_CONDUCTIVITY_W_PER_M_K,
-                  rho_kg_per_m3=TISSUE_DENSITY_KG_PER_M3, c_J_per_kg_K=TISSUE_HEAT_CAPACITY_J_PER_KG_K,
-                  perfusion: PerfusionLike = TUMOUR_PERFUSION_W_PER_M3_K, arterial_C=37.0,
-                  initial_C=None, n_r: int = 200, r_max_factor=5.0, dt_s=5.0,
-                  outer_boundary: str = "decay", save_every: int = 1) -> RadialPennesResult:
+def radial_pennes(
+    radius_m,
+    q_w_per_m3,
+    duration_s,
+    *,
+    k_w_per_m_K=TISSUE_CONDUCTIVITY_W_PER_M_K,
+    rho_kg_per_m3=TISSUE_DENSITY_KG_PER_M3,
+    c_J_per_kg_K=TISSUE_HEAT_CAPACITY_J_PER_KG_K,
+    perfusion: PerfusionLike = TUMOUR_PERFUSION_W_PER_M3_K,
+    arterial_C=37.0,
+    initial_C=None,
+    n_r: int = 200,
+    r_max_factor=5.0,
+    dt_s=5.0,
+    outer_boundary: str = "decay",
+    save_every: int = 1,
+) -> RadialPennesResult:
     """Solve the 1-D spherical Pennes equation for a uniformly heated tumour sphere.
 
     ρc ∂θ/∂t = (1/r²) ∂/∂r (k r² ∂θ/∂r) − W θ + Q(t)·1[r < R], θ = T − T_a, on 0 ≤ r ≤ r_max.
@@ -830,7 +958,9 @@ def radial_pennes(radius_m, q_w_per_m3, duration_s, *, k_w_per_m_K=TISSUE_CONDUC
     if not isinstance(save_every, (int, np.integer)) or save_every < 1:
         raise ParameterError(f"save_every: must be an integer ≥ 1, got {save_every!r}")
     if outer_boundary not in ("decay", "dirichlet"):
-        raise ParameterError(f"outer_boundary: must be 'decay' or 'dirichlet', got {outer_boundary!r}")
+        raise ParameterError(
+            f"outer_boundary: must be 'decay' or 'dirichlet', got {outer_boundary!r}"
+        )
     if callable(q_w_per_m3):
         q_of_t = q_w_per_m3
     else:
@@ -843,11 +973,11 @@ def radial_pennes(radius_m, q_w_per_m3, duration_s, *, k_w_per_m_K=TISSUE_CONDUC
     dr = r_max / n_r
     faces = np.arange(n_r + 1) * dr
     r = 0.5 * (faces[:-1] + faces[1:])
-    vol = (faces[1:] ** 3 - faces[:-1] ** 3) / 3.0          # per steradian
-    area = faces**2                                          # per steradian
+    vol = (faces[1:] ** 3 - faces[:-1] ** 3) / 3.0  # per steradian
+    area = faces**2  # per steradian
     heated = np.clip((np.minimum(faces[1:], big_r) ** 3 - faces[:-1] ** 3) / 3.0, 0.0, None) / vol
     heated = np.clip(heated, 0.0, 1.0)
-    cond = k * area[1:-1] / dr                               # between cells i and i+1
+    cond = k * area[1:-1] / dr  # between cells i and i+1
 
     theta = np.full(n_r, 0.0)
     if initial_C is not None:
@@ -893,7 +1023,9 @@ def radial_pennes(radius_m, q_w_per_m3, duration_s, *, k_w_per_m_K=TISSUE_CONDUC
         t_new = duration if n == n_steps else t + step
         q = float(q_of_t(t_new))
         if not math.isfinite(q) or q < 0:
-            raise ParameterError(f"q_w_per_m3: must be finite and ≥ 0 W/m³, got {q!r} at t = {t_new:g} s")
+            raise ParameterError(
+                f"q_w_per_m3: must be finite and ≥ 0 W/m³, got {q!r} at t = {t_new:g} s"
+            )
         rhs = rho * c * vol / step * theta + vol * heated * q
         if constant_w and math.isclose(step, dt):
             theta = lu.solve(rhs)

@@ -28,7 +28,7 @@ def plot_result(result, variables: Sequence[str] | None = None, *, ncols: int = 
 
 def plot_results(results: Sequence, variables: Sequence[str] | None = None, *, ncols: int = 3):
     """Overlay several simulations (one colour per protocol) panel by panel."""
-    panels = ([(v, [v], "", False) for v in variables] if variables else DEFAULT_PANELS)
+    panels = [(v, [v], "", False) for v in variables] if variables else DEFAULT_PANELS
     frames = []
     for r in results:
         available = [v for _, vs, _, _ in panels for v in vs if v in r.wide.columns]
@@ -43,15 +43,23 @@ def plot_results(results: Sequence, variables: Sequence[str] | None = None, *, n
     for ax, (title, names, ylabel, log) in zip(axes.flat, panels):
         sub = data[data["variable"].isin(names)]
         style = "variable" if len(names) > 1 else None
-        sns.lineplot(data=sub, x="time_day", y="value", hue="protocol", style=style, ax=ax,
-                     estimator=None, legend=ax is axes.flat[0] or (style is not None))
+        sns.lineplot(
+            data=sub,
+            x="time_day",
+            y="value",
+            hue="protocol",
+            style=style,
+            ax=ax,
+            estimator=None,
+            legend=ax is axes.flat[0] or (style is not None),
+        )
         ax.set_title(title)
         ax.set_xlabel("day")
         ax.set_ylabel(ylabel)
         if log:
             ax.set_yscale("log")
             ax.set_ylim(bottom=1e-3)  # ~1 cell; a cured tumour decays far below it
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
     fig.suptitle(HYPOTHESIS_NOTE, fontsize=9, color="0.4", y=1.0)
     fig.tight_layout()
@@ -67,6 +75,7 @@ def plot_temperature_map(table: pd.DataFrame, *, target_C: float = 43.0, ncols: 
     import numpy as np
 
     from mhimmune.mh.physics import BREZOVICH_LIMIT, HERGT_LIMIT
+
     agents = list(dict.fromkeys(table["agent"]))
     ncols = ncols or len(agents)
     nrows = -(-len(agents) // ncols)
@@ -77,22 +86,28 @@ def plot_temperature_map(table: pd.DataFrame, *, target_C: float = 43.0, ncols: 
         sub = table[table["agent"] == agent]
         grid = sub.pivot(index="field_kA_per_m", columns="freq_kHz", values="steady_temperature_C")
         f, h = grid.columns.values, grid.index.values
-        mesh = ax.pcolormesh(f, h, grid.values, shading="nearest", cmap="magma", vmin=vmin,
-                             vmax=min(vmax, 60.0))
+        mesh = ax.pcolormesh(
+            f, h, grid.values, shading="nearest", cmap="magma", vmin=vmin, vmax=min(vmax, 60.0)
+        )
         cs = ax.contour(f, h, grid.values, levels=[target_C], colors="cyan", linewidths=1.5)
         ax.clabel(cs, fmt=f"{target_C:g} °C")
         ff = np.linspace(f.min(), f.max(), 200)
-        for limit, style, label in ((BREZOVICH_LIMIT, "--", "Brezovich"), (HERGT_LIMIT, "-", "Hergt")):
+        for limit, style, label in (
+            (BREZOVICH_LIMIT, "--", "Brezovich"),
+            (HERGT_LIMIT, "-", "Hergt"),
+        ):
             hh = limit / (ff * 1e3) / 1e3
             keep = hh <= h.max()
-            ax.plot(ff[keep], hh[keep], style, color="white", lw=1.5, label=f"{label} H·f = {limit:.3g}")
+            ax.plot(
+                ff[keep], hh[keep], style, color="white", lw=1.5, label=f"{label} H·f = {limit:.3g}"
+            )
         ax.set_ylim(h.min(), h.max())
         ax.set_title(agent)
         ax.set_xlabel("frequency (kHz)")
         ax.set_ylabel("field (kA/m)")
         ax.legend(loc="upper right", fontsize=8, framealpha=0.6)
         fig.colorbar(mesh, ax=ax, label="steady tumour temperature (°C)")
-    for ax in list(axes.flat)[len(agents):]:
+    for ax in list(axes.flat)[len(agents) :]:
         ax.set_visible(False)
     fig.suptitle(HYPOTHESIS_NOTE, fontsize=9, color="0.4")
     fig.tight_layout()

@@ -28,17 +28,19 @@ import numbers
 import sys
 import tomllib
 import warnings
-from dataclasses import dataclass, field as dc_field
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 import pandas as pd
 import pint
 
-from mhimmune.mh.agents import get_agent
 from mhimmune.core.errors import HfWarning, ProtocolError, UnitError
 from mhimmune.core.units import convert, to_quantity
+from mhimmune.mh.agents import get_agent
 
 __all__ = [
     "Protocol",
@@ -150,33 +152,60 @@ def _drug_kind(**extra: FieldSpec) -> KindSpec:
 
 #: One specification per intervention kind; the keys are TOML table-array names and
 #: builder-method names at once.
-KIND_SPECS: Mapping[str, KindSpec] = MappingProxyType({
-    "mh_session": KindSpec(MappingProxyType({
-        "start": _TIME,
-        "duration": _SPAN,
-        "field": FieldSpec("quantity", "kA/m", "20 kA/m", minimum=0.0, maximum=100.0),
-        "frequency": FieldSpec("quantity", "kHz", "300 kHz", minimum=1.0, min_open=False,
-                               maximum=10_000.0),
-        "agent": FieldSpec("agent", example="fe3o4_19nm_mpeg"),
-        "dose": FieldSpec("quantity", "mg/cm^3", "4 mg/cm^3", minimum=0.0, alt_unit="mg/kg"),
-        "uptake": FieldSpec("fraction", example="0.1", default=None),
-        "target": FieldSpec("quantity", "degC", "43 degC", minimum=37.0, min_open=False, maximum=50.0,
-                            default=None),
-        **_REPEAT,
-    }), "start", "dose", "mg/cm^3"),
-    "anti_pdl1": _drug_kind(),
-    "cdt": _drug_kind(metal=FieldSpec("choice", example="fe", choices=("fe", "cu", "mn"),
-                                      default="fe")),
-    "bso": _drug_kind(),
-    "hsp_inhibitor": _drug_kind(),
-    "glucose_oxidase": _drug_kind(),
-    "cd8_depletion": _drug_kind(),
-    "rechallenge": KindSpec(MappingProxyType({
-        "time": _TIME,
-        "volume": FieldSpec("quantity", "mm^3", "50 mm^3", minimum=0.0),
-        **_REPEAT,
-    }), "time", "volume", "mm^3"),
-})
+KIND_SPECS: Mapping[str, KindSpec] = MappingProxyType(
+    {
+        "mh_session": KindSpec(
+            MappingProxyType(
+                {
+                    "start": _TIME,
+                    "duration": _SPAN,
+                    "field": FieldSpec("quantity", "kA/m", "20 kA/m", minimum=0.0, maximum=100.0),
+                    "frequency": FieldSpec(
+                        "quantity", "kHz", "300 kHz", minimum=1.0, min_open=False, maximum=10_000.0
+                    ),
+                    "agent": FieldSpec("agent", example="fe3o4_19nm_mpeg"),
+                    "dose": FieldSpec(
+                        "quantity", "mg/cm^3", "4 mg/cm^3", minimum=0.0, alt_unit="mg/kg"
+                    ),
+                    "uptake": FieldSpec("fraction", example="0.1", default=None),
+                    "target": FieldSpec(
+                        "quantity",
+                        "degC",
+                        "43 degC",
+                        minimum=37.0,
+                        min_open=False,
+                        maximum=50.0,
+                        default=None,
+                    ),
+                    **_REPEAT,
+                }
+            ),
+            "start",
+            "dose",
+            "mg/cm^3",
+        ),
+        "anti_pdl1": _drug_kind(),
+        "cdt": _drug_kind(
+            metal=FieldSpec("choice", example="fe", choices=("fe", "cu", "mn"), default="fe")
+        ),
+        "bso": _drug_kind(),
+        "hsp_inhibitor": _drug_kind(),
+        "glucose_oxidase": _drug_kind(),
+        "cd8_depletion": _drug_kind(),
+        "rechallenge": KindSpec(
+            MappingProxyType(
+                {
+                    "time": _TIME,
+                    "volume": FieldSpec("quantity", "mm^3", "50 mm^3", minimum=0.0),
+                    **_REPEAT,
+                }
+            ),
+            "time",
+            "volume",
+            "mm^3",
+        ),
+    }
+)
 
 #: Names of all intervention kinds, in the order they are written to TOML.
 KINDS: tuple[str, ...] = tuple(KIND_SPECS)
@@ -334,8 +363,9 @@ def _parse_quantity(value: Any, spec: FieldSpec, path: str) -> float:
     """Convert *value* to a float in ``spec.unit`` and check its range; errors name *path*."""
     unit_hint = spec.example.split(" ", 1)[1]
     if isinstance(value, bool) or not isinstance(value, (str, int, float, pint.Quantity)):
-        raise ProtocolError(f"{path}: expected a quantity with a unit such as "
-                            f"'{spec.example}', got {value!r}")
+        raise ProtocolError(
+            f"{path}: expected a quantity with a unit such as '{spec.example}', got {value!r}"
+        )
     if isinstance(value, (int, float)):
         shown = str(value) if isinstance(value, int) else _num(value)
         raise ProtocolError(f"{path}: {shown} needs a unit, e.g. '{shown} {unit_hint}'")
@@ -345,8 +375,9 @@ def _parse_quantity(value: Any, spec: FieldSpec, path: str) -> float:
         raise ProtocolError(str(exc)) from None
     magnitude = q.magnitude
     if not isinstance(magnitude, numbers.Real):
-        raise ProtocolError(f"{path}: expected a single number with a unit such as "
-                            f"'{spec.example}', got {value!r}")
+        raise ProtocolError(
+            f"{path}: expected a single number with a unit such as '{spec.example}', got {value!r}"
+        )
     if not list(q.unit_items()):
         shown = value.strip() if isinstance(value, str) else _num(magnitude)
         raise ProtocolError(f"{path}: {shown} needs a unit, e.g. '{shown} {unit_hint}'")
@@ -357,16 +388,20 @@ def _parse_quantity(value: Any, spec: FieldSpec, path: str) -> float:
         x = convert(value, unit, path)
     except UnitError as exc:
         if spec.alt_unit is None:
-            raise ProtocolError(f"{exc}; give it in {spec.unit}-compatible units, "
-                                f"e.g. '{spec.example}'") from None
+            raise ProtocolError(
+                f"{exc}; give it in {spec.unit}-compatible units, e.g. '{spec.example}'"
+            ) from None
         try:
             unit, x = spec.alt_unit, convert(value, spec.alt_unit, path)
         except UnitError:
-            raise ProtocolError(f"{path}: {value!s} is neither {spec.unit} nor {spec.alt_unit}; "
-                                f"e.g. '{spec.example}' or '10 {spec.alt_unit}' with an uptake "
-                                f"fraction") from None
-    low_bad = spec.minimum is not None and (x <= spec.minimum if spec.min_open
-                                            else x < spec.minimum)
+            raise ProtocolError(
+                f"{path}: {value!s} is neither {spec.unit} nor {spec.alt_unit}; "
+                f"e.g. '{spec.example}' or '10 {spec.alt_unit}' with an uptake "
+                f"fraction"
+            ) from None
+    low_bad = spec.minimum is not None and (
+        x <= spec.minimum if spec.min_open else x < spec.minimum
+    )
     high_bad = spec.maximum is not None and x > spec.maximum
     if low_bad or high_bad:
         raise ProtocolError(f"{path}: must be {_range_text(spec)} (got {q})")
@@ -387,8 +422,9 @@ def _parse_field(value: Any, spec: FieldSpec, path: str) -> Any:
         return int(value)
     if spec.kind == "agent":
         if not isinstance(value, str):
-            raise ProtocolError(f"{path}: must be an agent name such as "
-                                f"'{spec.example}' (got {value!r})")
+            raise ProtocolError(
+                f"{path}: must be an agent name such as '{spec.example}' (got {value!r})"
+            )
         try:
             get_agent(value)
         except ProtocolError as exc:
@@ -397,8 +433,9 @@ def _parse_field(value: Any, spec: FieldSpec, path: str) -> Any:
     if spec.kind == "choice":
         text = value.strip().lower() if isinstance(value, str) else value
         if text not in spec.choices:
-            raise ProtocolError(f"{path}: unknown value {value!r}; allowed: "
-                                f"{', '.join(spec.choices)}")
+            raise ProtocolError(
+                f"{path}: unknown value {value!r}; allowed: {', '.join(spec.choices)}"
+            )
         return text
     raise AssertionError(f"unknown field kind {spec.kind!r}")
 
@@ -407,13 +444,15 @@ def _parse_entry(kind: str, index: int, raw: Any) -> _Entry:
     """Validate one table of *kind* (the *index*-th of its kind) into an :class:`_Entry`."""
     path = f"{kind}[{index}]"
     if not isinstance(raw, Mapping):
-        raise ProtocolError(f"{path}: must be a table of keys "
-                            f"({', '.join(KIND_SPECS[kind].fields)}), got {raw!r}")
+        raise ProtocolError(
+            f"{path}: must be a table of keys ({', '.join(KIND_SPECS[kind].fields)}), got {raw!r}"
+        )
     specs = KIND_SPECS[kind].fields
     for key in raw:
         if key not in specs:
-            raise ProtocolError(f"{path}.{key}: unknown key for {kind}; allowed keys: "
-                                f"{', '.join(specs)}")
+            raise ProtocolError(
+                f"{path}.{key}: unknown key for {kind}; allowed keys: {', '.join(specs)}"
+            )
     values: dict[str, Any] = {}
     for key, spec in specs.items():
         given = raw.get(key)
@@ -425,19 +464,27 @@ def _parse_entry(kind: str, index: int, raw: Any) -> _Entry:
             values[key] = _parse_field(given, spec, f"{path}.{key}")
     if values["count"] > 1:
         if values["every"] is None:
-            raise ProtocolError(f"{path}.every: required when count = {values['count']} > 1, "
-                                f"e.g. every = '{_EVERY.example}'")
+            raise ProtocolError(
+                f"{path}.every: required when count = {values['count']} > 1, "
+                f"e.g. every = '{_EVERY.example}'"
+            )
         if values["every"] <= 0:
-            raise ProtocolError(f"{path}.every: must be > 0 h when count > 1 "
-                                f"(got {to_quantity(raw['every'], 'every')})")
+            raise ProtocolError(
+                f"{path}.every: must be > 0 h when count > 1 "
+                f"(got {to_quantity(raw['every'], 'every')})"
+            )
     if kind == "mh_session":
         per_kg = values["dose"].unit == "mg/kg"
         if per_kg and values["uptake"] is None:
-            raise ProtocolError(f"{path}.uptake: required with a dose in mg/kg (the fraction of the "
-                                f"injected particles that reaches the tumour, in (0, 1]), e.g. uptake = 0.1")
+            raise ProtocolError(
+                f"{path}.uptake: required with a dose in mg/kg (the fraction of the "
+                f"injected particles that reaches the tumour, in (0, 1]), e.g. uptake = 0.1"
+            )
         if not per_kg and values["uptake"] is not None:
-            raise ProtocolError(f"{path}.uptake: only allowed with a dose in mg/kg; a dose in mg/cm^3 "
-                                f"is already the tumour concentration")
+            raise ProtocolError(
+                f"{path}.uptake: only allowed with a dose in mg/kg; a dose in mg/cm^3 "
+                f"is already the tumour concentration"
+            )
     return _Entry(kind, index, tuple(values.items()))
 
 
@@ -534,12 +581,14 @@ def _check_timing(entries: tuple[_Entry, ...], duration_h: float) -> None:
             raise ProtocolError(
                 f"{e.path}.{key}: starts at {_day(last)}{rep}, at or after the end of the "
                 f"protocol; events must start before {_day(duration_h)} "
-                f"(duration {_fmt_time(duration_h)})")
+                f"(duration {_fmt_time(duration_h)})"
+            )
         if e.kind == "mh_session" and last + e["duration"] > duration_h:
             raise ProtocolError(
                 f"{e.path}.duration: session{rep} ends at {_day(last + e['duration'])}, after "
                 f"the end of the protocol; sessions must end by {_day(duration_h)} "
-                f"(duration {_fmt_time(duration_h)})")
+                f"(duration {_fmt_time(duration_h)})"
+            )
 
 
 def _check_hf(entries: tuple[_Entry, ...], allow_above_hergt: bool) -> list[tuple[_Entry, float]]:
@@ -554,7 +603,8 @@ def _check_hf(entries: tuple[_Entry, ...], allow_above_hergt: bool) -> list[tupl
                 f"{e.path}.field: H·f = {_sci(hf)} A m^-1 s^-1 ({_num(e['field'])} kA/m × "
                 f"{_num(e['frequency'])} kHz) exceeds the Hergt & Dutz (2007) limit "
                 f"{_sci(HERGT_LIMIT)} A m^-1 s^-1; lower field or frequency so that "
-                f"H·f ≤ {_sci(HERGT_LIMIT)}, or set allow_above_hergt = true")
+                f"H·f ≤ {_sci(HERGT_LIMIT)}, or set allow_above_hergt = true"
+            )
         if hf > BREZOVICH_LIMIT:
             flags.append((e, hf))
     return flags
@@ -573,14 +623,25 @@ def _expand_sessions(entries: tuple[_Entry, ...]) -> tuple[MHSession, ...]:
             raise ProtocolError(
                 f"{b.path}.{key}: {a.label(ka)} ({_day(a0)}–{a1 / 24:.2f}) overlaps "
                 f"{b.label(kb)} ({_day(b0)}–{b1 / 24:.2f}); MH sessions must not overlap "
-                f"(each must start at or after the end of the previous one)")
+                f"(each must start at or after the end of the previous one)"
+            )
     return tuple(
-        MHSession(index=i, start_h=t0, duration_h=e["duration"], end_h=t1,
-                  field_kA_per_m=e["field"], freq_kHz=e["frequency"], agent=e["agent"],
-                  dose=e["dose"].value, dose_unit=e["dose"].unit,
-                  hf_A_per_m_s=e["field"] * 1e3 * e["frequency"] * 1e3,
-                  uptake_fraction=e["uptake"], target_C=e["target"])
-        for i, (t0, t1, e, _k) in enumerate(occurrences))
+        MHSession(
+            index=i,
+            start_h=t0,
+            duration_h=e["duration"],
+            end_h=t1,
+            field_kA_per_m=e["field"],
+            freq_kHz=e["frequency"],
+            agent=e["agent"],
+            dose=e["dose"].value,
+            dose_unit=e["dose"].unit,
+            hf_A_per_m_s=e["field"] * 1e3 * e["frequency"] * 1e3,
+            uptake_fraction=e["uptake"],
+            target_C=e["target"],
+        )
+        for i, (t0, t1, e, _k) in enumerate(occurrences)
+    )
 
 
 def _expand_boluses(entries: tuple[_Entry, ...]) -> tuple[Bolus, ...]:
@@ -590,17 +651,25 @@ def _expand_boluses(entries: tuple[_Entry, ...]) -> tuple[Bolus, ...]:
         if e.kind == "mh_session":
             continue
         spec = KIND_SPECS[e.kind]
-        options = {k: v for k, v in e.items
-                   if k not in (spec.time_key, spec.amount_key, "every", "count")}
+        options = {
+            k: v for k, v in e.items if k not in (spec.time_key, spec.amount_key, "every", "count")
+        }
         raw += [(t, KINDS.index(e.kind), e, options) for t in e.times()]
     raw.sort(key=lambda r: (r[0], r[1]))
     seen: dict[str, int] = {}
     out = []
     for t, _order, e, options in raw:
         spec = KIND_SPECS[e.kind]
-        out.append(Bolus(time_h=t, kind=e.kind, amount=e[spec.amount_key],
-                         unit=spec.amount_unit, options=dict(options),
-                         index=seen.get(e.kind, 0)))
+        out.append(
+            Bolus(
+                time_h=t,
+                kind=e.kind,
+                amount=e[spec.amount_key],
+                unit=spec.amount_unit,
+                options=dict(options),
+                index=seen.get(e.kind, 0),
+            )
+        )
         seen[e.kind] = seen.get(e.kind, 0) + 1
     return tuple(out)
 
@@ -609,8 +678,14 @@ def _expand_boluses(entries: tuple[_Entry, ...]) -> tuple[Bolus, ...]:
 
 
 #: intervention kinds that count as treatment (for "day N after the first treatment")
-TREATMENT_KINDS: tuple[str, ...] = ("mh_session", "anti_pdl1", "cdt", "bso", "hsp_inhibitor",
-                                    "glucose_oxidase")
+TREATMENT_KINDS: tuple[str, ...] = (
+    "mh_session",
+    "anti_pdl1",
+    "cdt",
+    "bso",
+    "hsp_inhibitor",
+    "glucose_oxidase",
+)
 
 
 class Protocol:
@@ -629,40 +704,67 @@ class Protocol:
         with a warning instead of an error.
     """
 
-    __slots__ = ("_name", "_duration_h", "_description", "_allow", "_entries",
-                 "_sessions", "_boluses", "_hf_flags")
+    __slots__ = (
+        "_name",
+        "_duration_h",
+        "_description",
+        "_allow",
+        "_entries",
+        "_sessions",
+        "_boluses",
+        "_hf_flags",
+    )
 
-    def __init__(self, duration: Any, *, name: str = "protocol", description: str | None = None,
-                 allow_above_hergt: bool = False):
+    def __init__(
+        self,
+        duration: Any,
+        *,
+        name: str = "protocol",
+        description: str | None = None,
+        allow_above_hergt: bool = False,
+    ):
         duration_h = _parse_quantity(duration, _SPAN, "duration")
         if not isinstance(name, str):
             raise ProtocolError(f"name: must be a string (got {name!r})")
         if description is not None and not isinstance(description, str):
             raise ProtocolError(f"description: must be a string (got {description!r})")
         if not isinstance(allow_above_hergt, bool):
-            raise ProtocolError(f"allow_above_hergt: must be true or false "
-                                f"(got {allow_above_hergt!r})")
+            raise ProtocolError(
+                f"allow_above_hergt: must be true or false (got {allow_above_hergt!r})"
+            )
         self._init(name, duration_h, description, allow_above_hergt, (), parent=None)
 
     # -- construction ----------------------------------------------------------------
 
-    def _init(self, name: str, duration_h: float, description: str | None, allow: bool,
-              entries: tuple[_Entry, ...], parent: Protocol | None) -> None:
+    def _init(
+        self,
+        name: str,
+        duration_h: float,
+        description: str | None,
+        allow: bool,
+        entries: tuple[_Entry, ...],
+        parent: Protocol | None,
+    ) -> None:
         set_ = object.__setattr__
         set_(self, "_name", name)
         set_(self, "_duration_h", duration_h)
         set_(self, "_description", description)
         set_(self, "_allow", allow)
-        set_(self, "_entries", tuple(sorted(entries, key=lambda e: (KINDS.index(e.kind),
-                                                                    e.index))))
+        set_(self, "_entries", tuple(sorted(entries, key=lambda e: (KINDS.index(e.kind), e.index))))
         self._validate(parent)
 
-    def _derive(self, *, duration_h: float | None = None,
-                entries: tuple[_Entry, ...] | None = None) -> Protocol:
+    def _derive(
+        self, *, duration_h: float | None = None, entries: tuple[_Entry, ...] | None = None
+    ) -> Protocol:
         new = object.__new__(Protocol)
-        new._init(self._name, self._duration_h if duration_h is None else duration_h,
-                  self._description, self._allow,
-                  self._entries if entries is None else entries, parent=self)
+        new._init(
+            self._name,
+            self._duration_h if duration_h is None else duration_h,
+            self._description,
+            self._allow,
+            self._entries if entries is None else entries,
+            parent=self,
+        )
         return new
 
     def _validate(self, parent: Protocol | None) -> None:
@@ -676,11 +778,15 @@ class Protocol:
         if flags and (parent is None or parent._hf_flags != signature):
             listed = "; ".join(
                 f"{e.path} ({e['count']} session{'s' if e['count'] > 1 else ''} from "
-                f"{_day(e['start'])}, H·f = {_sci(hf)})" for e, hf in flags)
+                f"{_day(e['start'])}, H·f = {_sci(hf)})"
+                for e, hf in flags
+            )
             warnings.warn(
                 f"protocol {self._name!r}: H·f above the Brezovich (1988) limit "
-                f"{_sci(BREZOVICH_LIMIT)} A m^-1 s^-1 in {listed}", HfWarning,
-                stacklevel=_caller_level())
+                f"{_sci(BREZOVICH_LIMIT)} A m^-1 s^-1 in {listed}",
+                HfWarning,
+                stacklevel=_caller_level(),
+            )
 
     def __setattr__(self, key: str, value: Any) -> None:
         raise AttributeError("Protocol is immutable; builder methods return a new protocol")
@@ -696,9 +802,20 @@ class Protocol:
 
     # -- builders --------------------------------------------------------------------
 
-    def mh_session(self, *, start: Any, duration: Any, field: Any, frequency: Any, agent: str,
-                   dose: Any, uptake: float | None = None, target: Any = None,
-                   every: Any = None, count: int = 1) -> Protocol:
+    def mh_session(
+        self,
+        *,
+        start: Any,
+        duration: Any,
+        field: Any,
+        frequency: Any,
+        agent: str,
+        dose: Any,
+        uptake: float | None = None,
+        target: Any = None,
+        every: Any = None,
+        count: int = 1,
+    ) -> Protocol:
         """Return a copy with a magnetic-hyperthermia session (or a series) added.
 
         Parameters
@@ -726,9 +843,19 @@ class Protocol:
         count
             Number of sessions, integer ≥ 1.
         """
-        return self._add("mh_session", start=start, duration=duration, field=field,
-                         frequency=frequency, agent=agent, dose=dose, uptake=uptake,
-                         target=target, every=every, count=count)
+        return self._add(
+            "mh_session",
+            start=start,
+            duration=duration,
+            field=field,
+            frequency=frequency,
+            agent=agent,
+            dose=dose,
+            uptake=uptake,
+            target=target,
+            every=every,
+            count=count,
+        )
 
     def anti_pdl1(self, *, time: Any, dose: Any, every: Any = None, count: int = 1) -> Protocol:
         """Return a copy with anti-PD-L1 antibody doses added.
@@ -744,8 +871,9 @@ class Protocol:
         """
         return self._add("anti_pdl1", time=time, dose=dose, every=every, count=count)
 
-    def cdt(self, *, time: Any, dose: Any, metal: str = "fe", every: Any = None,
-            count: int = 1) -> Protocol:
+    def cdt(
+        self, *, time: Any, dose: Any, metal: str = "fe", every: Any = None, count: int = 1
+    ) -> Protocol:
         """Return a copy with chemodynamic-therapy (Fenton-agent) doses added.
 
         Parameters
@@ -775,8 +903,7 @@ class Protocol:
         """
         return self._add("bso", time=time, dose=dose, every=every, count=count)
 
-    def hsp_inhibitor(self, *, time: Any, dose: Any, every: Any = None,
-                      count: int = 1) -> Protocol:
+    def hsp_inhibitor(self, *, time: Any, dose: Any, every: Any = None, count: int = 1) -> Protocol:
         """Return a copy with heat-shock-protein inhibitor doses added.
 
         Parameters
@@ -790,8 +917,9 @@ class Protocol:
         """
         return self._add("hsp_inhibitor", time=time, dose=dose, every=every, count=count)
 
-    def glucose_oxidase(self, *, time: Any, dose: Any, every: Any = None,
-                        count: int = 1) -> Protocol:
+    def glucose_oxidase(
+        self, *, time: Any, dose: Any, every: Any = None, count: int = 1
+    ) -> Protocol:
         """Return a copy with glucose-oxidase doses added.
 
         Parameters
@@ -805,8 +933,7 @@ class Protocol:
         """
         return self._add("glucose_oxidase", time=time, dose=dose, every=every, count=count)
 
-    def cd8_depletion(self, *, time: Any, dose: Any, every: Any = None,
-                      count: int = 1) -> Protocol:
+    def cd8_depletion(self, *, time: Any, dose: Any, every: Any = None, count: int = 1) -> Protocol:
         """Return a copy with CD8-depleting antibody doses added.
 
         Parameters
@@ -820,8 +947,7 @@ class Protocol:
         """
         return self._add("cd8_depletion", time=time, dose=dose, every=every, count=count)
 
-    def rechallenge(self, *, time: Any, volume: Any, every: Any = None,
-                    count: int = 1) -> Protocol:
+    def rechallenge(self, *, time: Any, volume: Any, every: Any = None, count: int = 1) -> Protocol:
         """Return a copy with a tumour rechallenge (implant at the distant site) added.
 
         Parameters
@@ -857,15 +983,20 @@ class Protocol:
             if key in _TOP_KEYS or key in KIND_SPECS:
                 continue
             if isinstance(value, (list, tuple, Mapping)):
-                raise ProtocolError(f"{key}: unknown intervention kind; known kinds: "
-                                    f"{', '.join(KINDS)}")
-            raise ProtocolError(f"{key}: unknown top-level key; allowed keys: "
-                                f"{', '.join(_TOP_KEYS + KINDS)}")
+                raise ProtocolError(
+                    f"{key}: unknown intervention kind; known kinds: {', '.join(KINDS)}"
+                )
+            raise ProtocolError(
+                f"{key}: unknown top-level key; allowed keys: {', '.join(_TOP_KEYS + KINDS)}"
+            )
         if "duration" not in data:
             raise ProtocolError("duration: required, e.g. duration = '40 d'")
-        base = cls(data["duration"], name=data.get("name", "protocol"),
-                   description=data.get("description"),
-                   allow_above_hergt=data.get("allow_above_hergt", False))
+        base = cls(
+            data["duration"],
+            name=data.get("name", "protocol"),
+            description=data.get("description"),
+            allow_above_hergt=data.get("allow_above_hergt", False),
+        )
         entries: list[_Entry] = []
         for kind in KINDS:
             if kind in data:
@@ -874,8 +1005,14 @@ class Protocol:
         if not entries:
             return base
         new = object.__new__(cls)
-        new._init(base._name, base._duration_h, base._description, base._allow,
-                  tuple(entries), parent=None)
+        new._init(
+            base._name,
+            base._duration_h,
+            base._description,
+            base._allow,
+            tuple(entries),
+            parent=None,
+        )
         return new
 
     @classmethod
@@ -984,8 +1121,10 @@ class Protocol:
 
     def boluses(self) -> list[Bolus]:
         """All instantaneous interventions with repeats expanded, sorted by time."""
-        return [Bolus(b.time_h, b.kind, b.amount, b.unit, dict(b.options), b.index)
-                for b in self._boluses]
+        return [
+            Bolus(b.time_h, b.kind, b.amount, b.unit, dict(b.options), b.index)
+            for b in self._boluses
+        ]
 
     def breakpoints(self) -> list[float]:
         """Sorted unique times in hours: 0, the duration, session starts/ends, bolus times."""
@@ -1013,17 +1152,48 @@ class Protocol:
         sessions only).
         """
         nan = math.nan
-        rows = [dict(kind="mh_session", start_day=s.start_h / 24, end_day=s.end_h / 24,
-                     amount=s.dose, unit=s.dose_unit, field_kA_per_m=s.field_kA_per_m,
-                     freq_kHz=s.freq_kHz, hf_A_per_m_s=s.hf_A_per_m_s, agent=s.agent,
-                     target_C=nan if s.target_C is None else s.target_C)
-                for s in self._sessions]
-        rows += [dict(kind=b.kind, start_day=b.time_h / 24, end_day=nan, amount=b.amount,
-                      unit=b.unit, field_kA_per_m=nan, freq_kHz=nan, hf_A_per_m_s=nan,
-                      agent=None, target_C=nan)
-                 for b in self._boluses]
-        columns = ["kind", "start_day", "end_day", "amount", "unit", "field_kA_per_m",
-                   "freq_kHz", "hf_A_per_m_s", "agent", "target_C"]
+        rows = [
+            dict(
+                kind="mh_session",
+                start_day=s.start_h / 24,
+                end_day=s.end_h / 24,
+                amount=s.dose,
+                unit=s.dose_unit,
+                field_kA_per_m=s.field_kA_per_m,
+                freq_kHz=s.freq_kHz,
+                hf_A_per_m_s=s.hf_A_per_m_s,
+                agent=s.agent,
+                target_C=nan if s.target_C is None else s.target_C,
+            )
+            for s in self._sessions
+        ]
+        rows += [
+            dict(
+                kind=b.kind,
+                start_day=b.time_h / 24,
+                end_day=nan,
+                amount=b.amount,
+                unit=b.unit,
+                field_kA_per_m=nan,
+                freq_kHz=nan,
+                hf_A_per_m_s=nan,
+                agent=None,
+                target_C=nan,
+            )
+            for b in self._boluses
+        ]
+        columns = [
+            "kind",
+            "start_day",
+            "end_day",
+            "amount",
+            "unit",
+            "field_kA_per_m",
+            "freq_kHz",
+            "hf_A_per_m_s",
+            "agent",
+            "target_C",
+        ]
         frame = pd.DataFrame(rows, columns=columns)
         order = frame["kind"].map(KINDS.index)
         frame = frame.assign(_order=order).sort_values(["start_day", "_order"], kind="stable")

@@ -32,8 +32,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["ExperimentReadout", "EXPERIMENT_READOUTS", "DAMP_READOUT_DAY", "CELL_READOUT_DAY",
-           "experiment_readouts", "summary_specs", "compare"]
+__all__ = [
+    "ExperimentReadout",
+    "EXPERIMENT_READOUTS",
+    "DAMP_READOUT_DAY",
+    "CELL_READOUT_DAY",
+    "experiment_readouts",
+    "summary_specs",
+    "compare",
+]
 
 #: day at which danger signals and DC maturation are read (24 h after the demo's first session)
 DAMP_READOUT_DAY = 8.0
@@ -66,32 +73,79 @@ class ExperimentReadout:
 
 
 EXPERIMENT_READOUTS: tuple[ExperimentReadout, ...] = (
-    ExperimentReadout("crt_fraction", "crt_fraction_treated", "damp", "fraction",
-                      "CRT-positive (ecto-calreticulin) fraction of treated-tumour cells"),
-    ExperimentReadout("atp_treated", "atp_e_treated", "damp", "mm^3 cell-equivalents",
-                      "extracellular ATP in the treated tumour"),
-    ExperimentReadout("hmgb1_treated", "hmgb1_treated", "damp", "mm^3 cell-equivalents",
-                      "extracellular HMGB1 in the treated tumour"),
-    ExperimentReadout("mature_dc_fraction", "mature_dc_fraction", "damp", "fraction",
-                      "mature fraction of tumour-draining dendritic cells"),
-    ExperimentReadout("ctl_infiltration", "ctl_infiltration_treated", "cells", "fraction",
-                      "CD8 T cells (effector + exhausted) among immune cells of the treated tumour"),
-    ExperimentReadout("treg_fraction", "treg_fraction", "cells", "fraction",
-                      "regulatory T cells among CD4 T cells"),
-    ExperimentReadout("mdsc_fraction", "mdsc_fraction", "cells", "fraction",
-                      "MDSCs among immune cells of the treated tumour"),
-    ExperimentReadout("m1_m2_ratio", "m1_m2_ratio", "cells", "1",
-                      "M1/M2 macrophage ratio in the treated tumour"),
-    ExperimentReadout("phagocytosis_per_macrophage", "phagocytosis_per_macrophage", "cells", "1/d",
-                      "tumour cells engulfed per macrophage per day with targets in excess "
-                      "(CRT raises, CD47 lowers)"),
-    ExperimentReadout("pdl1_occupancy", "pdl1_occupancy", "cells", "fraction",
-                      "anti-PD-L1 target occupancy in the tumour"),
+    ExperimentReadout(
+        "crt_fraction",
+        "crt_fraction_treated",
+        "damp",
+        "fraction",
+        "CRT-positive (ecto-calreticulin) fraction of treated-tumour cells",
+    ),
+    ExperimentReadout(
+        "atp_treated",
+        "atp_e_treated",
+        "damp",
+        "mm^3 cell-equivalents",
+        "extracellular ATP in the treated tumour",
+    ),
+    ExperimentReadout(
+        "hmgb1_treated",
+        "hmgb1_treated",
+        "damp",
+        "mm^3 cell-equivalents",
+        "extracellular HMGB1 in the treated tumour",
+    ),
+    ExperimentReadout(
+        "mature_dc_fraction",
+        "mature_dc_fraction",
+        "damp",
+        "fraction",
+        "mature fraction of tumour-draining dendritic cells",
+    ),
+    ExperimentReadout(
+        "ctl_infiltration",
+        "ctl_infiltration_treated",
+        "cells",
+        "fraction",
+        "CD8 T cells (effector + exhausted) among immune cells of the treated tumour",
+    ),
+    ExperimentReadout(
+        "treg_fraction",
+        "treg_fraction",
+        "cells",
+        "fraction",
+        "regulatory T cells among CD4 T cells",
+    ),
+    ExperimentReadout(
+        "mdsc_fraction",
+        "mdsc_fraction",
+        "cells",
+        "fraction",
+        "MDSCs among immune cells of the treated tumour",
+    ),
+    ExperimentReadout(
+        "m1_m2_ratio", "m1_m2_ratio", "cells", "1", "M1/M2 macrophage ratio in the treated tumour"
+    ),
+    ExperimentReadout(
+        "phagocytosis_per_macrophage",
+        "phagocytosis_per_macrophage",
+        "cells",
+        "1/d",
+        "tumour cells engulfed per macrophage per day with targets in excess "
+        "(CRT raises, CD47 lowers)",
+    ),
+    ExperimentReadout(
+        "pdl1_occupancy",
+        "pdl1_occupancy",
+        "cells",
+        "fraction",
+        "anti-PD-L1 target occupancy in the tumour",
+    ),
 )
 
 
-def experiment_readouts(result, damp_day: float = DAMP_READOUT_DAY,
-                        cell_day: float = CELL_READOUT_DAY) -> pd.Series:
+def experiment_readouts(
+    result, damp_day: float = DAMP_READOUT_DAY, cell_day: float = CELL_READOUT_DAY
+) -> pd.Series:
     """The experiment-like readouts of one simulation (those whose variables it has).
 
     Parameters
@@ -118,13 +172,16 @@ def experiment_readouts(result, damp_day: float = DAMP_READOUT_DAY,
     return pd.Series(out, name=result.protocol.name, dtype=float)
 
 
-def summary_specs(damp_day: float = DAMP_READOUT_DAY,
-                  cell_day: float = CELL_READOUT_DAY) -> list[tuple[str, str, str, float]]:
+def summary_specs(
+    damp_day: float = DAMP_READOUT_DAY, cell_day: float = CELL_READOUT_DAY
+) -> list[tuple[str, str, str, float]]:
     """``(summary key, "at", variable, day)`` of every experiment readout: what an
     evaluator that computes :meth:`~mhimmune.SimulationResult.summary` readouts from
     arrays needs to reproduce them (value at *day*, linear interpolation)."""
-    return [(r.label(r.day(damp_day, cell_day)), "at", r.variable, r.day(damp_day, cell_day))
-            for r in EXPERIMENT_READOUTS]
+    return [
+        (r.label(r.day(damp_day, cell_day)), "at", r.variable, r.day(damp_day, cell_day))
+        for r in EXPERIMENT_READOUTS
+    ]
 
 
 def _named(results) -> dict[str, object]:
@@ -135,11 +192,15 @@ def _named(results) -> dict[str, object]:
         for r in results:
             name = r.protocol.name
             if name in named:
-                raise ValueError(f"two results share the protocol name {name!r}; pass a dict name -> result")
+                raise ValueError(
+                    f"two results share the protocol name {name!r}; pass a dict name -> result"
+                )
             named[name] = r
         return named
-    raise TypeError(f"results: expected a dict name -> SimulationResult or a list of them, "
-                    f"got {type(results).__name__}")
+    raise TypeError(
+        f"results: expected a dict name -> SimulationResult or a list of them, "
+        f"got {type(results).__name__}"
+    )
 
 
 def _find(named: dict[str, object], reference: str) -> str:
@@ -154,8 +215,12 @@ def _find(named: dict[str, object], reference: str) -> str:
     raise KeyError(f"reference arm {reference!r} not among the results: {', '.join(named)}")
 
 
-def compare(results, reference: str = "untreated", damp_day: float = DAMP_READOUT_DAY,
-            cell_day: float = CELL_READOUT_DAY) -> pd.DataFrame:
+def compare(
+    results,
+    reference: str = "untreated",
+    damp_day: float = DAMP_READOUT_DAY,
+    cell_day: float = CELL_READOUT_DAY,
+) -> pd.DataFrame:
     """Experiment-like readouts of several arms and their fold change over a reference arm.
 
     Parameters
@@ -187,8 +252,30 @@ def compare(results, reference: str = "untreated", damp_day: float = DAMP_READOU
             spec = specs[label]
             base = float(ref.get(label, np.nan))
             fold = value / base if np.isfinite(base) and base != 0.0 else np.nan
-            rows.append(dict(arm=key, protocol=named[key].protocol.name, readout=label,
-                             day=spec.day(damp_day, cell_day), unit=spec.unit, value=value,
-                             reference_value=base, fold_change=fold, description=spec.description))
-    return pd.DataFrame(rows, columns=["arm", "protocol", "readout", "day", "unit", "value",
-                                       "reference_value", "fold_change", "description"])
+            rows.append(
+                dict(
+                    arm=key,
+                    protocol=named[key].protocol.name,
+                    readout=label,
+                    day=spec.day(damp_day, cell_day),
+                    unit=spec.unit,
+                    value=value,
+                    reference_value=base,
+                    fold_change=fold,
+                    description=spec.description,
+                )
+            )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "arm",
+            "protocol",
+            "readout",
+            "day",
+            "unit",
+            "value",
+            "reference_value",
+            "fold_change",
+            "description",
+        ],
+    )

@@ -54,14 +54,31 @@ import cloudpickle
 import numpy as np
 import pandas as pd
 
+from mhimmune.core.errors import (
+    HfWarning,
+    MhimmuneError,
+    ParameterError,
+    ProtocolError,
+    SolverError,
+)
 from mhimmune.mh.readouts import summary_specs as _experiment_specs
-from mhimmune.core.errors import (HfWarning, MhimmuneError, ParameterError, ProtocolError, SolverError)
 
 __all__ = [
-    "ScheduleTemplate", "PROTOCOL_FACTORS", "FactorInfo", "Readout", "DEFAULT_READOUTS",
-    "ModelEvaluator", "EnsembleResult", "EnsembleFailureWarning", "run_ensemble", "WorkerPool",
-    "check_pool", "pool_for",
-    "grid_design", "schedule_scan", "STATUS_OK",
+    "ScheduleTemplate",
+    "PROTOCOL_FACTORS",
+    "FactorInfo",
+    "Readout",
+    "DEFAULT_READOUTS",
+    "ModelEvaluator",
+    "EnsembleResult",
+    "EnsembleFailureWarning",
+    "run_ensemble",
+    "WorkerPool",
+    "check_pool",
+    "pool_for",
+    "grid_design",
+    "schedule_scan",
+    "STATUS_OK",
 ]
 
 #: status of a run that succeeded
@@ -112,52 +129,192 @@ class FactorInfo:
 
 #: The protocol factors a :class:`ScheduleTemplate` understands, by factor name.
 PROTOCOL_FACTORS: Mapping[str, FactorInfo] = {
-    "mh_start_day": FactorInfo("mh_start", "d", "quantity", 7.0, 5.0, 10.0, "uniform",
-                               "start of the first MH session"),
-    "field_kA_per_m": FactorInfo("field", "kA/m", "quantity", 15.0, 8.0, 18.0, "uniform",
-                                 "field amplitude H"),
-    "frequency_kHz": FactorInfo("frequency", "kHz", "quantity", 200.0, 150.0, 270.0, "uniform",
-                                "field frequency f"),
-    "session_duration_min": FactorInfo("session_duration", "min", "quantity", 30.0, 15.0, 60.0,
-                                       "uniform", "length of one MH session"),
-    "feedback": FactorInfo("feedback", "1", "switch", 0, 0, 1, "integer",
-                           "feedback-controlled sessions: the field (then the maximal field) is "
-                           "turned down once the tumour reaches target_temperature_C: 0 or 1"),
-    "target_temperature_C": FactorInfo("target_temperature", "degC", "quantity", 43.0, 41.0, 46.0,
-                                       "uniform", "target temperature of feedback sessions"),
-    "n_sessions": FactorInfo("n_sessions", "1", "count", 3, 1, 5, "integer",
-                             "number of MH sessions (0: no MH)"),
-    "session_interval_day": FactorInfo("session_interval", "d", "quantity", 2.0, 1.0, 4.0,
-                                       "uniform", "interval between MH session starts"),
-    "particle_dose_mg_per_cm3": FactorInfo("particle_dose", "mg/cm^3", "quantity", 3.5, 1.5, 7.0,
-                                           "uniform", "particle dose (mg Fe per cm³ of tumour)"),
-    "pdl1_delay_day": FactorInfo("pdl1_delay", "d", "quantity", 0.0, -3.0, 6.0, "uniform",
-                                 "first anti-PD-L1 dose relative to the first MH session start"),
-    "pdl1_dose_mg_per_kg": FactorInfo("pdl1_dose", "mg/kg", "quantity", 10.0, 2.5, 20.0,
-                                      "loguniform", "anti-PD-L1 dose per injection"),
-    "pdl1_interval_day": FactorInfo("pdl1_interval", "d", "quantity", 3.0, 2.0, 6.0, "uniform",
-                                    "interval between anti-PD-L1 doses"),
-    "pdl1_count": FactorInfo("pdl1_count", "1", "count", 3, 1, 5, "integer",
-                             "number of anti-PD-L1 doses (0: no antibody)"),
-    "bso": FactorInfo("bso", "1", "switch", 0, 0, 1, "integer",
-                      "BSO (GSH-synthesis inhibitor) before each MH session: 0 or 1"),
-    "bso_dose_mg_per_kg": FactorInfo("bso_dose", "mg/kg", "quantity", 200.0, 50.0, 400.0,
-                                     "loguniform", "BSO dose per injection"),
-    "bso_lead_h": FactorInfo("bso_lead", "h", "quantity", 2.0, 0.5, 24.0, "uniform",
-                             "BSO given this long before each MH session"),
-    "hsp_inhibitor": FactorInfo("hsp_inhibitor", "1", "switch", 0, 0, 1, "integer",
-                                "HSP inhibitor before each MH session: 0 or 1"),
-    "hsp_inhibitor_dose_mg_per_kg": FactorInfo("hsp_inhibitor_dose", "mg/kg", "quantity", 50.0,
-                                               15.0, 100.0, "loguniform",
-                                               "HSP-inhibitor dose per injection"),
-    "hsp_inhibitor_lead_h": FactorInfo("hsp_inhibitor_lead", "h", "quantity", 2.0, 0.5, 24.0,
-                                       "uniform", "HSP inhibitor given this long before each session"),
-    "cdt": FactorInfo("cdt", "1", "switch", 0, 0, 1, "integer",
-                      "chemodynamic (iron Fenton) agent before each MH session: 0 or 1"),
-    "cdt_dose_mg_per_kg": FactorInfo("cdt_dose", "mg/kg", "quantity", 5.0, 1.0, 20.0, "loguniform",
-                                     "CDT-agent dose per injection"),
-    "cdt_lead_h": FactorInfo("cdt_lead", "h", "quantity", 2.0, 0.5, 24.0, "uniform",
-                             "CDT agent given this long before each MH session"),
+    "mh_start_day": FactorInfo(
+        "mh_start", "d", "quantity", 7.0, 5.0, 10.0, "uniform", "start of the first MH session"
+    ),
+    "field_kA_per_m": FactorInfo(
+        "field", "kA/m", "quantity", 15.0, 8.0, 18.0, "uniform", "field amplitude H"
+    ),
+    "frequency_kHz": FactorInfo(
+        "frequency", "kHz", "quantity", 200.0, 150.0, 270.0, "uniform", "field frequency f"
+    ),
+    "session_duration_min": FactorInfo(
+        "session_duration",
+        "min",
+        "quantity",
+        30.0,
+        15.0,
+        60.0,
+        "uniform",
+        "length of one MH session",
+    ),
+    "feedback": FactorInfo(
+        "feedback",
+        "1",
+        "switch",
+        0,
+        0,
+        1,
+        "integer",
+        "feedback-controlled sessions: the field (then the maximal field) is "
+        "turned down once the tumour reaches target_temperature_C: 0 or 1",
+    ),
+    "target_temperature_C": FactorInfo(
+        "target_temperature",
+        "degC",
+        "quantity",
+        43.0,
+        41.0,
+        46.0,
+        "uniform",
+        "target temperature of feedback sessions",
+    ),
+    "n_sessions": FactorInfo(
+        "n_sessions", "1", "count", 3, 1, 5, "integer", "number of MH sessions (0: no MH)"
+    ),
+    "session_interval_day": FactorInfo(
+        "session_interval",
+        "d",
+        "quantity",
+        2.0,
+        1.0,
+        4.0,
+        "uniform",
+        "interval between MH session starts",
+    ),
+    "particle_dose_mg_per_cm3": FactorInfo(
+        "particle_dose",
+        "mg/cm^3",
+        "quantity",
+        3.5,
+        1.5,
+        7.0,
+        "uniform",
+        "particle dose (mg Fe per cm³ of tumour)",
+    ),
+    "pdl1_delay_day": FactorInfo(
+        "pdl1_delay",
+        "d",
+        "quantity",
+        0.0,
+        -3.0,
+        6.0,
+        "uniform",
+        "first anti-PD-L1 dose relative to the first MH session start",
+    ),
+    "pdl1_dose_mg_per_kg": FactorInfo(
+        "pdl1_dose",
+        "mg/kg",
+        "quantity",
+        10.0,
+        2.5,
+        20.0,
+        "loguniform",
+        "anti-PD-L1 dose per injection",
+    ),
+    "pdl1_interval_day": FactorInfo(
+        "pdl1_interval",
+        "d",
+        "quantity",
+        3.0,
+        2.0,
+        6.0,
+        "uniform",
+        "interval between anti-PD-L1 doses",
+    ),
+    "pdl1_count": FactorInfo(
+        "pdl1_count",
+        "1",
+        "count",
+        3,
+        1,
+        5,
+        "integer",
+        "number of anti-PD-L1 doses (0: no antibody)",
+    ),
+    "bso": FactorInfo(
+        "bso",
+        "1",
+        "switch",
+        0,
+        0,
+        1,
+        "integer",
+        "BSO (GSH-synthesis inhibitor) before each MH session: 0 or 1",
+    ),
+    "bso_dose_mg_per_kg": FactorInfo(
+        "bso_dose", "mg/kg", "quantity", 200.0, 50.0, 400.0, "loguniform", "BSO dose per injection"
+    ),
+    "bso_lead_h": FactorInfo(
+        "bso_lead",
+        "h",
+        "quantity",
+        2.0,
+        0.5,
+        24.0,
+        "uniform",
+        "BSO given this long before each MH session",
+    ),
+    "hsp_inhibitor": FactorInfo(
+        "hsp_inhibitor",
+        "1",
+        "switch",
+        0,
+        0,
+        1,
+        "integer",
+        "HSP inhibitor before each MH session: 0 or 1",
+    ),
+    "hsp_inhibitor_dose_mg_per_kg": FactorInfo(
+        "hsp_inhibitor_dose",
+        "mg/kg",
+        "quantity",
+        50.0,
+        15.0,
+        100.0,
+        "loguniform",
+        "HSP-inhibitor dose per injection",
+    ),
+    "hsp_inhibitor_lead_h": FactorInfo(
+        "hsp_inhibitor_lead",
+        "h",
+        "quantity",
+        2.0,
+        0.5,
+        24.0,
+        "uniform",
+        "HSP inhibitor given this long before each session",
+    ),
+    "cdt": FactorInfo(
+        "cdt",
+        "1",
+        "switch",
+        0,
+        0,
+        1,
+        "integer",
+        "chemodynamic (iron Fenton) agent before each MH session: 0 or 1",
+    ),
+    "cdt_dose_mg_per_kg": FactorInfo(
+        "cdt_dose",
+        "mg/kg",
+        "quantity",
+        5.0,
+        1.0,
+        20.0,
+        "loguniform",
+        "CDT-agent dose per injection",
+    ),
+    "cdt_lead_h": FactorInfo(
+        "cdt_lead",
+        "h",
+        "quantity",
+        2.0,
+        0.5,
+        24.0,
+        "uniform",
+        "CDT agent given this long before each MH session",
+    ),
 }
 _BY_KEYWORD = {f.keyword: name for name, f in PROTOCOL_FACTORS.items()}
 
@@ -193,12 +350,20 @@ class ScheduleTemplate:
         ``pdl1_delay="-1 d"``, ``bso=1``); see :data:`PROTOCOL_FACTORS`.
     """
 
-    def __init__(self, duration: Any = "40 d", *, agent: str = "fe3o4_19nm_mpeg",
-                 name: str = "schedule", allow_above_hergt: bool = False, truncate: bool = True,
-                 **defaults: Any):
+    def __init__(
+        self,
+        duration: Any = "40 d",
+        *,
+        agent: str = "fe3o4_19nm_mpeg",
+        name: str = "schedule",
+        allow_above_hergt: bool = False,
+        truncate: bool = True,
+        **defaults: Any,
+    ):
+        from mhimmune.core.units import convert
         from mhimmune.mh.agents import get_agent
         from mhimmune.mh.protocol import Protocol
-        from mhimmune.core.units import convert
+
         Protocol(duration)  # validates the duration
         self.duration_h = convert(duration, "h", "duration")
         try:
@@ -212,9 +377,11 @@ class ScheduleTemplate:
         values = {n: float(f.default) for n, f in PROTOCOL_FACTORS.items()}
         for key, raw in defaults.items():
             if key not in _BY_KEYWORD:
-                raise ProtocolError(f"template.{key}: unknown keyword; allowed: "
-                                    f"duration, agent, name, allow_above_hergt, truncate, "
-                                    f"{', '.join(_BY_KEYWORD)}")
+                raise ProtocolError(
+                    f"template.{key}: unknown keyword; allowed: "
+                    f"duration, agent, name, allow_above_hergt, truncate, "
+                    f"{', '.join(_BY_KEYWORD)}"
+                )
             fname = _BY_KEYWORD[key]
             info = PROTOCOL_FACTORS[fname]
             if info.kind == "quantity":
@@ -235,9 +402,14 @@ class ScheduleTemplate:
 
     def to_dict(self) -> dict[str, Any]:
         """The template as plain data (defaults as bare numbers in the factor units)."""
-        return {"duration_h": self.duration_h, "agent": self.agent, "name": self.name,
-                "allow_above_hergt": self.allow_above_hergt, "truncate": self.truncate,
-                "defaults": dict(self.defaults)}
+        return {
+            "duration_h": self.duration_h,
+            "agent": self.agent,
+            "name": self.name,
+            "allow_above_hergt": self.allow_above_hergt,
+            "truncate": self.truncate,
+            "defaults": dict(self.defaults),
+        }
 
     def __repr__(self) -> str:
         return f"<ScheduleTemplate {self.name!r}: {self.duration_h / 24:g} d, agent {self.agent}>"
@@ -268,11 +440,13 @@ class ScheduleTemplate:
         v = dict(self.defaults)
         for k, x in (factors or {}).items():
             if k not in v:
-                raise ProtocolError(f"{k}: unknown protocol factor; known factors: "
-                                    f"{', '.join(PROTOCOL_FACTORS)}")
+                raise ProtocolError(
+                    f"{k}: unknown protocol factor; known factors: {', '.join(PROTOCOL_FACTORS)}"
+                )
             if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
-                raise ProtocolError(f"{k}: must be a number in {PROTOCOL_FACTORS[k].unit} "
-                                    f"(got {x!r})")
+                raise ProtocolError(
+                    f"{k}: must be a number in {PROTOCOL_FACTORS[k].unit} (got {x!r})"
+                )
             v[k] = float(x)
         self._check(v, "factor")
         return v
@@ -288,8 +462,9 @@ class ScheduleTemplate:
         return self._cache(tuple(v[n] for n in PROTOCOL_FACTORS))
 
     def _build_key(self, key: tuple[float, ...]):
-        from mhimmune.mh.protocol import Protocol
         from mhimmune.core.units import ureg
+        from mhimmune.mh.protocol import Protocol
+
         v = dict(zip(PROTOCOL_FACTORS, key))
         Q = ureg.Quantity
         end = self.duration_h
@@ -300,51 +475,75 @@ class ScheduleTemplate:
         if n_mh > 0 and start < 0:
             raise ProtocolError(f"factor.mh_start_day: must be ≥ 0 (got {v['mh_start_day']:g})")
         if n_mh > 1 and interval < dur:
-            raise ProtocolError(f"factor.session_interval_day: {v['session_interval_day']:g} d is "
-                                f"shorter than a session ({v['session_duration_min']:g} min)")
+            raise ProtocolError(
+                f"factor.session_interval_day: {v['session_interval_day']:g} d is "
+                f"shorter than a session ({v['session_duration_min']:g} min)"
+            )
         if self.truncate:
             n_mh = sum(1 for k in range(n_mh) if start + k * interval + dur <= end)
         plan = Protocol(Q(end, "h"), name=self.name, allow_above_hergt=self.allow_above_hergt)
         session_starts = [start + k * interval for k in range(n_mh)]
         if n_mh:
-            plan = plan.mh_session(start=Q(start, "h"), duration=Q(dur, "h"),
-                                   field=Q(v["field_kA_per_m"], "kA/m"),
-                                   frequency=Q(v["frequency_kHz"], "kHz"), agent=self.agent,
-                                   dose=Q(v["particle_dose_mg_per_cm3"], "mg/cm^3"),
-                                   target=Q(v["target_temperature_C"], "degC")
-                                   if v["feedback"] == 1.0 else None,
-                                   every=Q(interval, "h") if n_mh > 1 else None, count=n_mh)
+            plan = plan.mh_session(
+                start=Q(start, "h"),
+                duration=Q(dur, "h"),
+                field=Q(v["field_kA_per_m"], "kA/m"),
+                frequency=Q(v["frequency_kHz"], "kHz"),
+                agent=self.agent,
+                dose=Q(v["particle_dose_mg_per_cm3"], "mg/cm^3"),
+                target=Q(v["target_temperature_C"], "degC") if v["feedback"] == 1.0 else None,
+                every=Q(interval, "h") if n_mh > 1 else None,
+                count=n_mh,
+            )
         n_ab = int(v["pdl1_count"])
         t_ab = start + v["pdl1_delay_day"] * 24.0
         every_ab = v["pdl1_interval_day"] * 24.0
         if n_ab > 0:
             if t_ab < 0:
-                raise ProtocolError(f"factor.pdl1_delay_day: the first anti-PD-L1 dose would be "
-                                    f"at day {t_ab / 24:g} < 0 (mh_start_day {v['mh_start_day']:g}"
-                                    f" + pdl1_delay_day {v['pdl1_delay_day']:g})")
+                raise ProtocolError(
+                    f"factor.pdl1_delay_day: the first anti-PD-L1 dose would be "
+                    f"at day {t_ab / 24:g} < 0 (mh_start_day {v['mh_start_day']:g}"
+                    f" + pdl1_delay_day {v['pdl1_delay_day']:g})"
+                )
             if n_ab > 1 and every_ab <= 0:
-                raise ProtocolError(f"factor.pdl1_interval_day: must be > 0 (got "
-                                    f"{v['pdl1_interval_day']:g})")
+                raise ProtocolError(
+                    f"factor.pdl1_interval_day: must be > 0 (got {v['pdl1_interval_day']:g})"
+                )
             if self.truncate:
                 n_ab = sum(1 for k in range(n_ab) if t_ab + k * every_ab < end)
             if n_ab:
-                plan = plan.anti_pdl1(time=Q(t_ab, "h"), dose=Q(v["pdl1_dose_mg_per_kg"], "mg/kg"),
-                                      every=Q(every_ab, "h") if n_ab > 1 else None, count=n_ab)
+                plan = plan.anti_pdl1(
+                    time=Q(t_ab, "h"),
+                    dose=Q(v["pdl1_dose_mg_per_kg"], "mg/kg"),
+                    every=Q(every_ab, "h") if n_ab > 1 else None,
+                    count=n_ab,
+                )
         for switch, method, dose_key, lead_key in (
-                ("bso", "bso", "bso_dose_mg_per_kg", "bso_lead_h"),
-                ("hsp_inhibitor", "hsp_inhibitor", "hsp_inhibitor_dose_mg_per_kg",
-                 "hsp_inhibitor_lead_h"),
-                ("cdt", "cdt", "cdt_dose_mg_per_kg", "cdt_lead_h")):
+            ("bso", "bso", "bso_dose_mg_per_kg", "bso_lead_h"),
+            (
+                "hsp_inhibitor",
+                "hsp_inhibitor",
+                "hsp_inhibitor_dose_mg_per_kg",
+                "hsp_inhibitor_lead_h",
+            ),
+            ("cdt", "cdt", "cdt_dose_mg_per_kg", "cdt_lead_h"),
+        ):
             if v[switch] != 1.0 or not session_starts:
                 continue
             lead = v[lead_key]
             first = session_starts[0] - lead
             if first < 0:
-                raise ProtocolError(f"factor.{lead_key}: {switch} {lead:g} h before the first "
-                                    f"MH session (day {session_starts[0] / 24:g}) would be before "
-                                    f"day 0")
-            plan = getattr(plan, method)(time=Q(first, "h"), dose=Q(v[dose_key], "mg/kg"),
-                                         every=Q(interval, "h") if n_mh > 1 else None, count=n_mh)
+                raise ProtocolError(
+                    f"factor.{lead_key}: {switch} {lead:g} h before the first "
+                    f"MH session (day {session_starts[0] / 24:g}) would be before "
+                    f"day 0"
+                )
+            plan = getattr(plan, method)(
+                time=Q(first, "h"),
+                dose=Q(v[dose_key], "mg/kg"),
+                every=Q(interval, "h") if n_mh > 1 else None,
+                count=n_mh,
+            )
         return plan
 
 
@@ -386,15 +585,26 @@ class Readout:
     _KINDS = ("final", "min", "max", "auc", "at", "cure")
 
     @classmethod
-    def cure(cls, threshold_mm3: float = 1.0, day: float | None = None, name: str = "cure",
-             relative: bool = False) -> "Readout":
+    def cure(
+        cls,
+        threshold_mm3: float = 1.0,
+        day: float | None = None,
+        name: str = "cure",
+        relative: bool = False,
+    ) -> Readout:
         """Cure flag: total tumour (treated + distant) ≤ *threshold_mm3* (mm³) at *day* (d; end
         if None; counted from the first treatment if *relative*)."""
-        return cls(name, "cure", ("tumour_volume_treated", "tumour_volume_distant"), day,
-                   float(threshold_mm3), bool(relative))
+        return cls(
+            name,
+            "cure",
+            ("tumour_volume_treated", "tumour_volume_distant"),
+            day,
+            float(threshold_mm3),
+            bool(relative),
+        )
 
     @classmethod
-    def parse(cls, spec: "str | Readout", name: str | None = None) -> "Readout":
+    def parse(cls, spec: str | Readout, name: str | None = None) -> Readout:
         """A readout from text: a summary name (``final_volume_treated_mm3``), ``final:VAR``,
         ``min:VAR``, ``max:VAR`` (or ``peak:VAR``), ``auc:VAR``, ``VAR@DAY`` (value at a day),
         ``cure``, ``cure@DAY`` or ``cure<=THRESHOLD`` (combined: ``cure<=10@57``); VAR may
@@ -402,10 +612,17 @@ class Readout:
         (``cure<=10@+50``: total tumour ≤ 10 mm³ 50 days after the first treatment).
         """
         if isinstance(spec, Readout):
-            return spec if name is None else Readout(name, spec.kind, spec.variables, spec.day,
-                                                     spec.threshold, spec.relative)
+            return (
+                spec
+                if name is None
+                else Readout(
+                    name, spec.kind, spec.variables, spec.day, spec.threshold, spec.relative
+                )
+            )
         if not isinstance(spec, str) or not spec.strip():
-            raise ParameterError(f"readout: expected text such as 'auc:cd8_effectors_total', got {spec!r}")
+            raise ParameterError(
+                f"readout: expected text such as 'auc:cd8_effectors_total', got {spec!r}"
+            )
         text = spec.strip().replace(" ", "")
         label = name or text
         if text in _SUMMARY_READOUTS:
@@ -421,21 +638,36 @@ class Readout:
                 threshold = _float(rest[2:], spec)
             elif rest:
                 raise ParameterError(f"readout {spec!r}: write cure, cure@DAY or cure<=THRESHOLD")
-            return Readout(label, "cure", ("tumour_volume_treated", "tumour_volume_distant"), day,
-                           threshold, relative)
+            return Readout(
+                label,
+                "cure",
+                ("tumour_volume_treated", "tumour_volume_distant"),
+                day,
+                threshold,
+                relative,
+            )
         if ":" in text:
             kind, var = text.split(":", 1)
             kind = {"peak": "max"}.get(kind, kind)
             if kind not in ("final", "min", "max", "auc"):
-                raise ParameterError(f"readout {spec!r}: unknown kind {kind!r}; use final, min, "
-                                     f"max (peak), auc, VAR@DAY or cure")
+                raise ParameterError(
+                    f"readout {spec!r}: unknown kind {kind!r}; use final, min, "
+                    f"max (peak), auc, VAR@DAY or cure"
+                )
             return Readout(label, kind, tuple(var.split("+")))
         if "@" in text:
             var, d = text.split("@", 1)
-            return Readout(label, "at", tuple(var.split("+")), _float(d.removeprefix("+"), spec),
-                           relative=d.startswith("+"))
-        raise ParameterError(f"readout {spec!r}: not a summary name ({', '.join(_SUMMARY_READOUTS)}) "
-                             f"nor final:VAR, min:VAR, max:VAR, auc:VAR, VAR@DAY or cure")
+            return Readout(
+                label,
+                "at",
+                tuple(var.split("+")),
+                _float(d.removeprefix("+"), spec),
+                relative=d.startswith("+"),
+            )
+        raise ParameterError(
+            f"readout {spec!r}: not a summary name ({', '.join(_SUMMARY_READOUTS)}) "
+            f"nor final:VAR, min:VAR, max:VAR, auc:VAR, VAR@DAY or cure"
+        )
 
 
 def _float(text: str, spec: str) -> float:
@@ -450,9 +682,13 @@ def _float(text: str, spec: str) -> float:
 
 #: readouts named as in :meth:`mhimmune.SimulationResult.summary`, computed from arrays
 _SUMMARY_READOUTS: dict[str, Readout] = {
-    "final_volume_treated_mm3": Readout("final_volume_treated_mm3", "final", ("tumour_volume_treated",)),
+    "final_volume_treated_mm3": Readout(
+        "final_volume_treated_mm3", "final", ("tumour_volume_treated",)
+    ),
     "min_volume_treated_mm3": Readout("min_volume_treated_mm3", "min", ("tumour_volume_treated",)),
-    "final_volume_distant_mm3": Readout("final_volume_distant_mm3", "final", ("tumour_volume_distant",)),
+    "final_volume_distant_mm3": Readout(
+        "final_volume_distant_mm3", "final", ("tumour_volume_distant",)
+    ),
     "min_volume_distant_mm3": Readout("min_volume_distant_mm3", "min", ("tumour_volume_distant",)),
     "peak_temperature_C": Readout("peak_temperature_C", "max", ("temperature_C",)),
     "cem43_total_min": Readout("cem43_total_min", "final", ("cem43_min",)),
@@ -462,14 +698,18 @@ _SUMMARY_READOUTS: dict[str, Readout] = {
     "auc_damp_signal": Readout("auc_damp_signal", "auc", ("damp_signal",)),
     "peak_crt_fraction": Readout("peak_crt_fraction", "max", ("crt_fraction_treated",)),
     "peak_mature_dc_fraction": Readout("peak_mature_dc_fraction", "max", ("mature_dc_fraction",)),
-    "peak_cd8_effectors_Mcell": Readout("peak_cd8_effectors_Mcell", "max", ("cd8_effectors_total",)),
+    "peak_cd8_effectors_Mcell": Readout(
+        "peak_cd8_effectors_Mcell", "max", ("cd8_effectors_total",)
+    ),
     "auc_cd8_effectors": Readout("auc_cd8_effectors", "auc", ("cd8_effectors_total",)),
     "peak_m1_m2_ratio": Readout("peak_m1_m2_ratio", "max", ("m1_m2_ratio",)),
     "peak_pdl1_occupancy": Readout("peak_pdl1_occupancy", "max", ("pdl1_occupancy",)),
 }
 
 # the experiment-comparable readouts of SimulationResult.summary() (values at fixed days)
-_SUMMARY_READOUTS.update({k: Readout(k, kind, (var,), day) for k, kind, var, day in _experiment_specs()})
+_SUMMARY_READOUTS.update(
+    {k: Readout(k, kind, (var,), day) for k, kind, var, day in _experiment_specs()}
+)
 
 #: default readouts: the scalars of ``SimulationResult.summary()`` (those the model has)
 #: plus a cure flag (total tumour ≤ 1 mm³ at the end)
@@ -486,8 +726,10 @@ def _get_model(links, parameters, standalone):
     key = (tuple(links) if links else None, _freeze(parameters), bool(standalone))
     if key not in _MODELS:
         from mhimmune.core.model import load_model
-        _MODELS[key] = load_model(links=links, parameters=parameters, standalone=standalone,
-                                  verbose=False)
+
+        _MODELS[key] = load_model(
+            links=links, parameters=parameters, standalone=standalone, verbose=False
+        )
     return _MODELS[key]
 
 
@@ -579,15 +821,26 @@ class ModelEvaluator:
         Keyword arguments of :func:`mhimmune.core.simulate` (tolerances, output steps).
     """
 
-    def __init__(self, protocol, readouts: Sequence[str | Readout] | Mapping[str, str] | None = None,
-                 *, trajectories: Sequence[str] = (), time_grid_day: Sequence[float] | None = None,
-                 params: Mapping[str, Any] | None = None, links: Sequence[str] | None = None,
-                 parameters: Any = None, standalone: bool = False,
-                 simulate_options: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        protocol,
+        readouts: Sequence[str | Readout] | Mapping[str, str] | None = None,
+        *,
+        trajectories: Sequence[str] = (),
+        time_grid_day: Sequence[float] | None = None,
+        params: Mapping[str, Any] | None = None,
+        links: Sequence[str] | None = None,
+        parameters: Any = None,
+        standalone: bool = False,
+        simulate_options: Mapping[str, Any] | None = None,
+    ):
         from mhimmune.mh.protocol import Protocol
+
         if not isinstance(protocol, (Protocol, ScheduleTemplate)):
-            raise ProtocolError(f"protocol: expected a mhimmune.Protocol or ScheduleTemplate, "
-                                f"got {type(protocol).__name__}")
+            raise ProtocolError(
+                f"protocol: expected a mhimmune.Protocol or ScheduleTemplate, "
+                f"got {type(protocol).__name__}"
+            )
         self.protocol = protocol
         self._default_readouts = readouts is None
         if readouts is None:
@@ -598,7 +851,9 @@ class ModelEvaluator:
             self.readouts = [Readout.parse(r) for r in readouts]
         names = [r.name for r in self.readouts]
         if len(set(names)) != len(names):
-            raise ParameterError(f"readouts: duplicate names {sorted({n for n in names if names.count(n) > 1})}")
+            raise ParameterError(
+                f"readouts: duplicate names {sorted({n for n in names if names.count(n) > 1})}"
+            )
         self.trajectory_names = list(trajectories)
         duration_d = self._duration_h() / 24.0
         if time_grid_day is None:
@@ -606,9 +861,17 @@ class ModelEvaluator:
             grid = grid[grid <= duration_d]
         else:
             grid = np.asarray(time_grid_day, dtype=float)
-        if grid.ndim != 1 or len(grid) == 0 or not np.all(np.isfinite(grid)) or grid.min() < 0 \
-                or grid.max() > duration_d + 1e-9 or np.any(np.diff(grid) <= 0):
-            raise ProtocolError(f"time_grid_day: must be increasing days within [0, {duration_d:g}]")
+        if (
+            grid.ndim != 1
+            or len(grid) == 0
+            or not np.all(np.isfinite(grid))
+            or grid.min() < 0
+            or grid.max() > duration_d + 1e-9
+            or np.any(np.diff(grid) <= 0)
+        ):
+            raise ProtocolError(
+                f"time_grid_day: must be increasing days within [0, {duration_d:g}]"
+            )
         self.time_grid_day = grid if self.trajectory_names else None
         self.params = dict(params or {})
         self.links = list(links) if links else None
@@ -619,20 +882,27 @@ class ModelEvaluator:
         self._source_hash = _source_fingerprint()
 
     @classmethod
-    def from_model(cls, model, protocol, readouts=None, **kwargs) -> "ModelEvaluator":
+    def from_model(cls, model, protocol, readouts=None, **kwargs) -> ModelEvaluator:
         """An evaluator whose workers rebuild *model* (its links; default parameter tables).
 
         Raises :class:`~mhimmune.core.errors.ParameterError` when *model* carries a custom
         parameter table that workers cannot rebuild (pass ``parameters=`` files then).
         """
         from mhimmune.core.model import DEFAULT_LINKS
-        kwargs.setdefault("links", None if tuple(model.links) == tuple(DEFAULT_LINKS) else list(model.links))
+
+        kwargs.setdefault(
+            "links", None if tuple(model.links) == tuple(DEFAULT_LINKS) else list(model.links)
+        )
         kwargs.setdefault("standalone", model.standalone)
         ev = cls(protocol, readouts, **kwargs)
         fresh = _get_model(ev.links, ev.parameters, ev.standalone)
-        if fresh is not model and not np.array_equal(fresh.parameter_vector({}), model.parameter_vector({})):
-            raise ParameterError("model: its parameter values differ from the tables workers load; "
-                                 "pass parameters=<table files> or the differences as params=")
+        if fresh is not model and not np.array_equal(
+            fresh.parameter_vector({}), model.parameter_vector({})
+        ):
+            raise ParameterError(
+                "model: its parameter values differ from the tables workers load; "
+                "pass parameters=<table files> or the differences as params="
+            )
         return ev
 
     def _duration_h(self) -> float:
@@ -647,16 +917,26 @@ class ModelEvaluator:
     def fingerprint(self) -> str:
         """Text identifying what this evaluator computes (for resume checks)."""
         proto = self.protocol.to_dict()
-        return json.dumps({"protocol": proto, "template": isinstance(self.protocol, ScheduleTemplate),
-                           "readouts": [(r.name, r.kind, r.variables, r.day, r.threshold,
-                                         r.relative) for r in self.readouts],
-                           "trajectories": self.trajectory_names,
-                           "grid": None if self.time_grid_day is None else list(self.time_grid_day),
-                           "params": {k: str(v) for k, v in sorted(self.params.items())},
-                           "links": self.links, "parameters": _freeze(self.parameters),
-                           "standalone": self.standalone,
-                           "simulate": {k: str(v) for k, v in sorted(self.simulate_options.items())},
-                           "source": self._source_hash}, sort_keys=True, default=str)
+        return json.dumps(
+            {
+                "protocol": proto,
+                "template": isinstance(self.protocol, ScheduleTemplate),
+                "readouts": [
+                    (r.name, r.kind, r.variables, r.day, r.threshold, r.relative)
+                    for r in self.readouts
+                ],
+                "trajectories": self.trajectory_names,
+                "grid": None if self.time_grid_day is None else list(self.time_grid_day),
+                "params": {k: str(v) for k, v in sorted(self.params.items())},
+                "links": self.links,
+                "parameters": _freeze(self.parameters),
+                "standalone": self.standalone,
+                "simulate": {k: str(v) for k, v in sorted(self.simulate_options.items())},
+                "source": self._source_hash,
+            },
+            sort_keys=True,
+            default=str,
+        )
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -679,29 +959,43 @@ class ModelEvaluator:
                 index[v] = (0, i) if i < n_species else (1, i - n_species)
         if self._default_readouts:  # like summary(): only readouts whose variables exist
             self.readouts = [r for r in self.readouts if all(v in index for v in r.variables)]
-        missing = sorted({v for r in self.readouts for v in r.variables if v not in index}
-                         | {v for v in self.trajectory_names if v not in index})
+        missing = sorted(
+            {v for r in self.readouts for v in r.variables if v not in index}
+            | {v for v in self.trajectory_names if v not in index}
+        )
         if missing:
             import difflib
+
             hints = {m: difflib.get_close_matches(m, variables, n=3) for m in missing}
-            raise ParameterError(f"unknown variable(s) in readouts/trajectories: {missing}; "
-                                 f"close matches: {hints}")
+            raise ParameterError(
+                f"unknown variable(s) in readouts/trajectories: {missing}; close matches: {hints}"
+            )
         self._index = index
         param_names = set(factor_names) | set(self.params)
-        self._fast_model = _fast_model(model, [n for n in param_names if n in model.table.frame.index])
+        self._fast_model = _fast_model(
+            model, [n for n in param_names if n in model.table.frame.index]
+        )
         self._model = model
 
     def validate(self, factor_names: Sequence[str]) -> None:
         """Check design columns before any run: protocol factors or model parameter names."""
         self.setup(factor_names)
-        protocol_factors = set(PROTOCOL_FACTORS) if isinstance(self.protocol, ScheduleTemplate) else set()
+        protocol_factors = (
+            set(PROTOCOL_FACTORS) if isinstance(self.protocol, ScheduleTemplate) else set()
+        )
         known = set(self._model.parameter_names) | set(self._model.stubs)
         bad = [n for n in factor_names if n not in protocol_factors and n not in known]
         if bad:
             import difflib
-            hints = {n: difflib.get_close_matches(n, sorted(known | protocol_factors), n=3) for n in bad}
-            where = "protocol factors or model parameters" if protocol_factors else \
-                "model parameters (the protocol is fixed: use a ScheduleTemplate for protocol factors)"
+
+            hints = {
+                n: difflib.get_close_matches(n, sorted(known | protocol_factors), n=3) for n in bad
+            }
+            where = (
+                "protocol factors or model parameters"
+                if protocol_factors
+                else "model parameters (the protocol is fixed: use a ScheduleTemplate for protocol factors)"
+            )
             raise ParameterError(f"design columns {bad} are not {where}; close matches: {hints}")
         self._model.parameter_vector(self.params)  # fixed overrides are valid
 
@@ -709,6 +1003,7 @@ class ModelEvaluator:
     def __call__(self, values: Mapping[str, float]) -> dict[str, Any]:
         """Outputs of one run: readouts (floats) and trajectories (arrays on the grid)."""
         from mhimmune.core.simulate import simulate
+
         if self._model is None:
             self.setup(list(values))
         if isinstance(self.protocol, ScheduleTemplate):
@@ -723,11 +1018,18 @@ class ModelEvaluator:
             overrides = dict(self.params)
             overrides.update(values)
         res = simulate(self._fast_model, plan, overrides, **self.simulate_options)
-        return self.readouts_of(res.time_h, res.states, res.derived, plan.duration_h,
-                                plan.first_treatment_h)
+        return self.readouts_of(
+            res.time_h, res.states, res.derived, plan.duration_h, plan.first_treatment_h
+        )
 
-    def readouts_of(self, time_h: np.ndarray, states: np.ndarray, derived: np.ndarray,
-                    duration_h: float, first_treatment_h: float | None = None) -> dict[str, Any]:
+    def readouts_of(
+        self,
+        time_h: np.ndarray,
+        states: np.ndarray,
+        derived: np.ndarray,
+        duration_h: float,
+        first_treatment_h: float | None = None,
+    ) -> dict[str, Any]:
         """Readouts and trajectories from a simulation's arrays (time in h).
 
         *first_treatment_h* is the start of the first treatment, needed by readouts whose
@@ -764,12 +1066,16 @@ class ModelEvaluator:
                 day = end_d if r.day is None else r.day
                 if r.relative and r.day is not None:
                     if first_treatment_h is None:
-                        raise ValueError(f"readout {r.name}: its day counts from the first "
-                                         f"treatment, but the protocol has no treatment")
+                        raise ValueError(
+                            f"readout {r.name}: its day counts from the first "
+                            f"treatment, but the protocol has no treatment"
+                        )
                     day = r.day + first_treatment_h / 24.0
                 if day > end_d + 1e-9:
-                    raise ValueError(f"readout {r.name}: day {day:g} is after the end of the "
-                                     f"protocol (day {end_d:g})")
+                    raise ValueError(
+                        f"readout {r.name}: day {day:g} is after the end of the "
+                        f"protocol (day {end_d:g})"
+                    )
                 value = float(y[-1]) if r.day is None else float(np.interp(day, t, y))
                 out[r.name] = value if r.kind == "at" else float(value <= r.threshold)
         for v in self.trajectory_names:
@@ -780,6 +1086,7 @@ class ModelEvaluator:
 def _source_fingerprint() -> str:
     """Hash of the model files and parameter tables (a model change invalidates resume)."""
     from mhimmune.core.resources import resource_dir
+
     h = hashlib.sha256()
     for name, pattern in (("models", "*.py"), ("parameters", "**/*.tsv")):
         try:
@@ -814,11 +1121,15 @@ def _evaluate_chunk(evaluator, names: list[str], runs: np.ndarray, X: np.ndarray
             out = evaluator(dict(zip(names, row.tolist())))
             if isinstance(out, Mapping):
                 out = dict(out)
-            elif isinstance(out, (int, float, np.integer, np.floating)) and not isinstance(out, bool):
+            elif isinstance(out, (int, float, np.integer, np.floating)) and not isinstance(
+                out, bool
+            ):
                 out = {"y": float(out)}
             else:
-                raise TypeError(f"evaluator returned {type(out).__name__}; expected a number or "
-                                f"a mapping name -> number/array")
+                raise TypeError(
+                    f"evaluator returned {type(out).__name__}; expected a number or "
+                    f"a mapping name -> number/array"
+                )
             status.append(STATUS_OK)
             message.append("")
             values.append(out)
@@ -827,7 +1138,13 @@ def _evaluate_chunk(evaluator, names: list[str], runs: np.ndarray, X: np.ndarray
             message.append(f"{type(exc).__name__}: {exc}"[:2000])
             values.append(None)
         seconds.append(time.perf_counter() - t0)
-    return {"runs": runs, "status": status, "message": message, "seconds": seconds, "values": values}
+    return {
+        "runs": runs,
+        "status": status,
+        "message": message,
+        "seconds": seconds,
+        "values": values,
+    }
 
 
 _WORKER: dict[str, Any] = {}
@@ -846,7 +1163,9 @@ def _worker_chunk(names: list[str], runs: np.ndarray, X: np.ndarray) -> dict:
     return _evaluate_chunk(_WORKER["evaluator"], names, runs, X)
 
 
-def _dask_chunk(key: str, payload: bytes, names: list[str], runs: np.ndarray, X: np.ndarray) -> dict:
+def _dask_chunk(
+    key: str, payload: bytes, names: list[str], runs: np.ndarray, X: np.ndarray
+) -> dict:
     """Dask task: the evaluator is unpickled and set up once per worker process (cached by key)."""
     cache = _WORKER.setdefault("dask", {})
     if key not in cache:
@@ -861,6 +1180,7 @@ def _dask_chunk(key: str, payload: bytes, names: list[str], runs: np.ndarray, X:
 
 def _accepts_names(ev) -> bool:
     import inspect
+
     try:
         return len(inspect.signature(ev.setup).parameters) >= 1
     except (TypeError, ValueError):
@@ -883,8 +1203,9 @@ def _pool_worker_init(cache_size: int) -> None:
     _WORKER["pool_size"] = int(cache_size)
 
 
-def _pool_chunk(key: str, ref: bytes | str, names: list[str], runs: np.ndarray,
-                X: np.ndarray) -> dict:
+def _pool_chunk(
+    key: str, ref: bytes | str, names: list[str], runs: np.ndarray, X: np.ndarray
+) -> dict:
     """WorkerPool task: evaluate a chunk with the evaluator *key*, set up once per worker.
 
     *ref* is the pickled evaluator (bytes) or the path of a file holding it; it is
@@ -920,16 +1241,18 @@ def check_pool(pool, client=None) -> None:
     if pool is None:
         return
     if client is not None:
-        raise ParameterError("pool, client: give a WorkerPool (local processes) or a Dask "
-                             "client, not both")
+        raise ParameterError(
+            "pool, client: give a WorkerPool (local processes) or a Dask client, not both"
+        )
     if not isinstance(pool, WorkerPool):
-        raise ParameterError(f"pool: expected a mhimmune.runs.ensemble.WorkerPool, got "
-                             f"{type(pool).__name__}")
+        raise ParameterError(
+            f"pool: expected a mhimmune.runs.ensemble.WorkerPool, got {type(pool).__name__}"
+        )
     pool._check()
 
 
 @contextmanager
-def pool_for(n_jobs: int = 1, client: Any = None, pool: "WorkerPool | None" = None):
+def pool_for(n_jobs: int = 1, client: Any = None, pool: WorkerPool | None = None):
     """Context manager giving the pool a caller with several ensembles should use: *pool*
     itself, ``None`` (serial, or *client*), or — for ``n_jobs > 1`` without either — a
     :class:`WorkerPool` opened here and closed on exit."""
@@ -986,26 +1309,40 @@ class WorkerPool:
     The pool can be shared by threads of this process, but not pickled.
     """
 
-    def __init__(self, n_jobs: int, *, cache_size: int = POOL_CACHE_SIZE,
-                 start_method: str | None = None):
-        if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer, float)) \
-                or not math.isfinite(n_jobs) or int(n_jobs) != n_jobs or n_jobs < 1:
-            raise ParameterError(f"n_jobs: a WorkerPool needs an integer number of processes "
-                                 f"≥ 1 (got {n_jobs!r})")
-        if isinstance(cache_size, bool) or not isinstance(cache_size, (int, np.integer)) \
-                or cache_size < 1:
+    def __init__(
+        self, n_jobs: int, *, cache_size: int = POOL_CACHE_SIZE, start_method: str | None = None
+    ):
+        if (
+            isinstance(n_jobs, bool)
+            or not isinstance(n_jobs, (int, np.integer, float))
+            or not math.isfinite(n_jobs)
+            or int(n_jobs) != n_jobs
+            or n_jobs < 1
+        ):
+            raise ParameterError(
+                f"n_jobs: a WorkerPool needs an integer number of processes ≥ 1 (got {n_jobs!r})"
+            )
+        if (
+            isinstance(cache_size, bool)
+            or not isinstance(cache_size, (int, np.integer))
+            or cache_size < 1
+        ):
             raise ParameterError(f"cache_size: must be an integer ≥ 1 (got {cache_size!r})")
         methods = multiprocessing.get_all_start_methods()
         if start_method is not None and start_method not in methods:
-            raise ParameterError(f"start_method: must be one of {', '.join(methods)} or None "
-                                 f"(got {start_method!r})")
+            raise ParameterError(
+                f"start_method: must be one of {', '.join(methods)} or None (got {start_method!r})"
+            )
         self._n_jobs = int(n_jobs)
         self._cache_size = int(cache_size)
         self._start_method = start_method
         context = multiprocessing.get_context(start_method)
-        self._executor = ProcessPoolExecutor(max_workers=self._n_jobs, mp_context=context,
-                                             initializer=_pool_worker_init,
-                                             initargs=(self._cache_size,))
+        self._executor = ProcessPoolExecutor(
+            max_workers=self._n_jobs,
+            mp_context=context,
+            initializer=_pool_worker_init,
+            initargs=(self._cache_size,),
+        )
         self._tmpdir: list[str] = []
         self._spilled: set[str] = set()
         self._lock = threading.Lock()
@@ -1035,7 +1372,7 @@ class WorkerPool:
         self._closed = True
         self._finalizer()
 
-    def __enter__(self) -> "WorkerPool":
+    def __enter__(self) -> WorkerPool:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -1048,17 +1385,23 @@ class WorkerPool:
         return f"<WorkerPool: {self._n_jobs} process{plural}{method}, {state}>"
 
     def __reduce__(self):
-        raise TypeError("a WorkerPool cannot be pickled; pass it to run_ensemble(pool=...) in "
-                        "the process that created it")
+        raise TypeError(
+            "a WorkerPool cannot be pickled; pass it to run_ensemble(pool=...) in "
+            "the process that created it"
+        )
 
     def _check(self) -> None:
         """Raise if the pool cannot take work."""
         if self._closed:
-            raise ParameterError("pool: the WorkerPool is closed; create a new WorkerPool (or "
-                                 "use it inside its `with` block)")
+            raise ParameterError(
+                "pool: the WorkerPool is closed; create a new WorkerPool (or "
+                "use it inside its `with` block)"
+            )
         if self._broken is not None:
-            raise MhimmuneError(f"pool: the WorkerPool is broken ({self._broken}); close it and "
-                                f"create a new WorkerPool")
+            raise MhimmuneError(
+                f"pool: the WorkerPool is broken ({self._broken}); close it and "
+                f"create a new WorkerPool"
+            )
 
     # --------------------------------------------------------------------- work
     def _reference(self, key: str, payload: bytes) -> bytes | str:
@@ -1071,6 +1414,7 @@ class WorkerPool:
             path = os.path.join(self._tmpdir[0], f"{key}.pkl")
             if key not in self._spilled:
                 from mhimmune.core.io import atomic_path
+
                 with atomic_path(Path(path)) as tmp:
                     Path(tmp).write_bytes(payload)
                 self._spilled.add(key)
@@ -1093,17 +1437,19 @@ class WorkerPool:
                 for fut in finished:
                     yield fut.result()
         except BrokenProcessPool as exc:
-            self._broken = ("a worker process died: killed, out of memory or a crash in native "
-                            "code")
-            raise MhimmuneError(f"pool: a worker process of the WorkerPool died while running "
-                                f"the ensemble (killed, out of memory or a crash in native "
-                                f"code: {exc}); the pool cannot be used any more: close it and "
-                                f"create a new WorkerPool (with out=, resume=True keeps the "
-                                f"finished chunks)") from None
+            self._broken = "a worker process died: killed, out of memory or a crash in native code"
+            raise MhimmuneError(
+                f"pool: a worker process of the WorkerPool died while running "
+                f"the ensemble (killed, out of memory or a crash in native "
+                f"code: {exc}); the pool cannot be used any more: close it and "
+                f"create a new WorkerPool (with out=, resume=True keeps the "
+                f"finished chunks)"
+            ) from None
         except RuntimeError as exc:
             if self._closed:  # closed by another thread while this call ran
-                raise ParameterError("pool: the WorkerPool was closed while the ensemble "
-                                     "ran") from exc
+                raise ParameterError(
+                    "pool: the WorkerPool was closed while the ensemble ran"
+                ) from exc
             raise
         finally:
             for fut in pending:
@@ -1181,9 +1527,16 @@ class EnsembleResult:
         runs = self.results["run"].to_numpy()[self.ok]
         for v in variables or self.trajectory_names:
             a = self.trajectory_arrays[v][self.ok]
-            frames.append(pd.DataFrame({"run": np.repeat(runs, a.shape[1]), "variable": v,
-                                        "time_day": np.tile(self.time_grid_day, len(runs)),
-                                        "value": a.ravel()}))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "run": np.repeat(runs, a.shape[1]),
+                        "variable": v,
+                        "time_day": np.tile(self.time_grid_day, len(runs)),
+                        "value": a.ravel(),
+                    }
+                )
+            )
         if not frames:
             return pd.DataFrame(columns=["run", "variable", "time_day", "value"])
         return pd.concat(frames, ignore_index=True)
@@ -1193,10 +1546,12 @@ class EnsembleResult:
         counts = self.results.loc[~self.ok, "status"].value_counts()
         failed = ", ".join(f"{k}: {v}" for k, v in counts.items())
         rate = self.n_computed / self.elapsed_s if self.elapsed_s > 0 else float("nan")
-        return (f"{self.n_runs} runs, {self.n_runs - self.n_failed} ok, {self.n_failed} failed"
-                f"{f' ({failed})' if failed else ''}; {self.n_computed} computed in "
-                f"{self.elapsed_s:.1f} s ({rate:.1f} runs/s), "
-                f"{self.n_runs - self.n_computed} resumed")
+        return (
+            f"{self.n_runs} runs, {self.n_runs - self.n_failed} ok, {self.n_failed} failed"
+            f"{f' ({failed})' if failed else ''}; {self.n_computed} computed in "
+            f"{self.elapsed_s:.1f} s ({rate:.1f} runs/s), "
+            f"{self.n_runs - self.n_computed} resumed"
+        )
 
     def __repr__(self) -> str:
         return f"<EnsembleResult: {self.summary()}>"
@@ -1208,27 +1563,35 @@ class EnsembleResult:
 class _Store:
     """Checkpoint folder: manifest.json, design.parquet, chunks/chunk-FIRST-LAST.parquet."""
 
-    def __init__(self, out: Path, design_hash: str, design: pd.DataFrame, resume: bool,
-                 meta: dict):
+    def __init__(self, out: Path, design_hash: str, design: pd.DataFrame, resume: bool, meta: dict):
         self.out = Path(out)
         self.chunks = self.out / "chunks"
         manifest = self.out / "manifest.json"
         if manifest.is_file():
             old = json.loads(manifest.read_text())
             if not resume:
-                raise MhimmuneError(f"{self.out} already holds ensemble results; pass resume=True "
-                                    f"(--resume) to continue them, or choose another folder")
+                raise MhimmuneError(
+                    f"{self.out} already holds ensemble results; pass resume=True "
+                    f"(--resume) to continue them, or choose another folder"
+                )
             if old.get("design_hash") != design_hash:
-                raise MhimmuneError(f"{self.out} holds results of a different design or model "
-                                    f"(hash {old.get('design_hash')} != {design_hash}); choose "
-                                    f"another folder to start a new run")
+                raise MhimmuneError(
+                    f"{self.out} holds results of a different design or model "
+                    f"(hash {old.get('design_hash')} != {design_hash}); choose "
+                    f"another folder to start a new run"
+                )
             self.manifest = old
         else:
             if self.chunks.is_dir() and any(self.chunks.glob("chunk-*.parquet")):
-                raise MhimmuneError(f"{self.out}/chunks holds files without a manifest; choose "
-                                    f"another folder")
-            self.manifest = {"format": _FORMAT_VERSION, "design_hash": design_hash,
-                             "n_runs": len(design), **meta}
+                raise MhimmuneError(
+                    f"{self.out}/chunks holds files without a manifest; choose another folder"
+                )
+            self.manifest = {
+                "format": _FORMAT_VERSION,
+                "design_hash": design_hash,
+                "n_runs": len(design),
+                **meta,
+            }
             self.chunks.mkdir(parents=True, exist_ok=True)
             _write_parquet(design.reset_index(drop=True), self.out / "design.parquet")
             self.write_manifest()
@@ -1238,6 +1601,7 @@ class _Store:
 
     def write_manifest(self) -> None:
         from mhimmune.core.io import atomic_path
+
         with atomic_path(self.out / "manifest.json") as tmp:
             tmp.write_text(json.dumps(self.manifest, indent=1, default=str))
 
@@ -1254,6 +1618,7 @@ class _Store:
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
     from mhimmune.core.io import atomic_path
+
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)
 
@@ -1290,8 +1655,11 @@ def _hash(design: pd.DataFrame, evaluator) -> str:
     h = hashlib.sha256()
     h.update(json.dumps(list(design.columns)).encode())
     h.update(np.ascontiguousarray(design.to_numpy(dtype=float)).tobytes())
-    fp = evaluator.fingerprint() if hasattr(evaluator, "fingerprint") else \
-        f"{getattr(evaluator, '__module__', '')}.{getattr(evaluator, '__qualname__', type(evaluator).__qualname__)}"
+    fp = (
+        evaluator.fingerprint()
+        if hasattr(evaluator, "fingerprint")
+        else f"{getattr(evaluator, '__module__', '')}.{getattr(evaluator, '__qualname__', type(evaluator).__qualname__)}"
+    )
     h.update(fp.encode())
     return h.hexdigest()[:24]
 
@@ -1303,11 +1671,21 @@ def _progress_disabled(progress: bool | None) -> bool:
     return env.strip().lower() not in ("", "0", "false", "no")
 
 
-def run_ensemble(evaluator: Callable[[dict], Any], design, *, n_jobs: int = 1, client: Any = None,
-                 pool: "WorkerPool | None" = None, chunk_size: int | None = None,
-                 out: str | Path | None = None, resume: bool = False, retry_failed: bool = False,
-                 progress: bool | None = None, desc: str = "runs",
-                 warn: bool = True) -> EnsembleResult:
+def run_ensemble(
+    evaluator: Callable[[dict], Any],
+    design,
+    *,
+    n_jobs: int = 1,
+    client: Any = None,
+    pool: WorkerPool | None = None,
+    chunk_size: int | None = None,
+    out: str | Path | None = None,
+    resume: bool = False,
+    retry_failed: bool = False,
+    progress: bool | None = None,
+    desc: str = "runs",
+    warn: bool = True,
+) -> EnsembleResult:
     """Run every row of *design* through *evaluator*, in parallel, with checkpoints.
 
     Parameters
@@ -1363,6 +1741,7 @@ def run_ensemble(evaluator: Callable[[dict], Any], design, *, n_jobs: int = 1, c
         then broken).
     """
     from tqdm import tqdm
+
     t_start = time.perf_counter()
     check_pool(pool, client)
     df = _design_frame(design)
@@ -1373,9 +1752,11 @@ def run_ensemble(evaluator: Callable[[dict], Any], design, *, n_jobs: int = 1, c
     X = df.to_numpy(dtype=float)
     dhash = _hash(df, evaluator)
     out_path = Path(out) if out is not None else None
-    meta = {"factor_names": names,
-            "output_names": list(getattr(evaluator, "output_names", []) or []),
-            "trajectory_names": list(getattr(evaluator, "trajectory_names", []) or [])}
+    meta = {
+        "factor_names": names,
+        "output_names": list(getattr(evaluator, "output_names", []) or []),
+        "trajectory_names": list(getattr(evaluator, "trajectory_names", []) or []),
+    }
     store = _Store(out_path, dhash, df, resume, meta) if out_path is not None else None
 
     collected: list[pd.DataFrame] = []
@@ -1391,8 +1772,9 @@ def run_ensemble(evaluator: Callable[[dict], Any], design, *, n_jobs: int = 1, c
             collected.append(frame)
     pending = np.nonzero(~done)[0]
 
-    schema = _Schema(meta["output_names"], meta["trajectory_names"],
-                     getattr(evaluator, "time_grid_day", None))
+    schema = _Schema(
+        meta["output_names"], meta["trajectory_names"], getattr(evaluator, "time_grid_day", None)
+    )
     if store is not None and store.manifest.get("output_names"):
         schema.outputs = list(store.manifest["output_names"])
         schema.trajectories = list(store.manifest.get("trajectory_names") or [])
@@ -1407,14 +1789,21 @@ def run_ensemble(evaluator: Callable[[dict], Any], design, *, n_jobs: int = 1, c
         chunk_size = int(min(128, max(1, math.ceil(len(pending) / (workers * 16)))))
     if chunk_size < 1:
         raise ParameterError(f"chunk_size: must be ≥ 1 (got {chunk_size})")
-    chunks = [pending[i:i + chunk_size] for i in range(0, len(pending), chunk_size)]
+    chunks = [pending[i : i + chunk_size] for i in range(0, len(pending), chunk_size)]
 
-    bar = tqdm(total=n, initial=int(done.sum()), desc=desc, unit="run",
-               disable=_progress_disabled(progress), dynamic_ncols=True)
+    bar = tqdm(
+        total=n,
+        initial=int(done.sum()),
+        desc=desc,
+        unit="run",
+        disable=_progress_disabled(progress),
+        dynamic_ncols=True,
+    )
     n_computed = 0
     try:
-        for raw in _execute(evaluator, names, X, chunks, n_jobs=max(1, int(n_jobs)), client=client,
-                            pool=pool):
+        for raw in _execute(
+            evaluator, names, X, chunks, n_jobs=max(1, int(n_jobs)), client=client, pool=pool
+        ):
             frame = schema.frame(raw)
             if store is not None:
                 if not store.manifest.get("output_names") and schema.known:
@@ -1438,10 +1827,14 @@ def run_ensemble(evaluator: Callable[[dict], Any], design, *, n_jobs: int = 1, c
     if warn and result.n_failed:
         counts = result.results.loc[~result.ok, "status"].value_counts()
         first = result.failures.iloc[0]
-        warnings.warn(f"{result.n_failed} of {n} runs failed "
-                      f"({', '.join(f'{k}: {v}' for k, v in counts.items())}); e.g. run "
-                      f"{int(first['run'])}: {first['message'][:200]}; all failed runs with their "
-                      f"factor values are in result.failures", EnsembleFailureWarning, stacklevel=2)
+        warnings.warn(
+            f"{result.n_failed} of {n} runs failed "
+            f"({', '.join(f'{k}: {v}' for k, v in counts.items())}); e.g. run "
+            f"{int(first['run'])}: {first['message'][:200]}; all failed runs with their "
+            f"factor values are in result.failures",
+            EnsembleFailureWarning,
+            stacklevel=2,
+        )
     return result
 
 
@@ -1487,8 +1880,9 @@ class _Schema:
                 except (TypeError, ValueError) as exc:
                     scal, arr, problem = {}, {}, f"non-numeric output ({exc})"
                 if problem is None:
-                    bad = [o for o, x in scal.items() if not math.isfinite(x)] + \
-                          [v for v, a in arr.items() if not np.all(np.isfinite(a))]
+                    bad = [o for o, x in scal.items() if not math.isfinite(x)] + [
+                        v for v, a in arr.items() if not np.all(np.isfinite(a))
+                    ]
                     if bad:
                         status[j] = "nonfinite"
                         message[j] = f"non-finite output(s): {', '.join(bad)}"
@@ -1505,9 +1899,15 @@ class _Schema:
                 cols[o][j] = x
             for v, a in arr.items():
                 trajs[v][j] = a
-        frame = pd.DataFrame({"run": np.asarray(raw["runs"], dtype=np.int64),
-                              "status": status, "message": message,
-                              "seconds": np.asarray(raw["seconds"], dtype=float), **cols})
+        frame = pd.DataFrame(
+            {
+                "run": np.asarray(raw["runs"], dtype=np.int64),
+                "status": status,
+                "message": message,
+                "seconds": np.asarray(raw["seconds"], dtype=float),
+                **cols,
+            }
+        )
         for v in self.trajectories:
             frame[f"trajectory:{v}"] = pd.Series(trajs[v], dtype=object)
         return frame
@@ -1522,10 +1922,14 @@ def _assemble(collected, design: pd.DataFrame, names, schema: _Schema, n: int) -
     for o in schema.outputs:
         if o not in allr:
             allr[o] = np.nan
-    table = pd.DataFrame({"run": np.arange(n, dtype=np.int64),
-                          "status": allr["status"].fillna("not_run").to_numpy(),
-                          "message": allr["message"].fillna("").to_numpy(),
-                          "seconds": allr["seconds"].to_numpy(dtype=float)})
+    table = pd.DataFrame(
+        {
+            "run": np.arange(n, dtype=np.int64),
+            "status": allr["status"].fillna("not_run").to_numpy(),
+            "message": allr["message"].fillna("").to_numpy(),
+            "seconds": allr["seconds"].to_numpy(dtype=float),
+        }
+    )
     table = pd.concat([table, design.reset_index(drop=True)], axis=1)
     for o in schema.outputs:
         table[o] = allr[o].to_numpy(dtype=float)
@@ -1534,8 +1938,13 @@ def _assemble(collected, design: pd.DataFrame, names, schema: _Schema, n: int) -
     grid = schema.grid
     for v in schema.trajectories:
         col = allr.get(f"trajectory:{v}")
-        length = len(grid) if grid is not None else max(
-            (len(a) for a in col if a is not None and not (isinstance(a, float))), default=0)
+        length = (
+            len(grid)
+            if grid is not None
+            else max(
+                (len(a) for a in col if a is not None and not (isinstance(a, float))), default=0
+            )
+        )
         arr = np.full((n, length), np.nan)
         if col is not None:
             for i in np.nonzero(ok)[0]:
@@ -1543,9 +1952,14 @@ def _assemble(collected, design: pd.DataFrame, names, schema: _Schema, n: int) -
         trajectories[v] = arr
     if grid is None and schema.trajectories:
         grid = np.arange(max((a.shape[1] for a in trajectories.values()), default=0), dtype=float)
-    return EnsembleResult(results=table, factor_names=list(names), output_names=list(schema.outputs),
-                          trajectory_names=list(schema.trajectories), time_grid_day=grid,
-                          trajectory_arrays=trajectories)
+    return EnsembleResult(
+        results=table,
+        factor_names=list(names),
+        output_names=list(schema.outputs),
+        trajectory_names=list(schema.trajectories),
+        time_grid_day=grid,
+        trajectory_arrays=trajectories,
+    )
 
 
 def _dask_workers(client) -> int:
@@ -1559,6 +1973,7 @@ def _client(client):
     """(client, owned): a distributed.Client from a client or an address."""
     if isinstance(client, str):
         from distributed import Client
+
         return Client(client), True
     return client, False
 
@@ -1582,8 +1997,9 @@ def _execute(evaluator, names, X, chunks, *, n_jobs: int, client, pool=None):
                 yield _evaluate_chunk(evaluator, names, runs, X[runs])
         return
     payload = cloudpickle.dumps(evaluator)
-    pool = ProcessPoolExecutor(max_workers=n_jobs, initializer=_worker_init,
-                               initargs=(payload, names))
+    pool = ProcessPoolExecutor(
+        max_workers=n_jobs, initializer=_worker_init, initargs=(payload, names)
+    )
     try:
         pending = {pool.submit(_worker_chunk, names, runs, X[runs]) for runs in chunks}
         while pending:
@@ -1596,11 +2012,14 @@ def _execute(evaluator, names, X, chunks, *, n_jobs: int, client, pool=None):
 
 def _execute_dask(evaluator, names, X, chunks, client):
     from distributed import as_completed
+
     payload = cloudpickle.dumps(evaluator)
     key = hashlib.sha256(payload).hexdigest()[:16]
     [payload_future] = client.scatter([payload], broadcast=True)
-    futures = [client.submit(_dask_chunk, key, payload_future, names, runs, X[runs], pure=False)
-               for runs in chunks]
+    futures = [
+        client.submit(_dask_chunk, key, payload_future, names, runs, X[runs], pure=False)
+        for runs in chunks
+    ]
     try:
         for fut in as_completed(futures):
             yield fut.result()
@@ -1620,16 +2039,24 @@ def grid_design(**axes: Sequence[float]) -> pd.DataFrame:
         Factor name -> values (bare numbers in the factor's unit).
     """
     if not axes:
-        raise ParameterError("grid_design: give at least one factor, e.g. session_interval_day=[1, 2, 3]")
+        raise ParameterError(
+            "grid_design: give at least one factor, e.g. session_interval_day=[1, 2, 3]"
+        )
     names = list(axes)
     values = [list(np.atleast_1d(np.asarray(v, dtype=float))) for v in axes.values()]
     return pd.DataFrame(list(itertools.product(*values)), columns=names)
 
 
-def schedule_scan(template: ScheduleTemplate, x: tuple[str, Sequence[float]],
-                  y: tuple[str, Sequence[float]], readouts: Sequence[str] | None = None, *,
-                  params: Mapping[str, Any] | None = None, evaluator: Callable | None = None,
-                  **run_kwargs) -> pd.DataFrame:
+def schedule_scan(
+    template: ScheduleTemplate,
+    x: tuple[str, Sequence[float]],
+    y: tuple[str, Sequence[float]],
+    readouts: Sequence[str] | None = None,
+    *,
+    params: Mapping[str, Any] | None = None,
+    evaluator: Callable | None = None,
+    **run_kwargs,
+) -> pd.DataFrame:
     """Run a two-factor grid of schedules through :func:`run_ensemble`.
 
     Parameters

@@ -36,9 +36,9 @@ from scipy import optimize, stats
 
 from mhimmune.core.errors import MhimmuneError, ParameterError, SolverError
 from mhimmune.core.model import Model
+from mhimmune.core.simulate import simulate
 from mhimmune.interop.petab import load_measurements, observable_name, resolve_protocols
 from mhimmune.mh.protocol import Protocol
-from mhimmune.core.simulate import simulate
 
 __all__ = ["fit", "FitResult", "Objective", "synthetic_measurements", "load_measurements"]
 
@@ -58,11 +58,13 @@ def _grid_step_h(days: np.ndarray) -> float | None:
 
 
 def _to_scaled(x, scale):
-    return np.log10(x) if scale == "log10" else np.log(x) if scale == "log" else np.asarray(x, float)
+    return (
+        np.log10(x) if scale == "log10" else np.log(x) if scale == "log" else np.asarray(x, float)
+    )
 
 
 def _from_scaled(z, scale):
-    return 10.0 ** z if scale == "log10" else np.exp(z) if scale == "log" else np.asarray(z, float)
+    return 10.0**z if scale == "log10" else np.exp(z) if scale == "log" else np.asarray(z, float)
 
 
 class Objective:
@@ -87,10 +89,17 @@ class Objective:
         tight enough for finite-difference gradients).
     """
 
-    def __init__(self, model: Model, data: pd.DataFrame, parameters: Sequence[str],
-                 protocols: Mapping[str, Any] | None = None, *, fixed: Mapping[str, Any] | None = None,
-                 bounds: Mapping[str, tuple[float, float]] | None = None,
-                 sim_options: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        model: Model,
+        data: pd.DataFrame,
+        parameters: Sequence[str],
+        protocols: Mapping[str, Any] | None = None,
+        *,
+        fixed: Mapping[str, Any] | None = None,
+        bounds: Mapping[str, tuple[float, float]] | None = None,
+        sim_options: Mapping[str, Any] | None = None,
+    ):
         self.model = model
         self.data = load_measurements(data)
         self.parameters = list(parameters)
@@ -119,19 +128,27 @@ class Objective:
         self.lower, self.upper = np.array(lo), np.array(hi)
         for n, s, a in zip(self.parameters, self.scales, self.lower):
             if s in ("log", "log10") and a <= 0:
-                raise ParameterError(f"fit: {n} is fitted on a {s} scale and needs a lower bound > 0")
+                raise ParameterError(
+                    f"fit: {n} is fitted on a {s} scale and needs a lower bound > 0"
+                )
         self.protocols = resolve_protocols(self.data["arm"].unique(), protocols)
         self.sim_options = {"rtol": 1e-8, "atol": 1e-10, **dict(sim_options or {})}
         self._plan = []  # per arm: protocol, step, {site: (derived or state index, rows, times)}
         for arm, prot in self.protocols.items():
             d = self.data[self.data["arm"] == arm]
             if (d["day"] * 24 > prot.duration_h + 1e-9).any():
-                raise MhimmuneError(f"arm {arm!r}: measurements after the end of its protocol "
-                                    f"(day {prot.duration_h / 24:g})")
+                raise MhimmuneError(
+                    f"arm {arm!r}: measurements after the end of its protocol "
+                    f"(day {prot.duration_h / 24:g})"
+                )
             step = _grid_step_h(d["day"].to_numpy())
             sites = {}
             for site, ds in d.groupby("site"):
-                sites[site] = (self._locate(observable_name(site)), ds.index.to_numpy(), ds["day"].to_numpy() * 24)
+                sites[site] = (
+                    self._locate(observable_name(site)),
+                    ds.index.to_numpy(),
+                    ds["day"].to_numpy() * 24,
+                )
             self._plan.append((arm, prot, step, sites))
         self.log_obs = np.log(self.data["volume"].to_numpy())
         self.n_evaluations = 0
@@ -242,19 +259,36 @@ class FitResult:
     def table(self) -> pd.DataFrame:
         """Estimates with intervals, units, scales and the bounds searched."""
         o = self.objective
-        df = pd.DataFrame({"estimate": self.estimates.values, "ci_lower": self.ci["lower"].values,
-                           "ci_upper": self.ci["upper"].values, "unit": o.units, "scale": o.scales,
-                           "nominal": o.nominal, "bound_lower": o.lower, "bound_upper": o.upper,
-                           "method": self.ci["method"].values, "level": self.ci["level"].values,
-                           "identifiable": [None if m == "none" else not (a or b) for m, a, b in
-                                            zip(self.ci["method"], self.ci["lower_at_bound"],
-                                                self.ci["upper_at_bound"])]},
-                          index=pd.Index(o.parameters, name="parameter"))
+        df = pd.DataFrame(
+            {
+                "estimate": self.estimates.values,
+                "ci_lower": self.ci["lower"].values,
+                "ci_upper": self.ci["upper"].values,
+                "unit": o.units,
+                "scale": o.scales,
+                "nominal": o.nominal,
+                "bound_lower": o.lower,
+                "bound_upper": o.upper,
+                "method": self.ci["method"].values,
+                "level": self.ci["level"].values,
+                "identifiable": [
+                    None if m == "none" else not (a or b)
+                    for m, a, b in zip(
+                        self.ci["method"], self.ci["lower_at_bound"], self.ci["upper_at_bound"]
+                    )
+                ],
+            },
+            index=pd.Index(o.parameters, name="parameter"),
+        )
         return df
 
     def __repr__(self) -> str:
-        parts = ", ".join(f"{n}={v:.4g} [{lo:.4g}, {hi:.4g}]" for n, v, lo, hi in
-                          zip(self.estimates.index, self.estimates.values, self.ci["lower"], self.ci["upper"]))
+        parts = ", ".join(
+            f"{n}={v:.4g} [{lo:.4g}, {hi:.4g}]"
+            for n, v, lo, hi in zip(
+                self.estimates.index, self.estimates.values, self.ci["lower"], self.ci["upper"]
+            )
+        )
         return f"<FitResult {parts}; sigma={self.sigma:.3g}, n={self.n}>"
 
     def predictions(self) -> pd.DataFrame:
@@ -268,6 +302,7 @@ class FitResult:
     def plot(self, output_step: str = "6 h"):
         """Data (points, one colour per arm) and fitted tumour volumes (lines), log scale."""
         import matplotlib.pyplot as plt
+
         o = self.objective
         sites = list(dict.fromkeys(o.data["site"]))
         fig, axes = plt.subplots(1, len(sites), figsize=(5.5 * len(sites), 4), squeeze=False)
@@ -281,19 +316,24 @@ class FitResult:
                     continue
                 name = observable_name(site)
                 ax.plot(res.time_h / 24, res.wide[name].values, color=colour, label=f"{arm} (fit)")
-                ax.scatter(d["day"], d["volume"], color=colour, s=14, alpha=0.7, label=f"{arm} (data)")
+                ax.scatter(
+                    d["day"], d["volume"], color=colour, s=14, alpha=0.7, label=f"{arm} (data)"
+                )
         for ax, site in zip(axes[0], sites):
             ax.set_yscale("log")
             ax.set_xlabel("day")
             ax.set_ylabel(f"tumour volume, {site} (mm³)")
             ax.legend(fontsize=7)
-        fig.suptitle("Fit: " + ", ".join(f"{n} = {v:.3g}" for n, v in self.estimates.items()), fontsize=9)
+        fig.suptitle(
+            "Fit: " + ", ".join(f"{n} = {v:.3g}" for n, v in self.estimates.items()), fontsize=9
+        )
         fig.tight_layout()
         return fig
 
     def plot_profiles(self):
         """Profile likelihood of each parameter with the χ² threshold and the interval."""
         import matplotlib.pyplot as plt
+
         names = [n for n in self.objective.parameters if n in self.profiles]
         if not names:
             raise MhimmuneError("no profiles: fit with ci='profile'")
@@ -308,7 +348,10 @@ class FitResult:
                 ax.axvline(x, color="tab:red", lw=1)
             ax.axvline(self.estimates[n], color="k", lw=1)
             wide = prof["value"].max() > 3 * prof["value"].min() > 0
-            if wide and self.objective.scales[self.objective.parameters.index(n)] in ("log", "log10"):
+            if wide and self.objective.scales[self.objective.parameters.index(n)] in (
+                "log",
+                "log10",
+            ):
                 ax.set_xscale("log")
             ax.set_xlabel(f"{n} ({self.objective.units[self.objective.parameters.index(n)]})")
             ax.set_ylabel("Δ = n·log(RSS/RSS_min)")
@@ -316,9 +359,17 @@ class FitResult:
         return fig
 
 
-def synthetic_measurements(model: Model, protocols: Mapping[str, Protocol], days: Sequence[float], *,
-                           params: Mapping[str, Any] | None = None, animals_per_arm: int = 5,
-                           sd_log: float = 0.1, sites: Sequence[str] = ("treated",), seed: int = 0) -> pd.DataFrame:
+def synthetic_measurements(
+    model: Model,
+    protocols: Mapping[str, Protocol],
+    days: Sequence[float],
+    *,
+    params: Mapping[str, Any] | None = None,
+    animals_per_arm: int = 5,
+    sd_log: float = 0.1,
+    sites: Sequence[str] = ("treated",),
+    seed: int = 0,
+) -> pd.DataFrame:
     """Tumour volumes simulated with *params* plus log-normal noise (SD *sd_log*), as a table.
 
     Every animal of an arm follows the same model trajectory; measurement noise is
@@ -336,8 +387,10 @@ def synthetic_measurements(model: Model, protocols: Mapping[str, Protocol], days
             truth = np.interp(days, w.index.values, w[name].values)
             for a in range(animals_per_arm):
                 noisy = truth * np.exp(rng.normal(0.0, sd_log, len(days)))
-                rows += [dict(animal=f"{arm}_{a + 1}", arm=arm, day=float(d), volume=float(v), site=site)
-                         for d, v in zip(days, noisy)]
+                rows += [
+                    dict(animal=f"{arm}_{a + 1}", arm=arm, day=float(d), volume=float(v), site=site)
+                    for d, v in zip(days, noisy)
+                ]
     return pd.DataFrame(rows)
 
 
@@ -352,7 +405,9 @@ def _least_squares(obj: Objective, z0, free: np.ndarray, fixed_z: np.ndarray | N
         return obj.residuals(z)
 
     start = np.clip(np.asarray(z0, float)[free], lo[free], hi[free])
-    opts = dict(method="trf", diff_step=1e-4, x_scale=1.0, max_nfev=200, xtol=1e-10, ftol=1e-10, gtol=1e-10)
+    opts = dict(
+        method="trf", diff_step=1e-4, x_scale=1.0, max_nfev=200, xtol=1e-10, ftol=1e-10, gtol=1e-10
+    )
     opts.update(kw)
     r = optimize.least_squares(fun, start, bounds=(lo[free], hi[free]), **opts)
     z = base.copy()
@@ -360,8 +415,15 @@ def _least_squares(obj: Objective, z0, free: np.ndarray, fixed_z: np.ndarray | N
     return z, 2.0 * r.cost, r
 
 
-def _profile(obj: Objective, z_best: np.ndarray, rss_min: float, j: int, level: float, se: float,
-             max_points: int = 12) -> tuple[list[tuple[float, float]], float, float, bool, bool]:
+def _profile(
+    obj: Objective,
+    z_best: np.ndarray,
+    rss_min: float,
+    j: int,
+    level: float,
+    se: float,
+    max_points: int = 12,
+) -> tuple[list[tuple[float, float]], float, float, bool, bool]:
     """Walk parameter *j* both ways until Δ crosses the χ²₁ threshold (scaled coordinates)."""
     n = len(obj.log_obs)
     threshold = stats.chi2.ppf(level, 1)
@@ -372,7 +434,9 @@ def _profile(obj: Objective, z_best: np.ndarray, rss_min: float, j: int, level: 
     ends, at_bound = [], []
     span = hi[j] - lo[j]
     for direction in (-1.0, 1.0):
-        step = float(np.clip(se if np.isfinite(se) and se > 0 else 0.05 * span, 1e-3 * span, 0.25 * span))
+        step = float(
+            np.clip(se if np.isfinite(se) and se > 0 else 0.05 * span, 1e-3 * span, 0.25 * span)
+        )
         prev_v, prev_d = z_best[j], 0.0
         z = z_best.copy()
         end, hit = None, False
@@ -406,11 +470,21 @@ def _profile(obj: Objective, z_best: np.ndarray, rss_min: float, j: int, level: 
     return points, ends[0], ends[1], at_bound[0], at_bound[1]
 
 
-def fit(model: Model, data, parameters: Sequence[str], protocols: Mapping[str, Any] | None = None, *,
-        n_starts: int = 8, seed: int = 0, ci: str | None = "profile", level: float = 0.95,
-        n_bootstrap: int = 50, fixed: Mapping[str, Any] | None = None,
-        bounds: Mapping[str, tuple[float, float]] | None = None,
-        sim_options: Mapping[str, Any] | None = None) -> FitResult:
+def fit(
+    model: Model,
+    data,
+    parameters: Sequence[str],
+    protocols: Mapping[str, Any] | None = None,
+    *,
+    n_starts: int = 8,
+    seed: int = 0,
+    ci: str | None = "profile",
+    level: float = 0.95,
+    n_bootstrap: int = 50,
+    fixed: Mapping[str, Any] | None = None,
+    bounds: Mapping[str, tuple[float, float]] | None = None,
+    sim_options: Mapping[str, Any] | None = None,
+) -> FitResult:
     """Fit *parameters* of *model* to tumour volumes by multi-start least squares.
 
     Parameters
@@ -448,7 +522,9 @@ def fit(model: Model, data, parameters: Sequence[str], protocols: Mapping[str, A
     if not 0 < level < 1:
         raise MhimmuneError(f"level must be in (0, 1), got {level}")
     t_start = time.perf_counter()
-    obj = Objective(model, data, parameters, protocols, fixed=fixed, bounds=bounds, sim_options=sim_options)
+    obj = Objective(
+        model, data, parameters, protocols, fixed=fixed, bounds=bounds, sim_options=sim_options
+    )
     rng = np.random.default_rng(seed)
     lo, hi = obj.scaled_bounds
     k = len(obj.parameters)
@@ -459,9 +535,16 @@ def fit(model: Model, data, parameters: Sequence[str], protocols: Mapping[str, A
     for i, z0 in enumerate(starts):
         before = obj.n_evaluations
         z, rss, r = _least_squares(obj, z0, free)
-        rows.append({"start": i, **{f"start_{n}": v for n, v in zip(obj.parameters, obj.from_scaled(z0))},
-                     **{f"end_{n}": v for n, v in zip(obj.parameters, obj.from_scaled(z))},
-                     "rss": rss, "success": bool(r.success), "evaluations": obj.n_evaluations - before})
+        rows.append(
+            {
+                "start": i,
+                **{f"start_{n}": v for n, v in zip(obj.parameters, obj.from_scaled(z0))},
+                **{f"end_{n}": v for n, v in zip(obj.parameters, obj.from_scaled(z))},
+                "rss": rss,
+                "success": bool(r.success),
+                "evaluations": obj.n_evaluations - before,
+            }
+        )
         if best is None or rss < best[1]:
             best = (z, rss, r)
     z_best, rss_min, r_best = best
@@ -479,11 +562,20 @@ def fit(model: Model, data, parameters: Sequence[str], protocols: Mapping[str, A
             se = np.full(k, np.nan)
         for j, name in enumerate(obj.parameters):
             points, a, b, a_hit, b_hit = _profile(obj, z_best, rss_min, j, level, se[j])
-            profiles[name] = pd.DataFrame({"value": [float(_from_scaled(v, obj.scales[j])) for v, _ in points],
-                                           "delta": [d for _, d in points]})
-            ci_rows.append({"lower": float(_from_scaled(a, obj.scales[j])),
-                            "upper": float(_from_scaled(b, obj.scales[j])),
-                            "lower_at_bound": a_hit, "upper_at_bound": b_hit})
+            profiles[name] = pd.DataFrame(
+                {
+                    "value": [float(_from_scaled(v, obj.scales[j])) for v, _ in points],
+                    "delta": [d for _, d in points],
+                }
+            )
+            ci_rows.append(
+                {
+                    "lower": float(_from_scaled(a, obj.scales[j])),
+                    "upper": float(_from_scaled(b, obj.scales[j])),
+                    "lower_at_bound": a_hit,
+                    "upper_at_bound": b_hit,
+                }
+            )
     elif ci == "bootstrap":
         animals = obj.data[["arm", "animal"]].drop_duplicates()
         estimates_b = []
@@ -491,11 +583,21 @@ def fit(model: Model, data, parameters: Sequence[str], protocols: Mapping[str, A
             parts = []
             for arm, g in animals.groupby("arm", sort=False):
                 chosen = rng.choice(g["animal"].to_numpy(), size=len(g), replace=True)
-                parts += [obj.data[(obj.data["arm"] == arm) & (obj.data["animal"] == m)].assign(animal=f"{m}#{i}")
-                          for i, m in enumerate(chosen)]
-            sub = Objective(model, pd.concat(parts, ignore_index=True), obj.parameters, obj.protocols,
-                            fixed=obj.fixed, bounds=dict(zip(obj.parameters, zip(obj.lower, obj.upper))),
-                            sim_options=obj.sim_options)
+                parts += [
+                    obj.data[(obj.data["arm"] == arm) & (obj.data["animal"] == m)].assign(
+                        animal=f"{m}#{i}"
+                    )
+                    for i, m in enumerate(chosen)
+                ]
+            sub = Objective(
+                model,
+                pd.concat(parts, ignore_index=True),
+                obj.parameters,
+                obj.protocols,
+                fixed=obj.fixed,
+                bounds=dict(zip(obj.parameters, zip(obj.lower, obj.upper))),
+                sim_options=obj.sim_options,
+            )
             zb, _, _ = _least_squares(sub, z_best, free)
             estimates_b.append(sub.from_scaled(zb))
         boot = pd.DataFrame(estimates_b, columns=obj.parameters)
@@ -503,14 +605,30 @@ def fit(model: Model, data, parameters: Sequence[str], protocols: Mapping[str, A
         for j, name in enumerate(obj.parameters):
             zs = _to_scaled(boot[name].to_numpy(), obj.scales[j])
             a, b = np.quantile(zs, [alpha, 1 - alpha])
-            ci_rows.append({"lower": float(_from_scaled(a, obj.scales[j])),
-                            "upper": float(_from_scaled(b, obj.scales[j])),
-                            "lower_at_bound": bool(np.isclose(a, lo[j])), "upper_at_bound": bool(np.isclose(b, hi[j]))})
+            ci_rows.append(
+                {
+                    "lower": float(_from_scaled(a, obj.scales[j])),
+                    "upper": float(_from_scaled(b, obj.scales[j])),
+                    "lower_at_bound": bool(np.isclose(a, lo[j])),
+                    "upper_at_bound": bool(np.isclose(b, hi[j])),
+                }
+            )
     else:
-        ci_rows = [{"lower": np.nan, "upper": np.nan, "lower_at_bound": False, "upper_at_bound": False}] * k
+        ci_rows = [
+            {"lower": np.nan, "upper": np.nan, "lower_at_bound": False, "upper_at_bound": False}
+        ] * k
     ci_df = pd.DataFrame(ci_rows, index=obj.parameters)
     ci_df["method"] = ci or "none"
     ci_df["level"] = level
-    return FitResult(objective=obj, estimates=estimates, ci=ci_df, sigma=sigma, rss=rss_min, n=n,
-                     starts=pd.DataFrame(rows), profiles=profiles, bootstrap=boot,
-                     seconds=time.perf_counter() - t_start)
+    return FitResult(
+        objective=obj,
+        estimates=estimates,
+        ci=ci_df,
+        sigma=sigma,
+        rss=rss_min,
+        n=n,
+        starts=pd.DataFrame(rows),
+        profiles=profiles,
+        bootstrap=boot,
+        seconds=time.perf_counter() - t_start,
+    )

@@ -42,8 +42,16 @@ import pandas as pd
 from mhimmune.core.errors import HfWarning, ParameterError, ProtocolError
 
 __all__ = [
-    "load_variability", "sample_cohort", "Arm", "STANDARD_ARMS", "standard_arms",
-    "ResponderRule", "MECHANISM_READOUTS", "run_trial", "TrialResult", "check_cohort",
+    "load_variability",
+    "sample_cohort",
+    "Arm",
+    "STANDARD_ARMS",
+    "standard_arms",
+    "ResponderRule",
+    "MECHANISM_READOUTS",
+    "run_trial",
+    "TrialResult",
+    "check_cohort",
 ]
 
 _DISTRIBUTIONS = ("lognormal", "logitnormal")
@@ -68,6 +76,7 @@ def load_variability(path: str | Path | None = None) -> pd.DataFrame:
     """
     if path is None:
         from mhimmune.core.resources import resource_dir
+
         path = resource_dir("parameters") / "cohort.tsv"
     path = Path(path)
     if not path.is_file():
@@ -80,8 +89,10 @@ def load_variability(path: str | Path | None = None) -> pd.DataFrame:
         df["notes"] = ""
     df = df.set_index("parameterId")
     if df.index.has_duplicates:
-        raise ParameterError(f"variability table {path}: duplicate rows "
-                             f"{sorted(set(df.index[df.index.duplicated()]))}")
+        raise ParameterError(
+            f"variability table {path}: duplicate rows "
+            f"{sorted(set(df.index[df.index.duplicated()]))}"
+        )
     try:
         df["sigma"] = df["sigma"].astype(float)
     except ValueError as exc:
@@ -89,18 +100,22 @@ def load_variability(path: str | Path | None = None) -> pd.DataFrame:
     for name, row in df.iterrows():
         _check_spec(name, row["distribution"], row["sigma"], f"variability table {path}")
         if not str(row["source"]).strip():
-            raise ParameterError(f"variability table {path}: {name}: source is empty "
-                                 f"(give a reference or 'assumed: <reason>')")
+            raise ParameterError(
+                f"variability table {path}: {name}: source is empty "
+                f"(give a reference or 'assumed: <reason>')"
+            )
     return df[["distribution", "sigma", "source", "notes"]]
 
 
 def _check_spec(name: str, dist: str, sigma: float, where: str) -> None:
     if dist not in _DISTRIBUTIONS:
-        raise ParameterError(f"{where}: {name}.distribution must be one of {_DISTRIBUTIONS} "
-                             f"(got {dist!r})")
+        raise ParameterError(
+            f"{where}: {name}.distribution must be one of {_DISTRIBUTIONS} (got {dist!r})"
+        )
     if not (math.isfinite(sigma) and 0.0 <= sigma <= 3.0):
-        raise ParameterError(f"{where}: {name}.sigma must be in [0, 3] on the {dist[:-6]} scale "
-                             f"(got {sigma!r})")
+        raise ParameterError(
+            f"{where}: {name}.sigma must be in [0, 3] on the {dist[:-6]} scale (got {sigma!r})"
+        )
 
 
 def _variability_frame(variability) -> pd.DataFrame:
@@ -118,19 +133,31 @@ def _variability_frame(variability) -> pd.DataFrame:
             if isinstance(spec, Mapping):
                 unknown = set(spec) - {"distribution", "sigma", "source", "notes"}
                 if unknown:
-                    raise ParameterError(f"variability.{name}: unknown keys {sorted(unknown)}; "
-                                         f"allowed: distribution, sigma, source, notes")
-                rows[name] = {"distribution": spec.get("distribution", "lognormal"),
-                              "sigma": spec.get("sigma"), "source": spec.get("source", "given"),
-                              "notes": spec.get("notes", "")}
+                    raise ParameterError(
+                        f"variability.{name}: unknown keys {sorted(unknown)}; "
+                        f"allowed: distribution, sigma, source, notes"
+                    )
+                rows[name] = {
+                    "distribution": spec.get("distribution", "lognormal"),
+                    "sigma": spec.get("sigma"),
+                    "source": spec.get("source", "given"),
+                    "notes": spec.get("notes", ""),
+                }
             else:
-                rows[name] = {"distribution": "lognormal", "sigma": spec, "source": "given",
-                              "notes": ""}
-        df = pd.DataFrame.from_dict(rows, orient="index",
-                                    columns=["distribution", "sigma", "source", "notes"])
+                rows[name] = {
+                    "distribution": "lognormal",
+                    "sigma": spec,
+                    "source": "given",
+                    "notes": "",
+                }
+        df = pd.DataFrame.from_dict(
+            rows, orient="index", columns=["distribution", "sigma", "source", "notes"]
+        )
     else:
-        raise ParameterError(f"variability: expected None, a file, a DataFrame or a mapping "
-                             f"name -> sigma, got {type(variability).__name__}")
+        raise ParameterError(
+            f"variability: expected None, a file, a DataFrame or a mapping "
+            f"name -> sigma, got {type(variability).__name__}"
+        )
     if "distribution" not in df:
         df["distribution"] = "lognormal"
     for col in ("source", "notes"):
@@ -142,8 +169,9 @@ def _variability_frame(variability) -> pd.DataFrame:
         try:
             sigma = float(df.at[name, "sigma"])
         except (TypeError, ValueError):
-            raise ParameterError(f"variability: {name}.sigma must be a number "
-                                 f"(got {df.at[name, 'sigma']!r})") from None
+            raise ParameterError(
+                f"variability: {name}.sigma must be a number (got {df.at[name, 'sigma']!r})"
+            ) from None
         df.at[name, "sigma"] = sigma
         _check_spec(str(name), str(df.at[name, "distribution"]), sigma, "variability")
     df["sigma"] = df["sigma"].astype(float)
@@ -159,10 +187,15 @@ def _correlation_matrix(correlation, names: list[str]) -> np.ndarray:
     if isinstance(correlation, pd.DataFrame):
         unknown = (set(correlation.index) | set(correlation.columns)) - set(names)
         if unknown:
-            raise ParameterError(f"correlation: {sorted(unknown)} are not varied parameters "
-                                 f"({', '.join(names)})")
-        pairs = {(a, b): correlation.at[a, b] for a in correlation.index
-                 for b in correlation.columns if a != b}
+            raise ParameterError(
+                f"correlation: {sorted(unknown)} are not varied parameters ({', '.join(names)})"
+            )
+        pairs = {
+            (a, b): correlation.at[a, b]
+            for a in correlation.index
+            for b in correlation.columns
+            if a != b
+        }
     elif isinstance(correlation, Mapping):
         pairs = {}
         for key, rho in correlation.items():
@@ -173,8 +206,9 @@ def _correlation_matrix(correlation, names: list[str]) -> np.ndarray:
     for (a, b), rho in pairs.items():
         for n in (a, b):
             if n not in pos:
-                raise ParameterError(f"correlation: {n!r} is not a varied parameter "
-                                     f"({', '.join(names)})")
+                raise ParameterError(
+                    f"correlation: {n!r} is not a varied parameter ({', '.join(names)})"
+                )
         if a == b:
             raise ParameterError(f"correlation: ({a}, {b}) pairs a parameter with itself")
         try:
@@ -188,15 +222,19 @@ def _correlation_matrix(correlation, names: list[str]) -> np.ndarray:
             raise ParameterError(f"correlation[{a}, {b}]: given twice with different values")
         R[i, j] = R[j, i] = rho
     if np.linalg.eigvalsh(R).min() <= 1e-10:
-        raise ParameterError("correlation: the matrix is not positive definite (the given "
-                             "correlations cannot hold together)")
+        raise ParameterError(
+            "correlation: the matrix is not positive definite (the given "
+            "correlations cannot hold together)"
+        )
     return R
 
 
 def _from_covariance(cov, var: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     if not isinstance(cov, pd.DataFrame) or list(cov.index) != list(cov.columns) or cov.empty:
-        raise ParameterError("covariance: expected a square DataFrame with the same parameter "
-                             "names as index and columns")
+        raise ParameterError(
+            "covariance: expected a square DataFrame with the same parameter "
+            "names as index and columns"
+        )
     C = cov.to_numpy(dtype=float)
     if not np.all(np.isfinite(C)) or not np.allclose(C, C.T, rtol=1e-10, atol=1e-14):
         raise ParameterError("covariance: must be finite and symmetric")
@@ -210,15 +248,26 @@ def _from_covariance(cov, var: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame
         if name in var.index:
             var.at[name, "sigma"] = float(sg)
         else:
-            var.loc[name] = {"distribution": "lognormal", "sigma": float(sg),
-                             "source": "covariance", "notes": ""}
+            var.loc[name] = {
+                "distribution": "lognormal",
+                "sigma": float(sg),
+                "source": "covariance",
+                "notes": "",
+            }
         _check_spec(str(name), str(var.at[name, "distribution"]), float(sg), "covariance")
     corr = pd.DataFrame(C / np.outer(sigma, sigma), index=cov.index, columns=cov.columns)
     return var, corr
 
 
-def sample_cohort(n: int, *, variability=None, correlation=None, covariance=None, seed: int = 0,
-                  parameters: Any = None) -> pd.DataFrame:
+def sample_cohort(
+    n: int,
+    *,
+    variability=None,
+    correlation=None,
+    covariance=None,
+    seed: int = 0,
+    parameters: Any = None,
+) -> pd.DataFrame:
     """Draw a virtual cohort: one row per animal, one column per varied parameter.
 
     Each parameter is log-normal (positive quantities) or logit-normal (fractions)
@@ -253,6 +302,7 @@ def sample_cohort(n: int, *, variability=None, correlation=None, covariance=None
         ``attrs`` hold the seed and the variability used.
     """
     from mhimmune.core.params import ParameterTable
+
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ParameterError(f"n: number of animals must be an integer ≥ 1 (got {n!r})")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -267,6 +317,7 @@ def sample_cohort(n: int, *, variability=None, correlation=None, covariance=None
     unknown = [x for x in names if x not in table]
     if unknown:
         import difflib
+
         hints = {u: difflib.get_close_matches(u, table.names, n=3) for u in unknown}
         raise ParameterError(f"variability: unknown parameters {unknown}; close matches: {hints}")
     R = _correlation_matrix(correlation, names)
@@ -280,13 +331,17 @@ def sample_cohort(n: int, *, variability=None, correlation=None, covariance=None
         sigma = float(var.at[name, "sigma"])
         if var.at[name, "distribution"] == "lognormal":
             if not nominal > 0:
-                raise ParameterError(f"variability: {name} is log-normal but its table value "
-                                     f"is {nominal:g} (must be > 0)")
+                raise ParameterError(
+                    f"variability: {name} is log-normal but its table value "
+                    f"is {nominal:g} (must be > 0)"
+                )
             out[name] = nominal * np.exp(sigma * z[:, j])
         else:
             if not 0.0 < nominal < 1.0:
-                raise ParameterError(f"variability: {name} is logit-normal but its table "
-                                     f"value is {nominal:g} (must be in (0, 1))")
+                raise ParameterError(
+                    f"variability: {name} is logit-normal but its table "
+                    f"value is {nominal:g} (must be in (0, 1))"
+                )
             logit = math.log(nominal / (1.0 - nominal)) + sigma * z[:, j]
             out[name] = 1.0 / (1.0 + np.exp(-logit))
     df = pd.DataFrame(out, index=pd.RangeIndex(int(n), name="animal"))
@@ -294,8 +349,11 @@ def sample_cohort(n: int, *, variability=None, correlation=None, covariance=None
     return df
 
 
-def check_cohort(cohort, taken=(), taken_what: str = "protocol factors, not model parameters",
-                 ) -> pd.DataFrame:
+def check_cohort(
+    cohort,
+    taken=(),
+    taken_what: str = "protocol factors, not model parameters",
+) -> pd.DataFrame:
     """Validate a cohort table and return it as floats (same index).
 
     A cohort is a non-empty DataFrame, one row per animal, one column per model
@@ -303,8 +361,10 @@ def check_cohort(cohort, taken=(), taken_what: str = "protocol factors, not mode
     factors a caller sets itself) are errors, described as *taken_what*.
     """
     if not isinstance(cohort, pd.DataFrame):
-        raise ParameterError(f"cohort: expected a DataFrame with one row per animal and one "
-                             f"column per model parameter, got {type(cohort).__name__}")
+        raise ParameterError(
+            f"cohort: expected a DataFrame with one row per animal and one "
+            f"column per model parameter, got {type(cohort).__name__}"
+        )
     if len(cohort) == 0:
         raise ParameterError("cohort: no animals (0 rows); pass cohort=None for one nominal animal")
     bad = [c for c in cohort.columns if not isinstance(c, str)]
@@ -380,13 +440,18 @@ STANDARD_ARMS: Mapping[str, Arm] = {
     "mh+anti_pdl1": Arm("mh+anti_pdl1", {}, description="MH + anti-PD-L1"),
     "mh+cdt": Arm("mh+cdt", {**_OFF_AB, "cdt": 1}, description="MH + chemodynamic agent"),
     "mh+bso": Arm("mh+bso", {**_OFF_AB, "bso": 1}, description="MH + BSO"),
-    "mh+hsp_inhibitor": Arm("mh+hsp_inhibitor", {**_OFF_AB, "hsp_inhibitor": 1},
-                            description="MH + HSP inhibitor"),
-    "mh+anti_pdl1+cdt": Arm("mh+anti_pdl1+cdt", {"cdt": 1},
-                            description="MH + anti-PD-L1 + chemodynamic agent"),
+    "mh+hsp_inhibitor": Arm(
+        "mh+hsp_inhibitor", {**_OFF_AB, "hsp_inhibitor": 1}, description="MH + HSP inhibitor"
+    ),
+    "mh+anti_pdl1+cdt": Arm(
+        "mh+anti_pdl1+cdt", {"cdt": 1}, description="MH + anti-PD-L1 + chemodynamic agent"
+    ),
     "mh+anti_pdl1+bso": Arm("mh+anti_pdl1+bso", {"bso": 1}, description="MH + anti-PD-L1 + BSO"),
-    "mh+anti_pdl1+hsp_inhibitor": Arm("mh+anti_pdl1+hsp_inhibitor", {"hsp_inhibitor": 1},
-                                      description="MH + anti-PD-L1 + HSP inhibitor"),
+    "mh+anti_pdl1+hsp_inhibitor": Arm(
+        "mh+anti_pdl1+hsp_inhibitor",
+        {"hsp_inhibitor": 1},
+        description="MH + anti-PD-L1 + HSP inhibitor",
+    ),
 }
 
 
@@ -422,16 +487,26 @@ class ResponderRule:
     endpoint_mm3: float = 2000.0
 
     def __post_init__(self):
-        for name, lo in (("threshold_mm3", 0.0), ("day_after_first_treatment", 0.0),
-                         ("endpoint_mm3", 0.0)):
+        for name, lo in (
+            ("threshold_mm3", 0.0),
+            ("day_after_first_treatment", 0.0),
+            ("endpoint_mm3", 0.0),
+        ):
             x = getattr(self, name)
-            if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) \
-                    or x < lo:
-                raise ParameterError(f"responder.{name}: must be a finite number ≥ {lo:g} "
-                                     f"(got {x!r})")
+            if (
+                isinstance(x, bool)
+                or not isinstance(x, (int, float))
+                or not math.isfinite(x)
+                or x < lo
+            ):
+                raise ParameterError(
+                    f"responder.{name}: must be a finite number ≥ {lo:g} (got {x!r})"
+                )
         if self.endpoint_mm3 <= self.threshold_mm3:
-            raise ParameterError(f"responder.endpoint_mm3 ({self.endpoint_mm3:g}) must exceed "
-                                 f"threshold_mm3 ({self.threshold_mm3:g})")
+            raise ParameterError(
+                f"responder.endpoint_mm3 ({self.endpoint_mm3:g}) must exceed "
+                f"threshold_mm3 ({self.threshold_mm3:g})"
+            )
 
 
 #: Mechanistic readouts recorded per animal, in the order of the chain, with the link
@@ -442,12 +517,24 @@ class ResponderRule:
 MECHANISM_READOUTS: tuple[tuple[str, str, str, str], ...] = (
     ("cem43_min", "cem43_total_min", "heating", "thermal dose CEM43 (min, all sessions)"),
     ("damp_d1", "damp_signal@+1", "death (ICD)", "DAMP signal 1 d after the first MH session"),
-    ("mature_dc_d7", "mature_dc_fraction@+7", "immune: DC maturation",
-     "mature DC fraction at +7 d"),
-    ("cd8_effectors_d7", "cd8_effectors_total@+7", "immune: T-cell priming",
-     "CD8 effector cells at +7 d (Mcell)"),
-    ("pdl1_occupancy_d7", "pdl1_occupancy@+7", "immune: checkpoint blockade",
-     "anti-PD-L1 target occupancy at +7 d"),
+    (
+        "mature_dc_d7",
+        "mature_dc_fraction@+7",
+        "immune: DC maturation",
+        "mature DC fraction at +7 d",
+    ),
+    (
+        "cd8_effectors_d7",
+        "cd8_effectors_total@+7",
+        "immune: T-cell priming",
+        "CD8 effector cells at +7 d (Mcell)",
+    ),
+    (
+        "pdl1_occupancy_d7",
+        "pdl1_occupancy@+7",
+        "immune: checkpoint blockade",
+        "anti-PD-L1 target occupancy at +7 d",
+    ),
     ("m1_m2_d7", "m1_m2_ratio@+7", "immune: macrophage polarisation", "M1/M2 ratio at +7 d"),
     ("treg_fraction_d7", "treg_fraction@+7", "immune: suppression", "Treg fraction at +7 d"),
 )
@@ -460,11 +547,20 @@ VOLUME_ZERO_TOLERANCE_MM3 = 1e-6
 # ============================================================================== trial
 
 
-def run_trial(arms: Sequence[Arm | str] | None = None, cohort: pd.DataFrame | None = None, *,
-              template=None, responder: ResponderRule | None = None, recist: bool = True,
-              grid_step_day: float = 0.5, params: Mapping[str, Any] | None = None,
-              n_jobs: int = 1, client: Any = None, pool: Any = None,
-              progress: bool | None = None) -> "TrialResult":
+def run_trial(
+    arms: Sequence[Arm | str] | None = None,
+    cohort: pd.DataFrame | None = None,
+    *,
+    template=None,
+    responder: ResponderRule | None = None,
+    recist: bool = True,
+    grid_step_day: float = 0.5,
+    params: Mapping[str, Any] | None = None,
+    n_jobs: int = 1,
+    client: Any = None,
+    pool: Any = None,
+    progress: bool | None = None,
+) -> TrialResult:
     """Give every animal of *cohort* every arm and classify the outcomes.
 
     Parameters
@@ -498,24 +594,38 @@ def run_trial(arms: Sequence[Arm | str] | None = None, cohort: pd.DataFrame | No
     -------
     TrialResult
     """
-    from mhimmune.runs.ensemble import (PROTOCOL_FACTORS, ModelEvaluator, Readout, ScheduleTemplate, pool_for,
-                           run_ensemble)
+    from mhimmune.runs.ensemble import (
+        PROTOCOL_FACTORS,
+        ModelEvaluator,
+        Readout,
+        ScheduleTemplate,
+        pool_for,
+        run_ensemble,
+    )
+
     responder = responder or ResponderRule()
     if template is None:
         template = ScheduleTemplate("60 d", name="trial")
     elif not isinstance(template, ScheduleTemplate):
-        raise ParameterError(f"template: expected a ScheduleTemplate, got {type(template).__name__}")
-    arm_list = [STANDARD_ARMS[a] if isinstance(a, str) and a in STANDARD_ARMS else a
-                for a in (arms if arms is not None else standard_arms())]
+        raise ParameterError(
+            f"template: expected a ScheduleTemplate, got {type(template).__name__}"
+        )
+    arm_list = [
+        STANDARD_ARMS[a] if isinstance(a, str) and a in STANDARD_ARMS else a
+        for a in (arms if arms is not None else standard_arms())
+    ]
     for a in arm_list:
         if not isinstance(a, Arm):
-            raise ParameterError(f"arms: {a!r} is neither an Arm nor a standard arm "
-                                 f"({', '.join(STANDARD_ARMS)})")
+            raise ParameterError(
+                f"arms: {a!r} is neither an Arm nor a standard arm ({', '.join(STANDARD_ARMS)})"
+            )
     if not arm_list:
         raise ParameterError("arms: give at least one arm")
     names = [a.name for a in arm_list]
     if len(set(names)) != len(names):
-        raise ParameterError(f"arms: duplicate names {sorted({n for n in names if names.count(n) > 1})}")
+        raise ParameterError(
+            f"arms: duplicate names {sorted({n for n in names if names.count(n) > 1})}"
+        )
     cohort = _nominal_cohort() if cohort is None else check_cohort(cohort, PROTOCOL_FACTORS)
     if not (isinstance(grid_step_day, (int, float)) and 0 < grid_step_day <= 5):
         raise ParameterError(f"grid_step_day: must be in (0, 5] days (got {grid_step_day!r})")
@@ -531,10 +641,12 @@ def run_trial(arms: Sequence[Arm | str] | None = None, cohort: pd.DataFrame | No
     for a in arm_list:
         end = plans[a.name].duration_h / 24.0
         if end + 1e-9 < resp_day:
-            raise ParameterError(f"arm {a.name}: its protocol ends at day {end:g}, before the "
-                                 f"responder day {resp_day:.4g} (first treatment day {start_day:.4g} "
-                                 f"+ {responder.day_after_first_treatment:g}); lengthen the "
-                                 f"template's duration or shorten the responder day")
+            raise ParameterError(
+                f"arm {a.name}: its protocol ends at day {end:g}, before the "
+                f"responder day {resp_day:.4g} (first treatment day {start_day:.4g} "
+                f"+ {responder.day_after_first_treatment:g}); lengthen the "
+                f"template's duration or shorten the responder day"
+            )
     # mechanistic readouts (@+D) are sampled D days after each arm's anchor: its first MH
     # session, else its first treatment, else (untreated) the trial's first treatment
     mh_starts = [p.mh_sessions()[0].start_h / 24.0 for p in plans.values() if p.mh_sessions()]
@@ -550,11 +662,14 @@ def run_trial(arms: Sequence[Arm | str] | None = None, cohort: pd.DataFrame | No
     mechanisms = {name: Readout.parse(spec, name=name) for name, spec, _, _ in MECHANISM_READOUTS}
 
     def readouts_for(day0: float) -> dict[str, Readout]:
-        r = {name: (replace(ro, day=day0 + ro.day, relative=False) if ro.relative else ro)
-             for name, ro in mechanisms.items()}
+        r = {
+            name: (replace(ro, day=day0 + ro.day, relative=False) if ro.relative else ro)
+            for name, ro in mechanisms.items()
+        }
         r["total_at_start_mm3"] = Readout("total_at_start_mm3", "at", _VOLUMES, start_day)
-        r["total_at_responder_day_mm3"] = Readout("total_at_responder_day_mm3", "at", _VOLUMES,
-                                                  resp_day)
+        r["total_at_responder_day_mm3"] = Readout(
+            "total_at_responder_day_mm3", "at", _VOLUMES, resp_day
+        )
         return r
 
     frames, curves = [], []
@@ -574,27 +689,56 @@ def run_trial(arms: Sequence[Arm | str] | None = None, cohort: pd.DataFrame | No
             for c in cols:
                 block[c] = vals[c]
             blocks.append(block)
-        jobs.append(([a.name for a in group],
-                     ModelEvaluator(template, readouts_for(day0), trajectories=_VOLUMES,
-                                    time_grid_day=grid, params=params),
-                     pd.concat(blocks, ignore_index=True)))
+        jobs.append(
+            (
+                [a.name for a in group],
+                ModelEvaluator(
+                    template,
+                    readouts_for(day0),
+                    trajectories=_VOLUMES,
+                    time_grid_day=grid,
+                    params=params,
+                ),
+                pd.concat(blocks, ignore_index=True),
+            )
+        )
     for a in arm_list:
         if a.protocol is not None:
-            jobs.append(([a.name], ModelEvaluator(a.protocol, readouts_for(anchor(a.protocol)),
-                                                  trajectories=_VOLUMES, time_grid_day=grid,
-                                                  params=params),
-                         cohort.reset_index(drop=True)))
+            jobs.append(
+                (
+                    [a.name],
+                    ModelEvaluator(
+                        a.protocol,
+                        readouts_for(anchor(a.protocol)),
+                        trajectories=_VOLUMES,
+                        time_grid_day=grid,
+                        params=params,
+                    ),
+                    cohort.reset_index(drop=True),
+                )
+            )
     n = len(cohort)
     with pool_for(n_jobs, client, pool) as pool:
-        results = [(arm_names, run_ensemble(ev, design, n_jobs=n_jobs, client=client, pool=pool,
-                                            progress=progress,
-                                            desc=f"trial: {', '.join(arm_names)}"))
-                   for arm_names, ev, design in jobs]
+        results = [
+            (
+                arm_names,
+                run_ensemble(
+                    ev,
+                    design,
+                    n_jobs=n_jobs,
+                    client=client,
+                    pool=pool,
+                    progress=progress,
+                    desc=f"trial: {', '.join(arm_names)}",
+                ),
+            )
+            for arm_names, ev, design in jobs
+        ]
     for arm_names, res in results:
         table = res.results.reset_index(drop=True)
         traj = res.trajectories(list(_VOLUMES))
         for k, name in enumerate(arm_names):
-            rows = table.iloc[k * n:(k + 1) * n].copy()
+            rows = table.iloc[k * n : (k + 1) * n].copy()
             rows.insert(0, "animal", np.asarray(cohort.index))
             rows.insert(0, "arm", name)
             frames.append(rows.drop(columns=["run"]))
@@ -606,9 +750,17 @@ def run_trial(arms: Sequence[Arm | str] | None = None, cohort: pd.DataFrame | No
     frames.sort(key=lambda f: order[f["arm"].iloc[0]])
     animals = pd.concat(frames, ignore_index=True)
     volumes = {name: arr for name, arr in sorted(curves, key=lambda c: order[c[0]])}
-    return TrialResult(animals=animals, volumes=volumes, time_day=grid, arms=arm_list,
-                       plans=plans, cohort=cohort, responder=responder, start_day=start_day,
-                       recist=recist)
+    return TrialResult(
+        animals=animals,
+        volumes=volumes,
+        time_day=grid,
+        arms=arm_list,
+        plans=plans,
+        cohort=cohort,
+        responder=responder,
+        start_day=start_day,
+        recist=recist,
+    )
 
 
 @dataclass
@@ -643,6 +795,7 @@ class TrialResult:
 
     def __post_init__(self):
         from mhimmune.studies import stats
+
         a = self.animals
         self._check_volumes()
         ok = (a["status"] == "ok").to_numpy()
@@ -650,7 +803,8 @@ class TrialResult:
         if ok.any():
             a.loc[ok, "responder"] = stats.responders(
                 a.loc[ok, "total_at_responder_day_mm3"].to_numpy(float),
-                self.responder.threshold_mm3)
+                self.responder.threshold_mm3,
+            )
         a["time_to_event_day"] = np.nan
         a["event"] = pd.array([pd.NA] * len(a), dtype="boolean")
         for name in self.arm_names:
@@ -659,18 +813,25 @@ class TrialResult:
                 continue
             arm_rows = np.nonzero((a["arm"] == name).to_numpy())[0]
             local = np.searchsorted(arm_rows, rows)
-            times, events = stats.time_to_event(self.time_day, self.volumes[name][local],
-                                                 self.responder.endpoint_mm3,
-                                                 start_day=self.start_day)
+            times, events = stats.time_to_event(
+                self.time_day,
+                self.volumes[name][local],
+                self.responder.endpoint_mm3,
+                start_day=self.start_day,
+            )
             a.loc[rows, "time_to_event_day"] = times
             a.loc[rows, "event"] = events
         if self.recist:
             a["recist"] = pd.Categorical([None] * len(a), categories=stats.RECIST_CATEGORIES)
             if ok.any():
                 base = a.loc[ok, "total_at_start_mm3"].to_numpy(float)
-                a.loc[ok, "recist"] = np.asarray(stats.recist_categories(
-                    base, a.loc[ok, "total_at_responder_day_mm3"].to_numpy(float),
-                    cr_threshold_mm3=self.responder.threshold_mm3))
+                a.loc[ok, "recist"] = np.asarray(
+                    stats.recist_categories(
+                        base,
+                        a.loc[ok, "total_at_responder_day_mm3"].to_numpy(float),
+                        cr_threshold_mm3=self.responder.threshold_mm3,
+                    )
+                )
 
     def _check_volumes(self) -> None:
         """Negative tumour volumes: within :data:`VOLUME_ZERO_TOLERANCE_MM3` of 0 they are
@@ -682,15 +843,19 @@ class TrialResult:
         for name in self.arm_names:
             idx = np.nonzero((a["arm"] == name).to_numpy())[0]
             vol = np.array(self.volumes[name], dtype=float)  # own, writable copy
-            ok = (a["status"].to_numpy()[idx] == "ok")
-            lowest = np.minimum(np.nanmin(np.where(np.isnan(vol), np.inf, vol), axis=1),
-                                a.loc[idx, cols].min(axis=1).to_numpy())
+            ok = a["status"].to_numpy()[idx] == "ok"
+            lowest = np.minimum(
+                np.nanmin(np.where(np.isnan(vol), np.inf, vol), axis=1),
+                a.loc[idx, cols].min(axis=1).to_numpy(),
+            )
             bad = ok & (lowest < -VOLUME_ZERO_TOLERANCE_MM3)
             for i, low in zip(idx[bad], lowest[bad]):
                 a.loc[i, "status"] = "negative_volume"
-                a.loc[i, "message"] = (f"total tumour volume reached {low:.3g} mm³ (< "
-                                       f"-{VOLUME_ZERO_TOLERANCE_MM3:g}); rerun with a smaller "
-                                       f"rtol/atol")
+                a.loc[i, "message"] = (
+                    f"total tumour volume reached {low:.3g} mm³ (< "
+                    f"-{VOLUME_ZERO_TOLERANCE_MM3:g}); rerun with a smaller "
+                    f"rtol/atol"
+                )
             vol[ok & ~bad] = np.where(vol[ok & ~bad] < 0, 0.0, vol[ok & ~bad])
             self.volumes[name] = vol
             keep = idx[ok & ~bad]
@@ -723,7 +888,9 @@ class TrialResult:
         mask = a["status"] == "ok"
         if arm is not None:
             if arm not in self.arm_names:
-                raise ParameterError(f"arm {arm!r}: not in this trial ({', '.join(self.arm_names)})")
+                raise ParameterError(
+                    f"arm {arm!r}: not in this trial ({', '.join(self.arm_names)})"
+                )
             mask &= a["arm"] == arm
         return a[mask]
 
@@ -736,16 +903,25 @@ class TrialResult:
         ``wilson``, ``clopper-pearson`` or ``jeffreys``), ``median_time_to_event_day``.
         """
         from mhimmune.studies import stats
+
         rows = []
         for name in self.arm_names:
             ok = self._ok(name)
             k, m = int(ok["responder"].sum()), len(ok)
             p, lo, hi = stats.proportion_ci(k, m, confidence, method) if m else (np.nan,) * 3
             km = self.kaplan_meier(name) if m else None
-            rows.append({"arm": name, "n": self.n_animals, "n_ok": m, "responders": k,
-                         "fraction": p, "ci_low": lo, "ci_high": hi,
-                         "median_time_to_event_day": stats.median_time(km) if km is not None
-                         else np.nan})
+            rows.append(
+                {
+                    "arm": name,
+                    "n": self.n_animals,
+                    "n_ok": m,
+                    "responders": k,
+                    "fraction": p,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "median_time_to_event_day": stats.median_time(km) if km is not None else np.nan,
+                }
+            )
         return pd.DataFrame(rows).set_index("arm")
 
     def recist_table(self) -> pd.DataFrame:
@@ -753,8 +929,9 @@ class TrialResult:
         if not self.recist:
             raise ParameterError("recist: this trial was run with recist=False")
         ok = self._ok()
-        tab = pd.crosstab(pd.Categorical(ok["arm"], categories=self.arm_names), ok["recist"],
-                          dropna=False)
+        tab = pd.crosstab(
+            pd.Categorical(ok["arm"], categories=self.arm_names), ok["recist"], dropna=False
+        )
         tab.index.name, tab.columns.name = "arm", "recist"
         return tab
 
@@ -762,21 +939,30 @@ class TrialResult:
         """Kaplan–Meier estimate of the time (days from the first treatment) until the
         total tumour reaches the endpoint volume, for *arm* (see :func:`mhimmune.studies.stats.kaplan_meier`)."""
         from mhimmune.studies import stats
+
         ok = self._ok(arm)
-        return stats.kaplan_meier(ok["time_to_event_day"].to_numpy(float),
-                                  ok["event"].to_numpy(bool), confidence)
+        return stats.kaplan_meier(
+            ok["time_to_event_day"].to_numpy(float), ok["event"].to_numpy(bool), confidence
+        )
 
     def logrank(self, reference: str | None = "control", correction: str = "holm") -> pd.DataFrame:
         """Log-rank tests of each arm against *reference* (all pairs if ``None``),
         p-values adjusted by *correction* (see :func:`mhimmune.studies.stats.pairwise_logrank`)."""
         from mhimmune.studies import stats
+
         if reference is not None and reference not in self.arm_names:
-            raise ParameterError(f"reference: {reference!r} is not an arm of this trial "
-                                 f"({', '.join(self.arm_names)})")
+            raise ParameterError(
+                f"reference: {reference!r} is not an arm of this trial "
+                f"({', '.join(self.arm_names)})"
+            )
         ok = self._ok()
-        return stats.pairwise_logrank(ok["time_to_event_day"].to_numpy(float),
-                                      ok["event"].to_numpy(bool), ok["arm"].to_numpy(),
-                                      reference=reference, correction=correction)
+        return stats.pairwise_logrank(
+            ok["time_to_event_day"].to_numpy(float),
+            ok["event"].to_numpy(bool),
+            ok["arm"].to_numpy(),
+            reference=reference,
+            correction=correction,
+        )
 
     def mechanisms(self, statistic: str = "median") -> pd.DataFrame:
         """Per arm, the cohort *statistic* (``median`` or ``mean``) of each mechanistic
@@ -791,14 +977,18 @@ class TrialResult:
     def summary(self) -> str:
         """Short text: responder fractions with intervals, failures, the responder rule."""
         rt = self.responder_table()
-        lines = [f"Virtual trial: {self.n_animals} animals × {len(self.arms)} arms; responder = "
-                 f"total tumour ≤ {self.responder.threshold_mm3:g} mm³ at day "
-                 f"{self.responder_day:.4g} ({self.responder.day_after_first_treatment:g} d after "
-                 f"the first treatment on day {self.start_day:.4g}); model predictions."]
+        lines = [
+            f"Virtual trial: {self.n_animals} animals × {len(self.arms)} arms; responder = "
+            f"total tumour ≤ {self.responder.threshold_mm3:g} mm³ at day "
+            f"{self.responder_day:.4g} ({self.responder.day_after_first_treatment:g} d after "
+            f"the first treatment on day {self.start_day:.4g}); model predictions."
+        ]
         for name, r in rt.iterrows():
-            lines.append(f"  {name:<28} {int(r['responders']):>4}/{int(r['n_ok']):<4} "
-                         f"{100 * r['fraction']:5.1f} % (95 % CI {100 * r['ci_low']:.1f}–"
-                         f"{100 * r['ci_high']:.1f} %)")
+            lines.append(
+                f"  {name:<28} {int(r['responders']):>4}/{int(r['n_ok']):<4} "
+                f"{100 * r['fraction']:5.1f} % (95 % CI {100 * r['ci_low']:.1f}–"
+                f"{100 * r['ci_high']:.1f} %)"
+            )
         if self.n_failed:
             lines.append(f"  {self.n_failed} runs failed and are left out (see .failures)")
         return "\n".join(lines)
@@ -813,8 +1003,10 @@ class TrialResult:
 
     def _repr_html_(self) -> str:
         rt = self.responder_table()
-        return (f"<p>Virtual trial: {self.n_animals} animals × {len(self.arms)} arms "
-                f"(model predictions)</p>" + rt.to_html(float_format=lambda x: f"{x:.3g}"))
+        return (
+            f"<p>Virtual trial: {self.n_animals} animals × {len(self.arms)} arms "
+            f"(model predictions)</p>" + rt.to_html(float_format=lambda x: f"{x:.3g}")
+        )
 
     # ------------------------------------------------------------------- output
     def save(self, out: str | Path) -> dict[str, Path]:
@@ -822,13 +1014,17 @@ class TrialResult:
         ``mechanisms.csv`` and ``volumes.csv.gz`` (gzip; long: arm, animal, time_day,
         total_mm3, 6 significant digits) to *out* atomically; returns the paths by name."""
         from mhimmune.core.io import write_csv
+
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        paths = {"animals": write_csv(self.animals, out / "animals.csv"),
-                 "responders": write_csv(self.responder_table().reset_index(), out / "responders.csv"),
-                 "mechanisms": write_csv(self.mechanisms().reset_index(), out / "mechanisms.csv"),
-                 "volumes": write_csv(self.volume_frame(), out / "volumes.csv.gz", index=False,
-                                      float_format="%.6g")}
+        paths = {
+            "animals": write_csv(self.animals, out / "animals.csv"),
+            "responders": write_csv(self.responder_table().reset_index(), out / "responders.csv"),
+            "mechanisms": write_csv(self.mechanisms().reset_index(), out / "mechanisms.csv"),
+            "volumes": write_csv(
+                self.volume_frame(), out / "volumes.csv.gz", index=False, float_format="%.6g"
+            ),
+        }
         if "control" in self.arm_names and len(self.arms) > 1:
             paths["logrank"] = write_csv(self.logrank(), out / "logrank.csv")
         return paths
@@ -838,54 +1034,81 @@ class TrialResult:
         parts = []
         for name, arr in self.volumes.items():
             n, m = arr.shape
-            parts.append(pd.DataFrame({"arm": name,
-                                       "animal": np.repeat(np.asarray(self.cohort.index), m),
-                                       "time_day": np.tile(self.time_day, n),
-                                       "total_mm3": arr.ravel()}))
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "arm": name,
+                        "animal": np.repeat(np.asarray(self.cohort.index), m),
+                        "time_day": np.tile(self.time_day, n),
+                        "total_mm3": arr.ravel(),
+                    }
+                )
+            )
         return pd.concat(parts, ignore_index=True)
 
     # ------------------------------------------------------------------- plots
     def plot_km(self, ax=None, arms: Sequence[str] | None = None, ci: bool = True):
         """Kaplan–Meier curves (fraction of animals below the endpoint volume) per arm."""
         import matplotlib.pyplot as plt
+
         from mhimmune.mh.plotting import HYPOTHESIS_NOTE
+
         ax = ax or plt.subplots(figsize=(6, 4))[1]
         palette = _palette(self.arm_names)
         for name in arms or self.arm_names:
             km = self.kaplan_meier(name)
             ax.step(km["time"], km["survival"], where="post", color=palette[name], label=name)
             if ci:
-                ax.fill_between(km["time"], km["lower"].fillna(km["survival"]),
-                                km["upper"].fillna(km["survival"]), step="post",
-                                color=palette[name], alpha=0.15, lw=0)
+                ax.fill_between(
+                    km["time"],
+                    km["lower"].fillna(km["survival"]),
+                    km["upper"].fillna(km["survival"]),
+                    step="post",
+                    color=palette[name],
+                    alpha=0.15,
+                    lw=0,
+                )
         ax.set_xlabel("days after the first treatment")
         ax.set_ylabel(f"fraction with tumour < {self.responder.endpoint_mm3:g} mm³")
         ax.set_ylim(-0.02, 1.02)
         ax.legend(fontsize=8, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
-        ax.set_title(f"Virtual trial (n = {self.n_animals} per arm); {HYPOTHESIS_NOTE}", fontsize=8,
-                     loc="left")
+        ax.set_title(
+            f"Virtual trial (n = {self.n_animals} per arm); {HYPOTHESIS_NOTE}",
+            fontsize=8,
+            loc="left",
+        )
         return ax
 
     def plot_responders(self, ax=None):
         """Responder fraction per arm with its 95 % Wilson interval."""
         import matplotlib.pyplot as plt
+
         ax = ax or plt.subplots(figsize=(6, 3.5))[1]
         rt = self.responder_table()
         palette = _palette(self.arm_names)
         x = np.arange(len(rt))
         ax.bar(x, rt["fraction"], color=[palette[n] for n in rt.index])
-        ax.errorbar(x, rt["fraction"], yerr=[rt["fraction"] - rt["ci_low"],
-                                             rt["ci_high"] - rt["fraction"]],
-                    fmt="none", ecolor="k", capsize=3, lw=1)
+        ax.errorbar(
+            x,
+            rt["fraction"],
+            yerr=[rt["fraction"] - rt["ci_low"], rt["ci_high"] - rt["fraction"]],
+            fmt="none",
+            ecolor="k",
+            capsize=3,
+            lw=1,
+        )
         ax.set_xticks(x, rt.index, rotation=30, ha="right", fontsize=8)
-        ax.set_ylabel(f"responders (≤ {self.responder.threshold_mm3:g} mm³ at "
-                      f"+{self.responder.day_after_first_treatment:g} d)")
+        ax.set_ylabel(
+            f"responders (≤ {self.responder.threshold_mm3:g} mm³ at "
+            f"+{self.responder.day_after_first_treatment:g} d)"
+        )
         ax.set_ylim(0, 1.05)
         return ax
 
     def plot_volumes(self, axes=None, log: bool = True):
         """Total tumour volume of every animal over time, one panel per arm."""
         import matplotlib.pyplot as plt
+
         k = len(self.arms)
         if axes is None:
             axes = plt.subplots(1, k, figsize=(2.6 * k, 2.8), sharey=True, squeeze=False)[1][0]
@@ -907,8 +1130,10 @@ class TrialResult:
     def figure(self):
         """One figure: Kaplan–Meier curves and responder fractions side by side."""
         import matplotlib.pyplot as plt
-        fig, (a1, a2) = plt.subplots(1, 2, figsize=(13, 4.2), layout="constrained",
-                                     gridspec_kw={"width_ratios": [3, 2]})
+
+        fig, (a1, a2) = plt.subplots(
+            1, 2, figsize=(13, 4.2), layout="constrained", gridspec_kw={"width_ratios": [3, 2]}
+        )
         self.plot_km(a1)
         self.plot_responders(a2)
         return fig
@@ -916,6 +1141,7 @@ class TrialResult:
 
 def _palette(names: Sequence[str]) -> dict[str, Any]:
     import seaborn as sns
+
     colours = sns.color_palette("colorblind", max(len(names), 3))
     fixed = {"control": (0.45, 0.45, 0.45)}
     return {n: fixed.get(n, colours[i % len(colours)]) for i, n in enumerate(names)}

@@ -53,9 +53,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mhimmune.runs.ensemble import (PROTOCOL_FACTORS, STATUS_OK, EnsembleFailureWarning, ModelEvaluator,
-                       ScheduleTemplate, WorkerPool, check_pool, run_ensemble)
 from mhimmune.core.errors import MhimmuneError, ParameterError, ProtocolError
+from mhimmune.runs.ensemble import (
+    PROTOCOL_FACTORS,
+    STATUS_OK,
+    EnsembleFailureWarning,
+    ModelEvaluator,
+    ScheduleTemplate,
+    WorkerPool,
+    check_pool,
+    run_ensemble,
+)
 
 __all__ = ["Constraints", "optimize_schedule", "OptimizationResult"]
 
@@ -72,8 +80,17 @@ CI_LEVEL = 0.95
 #: options of :func:`scipy.optimize.differential_evolution` that ``de_options`` may set
 DE_OPTIONS = ("strategy", "popsize", "tol", "atol", "mutation", "recombination", "init")
 #: column names of the candidate table besides the factors
-TABLE_COLUMNS = ("feasible", "violation", "n_ok", "n_failed", "objective", "rank", "ci_low",
-                 "ci_high", "p_best")
+TABLE_COLUMNS = (
+    "feasible",
+    "violation",
+    "n_ok",
+    "n_failed",
+    "objective",
+    "rank",
+    "ci_low",
+    "ci_high",
+    "p_best",
+)
 _RESERVED = set(TABLE_COLUMNS) | {"candidate", "animal", "run", "status", "message", "seconds"}
 # n_jobs > 1 runs the whole search on one WorkerPool; False restores new processes per
 # batch (for analyses/benchmarks/bench_pool.py only)
@@ -85,7 +102,9 @@ _INTEGER_KINDS = ("count", "switch")
 
 
 def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(
+        x, (bool, np.bool_)
+    )
 
 
 @dataclass(frozen=True)
@@ -125,30 +144,41 @@ class Constraints:
             if x is None:
                 continue
             if not _is_number(x) or not math.isfinite(float(x)) or float(x) <= 0:
-                raise ParameterError(f"constraints.{name}: must be a finite number > 0 or None "
-                                     f"(got {x!r})")
+                raise ParameterError(
+                    f"constraints.{name}: must be a finite number > 0 or None (got {x!r})"
+                )
             object.__setattr__(self, name, float(x))
         m = self.max_sessions
         if m is not None:
-            if not _is_number(m) or not math.isfinite(float(m)) or float(m) < 0 or float(m) != int(m):
-                raise ParameterError(f"constraints.max_sessions: must be an integer ≥ 0 or None "
-                                     f"(got {m!r})")
+            if (
+                not _is_number(m)
+                or not math.isfinite(float(m))
+                or float(m) < 0
+                or float(m) != int(m)
+            ):
+                raise ParameterError(
+                    f"constraints.max_sessions: must be an integer ≥ 0 or None (got {m!r})"
+                )
             object.__setattr__(self, "max_sessions", int(m))
         custom = self.custom
         if callable(custom):
             custom = (custom,)
         if isinstance(custom, (str, bytes)) or not isinstance(custom, Sequence):
-            raise ParameterError(f"constraints.custom: must be a sequence of callables "
-                                 f"f(values) -> bool (got {type(custom).__name__})")
+            raise ParameterError(
+                f"constraints.custom: must be a sequence of callables "
+                f"f(values) -> bool (got {type(custom).__name__})"
+            )
         custom = tuple(custom)
         bad = [i for i, f in enumerate(custom) if not callable(f)]
         if bad:
-            raise ParameterError(f"constraints.custom: items {bad} are not callable; each must "
-                                 f"be a predicate f(values: dict) -> bool")
+            raise ParameterError(
+                f"constraints.custom: items {bad} are not callable; each must "
+                f"be a predicate f(values: dict) -> bool"
+            )
         object.__setattr__(self, "custom", custom)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Constraints":
+    def from_dict(cls, d: Mapping[str, Any]) -> Constraints:
         """Constraints from a mapping such as a TOML table.
 
         Parameters
@@ -168,13 +198,17 @@ class Constraints:
             An unknown key (the message lists the allowed keys) or a value out of range.
         """
         from mhimmune.core.units import convert
+
         if not isinstance(d, Mapping):
-            raise ParameterError(f"constraints: expected a mapping with keys {', '.join(cls.KEYS)}, "
-                                 f"got {type(d).__name__}")
+            raise ParameterError(
+                f"constraints: expected a mapping with keys {', '.join(cls.KEYS)}, "
+                f"got {type(d).__name__}"
+            )
         unknown = [k for k in d if k not in cls.KEYS]
         if unknown:
-            raise ParameterError(f"constraints: unknown key(s) {unknown}; allowed keys: "
-                                 f"{', '.join(cls.KEYS)}")
+            raise ParameterError(
+                f"constraints: unknown key(s) {unknown}; allowed keys: {', '.join(cls.KEYS)}"
+            )
         kw = dict(d)
         for key, unit in (("hf_max", "A/(m*s)"), ("max_total_antibody_mg_per_kg", "mg/kg")):
             if isinstance(kw.get(key), str):
@@ -186,8 +220,12 @@ class Constraints:
     @property
     def active(self) -> bool:
         """Whether any limit is set."""
-        return (self.hf_max is not None or self.max_sessions is not None
-                or self.max_total_antibody_mg_per_kg is not None or bool(self.custom))
+        return (
+            self.hf_max is not None
+            or self.max_sessions is not None
+            or self.max_total_antibody_mg_per_kg is not None
+            or bool(self.custom)
+        )
 
     def _needs(self, values: Mapping[str, Any], names: Sequence[str], limit: str) -> list[float]:
         missing = [n for n in names if n not in values]
@@ -212,24 +250,29 @@ class Constraints:
                 reasons.append(f"n_sessions = {n:g} > max_sessions {self.max_sessions}")
                 excess += (n - self.max_sessions) / max(1.0, float(self.max_sessions))
         if self.max_total_antibody_mg_per_kg is not None:
-            dose, count = self._needs(values, ("pdl1_dose_mg_per_kg", "pdl1_count"),
-                                      "max_total_antibody_mg_per_kg")
+            dose, count = self._needs(
+                values, ("pdl1_dose_mg_per_kg", "pdl1_count"), "max_total_antibody_mg_per_kg"
+            )
             total = dose * count
             limit = self.max_total_antibody_mg_per_kg
             if total > limit * (1 + 1e-12):
-                reasons.append(f"anti-PD-L1 total {total:g} mg/kg (pdl1_dose_mg_per_kg {dose:g} × "
-                               f"pdl1_count {count:g}) > max_total_antibody_mg_per_kg {limit:g}")
+                reasons.append(
+                    f"anti-PD-L1 total {total:g} mg/kg (pdl1_dose_mg_per_kg {dose:g} × "
+                    f"pdl1_count {count:g}) > max_total_antibody_mg_per_kg {limit:g}"
+                )
                 excess += total / limit - 1.0
         for i, pred in enumerate(self.custom):
             name = getattr(pred, "__name__", type(pred).__name__)
             try:
                 ok = pred(dict(values))
             except Exception as exc:
-                raise ParameterError(f"constraints.custom[{i}] ({name}): raised "
-                                     f"{type(exc).__name__}: {exc}") from exc
+                raise ParameterError(
+                    f"constraints.custom[{i}] ({name}): raised {type(exc).__name__}: {exc}"
+                ) from exc
             if not isinstance(ok, (bool, np.bool_)):
-                raise ParameterError(f"constraints.custom[{i}] ({name}): must return True or "
-                                     f"False (got {ok!r})")
+                raise ParameterError(
+                    f"constraints.custom[{i}] ({name}): must return True or False (got {ok!r})"
+                )
             if not ok:
                 reasons.append(f"custom constraint {name} not met")
                 excess += 1.0
@@ -300,47 +343,66 @@ def _template_of(evaluator) -> ScheduleTemplate | None:
 
 def _parse_space(space, template: ScheduleTemplate | None, template_based: bool) -> list[_Factor]:
     if not isinstance(space, Mapping):
-        raise ParameterError(f"space: expected a mapping factor name -> list of levels or "
-                             f"(low, high), got {type(space).__name__}")
+        raise ParameterError(
+            f"space: expected a mapping factor name -> list of levels or "
+            f"(low, high), got {type(space).__name__}"
+        )
     if not space:
-        raise ParameterError("space: empty; give at least one factor, e.g. "
-                             "{'n_sessions': [1, 2, 3]} or {'session_interval_day': (1.0, 4.0)}")
+        raise ParameterError(
+            "space: empty; give at least one factor, e.g. "
+            "{'n_sessions': [1, 2, 3]} or {'session_interval_day': (1.0, 4.0)}"
+        )
     factors = []
     for name, spec in space.items():
         where = f"space.{name}"
         if not isinstance(name, str) or not name:
             raise ParameterError(f"space: factor names must be text, got {name!r}")
         if name in _RESERVED:
-            raise ParameterError(f"{where}: reserved name; factor names must not be one of "
-                                 f"{sorted(_RESERVED)}")
+            raise ParameterError(
+                f"{where}: reserved name; factor names must not be one of {sorted(_RESERVED)}"
+            )
         if template_based and name not in PROTOCOL_FACTORS:
             hints = difflib.get_close_matches(name, list(PROTOCOL_FACTORS), n=3)
-            raise ParameterError(f"{where}: unknown protocol factor; the space of a ScheduleTemplate "
-                                 f"evaluator holds protocol factors (close matches: {hints}; all: "
-                                 f"{', '.join(PROTOCOL_FACTORS)}); give model parameters as "
-                                 f"cohort columns or fixed values")
+            raise ParameterError(
+                f"{where}: unknown protocol factor; the space of a ScheduleTemplate "
+                f"evaluator holds protocol factors (close matches: {hints}; all: "
+                f"{', '.join(PROTOCOL_FACTORS)}); give model parameters as "
+                f"cohort columns or fixed values"
+            )
         integer = _protocol_kind(name) in _INTEGER_KINDS
         if isinstance(spec, tuple):
             if len(spec) != 2 or not all(_is_number(x) for x in spec):
-                raise ParameterError(f"{where}: a tuple is a continuous range (low, high) of two "
-                                     f"numbers (got {spec!r}); give discrete levels as a list")
+                raise ParameterError(
+                    f"{where}: a tuple is a continuous range (low, high) of two "
+                    f"numbers (got {spec!r}); give discrete levels as a list"
+                )
             lo, hi = float(spec[0]), float(spec[1])
             if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-                raise ParameterError(f"{where}: range (low, high) needs finite low < high "
-                                     f"(got {spec!r})")
+                raise ParameterError(
+                    f"{where}: range (low, high) needs finite low < high (got {spec!r})"
+                )
             if integer and (lo != int(lo) or hi != int(hi)):
-                raise ProtocolError(f"{where}: {name} takes integers; the range bounds must be "
-                                    f"integers (got {spec!r})")
+                raise ProtocolError(
+                    f"{where}: {name} takes integers; the range bounds must be "
+                    f"integers (got {spec!r})"
+                )
             for x in (lo, hi):
                 _check_protocol_value(name, x, where)
             f = _Factor(name, None, lo, hi, integer)
             checks = (lo, hi)
         else:
-            if isinstance(spec, (str, bytes, Mapping)) or not isinstance(spec, (Sequence, np.ndarray, range)):
-                raise ParameterError(f"{where}: expected a list of levels or a (low, high) tuple "
-                                     f"(got {spec!r}); hold a single value constant with fixed=")
-            levels = list(np.asarray(spec, dtype=object).ravel()) if isinstance(spec, np.ndarray) \
+            if isinstance(spec, (str, bytes, Mapping)) or not isinstance(
+                spec, (Sequence, np.ndarray, range)
+            ):
+                raise ParameterError(
+                    f"{where}: expected a list of levels or a (low, high) tuple "
+                    f"(got {spec!r}); hold a single value constant with fixed="
+                )
+            levels = (
+                list(np.asarray(spec, dtype=object).ravel())
+                if isinstance(spec, np.ndarray)
                 else list(spec)
+            )
             if not levels:
                 raise ParameterError(f"{where}: no levels; give at least one value")
             bad = [x for x in levels if not _is_number(x) or not math.isfinite(float(x))]
@@ -364,12 +426,15 @@ def _parse_space(space, template: ScheduleTemplate | None, template_based: bool)
     return factors
 
 
-def _parse_fixed(fixed, factors: list[_Factor], template: ScheduleTemplate | None) -> dict[str, float]:
+def _parse_fixed(
+    fixed, factors: list[_Factor], template: ScheduleTemplate | None
+) -> dict[str, float]:
     if fixed is None:
         return {}
     if not isinstance(fixed, Mapping):
-        raise ParameterError(f"fixed: expected a mapping factor name -> number, got "
-                             f"{type(fixed).__name__}")
+        raise ParameterError(
+            f"fixed: expected a mapping factor name -> number, got {type(fixed).__name__}"
+        )
     names = {f.name for f in factors}
     out = {}
     for k, x in fixed.items():
@@ -391,6 +456,7 @@ def _parse_fixed(fixed, factors: list[_Factor], template: ScheduleTemplate | Non
 
 def _parse_cohort(cohort, taken: set[str]) -> pd.DataFrame | None:
     from mhimmune.studies.cohort import check_cohort
+
     if cohort is None:
         return None
     return check_cohort(cohort, taken | _RESERVED, "also space/fixed factors or reserved names")
@@ -408,10 +474,14 @@ def _parse_aggregate(aggregate) -> tuple[str, float | None]:
             q = float(m.group(1))
             if 0.0 <= q <= 1.0:
                 return aggregate.strip(), q
-            raise ParameterError(f"aggregate: quantile {q:g} must be in [0, 1] (write 'q0.25' for "
-                                 f"the lower quartile)")
-    raise ParameterError(f"aggregate: must be 'mean', 'median' or a quantile 'qP' with P in "
-                         f"[0, 1] such as 'q0.25' (got {aggregate!r})")
+            raise ParameterError(
+                f"aggregate: quantile {q:g} must be in [0, 1] (write 'q0.25' for "
+                f"the lower quartile)"
+            )
+    raise ParameterError(
+        f"aggregate: must be 'mean', 'median' or a quantile 'qP' with P in "
+        f"[0, 1] such as 'q0.25' (got {aggregate!r})"
+    )
 
 
 def _aggregate_rows(Y: np.ndarray, aggregate: str, q: float | None) -> np.ndarray:
@@ -432,8 +502,21 @@ def _aggregate_rows(Y: np.ndarray, aggregate: str, q: float | None) -> np.ndarra
 class _Search:
     """State of one optimisation: candidates, their runs and objective values."""
 
-    def __init__(self, evaluator, factors, fixed, cohort, constraints, template, objective,
-                 aggregate, q, maximize, run_kwargs, method):
+    def __init__(
+        self,
+        evaluator,
+        factors,
+        fixed,
+        cohort,
+        constraints,
+        template,
+        objective,
+        aggregate,
+        q,
+        maximize,
+        run_kwargs,
+        method,
+    ):
         self.evaluator = evaluator
         self.factors = factors
         self.names = [f.name for f in factors]
@@ -481,8 +564,17 @@ class _Search:
                 self.index[key] = cid
                 values = dict(zip(self.names, key))
                 reasons, excess = self.constraints._check(self.full_values(values))
-                self.rows.append({**values, "feasible": not reasons, "violation": "; ".join(reasons),
-                                  "n_ok": 0, "n_failed": 0, "objective": np.nan, "_excess": excess})
+                self.rows.append(
+                    {
+                        **values,
+                        "feasible": not reasons,
+                        "violation": "; ".join(reasons),
+                        "n_ok": 0,
+                        "n_failed": 0,
+                        "objective": np.nan,
+                        "_excess": excess,
+                    }
+                )
                 if not reasons:
                     new.append(cid)
             ids.append(cid)
@@ -493,7 +585,9 @@ class _Search:
     def _simulate(self, cids: list[int], desc: str) -> None:
         n_a = self.n_animals
         cand = pd.DataFrame([{n: self.rows[c][n] for n in self.names} for c in cids])
-        design = pd.DataFrame({n: np.repeat(cand[n].to_numpy(dtype=float), n_a) for n in self.names})
+        design = pd.DataFrame(
+            {n: np.repeat(cand[n].to_numpy(dtype=float), n_a) for n in self.names}
+        )
         for k, v in self.fixed.items():
             design[k] = v
         if self.cohort is not None:
@@ -504,16 +598,21 @@ class _Search:
         self.n_simulated += len(design)
         if res.output_names:
             if self.objective not in res.output_names:
-                raise ParameterError(f"objective: {self.objective!r} is not an output of the "
-                                     f"evaluator; its outputs: {res.output_names}")
+                raise ParameterError(
+                    f"objective: {self.objective!r} is not an output of the "
+                    f"evaluator; its outputs: {res.output_names}"
+                )
             self.output_names = list(res.output_names)
         table = res.results.drop(columns=["run"])
         table.insert(0, "animal", np.tile(np.asarray(self.animal_ids, dtype=object), len(cids)))
         table.insert(0, "candidate", np.repeat(np.asarray(cids, dtype=np.int64), n_a))
         self.runs.append(table)
         ok = (table["status"] == STATUS_OK).to_numpy().reshape(len(cids), n_a)
-        y = table[self.objective].to_numpy(dtype=float) if self.objective in table \
+        y = (
+            table[self.objective].to_numpy(dtype=float)
+            if self.objective in table
             else np.full(len(table), np.nan)
+        )
         y = np.where(ok.ravel(), y, np.nan).reshape(len(cids), n_a)
         agg = _aggregate_rows(y, self.aggregate, self.q)
         for j, c in enumerate(cids):
@@ -524,8 +623,18 @@ class _Search:
 
     # ------------------------------------------------------------------ results
     def table(self) -> pd.DataFrame:
-        t = pd.DataFrame(self.rows, columns=[*self.names, "feasible", "violation", "n_ok",
-                                             "n_failed", "objective", "_excess"])
+        t = pd.DataFrame(
+            self.rows,
+            columns=[
+                *self.names,
+                "feasible",
+                "violation",
+                "n_ok",
+                "n_failed",
+                "objective",
+                "_excess",
+            ],
+        )
         t = t.drop(columns=["_excess"])
         t["feasible"] = t["feasible"].astype(bool)
         t["n_ok"] = t["n_ok"].astype(np.int64)
@@ -540,8 +649,9 @@ class _Search:
 
     def all_runs(self) -> pd.DataFrame:
         if not self.runs:
-            return pd.DataFrame(columns=["candidate", "animal", "status", "message", "seconds",
-                                         *self.names])
+            return pd.DataFrame(
+                columns=["candidate", "animal", "status", "message", "seconds", *self.names]
+            )
         return pd.concat(self.runs, ignore_index=True)
 
 
@@ -557,20 +667,25 @@ def _grid_candidates(factors: list[_Factor], budget: int | None) -> list[dict[st
         else:
             n = int(math.floor((budget / n_disc) ** (1.0 / len(cont)) + 1e-9))
             if n < 2:
-                raise ParameterError(f"budget: {budget} is too small for a grid with {len(cont)} "
-                                     f"range factor(s) (2 levels each) and {n_disc} combinations "
-                                     f"of listed levels: give budget ≥ {n_disc * 2 ** len(cont)}")
+                raise ParameterError(
+                    f"budget: {budget} is too small for a grid with {len(cont)} "
+                    f"range factor(s) (2 levels each) and {n_disc} combinations "
+                    f"of listed levels: give budget ≥ {n_disc * 2 ** len(cont)}"
+                )
             # the largest level count whose grid fits the budget (integer ranges may have fewer)
-            while math.prod(f.n_grid(n + 1) for f in cont) * n_disc <= budget and \
-                    any(f.n_grid(n + 1) > f.n_grid(n) for f in cont):
+            while math.prod(f.n_grid(n + 1) for f in cont) * n_disc <= budget and any(
+                f.n_grid(n + 1) > f.n_grid(n) for f in cont
+            ):
                 n += 1
     else:
         n = DEFAULT_GRID_LEVELS
     levels = [f.grid_levels(n) for f in factors]
     total = math.prod(len(v) for v in levels)
     if budget is not None and total > budget:
-        raise ParameterError(f"budget: the grid has {total} candidates > budget {budget}; "
-                             f"give fewer levels or a larger budget")
+        raise ParameterError(
+            f"budget: the grid has {total} candidates > budget {budget}; "
+            f"give fewer levels or a larger budget"
+        )
     names = [f.name for f in factors]
     return [dict(zip(names, combo)) for combo in itertools.product(*levels)]
 
@@ -601,16 +716,24 @@ def _never_called(x) -> float:  # the objective scipy holds; generations go thro
 
 def _rng_keyword() -> str:
     from scipy.optimize import differential_evolution
+
     return "rng" if "rng" in inspect.signature(differential_evolution).parameters else "seed"
 
 
-def _run_de(search: _Search, factors: list[_Factor], budget: int | None, seed: int,
-            options: Mapping[str, Any]) -> dict[str, Any]:
+def _run_de(
+    search: _Search,
+    factors: list[_Factor],
+    budget: int | None,
+    seed: int,
+    options: Mapping[str, Any],
+) -> dict[str, Any]:
     from scipy.optimize import differential_evolution
+
     variables = [f for f in factors if not f.constant]
     if not variables:
-        raise ParameterError("space: differential_evolution needs at least one factor with more "
-                             "than one value")
+        raise ParameterError(
+            "space: differential_evolution needs at least one factor with more than one value"
+        )
     bounds, integrality = [], []
     for f in variables:
         if f.levels is not None:
@@ -621,8 +744,10 @@ def _run_de(search: _Search, factors: list[_Factor], budget: int | None, seed: i
             integrality.append(f.integer)
     init = options.get("init", "latinhypercube")
     if init not in ("latinhypercube", "sobol", "halton", "random"):
-        raise ParameterError(f"de_options.init: must be 'latinhypercube', 'sobol', 'halton' or "
-                             f"'random' (got {init!r})")
+        raise ParameterError(
+            f"de_options.init: must be 'latinhypercube', 'sobol', 'halton' or "
+            f"'random' (got {init!r})"
+        )
     popsize = options.get("popsize", 15)
     if not _is_number(popsize) or int(popsize) != popsize or popsize < 1:
         raise ParameterError(f"de_options.popsize: must be an integer ≥ 1 (got {popsize!r})")
@@ -632,9 +757,11 @@ def _run_de(search: _Search, factors: list[_Factor], budget: int | None, seed: i
     else:
         maxiter = budget // n_pop - 1
         if maxiter < 1:
-            raise ParameterError(f"budget: differential_evolution evaluates populations of {n_pop} "
-                                 f"candidates (popsize {popsize} × {len(variables)} variables); give "
-                                 f"budget ≥ {2 * n_pop} (the initial population and one generation)")
+            raise ParameterError(
+                f"budget: differential_evolution evaluates populations of {n_pop} "
+                f"candidates (popsize {popsize} × {len(variables)} variables); give "
+                f"budget ≥ {2 * n_pop} (the initial population and one generation)"
+            )
     constants = {f.name: f.levels[0] for f in factors if f.constant}
     generation = [0]
     scale = [0.0]  # largest |energy| of a valid candidate so far
@@ -687,22 +814,39 @@ def _run_de(search: _Search, factors: list[_Factor], budget: int | None, seed: i
     kwargs = {k: v for k, v in options.items()}
     kwargs.setdefault("popsize", 15)
     kwargs["popsize"] = int(kwargs["popsize"])
-    kwargs.update(bounds=bounds, integrality=np.asarray(integrality, bool), maxiter=maxiter,
-                  updating="deferred", workers=generation_map, polish=False)
+    kwargs.update(
+        bounds=bounds,
+        integrality=np.asarray(integrality, bool),
+        maxiter=maxiter,
+        updating="deferred",
+        workers=generation_map,
+        polish=False,
+    )
     kwargs[_rng_keyword()] = seed
     try:
         res = differential_evolution(_never_called, **kwargs)
     except _Abort as abort:
         raise abort.error from None
-    return {"de_nit": int(res.nit), "de_message": str(res.message),
-            "de_generations": generation[0] - 1, "de_population": n_pop, "de_maxiter": maxiter}
+    return {
+        "de_nit": int(res.nit),
+        "de_message": str(res.message),
+        "de_generations": generation[0] - 1,
+        "de_population": n_pop,
+        "de_maxiter": maxiter,
+    }
 
 
 # ================================================================================= bootstrap
 
 
-def _bootstrap(Y: np.ndarray, aggregate: str, q: float | None, maximize: bool, n_boot: int,
-               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _bootstrap(
+    Y: np.ndarray,
+    aggregate: str,
+    q: float | None,
+    maximize: bool,
+    n_boot: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
     """Resample animals: (B, share) with B[b, c] the objective of candidate c in resample b
     and share[c] the fraction of resamples in which c is the best (ties split evenly)."""
     n_c, n_a = Y.shape
@@ -733,15 +877,26 @@ def _percentiles(col: np.ndarray) -> tuple[float, float]:
 # ================================================================================= main
 
 
-def optimize_schedule(evaluator: Callable[[dict], Any], space: Mapping[str, Any], *,
-                      cohort: pd.DataFrame | None = None, objective: str = "responder",
-                      aggregate: str = "mean", maximize: bool = True,
-                      constraints: Constraints | Mapping[str, Any] | None = None,
-                      method: str = "grid", fixed: Mapping[str, float] | None = None,
-                      budget: int | None = None, seed: int = 0, n_boot: int = 200,
-                      n_jobs: int = 1, client: Any = None, pool: WorkerPool | None = None,
-                      progress: bool | None = None,
-                      de_options: Mapping[str, Any] | None = None) -> "OptimizationResult":
+def optimize_schedule(
+    evaluator: Callable[[dict], Any],
+    space: Mapping[str, Any],
+    *,
+    cohort: pd.DataFrame | None = None,
+    objective: str = "responder",
+    aggregate: str = "mean",
+    maximize: bool = True,
+    constraints: Constraints | Mapping[str, Any] | None = None,
+    method: str = "grid",
+    fixed: Mapping[str, float] | None = None,
+    budget: int | None = None,
+    seed: int = 0,
+    n_boot: int = 200,
+    n_jobs: int = 1,
+    client: Any = None,
+    pool: WorkerPool | None = None,
+    progress: bool | None = None,
+    de_options: Mapping[str, Any] | None = None,
+) -> OptimizationResult:
     """Find the schedule whose aggregated outcome over a virtual cohort is best.
 
     Parameters
@@ -852,8 +1007,10 @@ def optimize_schedule(evaluator: Callable[[dict], Any], space: Mapping[str, Any]
     """
     t0 = time.perf_counter()
     if not callable(evaluator):
-        raise ParameterError(f"evaluator: expected a ModelEvaluator or a callable f(values) -> "
-                             f"dict, got {type(evaluator).__name__}")
+        raise ParameterError(
+            f"evaluator: expected a ModelEvaluator or a callable f(values) -> "
+            f"dict, got {type(evaluator).__name__}"
+        )
     check_pool(pool, client)
     if method not in METHODS:
         raise ParameterError(f"method: must be one of {', '.join(METHODS)} (got {method!r})")
@@ -877,19 +1034,23 @@ def optimize_schedule(evaluator: Callable[[dict], Any], space: Mapping[str, Any]
         raise ParameterError(f"de_options: expected a mapping, got {type(de_options).__name__}")
     unknown = [k for k in de_options if k not in DE_OPTIONS]
     if unknown:
-        raise ParameterError(f"de_options: unknown option(s) {unknown}; allowed: {', '.join(DE_OPTIONS)} "
-                             f"(bounds, maxiter, workers, seed and polish are set from the space, "
-                             f"budget and seed)")
+        raise ParameterError(
+            f"de_options: unknown option(s) {unknown}; allowed: {', '.join(DE_OPTIONS)} "
+            f"(bounds, maxiter, workers, seed and polish are set from the space, "
+            f"budget and seed)"
+        )
     if de_options and method != "differential_evolution":
-        raise ParameterError(f"de_options: only used by method='differential_evolution' "
-                             f"(method is {method!r})")
+        raise ParameterError(
+            f"de_options: only used by method='differential_evolution' (method is {method!r})"
+        )
     if constraints is None:
         constraints = Constraints()
     elif isinstance(constraints, Mapping):
         constraints = Constraints.from_dict(constraints)
     elif not isinstance(constraints, Constraints):
-        raise ParameterError(f"constraints: expected Constraints or a mapping, got "
-                             f"{type(constraints).__name__}")
+        raise ParameterError(
+            f"constraints: expected Constraints or a mapping, got {type(constraints).__name__}"
+        )
 
     template = _template_of(evaluator)
     template_based = isinstance(evaluator, ModelEvaluator) and template is not None
@@ -897,31 +1058,53 @@ def optimize_schedule(evaluator: Callable[[dict], Any], space: Mapping[str, Any]
     fixed = _parse_fixed(fixed, factors, template)
     cohort = _parse_cohort(cohort, {f.name for f in factors} | set(fixed))
 
-    names = [f.name for f in factors] + list(fixed) + ([] if cohort is None else list(cohort.columns))
+    names = (
+        [f.name for f in factors] + list(fixed) + ([] if cohort is None else list(cohort.columns))
+    )
     if hasattr(evaluator, "validate"):
         evaluator.validate(names)
     if isinstance(evaluator, ModelEvaluator) and objective not in evaluator.output_names:
         hints = difflib.get_close_matches(objective, evaluator.output_names, n=3)
-        raise ParameterError(f"objective: {objective!r} is not a readout of the evaluator "
-                             f"(close matches: {hints}); its readouts: {evaluator.output_names}")
+        raise ParameterError(
+            f"objective: {objective!r} is not a readout of the evaluator "
+            f"(close matches: {hints}); its readouts: {evaluator.output_names}"
+        )
 
     owns_client = False
     owns_pool = False
     if isinstance(client, str):
         from distributed import Client
+
         client, owns_client = Client(client), True
     info: dict[str, Any] = {}
     try:
-        if pool is None and client is None and _is_number(n_jobs) and int(n_jobs) > 1 \
-                and _ONE_POOL_PER_SEARCH:
+        if (
+            pool is None
+            and client is None
+            and _is_number(n_jobs)
+            and int(n_jobs) > 1
+            and _ONE_POOL_PER_SEARCH
+        ):
             # one set of worker processes for every batch (generation) of the search
             pool, owns_pool = WorkerPool(int(n_jobs)), True
         if pool is not None:
             run_kwargs = {"pool": pool, "progress": progress}
         else:
             run_kwargs = {"n_jobs": n_jobs, "client": client, "progress": progress}
-        search = _Search(evaluator, factors, fixed, cohort, constraints, template, objective,
-                         aggregate, q, bool(maximize), run_kwargs, method)
+        search = _Search(
+            evaluator,
+            factors,
+            fixed,
+            cohort,
+            constraints,
+            template,
+            objective,
+            aggregate,
+            q,
+            bool(maximize),
+            run_kwargs,
+            method,
+        )
         if method == "grid":
             search.evaluate(_grid_candidates(factors, budget), "optimize: grid")
         elif method == "random":
@@ -941,14 +1124,18 @@ def optimize_schedule(evaluator: Callable[[dict], Any], space: Mapping[str, Any]
     valid = table["feasible"] & np.isfinite(table["objective"])
     if not table["feasible"].any():
         first = table["violation"].iloc[0]
-        raise ParameterError(f"constraints: every one of the {len(table)} candidates is infeasible "
-                             f"(e.g. {first}); relax the constraints or change the space")
+        raise ParameterError(
+            f"constraints: every one of the {len(table)} candidates is infeasible "
+            f"(e.g. {first}); relax the constraints or change the space"
+        )
     if not valid.any():
         counts = runs.loc[runs["status"] != STATUS_OK, "status"].value_counts()
         msg = runs.loc[runs["status"] != STATUS_OK, "message"]
-        err = MhimmuneError(f"every run of every feasible candidate failed ({len(runs)} runs; "
-                            f"{', '.join(f'{k}: {v}' for k, v in counts.items())}); e.g. "
-                            f"{msg.iloc[0][:300] if len(msg) else '?'}")
+        err = MhimmuneError(
+            f"every run of every feasible candidate failed ({len(runs)} runs; "
+            f"{', '.join(f'{k}: {v}' for k, v in counts.items())}); e.g. "
+            f"{msg.iloc[0][:300] if len(msg) else '?'}"
+        )
         err.table, err.runs = table, runs
         raise err
 
@@ -958,12 +1145,20 @@ def optimize_schedule(evaluator: Callable[[dict], Any], space: Mapping[str, Any]
     table["ci_low"] = np.nan
     table["ci_high"] = np.nan
     table["p_best"] = np.nan
-    robustness: dict[str, Any] = {"n_boot": 0, "level": CI_LEVEL, "p_best": math.nan,
-                                  "ci_low": math.nan, "ci_high": math.nan, "runner_up": None,
-                                  "runner_up_value": math.nan, "runner_up_within_ci": None,
-                                  "runner_up_p_best": math.nan,
-                                  "n_within_ci": None, "n_animals": search.n_animals,
-                                  "aggregate": aggregate}
+    robustness: dict[str, Any] = {
+        "n_boot": 0,
+        "level": CI_LEVEL,
+        "p_best": math.nan,
+        "ci_low": math.nan,
+        "ci_high": math.nan,
+        "runner_up": None,
+        "runner_up_value": math.nan,
+        "runner_up_within_ci": None,
+        "runner_up_p_best": math.nan,
+        "n_within_ci": None,
+        "n_animals": search.n_animals,
+        "aggregate": aggregate,
+    }
     if len(ranked) > 1:
         r2 = ranked.iloc[1]
         robustness["runner_up"] = {n: float(r2[n]) for n in search.names}
@@ -977,31 +1172,53 @@ def optimize_schedule(evaluator: Callable[[dict], Any], space: Mapping[str, Any]
             table.loc[c, ["ci_low", "ci_high", "p_best"]] = [lo, hi, share[j]]
         lo, hi = table.at[best_id, "ci_low"], table.at[best_id, "ci_high"]
         others = ranked["objective"].to_numpy()[1:]
-        robustness.update(n_boot=n_boot, p_best=float(share[0]), ci_low=float(lo), ci_high=float(hi),
-                          n_within_ci=int(np.sum((others >= lo) & (others <= hi))))
+        robustness.update(
+            n_boot=n_boot,
+            p_best=float(share[0]),
+            ci_low=float(lo),
+            ci_high=float(hi),
+            n_within_ci=int(np.sum((others >= lo) & (others <= hi))),
+        )
         if len(ranked) > 1:
             v = robustness["runner_up_value"]
             robustness["runner_up_within_ci"] = bool(lo <= v <= hi)
             robustness["runner_up_p_best"] = float(share[1])
 
-    per_animal = runs[runs["candidate"] == best_id].drop(columns=["candidate", *search.names,
-                                                                  *fixed]).set_index("animal")
+    per_animal = (
+        runs[runs["candidate"] == best_id]
+        .drop(columns=["candidate", *search.names, *fixed])
+        .set_index("animal")
+    )
     n_failed_runs = int((runs["status"] != STATUS_OK).sum())
     if n_failed_runs:
         bad = table[table["n_failed"] > 0]
         first = runs.loc[runs["status"] != STATUS_OK].iloc[0]
-        warnings.warn(f"{n_failed_runs} of {len(runs)} runs failed, in {len(bad)} candidate(s) "
-                      f"(e.g. candidate {int(first['candidate'])}, animal {first['animal']}: "
-                      f"{str(first['message'])[:200]}); their objectives use the successful runs "
-                      f"only; see result.table['n_failed'] and result.runs",
-                      EnsembleFailureWarning, stacklevel=2)
+        warnings.warn(
+            f"{n_failed_runs} of {len(runs)} runs failed, in {len(bad)} candidate(s) "
+            f"(e.g. candidate {int(first['candidate'])}, animal {first['animal']}: "
+            f"{str(first['message'])[:200]}); their objectives use the successful runs "
+            f"only; see result.table['n_failed'] and result.runs",
+            EnsembleFailureWarning,
+            stacklevel=2,
+        )
     return OptimizationResult(
         best={n: float(table.at[best_id, n]) for n in search.names},
-        best_value=float(table.at[best_id, "objective"]), table=table, per_animal=per_animal,
-        robustness=robustness, objective=objective, maximize=bool(maximize), method=method,
-        aggregate=aggregate, fixed=dict(fixed), runs=runs, constraints=constraints,
-        n_simulations=search.n_simulated, n_batches=search.batches,
-        elapsed_s=time.perf_counter() - t0, info=info)
+        best_value=float(table.at[best_id, "objective"]),
+        table=table,
+        per_animal=per_animal,
+        robustness=robustness,
+        objective=objective,
+        maximize=bool(maximize),
+        method=method,
+        aggregate=aggregate,
+        fixed=dict(fixed),
+        runs=runs,
+        constraints=constraints,
+        n_simulations=search.n_simulated,
+        n_batches=search.batches,
+        elapsed_s=time.perf_counter() - t0,
+        info=info,
+    )
 
 
 # ================================================================================== result
@@ -1098,25 +1315,34 @@ class OptimizationResult:
         t = self.table
         goal = "maximise" if self.maximize else "minimise"
         n_animals = r.get("n_animals", 1)
-        lines = [f"optimum ({self.method}; {goal} {self.aggregate} {self.objective} over "
-                 f"{n_animals} animal{'s' if n_animals != 1 else ''}): {_fmt(self.best)}"]
+        lines = [
+            f"optimum ({self.method}; {goal} {self.aggregate} {self.objective} over "
+            f"{n_animals} animal{'s' if n_animals != 1 else ''}): {_fmt(self.best)}"
+        ]
         value = f"  {self.objective} = {self.best_value:.4g}"
         if r.get("n_boot"):
-            value += (f" ({r['level']:.0%} bootstrap CI {r['ci_low']:.4g} to {r['ci_high']:.4g}; "
-                      f"best in {r['p_best']:.0%} of {r['n_boot']} resamples)")
+            value += (
+                f" ({r['level']:.0%} bootstrap CI {r['ci_low']:.4g} to {r['ci_high']:.4g}; "
+                f"best in {r['p_best']:.0%} of {r['n_boot']} resamples)"
+            )
         lines.append(value)
         if r.get("runner_up") is not None:
             within = r.get("runner_up_within_ci")
-            note = "" if within is None else (" — inside the optimum's CI" if within
-                                              else " — outside the optimum's CI")
+            note = (
+                ""
+                if within is None
+                else (" — inside the optimum's CI" if within else " — outside the optimum's CI")
+            )
             lines.append(f"  runner-up: {_fmt(r['runner_up'])}: {r['runner_up_value']:.4g}{note}")
         feasible = t["feasible"]
         failed_all = int((feasible & (t["n_ok"] == 0)).sum())
         some_failed = int((t["n_failed"] > 0).sum())
         n_runs = int(t["n_ok"].sum() + t["n_failed"].sum())
-        lines.append(f"  candidates: {len(t)}, {int(feasible.sum())} evaluated, {self.n_infeasible} "
-                     f"infeasible, {some_failed} with failed runs ({failed_all} all failed); "
-                     f"{int(t['n_failed'].sum())} of {n_runs} runs failed")
+        lines.append(
+            f"  candidates: {len(t)}, {int(feasible.sum())} evaluated, {self.n_infeasible} "
+            f"infeasible, {some_failed} with failed runs ({failed_all} all failed); "
+            f"{int(t['n_failed'].sum())} of {n_runs} runs failed"
+        )
         return "\n".join(lines)
 
     def plot(self, ax=None, top: int | None = 30):
@@ -1135,6 +1361,7 @@ class OptimizationResult:
         matplotlib.axes.Axes
         """
         import matplotlib.pyplot as plt
+
         t = self.table[self.table["rank"].notna()].sort_values("rank", kind="stable")
         if top is not None:
             t = t.head(int(top))
@@ -1146,27 +1373,38 @@ class OptimizationResult:
         hi = t["ci_high"].to_numpy(dtype=float)
         has_ci = np.isfinite(lo) & np.isfinite(hi)
         if has_ci.any():
-            err = np.vstack([np.where(has_ci, np.maximum(x - lo, 0), 0),
-                             np.where(has_ci, np.maximum(hi - x, 0), 0)])
+            err = np.vstack(
+                [
+                    np.where(has_ci, np.maximum(x - lo, 0), 0),
+                    np.where(has_ci, np.maximum(hi - x, 0), 0),
+                ]
+            )
             ax.errorbar(x, y, xerr=err, fmt="none", ecolor="0.55", elinewidth=1.2, capsize=2)
         colors = ["C3" if i == 0 else "C0" for i in range(len(t))]
         ax.scatter(x, y, c=colors, zorder=3, s=22)
         names = list(self.best)
         if len(t) <= 30:
-            ax.set_yticks(y, [_fmt({n: float(row[n]) for n in names}) for _, row in t.iterrows()],
-                          fontsize=7)
+            ax.set_yticks(
+                y, [_fmt({n: float(row[n]) for n in names}) for _, row in t.iterrows()], fontsize=7
+            )
         else:
             ax.set_ylabel("rank")
         ax.invert_yaxis()
-        ax.set_xlabel(f"{self.aggregate} {self.objective}"
-                      + (f" ({self.robustness['level']:.0%} bootstrap CI)" if has_ci.any() else ""))
-        ax.set_title(f"{self.method}: {'maximise' if self.maximize else 'minimise'} "
-                     f"{self.objective}", fontsize=9)
+        ax.set_xlabel(
+            f"{self.aggregate} {self.objective}"
+            + (f" ({self.robustness['level']:.0%} bootstrap CI)" if has_ci.any() else "")
+        )
+        ax.set_title(
+            f"{self.method}: {'maximise' if self.maximize else 'minimise'} {self.objective}",
+            fontsize=9,
+        )
         return ax
 
     def __repr__(self) -> str:
         r = self.robustness
         extra = f", p_best {r['p_best']:.2f}" if r.get("n_boot") else ""
-        return (f"<OptimizationResult {self.method}: {'max' if self.maximize else 'min'} "
-                f"{self.objective} = {self.best_value:.4g} at {_fmt(self.best)}{extra}; "
-                f"{self.n_candidates} candidates, {self.n_infeasible} infeasible>")
+        return (
+            f"<OptimizationResult {self.method}: {'max' if self.maximize else 'min'} "
+            f"{self.objective} = {self.best_value:.4g} at {_fmt(self.best)}{extra}; "
+            f"{self.n_candidates} candidates, {self.n_infeasible} infeasible>"
+        )

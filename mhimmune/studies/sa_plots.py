@@ -13,8 +13,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["plot_indices", "plot_time_resolved", "plot_morris", "plot_schedule_heatmap",
-           "schedule_heatmap"]
+__all__ = [
+    "plot_indices",
+    "plot_time_resolved",
+    "plot_morris",
+    "plot_schedule_heatmap",
+    "schedule_heatmap",
+]
 
 
 def _pick(indices: pd.DataFrame, outputs, method, scalar: bool) -> pd.DataFrame:
@@ -26,14 +31,22 @@ def _pick(indices: pd.DataFrame, outputs, method, scalar: bool) -> pd.DataFrame:
         outputs = [outputs] if isinstance(outputs, str) else list(outputs)
         df = df[df["output"].isin(outputs)]
     if df.empty:
-        raise ValueError("no indices to plot for this selection "
-                         f"(outputs={outputs}, method={method})")
+        raise ValueError(
+            f"no indices to plot for this selection (outputs={outputs}, method={method})"
+        )
     return df
 
 
-def plot_indices(indices: pd.DataFrame, outputs: str | Sequence[str] | None = None, *,
-                 method: str | None = None, kinds: Sequence[str] | None = None,
-                 top: int | None = None, col_wrap: int = 3, height: float = 3.2):
+def plot_indices(
+    indices: pd.DataFrame,
+    outputs: str | Sequence[str] | None = None,
+    *,
+    method: str | None = None,
+    kinds: Sequence[str] | None = None,
+    top: int | None = None,
+    col_wrap: int = 3,
+    height: float = 3.2,
+):
     """Bar chart of indices per factor with confidence intervals, one panel per output.
 
     Parameters
@@ -54,6 +67,7 @@ def plot_indices(indices: pd.DataFrame, outputs: str | Sequence[str] | None = No
     """
     import matplotlib.pyplot as plt
     import seaborn as sns
+
     df = _pick(indices, outputs, method, scalar=True)
     df = df[df["factor2"].isna()]
     if kinds is None:
@@ -63,7 +77,9 @@ def plot_indices(indices: pd.DataFrame, outputs: str | Sequence[str] | None = No
     outs = list(dict.fromkeys(df["output"]))
     ncol = min(col_wrap, len(outs))
     nrow = int(np.ceil(len(outs) / ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(ncol * height * 1.5, nrow * height), squeeze=False)
+    fig, axes = plt.subplots(
+        nrow, ncol, figsize=(ncol * height * 1.5, nrow * height), squeeze=False
+    )
     palette = dict(zip(kinds, sns.color_palette("deep", len(kinds))))
     for ax, out in zip(axes.ravel(), outs):
         d = df[df["output"] == out]
@@ -71,8 +87,18 @@ def plot_indices(indices: pd.DataFrame, outputs: str | Sequence[str] | None = No
         if top:
             order = order[:top]
         d = d[d["factor"].isin(order)]
-        sns.barplot(data=d, y="factor", x="value", hue="index", order=order, hue_order=kinds,
-                    palette=palette, ax=ax, errorbar=None, orient="h")
+        sns.barplot(
+            data=d,
+            y="factor",
+            x="value",
+            hue="index",
+            order=order,
+            hue_order=kinds,
+            palette=palette,
+            ax=ax,
+            errorbar=None,
+            orient="h",
+        )
         # confidence intervals from the table (bars are centred per hue by seaborn)
         n_h = len(kinds)
         width = 0.8 / n_h
@@ -83,27 +109,41 @@ def plot_indices(indices: pd.DataFrame, outputs: str | Sequence[str] | None = No
             hi = (dk["conf_high"] - dk["value"]).to_numpy(dtype=float)
             ok = np.isfinite(lo) & np.isfinite(hi)
             if ok.any():
-                ax.errorbar(dk["value"].to_numpy(dtype=float)[ok], y[ok],
-                            xerr=np.vstack([lo[ok], hi[ok]]), fmt="none", ecolor="0.2",
-                            elinewidth=1, capsize=2)
+                ax.errorbar(
+                    dk["value"].to_numpy(dtype=float)[ok],
+                    y[ok],
+                    xerr=np.vstack([lo[ok], hi[ok]]),
+                    fmt="none",
+                    ecolor="0.2",
+                    elinewidth=1,
+                    capsize=2,
+                )
         ax.axvline(0, color="0.5", lw=0.6)
         ax.set_title(out, fontsize=9)
         ax.set_xlabel("index")
         ax.set_ylabel("")
         if ax.get_legend() is not None and ax is not axes.ravel()[0]:
             ax.get_legend().remove()
-    for ax in axes.ravel()[len(outs):]:
+    for ax in axes.ravel()[len(outs) :]:
         ax.set_visible(False)
     m = ", ".join(df["method"].unique())
-    fig.suptitle(f"{m} indices with {int(round(100 * 0.95))} % confidence intervals "
-                 f"(model predictions)", fontsize=10)
+    fig.suptitle(
+        f"{m} indices with {int(round(100 * 0.95))} % confidence intervals (model predictions)",
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig
 
 
-def plot_time_resolved(indices: pd.DataFrame, outputs: str | Sequence[str] | None = None, *,
-                       index: str = "ST", method: str | None = None, top: int = 6,
-                       height: float = 3.2):
+def plot_time_resolved(
+    indices: pd.DataFrame,
+    outputs: str | Sequence[str] | None = None,
+    *,
+    index: str = "ST",
+    method: str | None = None,
+    top: int = 6,
+    height: float = 3.2,
+):
     """Indices along a trajectory (x: day) with confidence bands, one panel per output.
 
     Parameters
@@ -123,24 +163,36 @@ def plot_time_resolved(indices: pd.DataFrame, outputs: str | Sequence[str] | Non
     """
     import matplotlib.pyplot as plt
     import seaborn as sns
+
     df = _pick(indices, outputs, method, scalar=False)
     df = df[(df["index"] == index) & df["factor2"].isna()]
     if df.empty:
         raise ValueError(f"no time-resolved {index} indices to plot")
     outs = list(dict.fromkeys(df["output"]))
-    fig, axes = plt.subplots(1, len(outs), figsize=(len(outs) * height * 1.6, height), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(outs), figsize=(len(outs) * height * 1.6, height), squeeze=False
+    )
     for ax, out in zip(axes.ravel(), outs):
         d = df[df["output"] == out]
         keep = d.groupby("factor")["value"].max().sort_values(ascending=False).index[:top]
         d = d[d["factor"].isin(keep)].sort_values("time_day")
         pal = dict(zip(keep, sns.color_palette("tab10", len(keep))))
-        sns.lineplot(data=d, x="time_day", y="value", hue="factor", hue_order=list(keep),
-                     palette=pal, ax=ax, errorbar=None)
+        sns.lineplot(
+            data=d,
+            x="time_day",
+            y="value",
+            hue="factor",
+            hue_order=list(keep),
+            palette=pal,
+            ax=ax,
+            errorbar=None,
+        )
         for f in keep:
             dd = d[d["factor"] == f]
             if dd["conf_low"].notna().any():
-                ax.fill_between(dd["time_day"], dd["conf_low"], dd["conf_high"], color=pal[f],
-                                alpha=0.15, lw=0)
+                ax.fill_between(
+                    dd["time_day"], dd["conf_low"], dd["conf_high"], color=pal[f], alpha=0.15, lw=0
+                )
         ax.set_title(out, fontsize=9)
         ax.set_xlabel("day")
         ax.set_ylabel(index)
@@ -150,8 +202,13 @@ def plot_time_resolved(indices: pd.DataFrame, outputs: str | Sequence[str] | Non
     return fig
 
 
-def plot_morris(indices: pd.DataFrame, outputs: str | Sequence[str] | None = None, *,
-                height: float = 3.5, annotate: int = 8):
+def plot_morris(
+    indices: pd.DataFrame,
+    outputs: str | Sequence[str] | None = None,
+    *,
+    height: float = 3.5,
+    annotate: int = 8,
+):
     """Morris μ*–σ screening plot per output, with the σ/μ* = 0.1, 0.5 and 1 lines.
 
     Parameters
@@ -167,27 +224,44 @@ def plot_morris(indices: pd.DataFrame, outputs: str | Sequence[str] | None = Non
     """
     import matplotlib.pyplot as plt
     import seaborn as sns
+
     df = _pick(indices, outputs, "morris", scalar=True)
     wide = df.pivot_table(index=["output", "factor"], columns="index", values="value").reset_index()
     conf = df[df["index"] == "mu_star"].set_index(["output", "factor"])
     outs = list(dict.fromkeys(df["output"]))
-    fig, axes = plt.subplots(1, len(outs), figsize=(len(outs) * height * 1.2, height), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(outs), figsize=(len(outs) * height * 1.2, height), squeeze=False
+    )
     for ax, out in zip(axes.ravel(), outs):
         d = wide[wide["output"] == out]
         sns.scatterplot(data=d, x="mu_star", y="sigma", hue="factor", legend=False, ax=ax, s=30)
         c = conf.loc[out].reindex(d["factor"])
-        ax.errorbar(d["mu_star"], d["sigma"],
-                    xerr=np.vstack([d["mu_star"].to_numpy() - c["conf_low"].to_numpy(),
-                                    c["conf_high"].to_numpy() - d["mu_star"].to_numpy()]),
-                    fmt="none", ecolor="0.6", elinewidth=0.8)
+        ax.errorbar(
+            d["mu_star"],
+            d["sigma"],
+            xerr=np.vstack(
+                [
+                    d["mu_star"].to_numpy() - c["conf_low"].to_numpy(),
+                    c["conf_high"].to_numpy() - d["mu_star"].to_numpy(),
+                ]
+            ),
+            fmt="none",
+            ecolor="0.6",
+            elinewidth=0.8,
+        )
         top = max(float(d["mu_star"].max()), 1e-300) * 1.1
         x = np.linspace(0, top, 10)
         for r, ls in ((0.1, ":"), (0.5, "--"), (1.0, "-")):
             ax.plot(x, r * x, color="0.5", lw=0.7, ls=ls)
             ax.text(top, r * top, f"σ/μ*={r:g}", fontsize=6, color="0.4", va="bottom", ha="right")
         for _, row in d.nlargest(annotate, "mu_star").iterrows():
-            ax.annotate(row["factor"], (row["mu_star"], row["sigma"]), fontsize=7,
-                        xytext=(3, 3), textcoords="offset points")
+            ax.annotate(
+                row["factor"],
+                (row["mu_star"], row["sigma"]),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
         ax.set_xlim(left=0)
         ax.set_ylim(bottom=0)
         ax.set_title(out, fontsize=9)
@@ -198,9 +272,18 @@ def plot_morris(indices: pd.DataFrame, outputs: str | Sequence[str] | None = Non
     return fig
 
 
-def plot_schedule_heatmap(scan: pd.DataFrame, x: str, y: str, value: str, *, ax=None,
-                          cmap: str = "viridis", fmt: str = ".3g", annot: bool = True,
-                          **heatmap_kwargs: Any):
+def plot_schedule_heatmap(
+    scan: pd.DataFrame,
+    x: str,
+    y: str,
+    value: str,
+    *,
+    ax=None,
+    cmap: str = "viridis",
+    fmt: str = ".3g",
+    annot: bool = True,
+    **heatmap_kwargs: Any,
+):
     """Heat-map of one readout over a two-factor schedule grid (failed points blank).
 
     Parameters
@@ -220,6 +303,7 @@ def plot_schedule_heatmap(scan: pd.DataFrame, x: str, y: str, value: str, *, ax=
     """
     import matplotlib.pyplot as plt
     import seaborn as sns
+
     d = scan.copy()
     if "status" in d:
         d.loc[d["status"] != "ok", value] = np.nan
@@ -229,20 +313,37 @@ def plot_schedule_heatmap(scan: pd.DataFrame, x: str, y: str, value: str, *, ax=
         fig, ax = plt.subplots(figsize=(1.0 + 0.8 * grid.shape[1], 1.0 + 0.6 * grid.shape[0]))
     else:
         fig = ax.figure
-    sns.heatmap(grid, ax=ax, cmap=cmap, annot=annot, fmt=fmt, cbar_kws={"label": value},
-                annot_kws={"fontsize": 7}, **heatmap_kwargs)
+    sns.heatmap(
+        grid,
+        ax=ax,
+        cmap=cmap,
+        annot=annot,
+        fmt=fmt,
+        cbar_kws={"label": value},
+        annot_kws={"fontsize": 7},
+        **heatmap_kwargs,
+    )
     n_failed = int((scan["status"] != "ok").sum()) if "status" in scan else 0
-    ax.set_title(f"{value} (model predictions)" + (f"; {n_failed} failed runs blank" if n_failed else ""),
-                 fontsize=9)
+    ax.set_title(
+        f"{value} (model predictions)" + (f"; {n_failed} failed runs blank" if n_failed else ""),
+        fontsize=9,
+    )
     ax.set_xticklabels([f"{float(t.get_text()):.3g}" for t in ax.get_xticklabels()])
     ax.set_yticklabels([f"{float(t.get_text()):.3g}" for t in ax.get_yticklabels()])
     fig.tight_layout()
     return fig
 
 
-def schedule_heatmap(template, x: tuple[str, Sequence[float]], y: tuple[str, Sequence[float]],
-                     value: str, *, readouts: Sequence[str] | None = None, params=None,
-                     **run_kwargs: Any):
+def schedule_heatmap(
+    template,
+    x: tuple[str, Sequence[float]],
+    y: tuple[str, Sequence[float]],
+    value: str,
+    *,
+    readouts: Sequence[str] | None = None,
+    params=None,
+    **run_kwargs: Any,
+):
     """Run a two-factor schedule grid through the ensemble runner and draw its heat-map.
 
     Parameters
@@ -266,6 +367,7 @@ def schedule_heatmap(template, x: tuple[str, Sequence[float]], y: tuple[str, Seq
         ``(figure, scan table)``.
     """
     from mhimmune.runs.ensemble import schedule_scan
+
     readouts = list(readouts or [value])
     if value not in readouts:
         readouts.append(value)

@@ -41,14 +41,34 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mhimmune.runs.ensemble import (PROTOCOL_FACTORS, EnsembleResult, ModelEvaluator, ScheduleTemplate,
-                       run_ensemble)
 from mhimmune.core.errors import MhimmuneError, ParameterError
+from mhimmune.runs.ensemble import (
+    PROTOCOL_FACTORS,
+    EnsembleResult,
+    ModelEvaluator,
+    ScheduleTemplate,
+    run_ensemble,
+)
 
 __all__ = [
-    "Factor", "Problem", "Sample", "SensitivityResult", "IncompleteRunsError", "METHODS",
-    "INDEX_COLUMNS", "define_problem", "sample", "analyze", "run_sensitivity", "sobol", "morris",
-    "efast", "pawn", "delta", "load_spec", "write_outputs",
+    "Factor",
+    "Problem",
+    "Sample",
+    "SensitivityResult",
+    "IncompleteRunsError",
+    "METHODS",
+    "INDEX_COLUMNS",
+    "define_problem",
+    "sample",
+    "analyze",
+    "run_sensitivity",
+    "sobol",
+    "morris",
+    "efast",
+    "pawn",
+    "delta",
+    "load_spec",
+    "write_outputs",
 ]
 
 #: sensitivity methods
@@ -56,8 +76,19 @@ METHODS = ("sobol", "morris", "efast", "pawn", "delta")
 #: methods that use only the successful runs (failed rows are dropped and counted)
 TOLERANT_METHODS = ("pawn", "delta")
 #: columns of every index table
-INDEX_COLUMNS = ["method", "output", "time_day", "factor", "factor2", "index", "value",
-                 "conf_low", "conf_high", "n_runs", "n_dropped"]
+INDEX_COLUMNS = [
+    "method",
+    "output",
+    "time_day",
+    "factor",
+    "factor2",
+    "index",
+    "value",
+    "conf_low",
+    "conf_high",
+    "n_runs",
+    "n_dropped",
+]
 _DISTS = ("uniform", "loguniform", "normal", "lognormal", "integer")
 _Z975 = stats.norm.ppf(0.975)
 
@@ -97,17 +128,24 @@ class Factor:
 
     def __post_init__(self):
         if self.dist not in _DISTS:
-            raise ParameterError(f"factor {self.name}: unknown distribution {self.dist!r}; "
-                                 f"allowed: {', '.join(_DISTS)}")
+            raise ParameterError(
+                f"factor {self.name}: unknown distribution {self.dist!r}; "
+                f"allowed: {', '.join(_DISTS)}"
+            )
         lo, hi = float(self.lower), float(self.upper)
         if not (math.isfinite(lo) and math.isfinite(hi)) or not lo < hi:
-            raise ParameterError(f"factor {self.name}: need finite bounds lower < upper "
-                                 f"(got [{self.lower}, {self.upper}])")
+            raise ParameterError(
+                f"factor {self.name}: need finite bounds lower < upper "
+                f"(got [{self.lower}, {self.upper}])"
+            )
         if self.dist in ("loguniform", "lognormal") and lo <= 0:
-            raise ParameterError(f"factor {self.name}: lower must be > 0 for {self.dist} (got {lo:g})")
+            raise ParameterError(
+                f"factor {self.name}: lower must be > 0 for {self.dist} (got {lo:g})"
+            )
         if self.dist == "integer" and (lo != int(lo) or hi != int(hi)):
-            raise ParameterError(f"factor {self.name}: integer bounds must be whole numbers "
-                                 f"(got [{lo:g}, {hi:g}])")
+            raise ParameterError(
+                f"factor {self.name}: integer bounds must be whole numbers (got [{lo:g}, {hi:g}])"
+            )
 
     def values(self, u: np.ndarray) -> np.ndarray:
         """Map unit-interval samples *u* to factor values (in the factor's unit)."""
@@ -153,8 +191,11 @@ class Problem:
 
     def salib(self) -> dict:
         """The SALib problem dict (unit bounds; values are mapped by :meth:`values`)."""
-        return {"num_vars": self.num_vars, "names": self.names,
-                "bounds": [[0.0, 1.0]] * self.num_vars}
+        return {
+            "num_vars": self.num_vars,
+            "names": self.names,
+            "bounds": [[0.0, 1.0]] * self.num_vars,
+        }
 
     def values(self, unit: np.ndarray) -> pd.DataFrame:
         """Design (one column per factor, in factor units) from unit-hypercube samples."""
@@ -166,13 +207,18 @@ class Problem:
         return pd.DataFrame([f.__dict__ for f in self.factors])
 
 
-_TABLE_DISTS = {"uniform": "uniform", "loguniform": "loguniform", "normal": "normal",
-                "lognormal": "lognormal"}
+_TABLE_DISTS = {
+    "uniform": "uniform",
+    "loguniform": "loguniform",
+    "normal": "normal",
+    "lognormal": "lognormal",
+}
 
 
 def _table_frame(table):
     if table is None:
         from mhimmune.core.params import ParameterTable
+
         return ParameterTable.load().frame
     if hasattr(table, "table"):  # a Model
         return table.table.frame
@@ -205,36 +251,54 @@ def define_problem(factors: Sequence[str] | Mapping[str, Any], *, table: Any = N
             continue
         if name in PROTOCOL_FACTORS:
             info = PROTOCOL_FACTORS[name]
-            base = dict(lower=info.lower, upper=info.upper, dist=info.dist, unit=info.unit,
-                        kind="protocol")
+            base = dict(
+                lower=info.lower, upper=info.upper, dist=info.dist, unit=info.unit, kind="protocol"
+            )
         else:
             if frame is None:
                 frame = _table_frame(table)
-            explicit = isinstance(spec, Mapping) and {"lower", "upper"} <= set(spec) or \
-                isinstance(spec, Mapping) and "bounds" in spec or \
-                (isinstance(spec, Sequence) and not isinstance(spec, str) and len(spec) == 2)
+            explicit = (
+                isinstance(spec, Mapping)
+                and {"lower", "upper"} <= set(spec)
+                or isinstance(spec, Mapping)
+                and "bounds" in spec
+                or (isinstance(spec, Sequence) and not isinstance(spec, str) and len(spec) == 2)
+            )
             if name not in frame.index and explicit:  # an input of a toy evaluator
                 base = dict(lower=math.nan, upper=math.nan, dist=None, unit="", kind="input")
             elif name not in frame.index:
                 import difflib
-                hint = difflib.get_close_matches(name, list(frame.index) + list(PROTOCOL_FACTORS), n=3)
-                raise ParameterError(f"factor {name}: neither a model parameter nor a protocol "
-                                     f"factor; close matches: {hint}")
+
+                hint = difflib.get_close_matches(
+                    name, list(frame.index) + list(PROTOCOL_FACTORS), n=3
+                )
+                raise ParameterError(
+                    f"factor {name}: neither a model parameter nor a protocol "
+                    f"factor; close matches: {hint}"
+                )
             else:
                 row = frame.loc[name]
                 dist = _TABLE_DISTS.get(str(row["distribution"]))
-                base = dict(lower=float(row["lower"]), upper=float(row["upper"]), dist=dist,
-                            unit=str(row["unit"]), kind="parameter")
+                base = dict(
+                    lower=float(row["lower"]),
+                    upper=float(row["upper"]),
+                    dist=dist,
+                    unit=str(row["unit"]),
+                    kind="parameter",
+                )
                 if dist is None and (spec is None or spec == "table"):
-                    raise ParameterError(f"factor {name}: fixed in the parameter table; give "
-                                         f"bounds, e.g. {{{name!r}: (low, high)}}")
+                    raise ParameterError(
+                        f"factor {name}: fixed in the parameter table; give "
+                        f"bounds, e.g. {{{name!r}: (low, high)}}"
+                    )
         if spec is None or spec == "table" or (isinstance(spec, Mapping) and not spec):
             pass
         elif isinstance(spec, Mapping):
             unknown = set(spec) - {"lower", "upper", "dist", "bounds"}
             if unknown:
-                raise ParameterError(f"factor {name}: unknown keys {sorted(unknown)}; use lower, "
-                                     f"upper, dist")
+                raise ParameterError(
+                    f"factor {name}: unknown keys {sorted(unknown)}; use lower, upper, dist"
+                )
             if "bounds" in spec:
                 base["lower"], base["upper"] = spec["bounds"]
             base.update({k: spec[k] for k in ("lower", "upper", "dist") if k in spec})
@@ -243,15 +307,18 @@ def define_problem(factors: Sequence[str] | Mapping[str, Any], *, table: Any = N
             if base.get("dist") is None:
                 base["dist"] = "uniform"
         else:
-            raise ParameterError(f"factor {name}: give None, 'table', (lower, upper) or "
-                                 f"{{lower, upper, dist}} (got {spec!r})")
+            raise ParameterError(
+                f"factor {name}: give None, 'table', (lower, upper) or "
+                f"{{lower, upper, dist}} (got {spec!r})"
+            )
         if base.get("dist") is None:
             base["dist"] = "uniform"
         try:
             base["lower"], base["upper"] = float(base["lower"]), float(base["upper"])
         except (TypeError, ValueError):
-            raise ParameterError(f"factor {name}: bounds must be numbers (got "
-                                 f"{base['lower']!r}, {base['upper']!r})") from None
+            raise ParameterError(
+                f"factor {name}: bounds must be numbers (got {base['lower']!r}, {base['upper']!r})"
+            ) from None
         out.append(Factor(name=name, **base))
     return Problem(tuple(out))
 
@@ -293,8 +360,16 @@ class Sample:
         return len(self.design)
 
 
-def sample(problem: Problem, method: str = "sobol", n: int = 1024, *, seed: int | None = 0,
-           second_order: bool = False, num_levels: int = 4, M: int = 4) -> Sample:
+def sample(
+    problem: Problem,
+    method: str = "sobol",
+    n: int = 1024,
+    *,
+    seed: int | None = 0,
+    second_order: bool = False,
+    num_levels: int = 4,
+    M: int = 4,
+) -> Sample:
     """Draw the design of *method* for *problem*.
 
     Parameters
@@ -319,6 +394,7 @@ def sample(problem: Problem, method: str = "sobol", n: int = 1024, *, seed: int 
     from SALib.sample import fast_sampler, latin
     from SALib.sample import morris as morris_sample
     from SALib.sample import sobol as sobol_sample
+
     method = _method(method)
     n = int(n)
     if n < 1:
@@ -327,7 +403,9 @@ def sample(problem: Problem, method: str = "sobol", n: int = 1024, *, seed: int 
     if method == "sobol":
         if n & (n - 1):
             lower = 1 << (n.bit_length() - 1)
-            raise ParameterError(f"n: Sobol sampling needs a power of 2 (got {n}; use {lower} or {lower * 2})")
+            raise ParameterError(
+                f"n: Sobol sampling needs a power of 2 (got {n}; use {lower} or {lower * 2})"
+            )
         unit = sobol_sample.sample(p, n, calc_second_order=second_order, scramble=True, seed=seed)
         options = {"second_order": bool(second_order)}
     elif method == "morris":
@@ -344,8 +422,15 @@ def sample(problem: Problem, method: str = "sobol", n: int = 1024, *, seed: int 
         unit = latin.sample(p, n, seed=seed)
         options = {}
     unit = np.asarray(unit, dtype=float)
-    return Sample(method=method, problem=problem, unit=unit, design=problem.values(unit), n=n,
-                  options=options, seed=seed)
+    return Sample(
+        method=method,
+        problem=problem,
+        unit=unit,
+        design=problem.values(unit),
+        n=n,
+        options=options,
+        seed=seed,
+    )
 
 
 def _method(method: str) -> str:
@@ -360,14 +445,26 @@ def _method(method: str) -> str:
 # ================================================================================ analyze
 
 
-def _rows(method, output, time_day, names, index, values, conf=None, n_runs=0, n_dropped=0,
-          factor2=None):
+def _rows(
+    method, output, time_day, names, index, values, conf=None, n_runs=0, n_dropped=0, factor2=None
+):
     values = np.asarray(values, dtype=float)
     half = np.full(len(values), np.nan) if conf is None else np.asarray(conf, dtype=float)
-    return pd.DataFrame({"method": method, "output": output, "time_day": time_day,
-                         "factor": list(names), "factor2": factor2 if factor2 is not None else None,
-                         "index": index, "value": values, "conf_low": values - half,
-                         "conf_high": values + half, "n_runs": n_runs, "n_dropped": n_dropped})
+    return pd.DataFrame(
+        {
+            "method": method,
+            "output": output,
+            "time_day": time_day,
+            "factor": list(names),
+            "factor2": factor2 if factor2 is not None else None,
+            "index": index,
+            "value": values,
+            "conf_low": values - half,
+            "conf_high": values + half,
+            "n_runs": n_runs,
+            "n_dropped": n_dropped,
+        }
+    )
 
 
 def _constant(y: np.ndarray) -> bool:
@@ -375,8 +472,16 @@ def _constant(y: np.ndarray) -> bool:
     return ptp == 0.0 or ptp <= 1e-12 * float(np.max(np.abs(y)))
 
 
-def _analyze_one(s: Sample, y: np.ndarray, output: str, time_day: float, *, num_resamples: int,
-                 conf_level: float, seed: int | None) -> pd.DataFrame | None:
+def _analyze_one(
+    s: Sample,
+    y: np.ndarray,
+    output: str,
+    time_day: float,
+    *,
+    num_resamples: int,
+    conf_level: float,
+    seed: int | None,
+) -> pd.DataFrame | None:
     """Indices of one output vector; None when the output is constant over the used runs."""
     p = s.problem.salib()
     names = s.problem.names
@@ -386,7 +491,8 @@ def _analyze_one(s: Sample, y: np.ndarray, output: str, time_day: float, *, num_
         raise IncompleteRunsError(
             f"{s.method}: {n_dropped} of {len(y)} runs failed for output {output!r}; "
             f"{s.method} needs every run of its design (see the ensemble's failures); use "
-            f"method='pawn' or 'delta', which drop failed runs, or fix the failing runs")
+            f"method='pawn' or 'delta', which drop failed runs, or fix the failing runs"
+        )
     yk = y[ok]
     if len(yk) < 2 or _constant(yk):
         return None
@@ -399,64 +505,154 @@ def _analyze_one(s: Sample, y: np.ndarray, output: str, time_day: float, *, num_
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         try:
-            return _salib(m, s, p, names, yk, ok, output, time_day, n_runs, n_dropped,
-                          num_resamples=num_resamples, conf_level=conf_level, seed=seed)
+            return _salib(
+                m,
+                s,
+                p,
+                names,
+                yk,
+                ok,
+                output,
+                time_day,
+                n_runs,
+                n_dropped,
+                num_resamples=num_resamples,
+                conf_level=conf_level,
+                seed=seed,
+            )
         finally:
             np.random.set_state(state)
 
 
-def _salib(m, s, p, names, yk, ok, output, time_day, n_runs, n_dropped, *, num_resamples,
-           conf_level, seed) -> pd.DataFrame:
+def _salib(
+    m, s, p, names, yk, ok, output, time_day, n_runs, n_dropped, *, num_resamples, conf_level, seed
+) -> pd.DataFrame:
     """Call the SALib analyzer of method *m* and convert its result to tidy rows."""
     from SALib.analyze import delta as delta_analyze
-    from SALib.analyze import fast, pawn as pawn_analyze
+    from SALib.analyze import fast
     from SALib.analyze import morris as morris_analyze
+    from SALib.analyze import pawn as pawn_analyze
     from SALib.analyze import sobol as sobol_analyze
+
     if m == "sobol":
         so = s.options.get("second_order", False)
-        r = sobol_analyze.analyze(p, yk, calc_second_order=so, num_resamples=num_resamples,
-                                  conf_level=conf_level, seed=seed)
-        parts = [_rows(m, output, time_day, names, "S1", r["S1"], r["S1_conf"], n_runs),
-                 _rows(m, output, time_day, names, "ST", r["ST"], r["ST_conf"], n_runs)]
+        r = sobol_analyze.analyze(
+            p,
+            yk,
+            calc_second_order=so,
+            num_resamples=num_resamples,
+            conf_level=conf_level,
+            seed=seed,
+        )
+        parts = [
+            _rows(m, output, time_day, names, "S1", r["S1"], r["S1_conf"], n_runs),
+            _rows(m, output, time_day, names, "ST", r["ST"], r["ST_conf"], n_runs),
+        ]
         if so:
             D = len(names)
             ii, jj = np.triu_indices(D, 1)
-            parts.append(_rows(m, output, time_day, [names[i] for i in ii], "S2",
-                               np.asarray(r["S2"])[ii, jj], np.asarray(r["S2_conf"])[ii, jj],
-                               n_runs, factor2=[names[j] for j in jj]))
+            parts.append(
+                _rows(
+                    m,
+                    output,
+                    time_day,
+                    [names[i] for i in ii],
+                    "S2",
+                    np.asarray(r["S2"])[ii, jj],
+                    np.asarray(r["S2_conf"])[ii, jj],
+                    n_runs,
+                    factor2=[names[j] for j in jj],
+                )
+            )
     elif m == "morris":
-        r = morris_analyze.analyze(p, s.unit, yk, num_resamples=num_resamples,
-                                   conf_level=conf_level, num_levels=s.options["num_levels"],
-                                   seed=seed)
-        parts = [_rows(m, output, time_day, names, "mu_star", r["mu_star"], r["mu_star_conf"], n_runs),
-                 _rows(m, output, time_day, names, "sigma", r["sigma"], None, n_runs),
-                 _rows(m, output, time_day, names, "mu", r["mu"], None, n_runs)]
+        r = morris_analyze.analyze(
+            p,
+            s.unit,
+            yk,
+            num_resamples=num_resamples,
+            conf_level=conf_level,
+            num_levels=s.options["num_levels"],
+            seed=seed,
+        )
+        parts = [
+            _rows(m, output, time_day, names, "mu_star", r["mu_star"], r["mu_star_conf"], n_runs),
+            _rows(m, output, time_day, names, "sigma", r["sigma"], None, n_runs),
+            _rows(m, output, time_day, names, "mu", r["mu"], None, n_runs),
+        ]
     elif m == "efast":
-        r = fast.analyze(p, yk, M=s.options["M"], num_resamples=num_resamples,
-                         conf_level=conf_level, seed=seed)
-        parts = [_rows(m, output, time_day, names, "S1", r["S1"], r["S1_conf"], n_runs),
-                 _rows(m, output, time_day, names, "ST", r["ST"], r["ST_conf"], n_runs)]
+        r = fast.analyze(
+            p, yk, M=s.options["M"], num_resamples=num_resamples, conf_level=conf_level, seed=seed
+        )
+        parts = [
+            _rows(m, output, time_day, names, "S1", r["S1"], r["S1_conf"], n_runs),
+            _rows(m, output, time_day, names, "ST", r["ST"], r["ST_conf"], n_runs),
+        ]
     elif m == "pawn":
         r = pawn_analyze.analyze(p, s.unit[ok], yk, S=10, seed=seed)
-        parts = [_rows(m, output, time_day, names, f"pawn_{k.lower()}", r[k], None, n_runs,
-                       n_dropped) for k in ("median", "mean", "maximum", "minimum", "CV")]
+        parts = [
+            _rows(m, output, time_day, names, f"pawn_{k.lower()}", r[k], None, n_runs, n_dropped)
+            for k in ("median", "mean", "maximum", "minimum", "CV")
+        ]
     else:
-        r = delta_analyze.analyze(p, s.unit[ok], yk, num_resamples=num_resamples,
-                                  conf_level=conf_level, seed=seed, method="delta")
-        parts = [_rows(m, output, time_day, names, "delta", r["delta_raw"], r["delta_raw_conf"],
-                       n_runs, n_dropped)]
+        r = delta_analyze.analyze(
+            p,
+            s.unit[ok],
+            yk,
+            num_resamples=num_resamples,
+            conf_level=conf_level,
+            seed=seed,
+            method="delta",
+        )
+        parts = [
+            _rows(
+                m,
+                output,
+                time_day,
+                names,
+                "delta",
+                r["delta_raw"],
+                r["delta_raw_conf"],
+                n_runs,
+                n_dropped,
+            )
+        ]
     return pd.concat(parts, ignore_index=True)
 
 
 def _empty() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(
-        INDEX_COLUMNS, ["object", "object", "float", "object", "object", "object", "float",
-                        "float", "float", "int64", "int64"])})
+    return pd.DataFrame(
+        {
+            c: pd.Series(dtype=t)
+            for c, t in zip(
+                INDEX_COLUMNS,
+                [
+                    "object",
+                    "object",
+                    "float",
+                    "object",
+                    "object",
+                    "object",
+                    "float",
+                    "float",
+                    "float",
+                    "int64",
+                    "int64",
+                ],
+            )
+        }
+    )
 
 
-def analyze(s: Sample, outputs: EnsembleResult | pd.DataFrame | Mapping[str, Any] | np.ndarray,
-            names: Sequence[str] | None = None, *, trajectories: bool = True,
-            num_resamples: int = 100, conf_level: float = 0.95, seed: int | None = 0) -> pd.DataFrame:
+def analyze(
+    s: Sample,
+    outputs: EnsembleResult | pd.DataFrame | Mapping[str, Any] | np.ndarray,
+    names: Sequence[str] | None = None,
+    *,
+    trajectories: bool = True,
+    num_resamples: int = 100,
+    conf_level: float = 0.95,
+    seed: int | None = 0,
+) -> pd.DataFrame:
     """Sensitivity indices of every output (and trajectory time point) as one tidy table.
 
     Parameters
@@ -508,8 +704,9 @@ def analyze(s: Sample, outputs: EnsembleResult | pd.DataFrame | Mapping[str, Any
     for output, t, y in series:
         if len(y) != len(s.design):
             raise ParameterError(f"output {output!r}: {len(y)} values for {len(s.design)} runs")
-        f = _analyze_one(s, y, output, t, num_resamples=num_resamples, conf_level=conf_level,
-                         seed=seed)
+        f = _analyze_one(
+            s, y, output, t, num_resamples=num_resamples, conf_level=conf_level, seed=seed
+        )
         if f is not None:
             frames.append(f)
     if not frames:
@@ -554,24 +751,43 @@ class SensitivityResult:
     def summary(self) -> str:
         """One line: method, factors, runs, failures, outputs analysed."""
         n_out = self.indices["output"].nunique() if len(self.indices) else 0
-        return (f"{self.sample.method}: {self.sample.problem.num_vars} factors, "
-                f"{self.ensemble.summary()}; indices for {n_out} output(s)"
-                + (f"; skipped (constant): {', '.join(self.skipped)}" if self.skipped else "")
-                + (f"; {self.error}" if self.error else ""))
+        return (
+            f"{self.sample.method}: {self.sample.problem.num_vars} factors, "
+            f"{self.ensemble.summary()}; indices for {n_out} output(s)"
+            + (f"; skipped (constant): {', '.join(self.skipped)}" if self.skipped else "")
+            + (f"; {self.error}" if self.error else "")
+        )
 
     def __repr__(self) -> str:
         return f"<SensitivityResult {self.summary()}>"
 
 
-def run_sensitivity(protocol, factors: Sequence[str] | Mapping[str, Any], *,
-                    method: str = "sobol", n: int = 1024, readouts=None,
-                    trajectories: Sequence[str] = (), time_grid_day=None,
-                    params: Mapping[str, Any] | None = None, model=None, evaluator=None,
-                    seed: int | None = 0, second_order: bool = False, num_levels: int = 4,
-                    M: int = 4, num_resamples: int = 100, conf_level: float = 0.95,
-                    n_jobs: int = 1, client=None, out=None, resume: bool = False,
-                    progress: bool | None = None, chunk_size: int | None = None,
-                    simulate_options: Mapping[str, Any] | None = None) -> SensitivityResult:
+def run_sensitivity(
+    protocol,
+    factors: Sequence[str] | Mapping[str, Any],
+    *,
+    method: str = "sobol",
+    n: int = 1024,
+    readouts=None,
+    trajectories: Sequence[str] = (),
+    time_grid_day=None,
+    params: Mapping[str, Any] | None = None,
+    model=None,
+    evaluator=None,
+    seed: int | None = 0,
+    second_order: bool = False,
+    num_levels: int = 4,
+    M: int = 4,
+    num_resamples: int = 100,
+    conf_level: float = 0.95,
+    n_jobs: int = 1,
+    client=None,
+    out=None,
+    resume: bool = False,
+    progress: bool | None = None,
+    chunk_size: int | None = None,
+    simulate_options: Mapping[str, Any] | None = None,
+) -> SensitivityResult:
     """Sample, run the ensemble and analyse: one call for a whole analysis.
 
     Parameters
@@ -610,13 +826,29 @@ def run_sensitivity(protocol, factors: Sequence[str] | Mapping[str, Any], *,
     table = model if model is not None else None
     problem = define_problem(factors, table=table)
     if evaluator is None:
-        kw = dict(trajectories=trajectories, time_grid_day=time_grid_day, params=params,
-                  simulate_options=simulate_options)
-        evaluator = (ModelEvaluator.from_model(model, protocol, readouts, **kw) if model is not None
-                     else ModelEvaluator(protocol, readouts, **kw))
+        kw = dict(
+            trajectories=trajectories,
+            time_grid_day=time_grid_day,
+            params=params,
+            simulate_options=simulate_options,
+        )
+        evaluator = (
+            ModelEvaluator.from_model(model, protocol, readouts, **kw)
+            if model is not None
+            else ModelEvaluator(protocol, readouts, **kw)
+        )
     s = sample(problem, method, n, seed=seed, second_order=second_order, num_levels=num_levels, M=M)
-    ens = run_ensemble(evaluator, s.design, n_jobs=n_jobs, client=client, out=out, resume=resume,
-                       progress=progress, chunk_size=chunk_size, desc=s.method)
+    ens = run_ensemble(
+        evaluator,
+        s.design,
+        n_jobs=n_jobs,
+        client=client,
+        out=out,
+        resume=resume,
+        progress=progress,
+        chunk_size=chunk_size,
+        desc=s.method,
+    )
     error = ""
     try:
         indices = analyze(s, ens, num_resamples=num_resamples, conf_level=conf_level, seed=seed)
@@ -631,11 +863,14 @@ def run_sensitivity(protocol, factors: Sequence[str] | Mapping[str, Any], *,
 def _with_method(method):
     def run(model, protocol, factors, n: int = 1024, **kwargs) -> SensitivityResult:
         return run_sensitivity(protocol, factors, method=method, n=n, model=model, **kwargs)
+
     run.__name__ = method
     run.__qualname__ = method
-    run.__doc__ = (f"{method} analysis of *model* under *protocol* (Protocol or ScheduleTemplate) "
-                   f"over *factors*; *n* base samples; keywords as :func:`run_sensitivity`. "
-                   f"*model* may be None (the full model). Returns a :class:`SensitivityResult`.")
+    run.__doc__ = (
+        f"{method} analysis of *model* under *protocol* (Protocol or ScheduleTemplate) "
+        f"over *factors*; *n* base samples; keywords as :func:`run_sensitivity`. "
+        f"*model* may be None (the full model). Returns a :class:`SensitivityResult`."
+    )
     return run
 
 
@@ -648,8 +883,23 @@ delta = _with_method("delta")
 
 # ================================================================================== specs
 
-_SPEC_KEYS = {"name", "description", "method", "n", "seed", "second_order", "num_levels", "M",
-              "num_resamples", "protocol", "template", "factors", "outputs", "params", "simulate"}
+_SPEC_KEYS = {
+    "name",
+    "description",
+    "method",
+    "n",
+    "seed",
+    "second_order",
+    "num_levels",
+    "M",
+    "num_resamples",
+    "protocol",
+    "template",
+    "factors",
+    "outputs",
+    "params",
+    "simulate",
+}
 
 
 def load_spec(path) -> dict:
@@ -663,18 +913,25 @@ def load_spec(path) -> dict:
     fixed overrides; ``[simulate]`` options of :func:`mhimmune.core.simulate`.
     """
     from pathlib import Path
-    from mhimmune.mh.protocol import Protocol
+
     from mhimmune.core.io import read_toml
+    from mhimmune.mh.protocol import Protocol
+
     p = Path(path)
     data = read_toml(p)
     unknown = set(data) - _SPEC_KEYS
     if unknown:
-        raise MhimmuneError(f"{p}: unknown keys {sorted(unknown)}; allowed: {', '.join(sorted(_SPEC_KEYS))}")
+        raise MhimmuneError(
+            f"{p}: unknown keys {sorted(unknown)}; allowed: {', '.join(sorted(_SPEC_KEYS))}"
+        )
     if ("protocol" in data) == ("template" in data):
         raise MhimmuneError(f"{p}: give either protocol = 'file.toml' or a [template] table")
     if "protocol" in data:
-        proto_path = (p.parent / data["protocol"]) if not Path(data["protocol"]).is_absolute() \
+        proto_path = (
+            (p.parent / data["protocol"])
+            if not Path(data["protocol"]).is_absolute()
             else Path(data["protocol"])
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=UserWarning)
             protocol = Protocol.from_toml(proto_path)
@@ -685,13 +942,17 @@ def load_spec(path) -> dict:
     factors = data.get("factors")
     if not factors or not isinstance(factors, dict):
         raise MhimmuneError(f"{p}: [factors] must list at least one factor")
-    factors = {k: (None if v in ("table", "default", {}) else (tuple(v) if isinstance(v, list) else v))
-               for k, v in factors.items()}
+    factors = {
+        k: (None if v in ("table", "default", {}) else (tuple(v) if isinstance(v, list) else v))
+        for k, v in factors.items()
+    }
     outputs = dict(data.get("outputs", {}))
     bad = set(outputs) - {"readouts", "trajectories", "time_step_day"}
     if bad:
-        raise MhimmuneError(f"{p}: unknown keys in [outputs]: {sorted(bad)}; allowed: readouts, "
-                            f"trajectories, time_step_day")
+        raise MhimmuneError(
+            f"{p}: unknown keys in [outputs]: {sorted(bad)}; allowed: readouts, "
+            f"trajectories, time_step_day"
+        )
     trajectories = list(outputs.get("trajectories", []))
     grid = None
     if trajectories:
@@ -700,23 +961,36 @@ def load_spec(path) -> dict:
             raise MhimmuneError(f"{p}: outputs.time_step_day must be > 0")
         end = protocol.duration_h / 24.0
         grid = np.arange(0.0, end + 1e-9, step)
-    kwargs = dict(protocol=protocol, factors=factors, method=data.get("method", "sobol"),
-                  n=int(data.get("n", 1024)), readouts=outputs.get("readouts"),
-                  trajectories=trajectories, time_grid_day=grid, params=data.get("params"),
-                  seed=data.get("seed", 0), second_order=bool(data.get("second_order", False)),
-                  num_levels=int(data.get("num_levels", 4)), M=int(data.get("M", 4)),
-                  num_resamples=int(data.get("num_resamples", 100)),
-                  simulate_options=data.get("simulate"))
+    kwargs = dict(
+        protocol=protocol,
+        factors=factors,
+        method=data.get("method", "sobol"),
+        n=int(data.get("n", 1024)),
+        readouts=outputs.get("readouts"),
+        trajectories=trajectories,
+        time_grid_day=grid,
+        params=data.get("params"),
+        seed=data.get("seed", 0),
+        second_order=bool(data.get("second_order", False)),
+        num_levels=int(data.get("num_levels", 4)),
+        M=int(data.get("M", 4)),
+        num_resamples=int(data.get("num_resamples", 100)),
+        simulate_options=data.get("simulate"),
+    )
     return kwargs
 
 
 def write_outputs(result: SensitivityResult, out) -> list:
     """Write indices.csv, runs.parquet, failures.csv (if any) and problem.csv into *out*; return the paths."""
     from pathlib import Path
+
     from mhimmune.core.io import atomic_path, write_csv
+
     out = Path(out)
-    paths = [write_csv(result.indices, out / "indices.csv", index=False),
-             write_csv(result.sample.problem.to_frame(), out / "problem.csv", index=False)]
+    paths = [
+        write_csv(result.indices, out / "indices.csv", index=False),
+        write_csv(result.sample.problem.to_frame(), out / "problem.csv", index=False),
+    ]
     with atomic_path(out / "runs.parquet") as tmp:
         result.ensemble.results.to_parquet(tmp, index=False)
     paths.append(out / "runs.parquet")

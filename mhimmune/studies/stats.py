@@ -43,9 +43,18 @@ from scipy import stats as _sps
 
 from mhimmune.core.errors import ParameterError
 
-__all__ = ["proportion_ci", "responders", "recist_categories", "RECIST_CATEGORIES",
-           "time_to_event", "kaplan_meier", "median_time", "LogRankResult", "logrank_test",
-           "pairwise_logrank"]
+__all__ = [
+    "proportion_ci",
+    "responders",
+    "recist_categories",
+    "RECIST_CATEGORIES",
+    "time_to_event",
+    "kaplan_meier",
+    "median_time",
+    "LogRankResult",
+    "logrank_test",
+    "pairwise_logrank",
+]
 
 #: RECIST-like response categories, best to worst: complete response, partial response,
 #: stable disease, progressive disease.
@@ -61,8 +70,15 @@ _BOUNDARY_RTOL = 1e-9
 # ----------------------------------------------------------------------- validation
 
 
-def _finite_scalar(value, name: str, *, lower: float | None = None, lower_open: bool = False,
-                   upper: float | None = None, upper_open: bool = False) -> float:
+def _finite_scalar(
+    value,
+    name: str,
+    *,
+    lower: float | None = None,
+    lower_open: bool = False,
+    upper: float | None = None,
+    upper_open: bool = False,
+) -> float:
     """*value* as a finite float within the given bounds, else a ParameterError."""
     if isinstance(value, bool) or not isinstance(value, Real):
         raise ParameterError(f"{name}: expected a number, got {value!r}")
@@ -80,8 +96,9 @@ def _finite_scalar(value, name: str, *, lower: float | None = None, lower_open: 
 
 
 def _confidence(confidence) -> float:
-    return _finite_scalar(confidence, "confidence", lower=0.0, lower_open=True,
-                          upper=1.0, upper_open=True)
+    return _finite_scalar(
+        confidence, "confidence", lower=0.0, lower_open=True, upper=1.0, upper_open=True
+    )
 
 
 def _float_array(values, name: str) -> np.ndarray:
@@ -106,12 +123,16 @@ def _volumes(values, name: str) -> np.ndarray:
     arr = _float_array(values, name)
     bad = ~np.isfinite(arr)
     if bad.any():
-        raise ParameterError(f"{name}: must be finite volumes >= 0 (mm^3); got {arr[bad][0]} at index "
-                             f"{_index_text(bad)} ({int(bad.sum())} non-finite value(s))")
+        raise ParameterError(
+            f"{name}: must be finite volumes >= 0 (mm^3); got {arr[bad][0]} at index "
+            f"{_index_text(bad)} ({int(bad.sum())} non-finite value(s))"
+        )
     neg = arr < 0
     if neg.any():
-        raise ParameterError(f"{name}: volumes must be >= 0 mm^3; got {arr[neg][0]:g} at index "
-                             f"{_index_text(neg)} ({int(neg.sum())} negative value(s))")
+        raise ParameterError(
+            f"{name}: volumes must be >= 0 mm^3; got {arr[neg][0]:g} at index "
+            f"{_index_text(neg)} ({int(neg.sum())} negative value(s))"
+        )
     return arr
 
 
@@ -133,25 +154,32 @@ def _survival_data(times, events) -> tuple[np.ndarray, np.ndarray]:
         e_num = _float_array(events, "events")
         if e_num.ndim == 1 and not np.isin(e_num, (0.0, 1.0)).all():
             i = int(np.flatnonzero(~np.isin(e_num, (0.0, 1.0)))[0])
-            raise ParameterError(f"events: must be booleans or 0/1 (1 = event, 0 = censored); "
-                                 f"got {e_num[i]} at index {i}")
+            raise ParameterError(
+                f"events: must be booleans or 0/1 (1 = event, 0 = censored); "
+                f"got {e_num[i]} at index {i}"
+            )
         e = e_num == 1.0
     if e.ndim != 1 or e.shape != t.shape:
-        raise ParameterError(f"events: expected a 1-D array of the length of times ({t.size}), "
-                             f"got shape {e.shape}")
+        raise ParameterError(
+            f"events: expected a 1-D array of the length of times ({t.size}), got shape {e.shape}"
+        )
     return t, e
 
 
 def _group_codes(groups, n: int) -> tuple[np.ndarray, pd.Index]:
     """Integer codes 0..k-1 and the labels of *groups* (sorted, or category order)."""
-    g = groups if isinstance(groups, (pd.Categorical, pd.Series, pd.Index, np.ndarray)) \
+    g = (
+        groups
+        if isinstance(groups, (pd.Categorical, pd.Series, pd.Index, np.ndarray))
         else np.asarray(groups, dtype=object)
+    )
     if np.ndim(g) != 1 or len(g) != n:
-        raise ParameterError(f"groups: expected a 1-D array of the length of times ({n}), "
-                             f"got shape {np.shape(g)}")
+        raise ParameterError(
+            f"groups: expected a 1-D array of the length of times ({n}), got shape {np.shape(g)}"
+        )
     try:
         codes, labels = pd.factorize(g, sort=True)
-    except TypeError:            # labels that cannot be sorted: order of appearance
+    except TypeError:  # labels that cannot be sorted: order of appearance
         codes, labels = pd.factorize(g, sort=False)
     if (codes < 0).any():
         i = int(np.flatnonzero(codes < 0)[0])
@@ -172,7 +200,9 @@ def _count(value, name: str) -> int:
     raise ParameterError(f"{name}: expected an integer count, got {value!r}")
 
 
-def proportion_ci(k, n, confidence: float = 0.95, method: str = "wilson") -> tuple[float, float, float]:
+def proportion_ci(
+    k, n, confidence: float = 0.95, method: str = "wilson"
+) -> tuple[float, float, float]:
     """A binomial proportion *k*/*n* and its two-sided confidence interval.
 
     Parameters
@@ -263,8 +293,14 @@ def responders(volume_mm3, threshold_mm3: float = 10.0) -> np.ndarray:
     return np.asarray(v <= thr)
 
 
-def recist_categories(baseline_mm3, final_mm3, *, cr_threshold_mm3: float = 10.0,
-                      pr_change: float = -0.657, pd_change: float = 0.728) -> pd.Categorical:
+def recist_categories(
+    baseline_mm3,
+    final_mm3,
+    *,
+    cr_threshold_mm3: float = 10.0,
+    pr_change: float = -0.657,
+    pd_change: float = 0.728,
+) -> pd.Categorical:
     """RECIST-like response categories from tumour volumes.
 
     RECIST 1.1 (Eisenhauer et al. 2009, Eur. J. Cancer 45:228) classifies by the
@@ -324,30 +360,37 @@ def recist_categories(baseline_mm3, final_mm3, *, cr_threshold_mm3: float = 10.0
     base = _volumes(baseline_mm3, "baseline_mm3")
     final = _volumes(final_mm3, "final_mm3")
     if (base <= 0).any():
-        raise ParameterError(f"baseline_mm3: baseline volumes must be > 0 mm^3; got "
-                             f"{base[base <= 0][0]:g} at index {_index_text(base <= 0)}")
+        raise ParameterError(
+            f"baseline_mm3: baseline volumes must be > 0 mm^3; got "
+            f"{base[base <= 0][0]:g} at index {_index_text(base <= 0)}"
+        )
     try:
         base, final = np.broadcast_arrays(base, final)
     except ValueError:
-        raise ParameterError(f"final_mm3: shape {final.shape} does not broadcast with "
-                             f"baseline_mm3 shape {base.shape}") from None
+        raise ParameterError(
+            f"final_mm3: shape {final.shape} does not broadcast with "
+            f"baseline_mm3 shape {base.shape}"
+        ) from None
     if base.ndim > 1:
-        raise ParameterError(f"final_mm3, baseline_mm3: expected scalars or 1-D arrays, got shape {base.shape}")
+        raise ParameterError(
+            f"final_mm3, baseline_mm3: expected scalars or 1-D arrays, got shape {base.shape}"
+        )
     base = np.atleast_1d(base)
     final = np.atleast_1d(final)
     change = final / base - 1.0
-    codes = np.full(change.shape, 2, dtype=np.int8)                     # SD
-    codes[change >= pdc - _BOUNDARY_RTOL * abs(pdc)] = 3                 # PD
-    codes[change <= prc + _BOUNDARY_RTOL * abs(prc)] = 1                 # PR
-    codes[final <= cr] = 0                                               # CR
+    codes = np.full(change.shape, 2, dtype=np.int8)  # SD
+    codes[change >= pdc - _BOUNDARY_RTOL * abs(pdc)] = 3  # PD
+    codes[change <= prc + _BOUNDARY_RTOL * abs(prc)] = 1  # PR
+    codes[final <= cr] = 0  # CR
     return pd.Categorical.from_codes(codes, categories=list(RECIST_CATEGORIES), ordered=True)
 
 
 # ----------------------------------------------------------------------- time to event
 
 
-def time_to_event(time_day, volume_mm3, threshold_mm3: float, *,
-                  start_day: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def time_to_event(
+    time_day, volume_mm3, threshold_mm3: float, *, start_day: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Time from *start_day* until the volume first reaches a threshold, with censoring.
 
     The event is the first time ``t >= start_day`` at which ``volume >= threshold``.
@@ -395,19 +438,29 @@ def time_to_event(time_day, volume_mm3, threshold_mm3: float, *,
         raise ParameterError(f"time_day: must be finite; got {t[i]} at index {i}")
     if t.size > 1 and not (np.diff(t) > 0).all():
         i = int(np.flatnonzero(np.diff(t) <= 0)[0])
-        raise ParameterError(f"time_day: must be strictly increasing; time_day[{i + 1}] = {t[i + 1]:g} "
-                             f"<= time_day[{i}] = {t[i]:g}")
+        raise ParameterError(
+            f"time_day: must be strictly increasing; time_day[{i + 1}] = {t[i + 1]:g} "
+            f"<= time_day[{i}] = {t[i]:g}"
+        )
     v = _volumes(volume_mm3, "volume_mm3")
     if v.ndim == 1:
         v = v[None, :]
     if v.ndim != 2 or v.shape[1] != t.size:
-        raise ParameterError(f"volume_mm3: expected shape (n_subjects, {t.size}) matching time_day "
-                             f"(or ({t.size},) for one subject), got {np.shape(volume_mm3)}")
+        raise ParameterError(
+            f"volume_mm3: expected shape (n_subjects, {t.size}) matching time_day "
+            f"(or ({t.size},) for one subject), got {np.shape(volume_mm3)}"
+        )
     thr = _finite_scalar(threshold_mm3, "threshold_mm3", lower=0.0)
-    if isinstance(start_day, bool) or not isinstance(start_day, Real) or not math.isfinite(start_day) \
-            or not t[0] <= start_day <= t[-1]:
-        raise ParameterError(f"start_day: must be a number within time_day [{t[0]:g}, {t[-1]:g}] d, "
-                             f"got {start_day!r}")
+    if (
+        isinstance(start_day, bool)
+        or not isinstance(start_day, Real)
+        or not math.isfinite(start_day)
+        or not t[0] <= start_day <= t[-1]
+    ):
+        raise ParameterError(
+            f"start_day: must be a number within time_day [{t[0]:g}, {t[-1]:g}] d, "
+            f"got {start_day!r}"
+        )
     start = float(start_day)
 
     # grid from start_day on: the (interpolated) volume at start_day, then later points
@@ -415,7 +468,7 @@ def time_to_event(time_day, volume_mm3, threshold_mm3: float, *,
     i_hi = int(np.searchsorted(t, start, side="left"))
     if i_hi < t.size and t[i_hi] == start:
         v_start = v[:, i_hi]
-    else:                                   # t[i_hi - 1] < start < t[i_hi]
+    else:  # t[i_hi - 1] < start < t[i_hi]
         w = (start - t[i_hi - 1]) / (t[i_hi] - t[i_hi - 1])
         v_start = v[:, i_hi - 1] + w * (v[:, i_hi] - v[:, i_hi - 1])
     tg = np.concatenate(([start], t[later]))
@@ -433,7 +486,7 @@ def time_to_event(time_day, volume_mm3, threshold_mm3: float, *,
         rows = np.flatnonzero(cross)
         v0, v1 = vg[rows, j - 1], vg[rows, j]
         t0, t1 = tg[j - 1], tg[j]
-        frac = (thr - v0) / (v1 - v0)       # v0 < thr <= v1, so 0 < frac <= 1
+        frac = (thr - v0) / (v1 - v0)  # v0 < thr <= v1, so 0 < frac <= 1
         times[cross] = t0 + frac * (t1 - t0) - start
     return times, events
 
@@ -490,7 +543,7 @@ def kaplan_meier(times, events, confidence: float = 0.95) -> pd.DataFrame:
     uniq, inv = np.unique(t, return_inverse=True)
     d = np.bincount(inv, weights=e, minlength=uniq.size).astype(np.int64)
     total = np.bincount(inv, minlength=uniq.size).astype(np.int64)
-    if uniq[0] > 0.0:                      # a row at time 0 with nothing happening
+    if uniq[0] > 0.0:  # a row at time 0 with nothing happening
         uniq = np.concatenate(([0.0], uniq))
         d = np.concatenate(([0], d))
         total = np.concatenate(([0], total))
@@ -507,14 +560,23 @@ def kaplan_meier(times, events, confidence: float = 0.95) -> pd.DataFrame:
         se = np.sqrt(var_log) / np.abs(log_s)
         lower = survival ** np.exp(z * se)
         upper = survival ** np.exp(-z * se)
-    one = d.cumsum() == 0                  # S == 1 exactly
+    one = d.cumsum() == 0  # S == 1 exactly
     zero = survival == 0.0
     lower[one] = 1.0
     upper[one] = 1.0
     lower[zero] = np.nan
     upper[zero] = np.nan
-    return pd.DataFrame({"time": uniq, "at_risk": at_risk, "events": d, "censored": c,
-                         "survival": survival, "lower": lower, "upper": upper})
+    return pd.DataFrame(
+        {
+            "time": uniq,
+            "at_risk": at_risk,
+            "events": d,
+            "censored": c,
+            "survival": survival,
+            "lower": lower,
+            "upper": upper,
+        }
+    )
 
 
 def median_time(km: pd.DataFrame) -> float:
@@ -543,8 +605,9 @@ def median_time(km: pd.DataFrame) -> float:
         If *km* is not a DataFrame with ``time`` and ``survival`` columns.
     """
     if not isinstance(km, pd.DataFrame) or not {"time", "survival"} <= set(km.columns):
-        raise ParameterError("km: expected the DataFrame returned by kaplan_meier "
-                             "(columns time and survival)")
+        raise ParameterError(
+            "km: expected the DataFrame returned by kaplan_meier (columns time and survival)"
+        )
     s = km["survival"].to_numpy(dtype=float)
     hit = np.flatnonzero(s <= 0.5 * (1.0 + _BOUNDARY_RTOL))
     if hit.size == 0:
@@ -581,16 +644,17 @@ class LogRankResult:
     expected: pd.Series
 
 
-def _logrank_core(t: np.ndarray, e: np.ndarray, codes: np.ndarray, k: int
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _logrank_core(
+    t: np.ndarray, e: np.ndarray, codes: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Observed, expected (length k) and variance-covariance (k x k) of the log-rank test."""
     uniq, inv = np.unique(t, return_inverse=True)
     m = uniq.size
     cell = inv * k + codes
-    total = np.bincount(cell, minlength=m * k).reshape(m, k)           # leaving at t_j
-    d = np.bincount(cell, weights=e, minlength=m * k).reshape(m, k)    # events at t_j
+    total = np.bincount(cell, minlength=m * k).reshape(m, k)  # leaving at t_j
+    d = np.bincount(cell, weights=e, minlength=m * k).reshape(m, k)  # events at t_j
     n_g = total.sum(axis=0) - np.vstack((np.zeros((1, k)), np.cumsum(total, axis=0)[:-1]))
-    keep = d.sum(axis=1) > 0                                           # event times only
+    keep = d.sum(axis=1) > 0  # event times only
     d, n_g = d[keep], n_g[keep]
     d_all = d.sum(axis=1)
     n_all = n_g.sum(axis=1)
@@ -645,8 +709,10 @@ def logrank_test(times, events, groups) -> LogRankResult:
     codes, labels = _group_codes(groups, t.size)
     k = labels.size
     if k < 2:
-        raise ParameterError(f"groups: the log-rank test needs at least 2 groups, got {k} "
-                             f"({', '.join(map(str, labels))})")
+        raise ParameterError(
+            f"groups: the log-rank test needs at least 2 groups, got {k} "
+            f"({', '.join(map(str, labels))})"
+        )
     observed, expected, var = _logrank_core(t, e, codes, k)
     obs = pd.Series(observed.astype(np.int64), index=labels, name="observed")
     exp = pd.Series(expected, index=labels, name="expected")
@@ -659,10 +725,10 @@ def logrank_test(times, events, groups) -> LogRankResult:
     rank = int(np.linalg.matrix_rank(vv))
     if rank == df:
         stat = float(diff @ np.linalg.solve(vv, diff))
-    else:                                   # singular: generalised inverse, df = rank
+    else:  # singular: generalised inverse, df = rank
         df = rank
         stat = float(diff @ np.linalg.pinv(vv) @ diff) if rank > 0 else 0.0
-    if -1e-12 < stat < 0.0:                 # V is positive semi-definite: rounding only
+    if -1e-12 < stat < 0.0:  # V is positive semi-definite: rounding only
         stat = 0.0
     p = float(_sps.chi2.sf(stat, df)) if df > 0 else 1.0
     return LogRankResult(stat, int(df), p, obs, exp)
@@ -682,7 +748,9 @@ def _adjust(p: np.ndarray, correction: str) -> np.ndarray:
     return out
 
 
-def pairwise_logrank(times, events, groups, reference=None, correction: str = "holm") -> pd.DataFrame:
+def pairwise_logrank(
+    times, events, groups, reference=None, correction: str = "holm"
+) -> pd.DataFrame:
     """Two-sample log-rank tests between groups, with multiple-testing correction.
 
     Each test uses only the subjects of its two groups (as R's
@@ -714,18 +782,24 @@ def pairwise_logrank(times, events, groups, reference=None, correction: str = "h
         *correction* is unknown.
     """
     if correction not in _CORRECTIONS:
-        raise ParameterError(f"correction: must be one of {', '.join(_CORRECTIONS)}; got {correction!r}")
+        raise ParameterError(
+            f"correction: must be one of {', '.join(_CORRECTIONS)}; got {correction!r}"
+        )
     t, e = _survival_data(times, events)
     codes, labels = _group_codes(groups, t.size)
     if labels.size < 2:
-        raise ParameterError(f"groups: pairwise log-rank tests need at least 2 groups, got {labels.size}")
+        raise ParameterError(
+            f"groups: pairwise log-rank tests need at least 2 groups, got {labels.size}"
+        )
     if reference is None:
         pairs: Sequence[tuple[int, int]] = list(itertools.combinations(range(labels.size), 2))
     else:
         matches = [i for i, lab in enumerate(labels) if lab == reference]
         if not matches:
-            raise ParameterError(f"reference: {reference!r} is not one of the groups "
-                                 f"({', '.join(map(repr, labels))})")
+            raise ParameterError(
+                f"reference: {reference!r} is not one of the groups "
+                f"({', '.join(map(repr, labels))})"
+            )
         r = matches[0]
         pairs = [(i, r) for i in range(labels.size) if i != r]
     rows = []

@@ -34,8 +34,15 @@ import pandas as pd
 
 from mhimmune.core.errors import HfWarning, ParameterError
 
-__all__ = ["bliss_expected", "bliss_excess", "hsa_excess", "synergy_grid", "SynergyResult",
-           "OFF_MH", "OFF_ANTI_PDL1"]
+__all__ = [
+    "bliss_expected",
+    "bliss_excess",
+    "hsa_excess",
+    "synergy_grid",
+    "SynergyResult",
+    "OFF_MH",
+    "OFF_ANTI_PDL1",
+]
 
 #: factors that switch MH off (agent A alone → none) and anti-PD-L1 off (agent B)
 OFF_MH: Mapping[str, float] = {"n_sessions": 0}
@@ -105,9 +112,13 @@ class SynergyResult:
     def matrix(self, metric: str = "bliss_excess") -> pd.DataFrame:
         """*metric* as a y × x matrix (rows: y values, columns: x values)."""
         if metric not in self.table:
-            raise ParameterError(f"metric: {metric!r} is not a column; choose from "
-                                 f"{', '.join(c for c in self.table.columns if c not in (self.x, self.y))}")
-        return self.table.pivot(index=self.y, columns=self.x, values=metric).sort_index(ascending=False)
+            raise ParameterError(
+                f"metric: {metric!r} is not a column; choose from "
+                f"{', '.join(c for c in self.table.columns if c not in (self.x, self.y))}"
+            )
+        return self.table.pivot(index=self.y, columns=self.x, values=metric).sort_index(
+            ascending=False
+        )
 
     def best(self, metric: str = "bliss_excess") -> pd.Series:
         """The grid point with the largest *metric*."""
@@ -117,6 +128,7 @@ class SynergyResult:
         """Heat-map of *metric*; excess metrics use a diverging palette centred on 0."""
         import matplotlib.pyplot as plt
         import seaborn as sns
+
         ax = ax or plt.subplots(figsize=(5, 4))[1]
         m = self.matrix(metric)
         if metric.endswith("excess"):
@@ -124,21 +136,31 @@ class SynergyResult:
             kw = dict(cmap="RdBu_r", center=0.0, vmin=-lim, vmax=lim)
         else:
             kw = dict(cmap="viridis", vmin=0.0, vmax=1.0)
-        sns.heatmap(m, ax=ax, annot=annot, fmt=".2f", annot_kws={"fontsize": 7},
-                    cbar_kws={"label": metric.replace("_", " ")}, **kw)
+        sns.heatmap(
+            m,
+            ax=ax,
+            annot=annot,
+            fmt=".2f",
+            annot_kws={"fontsize": 7},
+            cbar_kws={"label": metric.replace("_", " ")},
+            **kw,
+        )
         ax.set_title(f"{metric.replace('_', ' ')} ({self.effect})", fontsize=9)
         ax.set_xticklabels([f"{float(t.get_text()):g}" for t in ax.get_xticklabels()])
         ax.set_yticklabels([f"{float(t.get_text()):g}" for t in ax.get_yticklabels()], rotation=0)
         if "cem43_min" in self.table and self.x in _MH_AXES:
             cem = self.table.groupby(self.x)["cem43_min"].mean()
-            ax.set_xlabel(f"{self.x}\n(CEM43: " + ", ".join(f"{c:.0f}" for c in cem.values)
-                          + " min)")
+            ax.set_xlabel(
+                f"{self.x}\n(CEM43: " + ", ".join(f"{c:.0f}" for c in cem.values) + " min)"
+            )
         return ax
 
     def plot(self):
         """Three heat-maps: combined effect, Bliss excess, HSA excess."""
         import matplotlib.pyplot as plt
+
         from mhimmune.mh.plotting import HYPOTHESIS_NOTE
+
         fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
         for ax, metric in zip(axes, ("e_ab", "bliss_excess", "hsa_excess")):
             self.heatmap(metric, ax=ax)
@@ -149,43 +171,66 @@ class SynergyResult:
     def summary(self) -> str:
         """Short text: where Bliss and HSA excess are largest."""
         b, h = self.best("bliss_excess"), self.best("hsa_excess")
-        return (f"Synergy over {self.x} × {self.y} ({self.effect}; model predictions): largest "
-                f"Bliss excess {b['bliss_excess']:+.2f} at {self.x}={b[self.x]:g}, "
-                f"{self.y}={b[self.y]:g} (E_A {b['e_a']:.2f}, E_B {b['e_b']:.2f}, E_AB "
-                f"{b['e_ab']:.2f}); largest HSA excess {h['hsa_excess']:+.2f} at "
-                f"{self.x}={h[self.x]:g}, {self.y}={h[self.y]:g}")
+        return (
+            f"Synergy over {self.x} × {self.y} ({self.effect}; model predictions): largest "
+            f"Bliss excess {b['bliss_excess']:+.2f} at {self.x}={b[self.x]:g}, "
+            f"{self.y}={b[self.y]:g} (E_A {b['e_a']:.2f}, E_B {b['e_b']:.2f}, E_AB "
+            f"{b['e_ab']:.2f}); largest HSA excess {h['hsa_excess']:+.2f} at "
+            f"{self.x}={h[self.x]:g}, {self.y}={h[self.y]:g}"
+        )
 
     def __repr__(self) -> str:
         return f"<SynergyResult {self.x} × {self.y}>\n{self.summary()}"
 
 
-_MH_AXES = {"field_kA_per_m", "session_duration_min", "particle_dose_mg_per_cm3", "n_sessions",
-            "frequency_kHz"}
+_MH_AXES = {
+    "field_kA_per_m",
+    "session_duration_min",
+    "particle_dose_mg_per_cm3",
+    "n_sessions",
+    "frequency_kHz",
+}
 
 
 def _axis(name: str, spec) -> tuple[str, list[float]]:
     from mhimmune.runs.ensemble import PROTOCOL_FACTORS
+
     if not (isinstance(spec, tuple) and len(spec) == 2):
         raise ParameterError(f"{name}: expected (factor name, values), got {spec!r}")
     factor, values = spec
     if factor not in PROTOCOL_FACTORS:
         import difflib
-        raise ParameterError(f"{name}: {factor!r} is not a protocol factor; close matches: "
-                             f"{difflib.get_close_matches(str(factor), list(PROTOCOL_FACTORS), n=3)}")
+
+        raise ParameterError(
+            f"{name}: {factor!r} is not a protocol factor; close matches: "
+            f"{difflib.get_close_matches(str(factor), list(PROTOCOL_FACTORS), n=3)}"
+        )
     vals = [float(v) for v in np.atleast_1d(np.asarray(values, dtype=float))]
     if not vals or len(set(vals)) != len(vals) or not all(math.isfinite(v) for v in vals):
         raise ParameterError(f"{name}: values of {factor} must be distinct finite numbers")
     return factor, vals
 
 
-def synergy_grid(x: tuple[str, Sequence[float]], y: tuple[str, Sequence[float]], *,
-                 cohort: pd.DataFrame | None = None, template=None, effect: str = "responder",
-                 responder=None, off_a: Mapping[str, float] = OFF_ANTI_PDL1,
-                 off_b: Mapping[str, float] = OFF_MH, labels: tuple[str, str] = ("MH", "anti-PD-L1"),
-                 fixed: Mapping[str, float] | None = None, inhibition_day: float | None = None,
-                 evaluator: Callable | None = None, params: Mapping[str, Any] | None = None,
-                 n_jobs: int = 1, client: Any = None, pool: Any = None,
-                 progress: bool | None = None) -> SynergyResult:
+def synergy_grid(
+    x: tuple[str, Sequence[float]],
+    y: tuple[str, Sequence[float]],
+    *,
+    cohort: pd.DataFrame | None = None,
+    template=None,
+    effect: str = "responder",
+    responder=None,
+    off_a: Mapping[str, float] = OFF_ANTI_PDL1,
+    off_b: Mapping[str, float] = OFF_MH,
+    labels: tuple[str, str] = ("MH", "anti-PD-L1"),
+    fixed: Mapping[str, float] | None = None,
+    inhibition_day: float | None = None,
+    evaluator: Callable | None = None,
+    params: Mapping[str, Any] | None = None,
+    n_jobs: int = 1,
+    client: Any = None,
+    pool: Any = None,
+    progress: bool | None = None,
+) -> SynergyResult:
     """Bliss and HSA excess of two agents over a two-factor grid of schedules.
 
     Parameters
@@ -227,9 +272,15 @@ def synergy_grid(x: tuple[str, Sequence[float]], y: tuple[str, Sequence[float]],
     -------
     SynergyResult
     """
-    from mhimmune.studies.cohort import ResponderRule, _nominal_cohort, check_cohort
-    from mhimmune.runs.ensemble import PROTOCOL_FACTORS, ModelEvaluator, ScheduleTemplate, run_ensemble
+    from mhimmune.runs.ensemble import (
+        PROTOCOL_FACTORS,
+        ModelEvaluator,
+        ScheduleTemplate,
+        run_ensemble,
+    )
     from mhimmune.studies import stats
+    from mhimmune.studies.cohort import ResponderRule, _nominal_cohort, check_cohort
+
     fx, xs = _axis("x", x)
     fy, ys = _axis("y", y)
     if fx == fy:
@@ -239,7 +290,9 @@ def synergy_grid(x: tuple[str, Sequence[float]], y: tuple[str, Sequence[float]],
     responder = responder or ResponderRule()
     template = template or ScheduleTemplate("60 d", name="synergy")
     if not isinstance(template, ScheduleTemplate):
-        raise ParameterError(f"template: expected a ScheduleTemplate, got {type(template).__name__}")
+        raise ParameterError(
+            f"template: expected a ScheduleTemplate, got {type(template).__name__}"
+        )
     cohort = _nominal_cohort() if cohort is None else check_cohort(cohort, PROTOCOL_FACTORS)
     fixed = dict(fixed or {})
     clash = sorted({fx, fy} & set(fixed))
@@ -278,60 +331,102 @@ def synergy_grid(x: tuple[str, Sequence[float]], y: tuple[str, Sequence[float]],
     if inhibition_day is not None:
         if effect != "inhibition":
             raise ParameterError("inhibition_day: only for effect='inhibition'")
-        if not (isinstance(inhibition_day, (int, float)) and math.isfinite(inhibition_day)
-                and inhibition_day >= 0):
-            raise ParameterError(f"inhibition_day: must be a number of days ≥ 0 "
-                                 f"(got {inhibition_day!r})")
+        if not (
+            isinstance(inhibition_day, (int, float))
+            and math.isfinite(inhibition_day)
+            and inhibition_day >= 0
+        ):
+            raise ParameterError(
+                f"inhibition_day: must be a number of days ≥ 0 (got {inhibition_day!r})"
+            )
     offset = responder.day_after_first_treatment if inhibition_day is None else inhibition_day
     day = min(firsts) / 24.0 + offset
     if day > template.duration_h / 24.0 + 1e-9:
-        raise ParameterError(f"reading day {day:g} is after the end of the template "
-                             f"({template.duration_h / 24:g} d); lengthen its duration")
-    ev = evaluator or ModelEvaluator(template, {"total_mm3": f"{_TOTAL}@{day:.12g}",
-                                                "cem43_min": "cem43_total_min"}, params=params)
+        raise ParameterError(
+            f"reading day {day:g} is after the end of the template "
+            f"({template.duration_h / 24:g} d); lengthen its duration"
+        )
+    ev = evaluator or ModelEvaluator(
+        template,
+        {"total_mm3": f"{_TOTAL}@{day:.12g}", "cem43_min": "cem43_total_min"},
+        params=params,
+    )
     n = len(cohort)
     animals = cohort.reset_index(drop=True)
     design = pd.concat([animals.assign(**s) for s in schedules], ignore_index=True)
-    res = run_ensemble(ev, design, n_jobs=n_jobs, client=client, pool=pool, progress=progress,
-                       desc="synergy grid")
+    res = run_ensemble(
+        ev, design, n_jobs=n_jobs, client=client, pool=pool, progress=progress, desc="synergy grid"
+    )
     runs = res.results.copy()
     runs.insert(1, "schedule", np.repeat(np.arange(len(schedules)), n))
     runs.insert(2, "animal", np.tile(np.asarray(cohort.index), len(schedules)))
     total = runs["total_mm3"].to_numpy(float).reshape(len(schedules), n)
     ok = (runs["status"] == "ok").to_numpy().reshape(len(schedules), n)
-    cem = runs["cem43_min"].to_numpy(float).reshape(len(schedules), n) \
-        if "cem43_min" in runs else np.full((len(schedules), n), np.nan)
+    cem = (
+        runs["cem43_min"].to_numpy(float).reshape(len(schedules), n)
+        if "cem43_min" in runs
+        else np.full((len(schedules), n), np.nan)
+    )
 
     rows = []
     for xv, yv, ids in points:
         good = ok[ids["ab"]] & ok[ids["a"]] & ok[ids["b"]] & ok[ids["none"]]
         row = {fx: xv, fy: yv, "n_ok": int(good.sum())}
         if not good.any():
-            rows.append(row | {k: np.nan for k in ("e_a", "e_b", "e_ab", "bliss_expected",
-                                                   "bliss_excess", "hsa_excess", "cem43_min")})
+            rows.append(
+                row
+                | {
+                    k: np.nan
+                    for k in (
+                        "e_a",
+                        "e_b",
+                        "e_ab",
+                        "bliss_expected",
+                        "bliss_excess",
+                        "hsa_excess",
+                        "cem43_min",
+                    )
+                }
+            )
             continue
         if effect == "responder":
-            e = {r: float(np.mean(stats.responders(total[i][good], responder.threshold_mm3)))
-                 for r, i in ids.items() if r != "none"}
-            e_none = float(np.mean(stats.responders(total[ids["none"]][good],
-                                                    responder.threshold_mm3)))
+            e = {
+                r: float(np.mean(stats.responders(total[i][good], responder.threshold_mm3)))
+                for r, i in ids.items()
+                if r != "none"
+            }
+            e_none = float(
+                np.mean(stats.responders(total[ids["none"]][good], responder.threshold_mm3))
+            )
             if e_none > 0:  # responders without treatment: effects above the control's rate
                 e = {r: (v - e_none) / (1.0 - e_none) if e_none < 1 else 0.0 for r, v in e.items()}
             exp = bliss_expected(e["a"], e["b"])
-            row |= {"e_a": e["a"], "e_b": e["b"], "e_ab": e["ab"], "bliss_expected": float(exp),
-                    "bliss_excess": e["ab"] - float(exp), "hsa_excess": e["ab"] - max(e["a"], e["b"])}
+            row |= {
+                "e_a": e["a"],
+                "e_b": e["b"],
+                "e_ab": e["ab"],
+                "bliss_expected": float(exp),
+                "bliss_excess": e["ab"] - float(exp),
+                "hsa_excess": e["ab"] - max(e["a"], e["b"]),
+            }
         else:
             ctrl = total[ids["none"]][good]
             with np.errstate(divide="ignore", invalid="ignore"):
                 e = {r: 1.0 - total[i][good] / ctrl for r, i in ids.items() if r != "none"}
             if np.any(ctrl <= 0):
-                raise ParameterError("inhibition: the control tumour vanished for some animals; "
-                                     "use effect='responder'")
+                raise ParameterError(
+                    "inhibition: the control tumour vanished for some animals; "
+                    "use effect='responder'"
+                )
             exp = bliss_expected(e["a"], e["b"])
-            row |= {"e_a": float(e["a"].mean()), "e_b": float(e["b"].mean()),
-                    "e_ab": float(e["ab"].mean()), "bliss_expected": float(exp.mean()),
-                    "bliss_excess": float((e["ab"] - exp).mean()),
-                    "hsa_excess": float((e["ab"] - np.maximum(e["a"], e["b"])).mean())}
+            row |= {
+                "e_a": float(e["a"].mean()),
+                "e_b": float(e["b"].mean()),
+                "e_ab": float(e["ab"].mean()),
+                "bliss_expected": float(exp.mean()),
+                "bliss_excess": float((e["ab"] - exp).mean()),
+                "hsa_excess": float((e["ab"] - np.maximum(e["a"], e["b"])).mean()),
+            }
         row["cem43_min"] = float(np.mean(cem[ids["ab"]][good]))
         rows.append(row)
     table = pd.DataFrame(rows)
