@@ -103,3 +103,17 @@ def convert(value: Any, unit: str, field: str, default_unit: str | None = None) 
     if math.isnan(out):
         raise UnitError(f"{field}: value is NaN")
     return out
+
+
+#: hours in a day: the engine's time unit is the hour; tables and plots speak in days
+HOURS_PER_DAY = 24.0
+
+
+def days_to_hours(days: Any) -> Any:
+    """Convert a time in days (float or array) to the engine's hours."""
+    return days * HOURS_PER_DAY
+
+
+def hours_to_days(hours: Any) -> Any:
+    """Convert the engine's hours (float or array) to days, for tables and plots."""
+    return hours / HOURS_PER_DAY
