@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast venv clean bench
+.PHONY: demo test test-fast lint venv clean bench
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
@@ -18,9 +18,15 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/mhimmune demo --out results
 
+# lint, format and type checks first (configured in pyproject.toml), then the suite;
 # notebooks in analyses/ run too (small sample sizes when CI=true)
-test: $(STAMP)
+test: lint
 	$(PY) -m pytest tests analyses --nbmake --nbmake-timeout=600
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 test-fast: $(STAMP)
 	$(PY) -m pytest tests -m "not slow"
@@ -28,7 +34,7 @@ test-fast: $(STAMP)
 clean:
 	rm -rf $(VENV) results build dist .pytest_cache
 
-# ensembles and sensitivity analysis (issue 6)
+# ensembles and sensitivity analysis
 .PHONY: bench-ensemble sa-notebook
 SA_N ?= 1024
 
@@ -41,7 +47,7 @@ bench-ensemble: $(STAMP)
 sa-notebook: $(STAMP)
 	MH_SA_N=$(SA_N) $(PY) -m pytest --nbmake --overwrite --nbmake-timeout=3600 analyses/sensitivity_schedule.ipynb
 
-# engines side by side (issue 8): mhimmune simulate vs libroadrunner on the SBML export vs
+# engines side by side: mhimmune simulate vs libroadrunner on the SBML export vs
 # PySB ScipyOdeSimulator, cold start from an empty cache, profile; writes
 # analyses/benchmarks/results/engines.md (BENCH_RUNS, BENCH_PYSB_RUNS, BENCH_COLD=0 to adjust)
 .PHONY: bench-engines
@@ -54,7 +60,7 @@ bench-engines: $(STAMP)
 bench-pool: $(STAMP)
 	$(PY) analyses/benchmarks/bench_pool.py
 
-# virtual trial, synergy and schedule optimisation (issue 7): the notebook at full size
+# virtual trial, synergy and schedule optimisation: the notebook at full size
 # (MH_TRIAL_N animals, outputs written back) and the hypothesis report of the shipped spec
 .PHONY: virtual-trial hypotheses
 MH_TRIAL_N ?= 40
@@ -64,3 +70,9 @@ virtual-trial: $(STAMP)
 
 hypotheses: $(STAMP)
 	$(VENV)/bin/mhimmune hypotheses analyses/hypotheses/mh_pdl1.toml --out analyses/hypotheses/results
+
+# the validation suite: every published target simulated with the default model;
+# writes report.md, validation.csv and validation.png (about 15 s)
+.PHONY: validate
+validate: $(STAMP)
+	TQDM_DISABLE=1 $(VENV)/bin/mhimmune validate --out analyses/validation/results

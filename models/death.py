@@ -10,8 +10,7 @@ cell-level hazard h becomes the population flux h·N, DESIGN.md):
   back (``damage_repair``) or die by the same hazards as viable ones.
 
 Danger signals (amounts in mm³ of cell-equivalents, per site), after the ICD
-hallmarks CRT + ATP + HMGB1 (Kroemer et al. 2013, Annu Rev Immunol 31:51, via seed
-review 000):
+hallmarks CRT + ATP + HMGB1 (Kroemer et al. 2013, Annu Rev Immunol 31:51 [kroemer2013]):
 
 * calreticulin (CRT) is exposed on the surface of cells dying by ICD (pre-mortem ER
   stress) and, to a small extent, on apoptotic cells; the CRT-positive fraction of the

@@ -1,7 +1,7 @@
 """Heating: alternating field + particles -> tumour temperature -> thermal dose (CEM43).
 
 Lumped (0-D) Pennes bioheat balance for the particle-loaded region of the treated
-tumour (LITERATURE.md §2)::
+tumour (Pennes 1948 [pennes1948])::
 
     rho c dθ/dt = u(t) Q - (W + G) θ,      θ = T - T_body (volume mean)
     Q = SAR(H, f) · c_Fe                   (W/m³; SAR in W/g, particle iron in mg/cm³)

@@ -1,8 +1,8 @@
 """Immune link: DAMPs -> dendritic cells -> lymph-node priming -> effector T cells that
 traffic to both tumours; memory; NK cells, macrophages M1/M2, Tregs, MDSCs; PD-1/PD-L1.
 
-Structure after Kosinsky et al. 2018 (J Immunother Cancer 6:17) and the QSP-IO
-platform (Jafarnejad 2019; Sové 2020), reduced (LITERATURE.md §6). One systemic
+Structure after Kosinsky et al. 2018 (J Immunother Cancer 6:17) [kosinsky2018] and the
+QSP-IO platform (Jafarnejad 2019; Sové et al. 2020 [sove2020]), reduced. One systemic
 compartment (draining lymph node and blood) serves both tumours, so a response primed
 by the heated tumour can reach the distant one.
 
@@ -42,7 +42,7 @@ Checkpoint
     PD-L1 on tumour cells is induced by IFN-γ from effector T cells and NK cells
     (adaptive resistance) and, optionally, by heat stress (``pdl1_heat_induction``,
     default off). Free PD-L1 = PD-L1·(1 - antibody occupancy). A BET inhibitor released
-    from the particles at MH temperatures (Gao 2023 in seed review 000; default off:
+    from the particles at MH temperatures (Gao et al. 2023 [gao2023]; default off:
     ``beti_loading = 0``) lowers PD-L1 transcription.
 
 Innate cells of the treated tumour

@@ -7,8 +7,9 @@ per particle-load class (``cls`` site: ``low``, ``mid``, ``high``); each class s
 own temperature (heating link) and its own share of the particle iron. The CDT agents
 (iron, copper, manganese) are taken up uniformly and sit in one tissue depot each.
 
-Chemistry (seed review 001, eqs. 1-8; constants in LITERATURE.md §5)
--------------------------------------------------------------------
+Chemistry (eqs. 1-8 of Chauhan et al. 2025 [chauhan2025]; constants: De Laat & Gallard
+1999 [delaat1999], Buxton et al. 1988 [buxton1988], Rush & Bielski 1985 [rush1985])
+------------------------------------------------------------------------------------
 Metal couples Fe²⁺/Fe³⁺, Cu⁺/Cu²⁺, Mn²⁺/Mn³⁺ (species ``Fe_ii/Fe_iii``, ``Cu_i/Cu_ii``,
 ``Mn_ii/Mn_iii``)::
 
@@ -75,8 +76,8 @@ lesion repair).
 
 Damage and fate
 ---------------
-* Thermal lesions L accrue at the CEM43 rate of the class (Sapareto-Dewey, i.e. the
-  cell-kill Arrhenius of LITERATURE.md §3) and are either repaired by chaperones
+* Thermal lesions L accrue at the CEM43 rate of the class (Sapareto & Dewey 1984
+  [sapareto1984], i.e. the cell-kill Arrhenius) and are either repaired by chaperones
   (rate ∝ functional HSP70 H(1 - i_HSP) and ATP) or fixed as lethal (rate k_fix). The
   lethal hazard is k_fix·L; at basal HSP70 a heat dose of D0 CEM43-minutes gives one
   lethal event per cell on average (CHO D0(43 °C) = 16.8 min). Induced HSP70 repairs

@@ -1,0 +1,380 @@
+"""The validation suite: the default model held to published experiments.
+
+``analyses/validation/targets.tsv`` holds one row per published observation: the claim,
+the experimental system, the intervention, the readout, the published value with its range,
+how it was read (text, table, figure), the reference (a key of
+``parameters/references.tsv``), its role and the model experiment that reproduces it
+(:mod:`mhimmune.studies.validation_experiments`).
+
+* ``calibration`` rows are the only ones parameters may be fitted to (a fitted parameter
+  names them in its ``source``); ``validation`` rows are predictions. The two are scored
+  apart.
+* A row passes when the model value lies in ``[low, high]`` (a missing bound leaves that
+  side open; with neither bound, within 25 % of the value). A row whose experiment the
+  model cannot express (``none: reason``) or whose simulation fails stays in the report as
+  a failure with its reason: no row is dropped.
+
+The model is a hypothesis-generating one; the report says how far it can be trusted where.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mhimmune.core.errors import MhimmuneError, ParameterError
+from mhimmune.core.resources import resource_dir
+from mhimmune.studies.validation_experiments import EXPERIMENTS
+
+__all__ = [
+    "COLUMNS",
+    "ROLES",
+    "ValidationResult",
+    "load_targets",
+    "load_references",
+    "parse_experiment",
+    "run_validation",
+]
+
+COLUMNS = (
+    "id", "group", "claim", "system", "agent", "dose", "field", "intervention", "readout",
+    "value", "low", "high", "unit", "read_from", "reference", "role", "experiment",
+    "tolerance", "notes",
+)  # fmt: skip
+ROLES = ("calibration", "validation")
+#: relative tolerance of a row that states neither bound
+DEFAULT_RELATIVE_TOLERANCE = 0.25
+STATUSES = ("pass", "fail", "not simulated", "model failed")
+#: the plot's ratio axis
+_CLIP = (1e-2, 1e2)
+
+
+def _default_targets() -> Path:
+    here = Path(__file__).resolve().parents[2] / "analyses" / "validation" / "targets.tsv"
+    if here.is_file():
+        return here
+    return resource_dir("parameters").parent / "validation" / "targets.tsv"
+
+
+def load_references(path: str | Path | None = None) -> pd.DataFrame:
+    """The project's bibliography (``parameters/references.tsv``), indexed by key."""
+    path = Path(path) if path is not None else resource_dir("parameters") / "references.tsv"
+    if not path.is_file():
+        raise ParameterError(f"references: no bibliography at {path}")
+    refs = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    if "key" not in refs.columns:
+        raise ParameterError(f"{path}: needs a 'key' column")
+    return refs.set_index("key")
+
+
+def _number(text: str, where: str) -> float:
+    text = str(text).strip()
+    if text == "":
+        return math.nan
+    try:
+        return float(text)
+    except ValueError:
+        raise ParameterError(f"{where}: must be a number, got {text!r}") from None
+
+
+def load_targets(path: str | Path | None = None) -> pd.DataFrame:
+    """Read and check the validation targets table.
+
+    Raises
+    ------
+    ParameterError
+        Naming the row and column of a missing column, duplicate id, unknown role,
+        non-numeric value or bound, unknown experiment or malformed experiment call.
+    """
+    path = Path(path) if path is not None else _default_targets()
+    if not path.is_file():
+        raise ParameterError(f"targets: no such file {path}")
+    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    missing = [c for c in COLUMNS if c not in table.columns]
+    if missing:
+        raise ParameterError(f"{path.name}: missing column(s) {', '.join(missing)}")
+    dup = table["id"][table["id"].duplicated()].tolist()
+    if dup:
+        raise ParameterError(f"{path.name}: duplicate id(s) {', '.join(dup)}")
+    for i, row in table.iterrows():
+        where = f"{path.name} row {i + 2} ({row['id']})"
+        if row["role"] not in ROLES:
+            raise ParameterError(f"{where}: role must be one of {ROLES}, got {row['role']!r}")
+        for col in ("value", "low", "high"):
+            _number(row[col], f"{where}, column {col}")
+        if not row["experiment"].startswith("none:"):
+            parse_experiment(row["experiment"], where)
+    for col in ("value", "low", "high"):
+        table[col] = [_number(x, col) for x in table[col]]
+    return table
+
+
+def parse_experiment(text: str, where: str = "experiment") -> tuple[str, dict]:
+    """Parse ``name(key=literal, ...)`` into the experiment's name and keyword arguments."""
+    try:
+        call = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError:
+        raise ParameterError(f"{where}: experiment {text!r} is not a call") from None
+    if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name) or call.args:
+        raise ParameterError(f"{where}: experiment must read name(key=value, ...), got {text!r}")
+    name = call.func.id
+    if name not in EXPERIMENTS:
+        raise ParameterError(
+            f"{where}: unknown experiment {name!r}; known: {', '.join(sorted(EXPERIMENTS))}"
+        )
+    try:
+        kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+    except ValueError:
+        raise ParameterError(f"{where}: experiment arguments must be literals: {text!r}") from None
+    return name, kwargs
+
+
+def _verdict(model: float, row: pd.Series) -> bool:
+    low, high, value = row["low"], row["high"], row["value"]
+    if math.isnan(low) and math.isnan(high):
+        low = value * (1 - DEFAULT_RELATIVE_TOLERANCE)
+        high = value * (1 + DEFAULT_RELATIVE_TOLERANCE)
+    ok_low = math.isnan(low) or model >= low - 1e-12 * abs(low)
+    ok_high = math.isnan(high) or model <= high + 1e-12 * abs(high)
+    return bool(np.isfinite(model) and ok_low and ok_high)
+
+
+def _selected(targets: pd.DataFrame, only: Sequence[str] | str | None) -> pd.DataFrame:
+    if only is None:
+        return targets
+    wanted = [s.strip() for s in ([only] if isinstance(only, str) else only)]
+    wanted = [w for part in wanted for w in part.split(",") if w]
+    known = set(targets["group"]) | set(targets["id"])
+    unknown = [w for w in wanted if w not in known]
+    if unknown:
+        groups = ", ".join(sorted(set(targets["group"])))
+        raise ParameterError(f"only: unknown group or id {unknown}; groups: {groups}")
+    return targets[targets["group"].isin(wanted) | targets["id"].isin(wanted)]
+
+
+def run_validation(
+    targets: pd.DataFrame | str | Path | None = None,
+    only: Sequence[str] | str | None = None,
+    progress: bool | None = None,
+) -> ValidationResult:
+    """Simulate every target's experiment with the default model and score it.
+
+    Parameters
+    ----------
+    targets
+        A table from :func:`load_targets`, or its path (default: the shipped table).
+    only
+        Groups or target ids to run (e.g. ``"hsp70"`` or ``["gsh_bso", "heating"]``).
+    progress
+        Show a progress bar (default: when ``TQDM_DISABLE`` is not set).
+
+    Returns
+    -------
+    ValidationResult
+    """
+    table = targets if isinstance(targets, pd.DataFrame) else load_targets(targets)
+    table = _selected(table, only)
+    from tqdm.auto import tqdm  # deferred: only the CLI and notebooks draw bars
+
+    disable = (not progress) if progress is not None else bool(os.environ.get("TQDM_DISABLE"))
+    rows = []
+    cache: dict[str, float] = {}
+    for _, row in tqdm(list(table.iterrows()), desc="targets", disable=disable):
+        out = row.to_dict()
+        started = time.perf_counter()
+        if row["experiment"].startswith("none:"):
+            out.update(model=math.nan, status="not simulated",
+                       reason=row["experiment"][5:].strip())  # fmt: skip
+        else:
+            key = " ".join(row["experiment"].split())
+            try:
+                if key not in cache:
+                    name, kwargs = parse_experiment(row["experiment"], row["id"])
+                    cache[key] = float(EXPERIMENTS[name](**kwargs))
+                value = cache[key]
+                ok = _verdict(value, row)
+                out.update(model=value, status="pass" if ok else "fail",
+                           reason="" if ok else _miss_reason(value, row))  # fmt: skip
+            except MhimmuneError as exc:
+                out.update(model=math.nan, status="model failed",
+                           reason=f"{type(exc).__name__}: {exc}")  # fmt: skip
+        out["seconds"] = time.perf_counter() - started
+        rows.append(out)
+    return ValidationResult(pd.DataFrame(rows))
+
+
+def _miss_reason(model: float, row: pd.Series) -> str:
+    if not np.isfinite(model):
+        return "the model gives no finite value"
+    low, high = row["low"], row["high"]
+    side = "below" if (not math.isnan(low) and model < low) else "above"
+    if math.isnan(low) and math.isnan(high):
+        side = "below" if model < row["value"] else "above"
+    return f"model {side} the accepted range"
+
+
+@dataclass
+class ValidationResult:
+    """Model against published values, one row per target (``table``)."""
+
+    table: pd.DataFrame
+
+    def scores(self) -> pd.DataFrame:
+        """Per role: targets, simulated, passed, and the pass fraction of all targets."""
+        t = self.table
+        out = []
+        for role in ROLES:
+            r = t[t["role"] == role]
+            out.append(dict(
+                role=role, targets=len(r),
+                simulated=int((r["status"].isin(["pass", "fail"])).sum()),
+                passed=int((r["status"] == "pass").sum()),
+                publications=r["reference"].nunique(),
+            ))  # fmt: skip
+        s = pd.DataFrame(out).set_index("role")
+        s["pass_fraction"] = s["passed"] / s["targets"].where(s["targets"] > 0)
+        return s
+
+    def by_group(self) -> pd.DataFrame:
+        """Counts of each status per group."""
+        return (
+            self.table.groupby(["group", "status"]).size().unstack(fill_value=0)
+            .reindex(columns=list(STATUSES), fill_value=0)
+        )  # fmt: skip
+
+    def plot(self, ax=None):
+        """Model / published ratio per simulated target on a log axis, with the accepted
+        band; green passes, red fails. Returns the matplotlib figure."""
+        import matplotlib.pyplot as plt
+
+        t = self.table[self.table["status"].isin(["pass", "fail"])].copy()
+        t = t.sort_values(["group", "id"]).reset_index(drop=True)
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(8.5, 0.28 * len(t) + 1.6))
+        else:
+            fig = ax.figure
+        # the published value is the reference; a published 0 is read against its upper bound
+        ref = t["value"].where(t["value"] != 0, t["high"])
+        for i, row in t.iterrows():
+            v = ref[i]
+            lo = row["low"] / v if not math.isnan(row["low"]) else np.nan
+            hi = row["high"] / v if not math.isnan(row["high"]) else np.nan
+            if np.isfinite(lo) or np.isfinite(hi):
+                a = lo if np.isfinite(lo) and lo > 0 else _CLIP[0]
+                b = hi if np.isfinite(hi) else _CLIP[1]
+                ax.plot([a, b], [i, i], color="0.75", lw=5, solid_capstyle="butt", zorder=1)
+            m = row["model"] / v
+            clipped = not (_CLIP[0] < m < _CLIP[1])
+            m = min(max(m, _CLIP[0]), _CLIP[1])
+            marker = ("<" if m <= _CLIP[0] else ">") if clipped else "o"
+            color = "tab:green" if row["status"] == "pass" else "tab:red"
+            ax.plot(m, i, marker, color=color, ms=7, zorder=2, clip_on=False)
+        ax.axvline(1.0, color="0.3", lw=0.8, ls=":")
+        ax.set_xscale("log")
+        ax.set_xlim(*_CLIP)
+        ax.set_yticks(range(len(t)))
+        ax.set_yticklabels(list(t["id"]), fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel("model / published value (grey: accepted range; triangles: off the axis)")
+        passed = int((t["status"] == "pass").sum())
+        ax.set_title(f"Default model vs published experiments: {passed} of {len(t)} pass",
+                     fontsize=10)  # fmt: skip
+        fig.tight_layout()
+        return fig
+
+    def to_markdown(self) -> str:
+        """The report: scores by role, per-group counts, and every target with its reason."""
+        s = self.scores()
+        lines = [
+            "# Validation report",
+            "",
+            "The default model (default parameters, no fitting here) simulates the experiment "
+            "of each published observation in `analyses/validation/targets.tsv`. Calibration "
+            "rows are the only ones parameters may be fitted to; validation rows are "
+            "predictions, scored apart. A target the model misses, cannot express or fails to "
+            "simulate stays here as a failure with its reason. These are checks of a "
+            "hypothesis-generating model, not a certificate.",
+            "",
+            "## Scores",
+            "",
+            "| role | targets | simulated | passed | publications | pass fraction |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for role, r in s.iterrows():
+            frac = "–" if pd.isna(r["pass_fraction"]) else f"{r['pass_fraction']:.0%}"
+            lines.append(
+                f"| {role} | {r['targets']} | {r['simulated']} | {r['passed']} | "
+                f"{r['publications']} | {frac} |"
+            )
+        lines += ["", "## By group", "", "| group | " + " | ".join(STATUSES) + " |",
+                  "|---|" + "---:|" * len(STATUSES)]  # fmt: skip
+        for g, r in self.by_group().iterrows():
+            lines.append(f"| {g} | " + " | ".join(str(int(r[c])) for c in STATUSES) + " |")
+        for role in ROLES:
+            lines += ["", f"## {role.capitalize()} targets", "",
+                      "| target | claim | published (range) | unit | model | status | reason | "
+                      "source |", "|---|---|---|---|---:|---|---|---|"]  # fmt: skip
+            for _, r in self.table[self.table["role"] == role].iterrows():
+                rng = _fmt_range(r["low"], r["high"])
+                model = "–" if not np.isfinite(r["model"]) else f"{r['model']:.3g}"
+                lines.append(
+                    f"| `{r['id']}` | {r['claim']} | {_g(r['value'])} {rng} | {r['unit']} | "
+                    f"{model} | **{r['status']}** | {r['reason']} | [{r['reference']}] "
+                    f"{r['read_from']} |"
+                )
+        lines += ["", "![model / published](validation.png)", ""]
+        return "\n".join(lines)
+
+    def save(self, out: str | Path) -> list[Path]:
+        """Write ``report.md``, ``validation.csv`` and ``validation.png`` into *out*
+        (each written to a temporary file first, then renamed)."""
+        import matplotlib.pyplot as plt
+
+        out = Path(out)
+        if out.exists() and not out.is_dir():
+            raise ParameterError(f"out: {out} exists and is not a directory")
+        out.mkdir(parents=True, exist_ok=True)
+        paths = [out / "report.md", out / "validation.csv", out / "validation.png"]
+        _atomic_text(paths[0], self.to_markdown())
+        _atomic_text(paths[1], self.table.to_csv(index=False))
+        fig = self.plot()
+        with tempfile.NamedTemporaryFile(dir=out, suffix=".png", delete=False) as tmp:
+            fig.savefig(tmp.name, dpi=130)
+        plt.close(fig)
+        os.chmod(tmp.name, 0o644)
+        os.replace(tmp.name, paths[2])
+        return paths
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(f.name, 0o644)
+    os.replace(f.name, path)
+
+
+def _g(x: float) -> str:
+    return "–" if not np.isfinite(x) else f"{x:.3g}"
+
+
+def _fmt_range(low: float, high: float) -> str:
+    if math.isnan(low) and math.isnan(high):
+        return ""
+    return (
+        f"({_g(low) if not math.isnan(low) else '−∞'}–{_g(high) if not math.isnan(high) else '∞'})"
+    )
+
+
+def groups(targets: pd.DataFrame | None = None) -> list[str]:
+    """The target groups, in table order."""
+    t = load_targets() if targets is None else targets
+    return list(dict.fromkeys(t["group"]))

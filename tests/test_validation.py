@@ -1,0 +1,109 @@
+"""The validation suite: targets table, scoring rules, experiments and the report."""
+
+import math
+import stat
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mhimmune.core.errors import ParameterError
+from mhimmune.studies import validation as va
+from mhimmune.studies.validation_experiments import EXPERIMENTS
+
+
+@pytest.fixture(scope="module")
+def targets():
+    return va.load_targets()
+
+
+def test_targets_cover_at_least_30_observations_from_12_publications_in_both_roles(targets):
+    """At least 30 published observations from at least 12 publications, with calibration
+    and validation rows, and every group the suite promises."""
+    assert len(targets) >= 30
+    assert targets["reference"].nunique() >= 12
+    assert set(targets["role"]) == {"calibration", "validation"}
+    for group in ("heating", "heat_response", "hsp70", "thermotolerance", "gsh_bso", "cdt",
+                  "icd", "dc_ctl", "mh_vs_bath"):  # fmt: skip
+        assert group in set(targets["group"]), group
+
+
+def test_every_target_cites_a_reference_of_the_bibliography(targets):
+    """Each row's reference key is a row of parameters/references.tsv."""
+    refs = va.load_references()
+    missing = sorted(set(targets["reference"]) - set(refs.index))
+    assert missing == []
+
+
+def test_every_simulated_target_names_a_known_experiment_and_every_other_a_reason(targets):
+    for _, row in targets.iterrows():
+        if row["experiment"].startswith("none:"):
+            assert len(row["experiment"]) > len("none: ") + 10, row["id"]
+        else:
+            name, _ = va.parse_experiment(row["experiment"])
+            assert name in EXPERIMENTS
+
+
+@pytest.mark.parametrize(
+    ("model", "low", "high", "value", "ok"),
+    [
+        (5.0, 4.0, 6.0, 5.0, True),
+        (6.0, 4.0, 6.0, 5.0, True),  # bounds are inclusive
+        (6.01, 4.0, 6.0, 5.0, False),
+        (100.0, 4.0, math.nan, 5.0, True),  # no upper bound: one-sided
+        (3.9, 4.0, math.nan, 5.0, False),
+        (1.24, math.nan, math.nan, 1.0, True),  # no bound: within 25 % of the value
+        (1.26, math.nan, math.nan, 1.0, False),
+        (math.nan, 0.0, 1.0, 0.5, False),  # no finite model value never passes
+    ],
+)
+def test_verdict_accepts_the_stated_range_and_25_percent_without_one(model, low, high, value, ok):
+    row = pd.Series(dict(low=low, high=high, value=value))
+    assert va._verdict(model, row) is ok
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("hsp70_peak_time", "not a call|must read"),
+        ("no_such_experiment(x=1)", "unknown experiment 'no_such_experiment'"),
+        ("hsp70_peak_time(42, 1)", "must read name"),
+        ("hsp70_peak_time(temperature_C=x)", "literals"),
+        ("hsp70_peak_time(", "not a call"),
+    ],
+)
+def test_malformed_experiments_are_refused_with_their_text(text, match):
+    with pytest.raises(ParameterError, match=match):
+        va.parse_experiment(text)
+
+
+def test_unknown_group_is_refused_naming_the_groups(targets):
+    with pytest.raises(ParameterError, match="unknown group or id .*groups: "):
+        va.run_validation(targets, only="no_such_group", progress=False)
+
+
+def test_basal_h2o2_and_bso_nadir_reproduce_their_rows_and_unsimulated_rows_stay(targets, tmp_path):
+    """Basal intracellular H2O2 equals the table's 10 nM (Sies 2014) within 0.1 %; the GSH
+    nadir after one BSO dose falls at 3-8 h (Lee et al. 1987: ~5 h); a row the model cannot
+    express stays in the report as 'not simulated' with its reason; the report, CSV and
+    figure are written readable by others."""
+    ids = ["cdt_sies2014_h2o2_intracellular", "gsh_bso_lee1987_liver_nadir_time",
+           "cdt_konijn1999_lip_chelator"]  # fmt: skip
+    res = va.run_validation(targets, only=ids, progress=False)
+    t = res.table.set_index("id")
+    assert t.loc[ids[0], "model"] == pytest.approx(10.0, rel=1e-3)
+    assert 3.0 <= t.loc[ids[1], "model"] <= 8.0
+    assert list(t["status"]) == ["pass", "pass", "not simulated"]
+    assert "chelator" in t.loc[ids[2], "reason"]
+    scores = res.scores()
+    assert scores["targets"].sum() == 3
+    assert scores.loc["validation", "passed"] + scores.loc["calibration", "passed"] == 2
+    paths = res.save(tmp_path / "out")
+    for p in paths:
+        assert p.stat().st_size > 0
+        assert p.stat().st_mode & stat.S_IROTH
+    report = paths[0].read_text()
+    assert "## Calibration targets" in report and "## Validation targets" in report
+    assert "not simulated" in report
+    csv = pd.read_csv(paths[1])
+    assert np.isnan(csv.set_index("id").loc[ids[2], "model"])
