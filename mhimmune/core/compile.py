@@ -141,8 +141,11 @@ def compile_model(b: Builder, *, verbose: bool = True) -> CompiledModel:
         if kind == "c":
             source = tmp / f"mhgen_{key}.c"
             source.write_text(c_source(sym, key, b.model.name))
+            cc = c_compiler()
+            if cc is None:
+                raise ModelError("no C compiler found; set MHIMMUNE_BACKEND=numba")
             cmd = [
-                c_compiler(),
+                cc,
                 "-O2",
                 "-std=gnu99",
                 "-shared",

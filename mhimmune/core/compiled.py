@@ -35,7 +35,7 @@ class CompiledModel:
     bolus_species: list[int]
     bolus_modes: list[str]
     n_reactions: int
-    module: ModuleType
+    module: ModuleType | CModule
     backend: str = "numba"
 
     #: generated functions, reached as attributes (``compiled.rhs(y, t, p)``, ...)
@@ -63,6 +63,7 @@ def load_compiled(folder: Path, key: str) -> CompiledModel:
     meta = json.loads((folder / "meta.json").read_text())
     kind = meta.pop("backend", "numba")
     modname = f"mhgen_{key}"
+    module: ModuleType | CModule
     if kind == "c":
         module = CModule(
             folder / f"{modname}.so",
@@ -74,9 +75,12 @@ def load_compiled(folder: Path, key: str) -> CompiledModel:
         module = sys.modules[modname]
     else:
         spec = importlib.util.spec_from_file_location(modname, folder / f"{modname}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[modname] = module
-        spec.loader.exec_module(module)
+        if spec is None or spec.loader is None:
+            raise ModelError(f"cannot load the compiled model module in {folder}")
+        py_module = importlib.util.module_from_spec(spec)
+        sys.modules[modname] = py_module
+        spec.loader.exec_module(py_module)
+        module = py_module
     return CompiledModel(key=key, module=module, backend=kind, **meta)
 
 

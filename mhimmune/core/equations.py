@@ -266,7 +266,7 @@ def network_equations(b: Builder) -> tuple[Symbolic, dict]:
         bolus_modes=bolus_modes,
         n_reactions=len(model.reactions),
     )
-    labels = meta["species"]
+    labels = [species_label(s) for s in model.species]
     if len(set(labels)) != len(labels):
         raise ModelError("species labels are not unique; give monomer sites distinct states")
     return sym, meta

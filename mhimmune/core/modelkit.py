@@ -200,6 +200,8 @@ def load_link(name: str) -> ModuleType:
         raise ModelError(f"unknown model link {name!r}; available links: {', '.join(known)}")
     modname = f"mhimmune_models.{name}"
     spec = importlib.util.spec_from_file_location(modname, path)
+    if spec is None or spec.loader is None:
+        raise ModelError(f"cannot import model link {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[modname] = module
     spec.loader.exec_module(module)

@@ -96,6 +96,8 @@ class ParameterTable:
     """
 
     __slots__ = ("_df", "_origins")
+    _df: pd.DataFrame
+    _origins: dict[str, str]
 
     def __init__(self, df: pd.DataFrame, origins: Mapping[str, str]):
         """Wrap an already validated frame; use :meth:`load` or :meth:`from_frame` instead."""

@@ -193,7 +193,7 @@ def sphere_conduction_coefficient(radius_m, k_w_per_m_K=TISSUE_CONDUCTIVITY_W_PE
 
 
 def _series(x: np.ndarray, coeffs: list[float], powers: list[int]) -> np.ndarray:
-    return sum(c * x**p for c, p in zip(coeffs, powers, strict=True))
+    return np.asarray(sum(c * x**p for c, p in zip(coeffs, powers, strict=True)))
 
 
 def _one_minus_1px_emx(x: np.ndarray) -> np.ndarray:
@@ -444,7 +444,7 @@ def radial_pennes(
                 f"q_w_per_m3: must be finite and ≥ 0 W/m³, got {q!r} at t = {t_new:g} s"
             )
         rhs = rho * c * vol / step * theta + vol * heated * q
-        if constant_w and math.isclose(step, dt):
+        if lu is not None and math.isclose(step, dt):
             theta = lu.solve(rhs)
         else:
             if not constant_w:
