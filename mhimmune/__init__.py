@@ -13,7 +13,6 @@ Outputs are predictions of a hypothesis-generating model.
 """
 
 from mhimmune.core.errors import (
-    HfWarning,
     MhimmuneError,
     ModelError,
     ParameterError,
@@ -25,6 +24,7 @@ from mhimmune.core.model import DEFAULT_LINKS, Model, load_model
 from mhimmune.core.params import ParameterTable
 from mhimmune.core.simulate import SimulationResult, simulate
 from mhimmune.mh import readouts  # noqa: E402  (mh.readouts.compare(...))
+from mhimmune.mh.field_safety import HfWarning
 from mhimmune.mh.protocol import Protocol
 
 __version__ = "0.1.0"

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from mhimmune.core.errors import HfWarning, MhimmuneError
+from mhimmune.core.errors import MhimmuneError
+from mhimmune.mh.field_safety import HfWarning
 
 #: the default study's arms: protocols in analyses/protocols (shipped as mhimmune/protocols)
 DEMO_ARMS = ("untreated", "mh", "anti_pdl1", "mh_plus_pdl1")

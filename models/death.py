@@ -35,7 +35,8 @@ immunogenic death at the same kill matures more DCs.
 
 from pysb import Expression, Monomer, Observable, Rule
 
-from mhimmune.core.modelkit import CELL_CLASSES, component, par, present, provide, signal
+from mhimmune.core.modelkit import component, par, present, provide, signal
+from mhimmune.mh.cell_classes import CELL_CLASSES
 
 READS = {
     **{f"hazard_{f}_{c}": ("1/h", 0.0) for f in ("apop", "icd", "necr") for c in CELL_CLASSES},

@@ -38,16 +38,8 @@ import math
 import sympy
 from pysb import Expression, Monomer, Observable, Rule
 
-from mhimmune.core.modelkit import (
-    CELL_CLASSES,
-    bolus,
-    class_load,
-    input_param,
-    par,
-    present,
-    provide,
-    signal,
-)
+from mhimmune.core.modelkit import bolus, input_param, par, present, provide, signal
+from mhimmune.mh.cell_classes import CELL_CLASSES, class_load
 
 READS = {"body_weight": ("kg", 0.02)}
 PROVIDES = {

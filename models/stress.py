@@ -111,18 +111,8 @@ import sympy
 from pysb import Expression, Initial, Monomer, Observable, Rule
 
 from mhimmune.core.errors import ModelError
-from mhimmune.core.modelkit import (
-    CELL_CLASSES,
-    CLASS_WEIGHTS,
-    bolus,
-    class_load,
-    component,
-    hill,
-    par,
-    present,
-    provide,
-    signal,
-)
+from mhimmune.core.modelkit import bolus, component, hill, par, present, provide, signal
+from mhimmune.mh.cell_classes import CELL_CLASSES, CLASS_WEIGHTS, class_load
 
 READS = {
     "temperature_C_low": ("degC", 37.0),

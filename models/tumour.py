@@ -32,7 +32,8 @@ rechallenge implants new viable cells at the distant site.
 
 from pysb import Expression, Initial, Monomer, Observable, Rule
 
-from mhimmune.core.modelkit import CELL_CLASSES, CLASS_WEIGHTS, bolus, par, provide
+from mhimmune.core.modelkit import bolus, par, provide
+from mhimmune.mh.cell_classes import CELL_CLASSES, CLASS_WEIGHTS
 
 READS: dict = {}
 PROVIDES = {

@@ -5,8 +5,8 @@ import warnings
 import pytest
 
 import mhimmune as mh
-from mhimmune.core.errors import HfWarning
 from mhimmune.core.resources import resource_dir
+from mhimmune.mh.field_safety import HfWarning
 
 
 @pytest.fixture(scope="session")

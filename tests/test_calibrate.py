@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 import mhimmune as mh
-from mhimmune.core.errors import HfWarning, MhimmuneError, ParameterError
+from mhimmune.core.errors import MhimmuneError, ParameterError
 from mhimmune.interop import petab as mhpetab
+from mhimmune.mh.field_safety import HfWarning
 from mhimmune.studies import calibrate
 
 pytest.importorskip("petab")

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 import mhimmune as mh
-from mhimmune.core.errors import HfWarning, MhimmuneError, ParameterError, ProtocolError
+from mhimmune.core.errors import MhimmuneError, ParameterError, ProtocolError
+from mhimmune.mh.field_safety import HfWarning
 from mhimmune.runs import ensemble as en
 
 # ------------------------------------------------------------------ toy evaluators

@@ -9,9 +9,9 @@ import pytest
 
 import mhimmune as mh
 from mhimmune.cli import main
-from mhimmune.core.errors import HfWarning
 from mhimmune.core.resources import resource_dir
 from mhimmune.interop import export
+from mhimmune.mh.field_safety import HfWarning
 
 from .conftest import load_protocol
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import mhimmune as mh
-from mhimmune.core.errors import HfWarning
 from mhimmune.mh.agents import Agent
+from mhimmune.mh.field_safety import HfWarning
 
 
 def _plan(**kw):

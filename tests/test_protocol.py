@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mhimmune.core.errors import HfWarning, ProtocolError
+from mhimmune.core.errors import ProtocolError
 from mhimmune.core.units import ureg
+from mhimmune.mh.field_safety import HfWarning
 from mhimmune.mh.protocol import (
     BREZOVICH_LIMIT,
     HERGT_LIMIT,

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 import mhimmune as mh
-from mhimmune.core.errors import HfWarning, ProtocolError, SolverError
+from mhimmune.core.errors import ProtocolError, SolverError
+from mhimmune.mh.field_safety import HfWarning
 from mhimmune.mh.physics import cem43
 
 from .conftest import load_protocol

@@ -17,7 +17,7 @@ import sympy
 from scipy.integrate import odeint, solve_ivp
 
 import mhimmune as mh
-from mhimmune.core.errors import HfWarning
+from mhimmune.mh.field_safety import HfWarning
 
 GAS = 8.314462618
 CLASSES = ("low", "mid", "high")

@@ -253,7 +253,7 @@ def final_agreement(ref_final, other_final, scale) -> float:
 
 def main() -> int:
     import mhimmune as mh
-    from mhimmune.core.errors import HfWarning
+    from mhimmune.mh.field_safety import HfWarning
 
     warnings.simplefilter("ignore", HfWarning)
     runs = int(os.environ.get("BENCH_RUNS", "50"))

@@ -46,7 +46,7 @@ RUNS_PER_CALL = 20
 def main() -> int:
     os.environ.setdefault("TQDM_DISABLE", "1")
     import mhimmune as mh
-    from mhimmune.core.errors import HfWarning
+    from mhimmune.mh.field_safety import HfWarning
     from mhimmune.runs.ensemble import ModelEvaluator, ScheduleTemplate, WorkerPool, run_ensemble
     from mhimmune.studies import optimize as opt
     from mhimmune.studies.cohort import sample_cohort

@@ -23,9 +23,28 @@ unconverged solution. ``_bdf_kernel.c`` implements the same algorithm operation 
 operation.
 
 The names ``rhs`` and ``jac_sparse`` are the generated model functions of the module
-this text is appended to; the index arrays are arguments. This file is never imported
-as code; :mod:`mhimmune.core.compile` reads it.
+this text is appended to; the index arrays are arguments. :mod:`mhimmune.core.codegen`
+copies the text between the ``begin kernel`` and ``end kernel`` markers into every
+generated module (whose header imports ``math``, ``numpy as np`` and ``numba as nb``), so
+the kernel is compiled against each model's own functions without a function-pointer
+call per right-hand side. The imports and the stand-ins for ``rhs`` and ``jac_sparse``
+above the markers only make this file valid Python for linters and type checkers;
+importing it runs no integrator.
 """
+
+import math
+
+import numba as nb
+import numpy as np
+
+
+def rhs(y, t, p):  # stand-in: the generated module defines the model's right-hand side
+    raise NotImplementedError("the BDF kernel runs only inside a generated model module")
+
+
+def jac_sparse(y, t, p):  # stand-in: the generated module defines the sparse Jacobian
+    raise NotImplementedError("the BDF kernel runs only inside a generated model module")
+
 
 # --- begin kernel ---
 MAX_ORDER = 5
@@ -329,7 +348,6 @@ def bdf_segment(
         steps += 1
         stats[0] += 1
         n_equal += 1
-        t_old = t
         t = t_new
         y = yn
         D[order + 2] = d - D[order + 1]

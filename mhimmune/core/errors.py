@@ -42,7 +42,3 @@ class SolverError(MhimmuneError, RuntimeError):
         self.segment = segment
         self.time_h = time_h
         self.overrides = dict(overrides or {})
-
-
-class HfWarning(UserWarning):
-    """The product H·f of a magnetic-hyperthermia session exceeds the Brezovich limit."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from mhimmune.core.errors import ParameterError
+from mhimmune.core.errors import MhimmuneError, ParameterError
 
 __all__ = ["atomic_path", "write_csv", "save_figure", "read_overrides", "read_toml"]
 
@@ -86,8 +86,6 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
 def read_toml(path: str | Path) -> dict[str, Any]:
     """Read a TOML spec file; a missing file or invalid TOML raises
     :class:`~mhimmune.core.errors.MhimmuneError` naming the file."""
-    from mhimmune.core.errors import MhimmuneError
-
     p = Path(path)
     if not p.is_file():
         raise MhimmuneError(f"spec file not found: {path}")

@@ -28,12 +28,11 @@ import importlib.util
 import sys
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import sympy
-from pysb import Expression, Model, Parameter
+from pysb import Expression, Initial, Model, Parameter
 from pysb.core import (
     ComplexPattern,
     MonomerPattern,
@@ -58,9 +57,6 @@ __all__ = [
     "BolusSpec",
     "build",
     "load_link",
-    "CELL_CLASSES",
-    "CLASS_WEIGHTS",
-    "class_load",
 ]
 
 
@@ -94,18 +90,6 @@ class Builder:
 
 
 _CURRENT: Builder | None = None
-
-#: particle-load classes of treated tumour cells (regions of low, middle, high particle
-#: concentration): 3-point Gauss-Hermite quadrature of a log-normal load with mean 1.
-CELL_CLASSES = ("low", "mid", "high")
-CLASS_WEIGHTS = (1 / 6, 2 / 3, 1 / 6)
-CLASS_Z = (-(3**0.5), 0.0, 3**0.5)
-
-
-def class_load(cls: str, sigma):
-    """Relative particle load exp(σ z - σ²/2) of class *cls* for log-normal width *sigma*."""
-    z = CLASS_Z[CELL_CLASSES.index(cls)]
-    return sympy.exp(sigma * z - sigma**2 / 2)
 
 
 def _builder() -> Builder:
@@ -194,8 +178,6 @@ def bolus(kind: str, pattern, scale, mode: str = "add") -> None:
 
 def present(pattern) -> None:
     """Make *pattern* a species of the network that starts at zero (a dose target, say)."""
-    from pysb import Initial
-
     b = _builder()
     zero = b.model.expressions.get("zero_amount")
     if zero is None:
@@ -218,6 +200,8 @@ def load_link(name: str) -> ModuleType:
         raise ModelError(f"unknown model link {name!r}; available links: {', '.join(known)}")
     modname = f"mhimmune_models.{name}"
     spec = importlib.util.spec_from_file_location(modname, path)
+    if spec is None or spec.loader is None:
+        raise ModelError(f"cannot import model link {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[modname] = module
     spec.loader.exec_module(module)
@@ -257,14 +241,10 @@ def build(links: list[str], name: str = "mhimmune", standalone: bool = False) ->
             missing = [s for s in module.PROVIDES if s not in b.signals]
             if missing:
                 raise ModelError(
-                    f"link {link!r} promises signals {missing} in PROVIDES but does not provide them"
+                    f"link {link!r} promises signals {missing} in PROVIDES "
+                    "but does not provide them"
                 )
     finally:
         _CURRENT = None
         SelfExporter.default_model, SelfExporter.target_globals, SelfExporter.target_module = saved
     return b
-
-
-def model_files() -> list[Path]:
-    """All link files of ``models/`` (used to key the compile cache)."""
-    return sorted(resource_dir("models").glob("*.py"))

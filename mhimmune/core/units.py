@@ -28,7 +28,7 @@ import pint
 
 from mhimmune.core.errors import UnitError
 
-ureg = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+ureg: pint.UnitRegistry = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
 ureg.define("fraction = [] = frac")
 ureg.define("percent_ = 0.01 fraction")
 ureg.define("cell = [] ")

@@ -30,9 +30,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mhimmune.core.errors import HfWarning, MhimmuneError, ParameterError
+from mhimmune.core.errors import MhimmuneError, ParameterError
 from mhimmune.core.model import Model
 from mhimmune.core.units import ureg
+from mhimmune.mh.field_safety import HfWarning
 from mhimmune.mh.protocol import Protocol
 
 __all__ = [

@@ -35,7 +35,7 @@ _NAN = float("nan")
 
 @dataclass(frozen=True)
 class Agent:
-    """A heating agent of the catalogue; all numbers in the units their names give (NaN = unknown)."""
+    """A heating agent of the catalogue; numbers in the units their names give (NaN = unknown)."""
 
     name: str
     description: str
@@ -82,7 +82,8 @@ class Agent:
                 else "no SAR"
             )
             raise ProtocolError(
-                f"agent {self.name!r}: cannot scale its SAR to {field_kA_per_m} kA/m, {freq_kHz} kHz: "
+                f"agent {self.name!r}: cannot scale its SAR to {field_kA_per_m} kA/m, "
+                f"{freq_kHz} kHz: "
                 f"the catalogue has {measured} but neither the field and frequency it was measured "
                 f"at nor an ILP; choose a scalable agent (Agent.scalable) or see its notes in "
                 f"parameters/agents.tsv"
@@ -202,7 +203,7 @@ def get_agent(name: str) -> Agent:
 
 
 def agent_table() -> pd.DataFrame:
-    """The catalogue as a DataFrame (a copy), with derived ILPs filled in and a ``scalable`` column."""
+    """The catalogue as a DataFrame (a copy), with derived ILPs and a ``scalable`` column."""
     df = _table().copy()
     agents = [get_agent(n) for n in df.index]
     df["ilp_nH_m2_per_kg"] = [a.ilp_nH_m2_per_kg for a in agents]

@@ -38,9 +38,10 @@ from typing import Any
 import pandas as pd
 import pint
 
-from mhimmune.core.errors import HfWarning, ProtocolError, UnitError
+from mhimmune.core.errors import ProtocolError, UnitError
 from mhimmune.core.units import convert, to_quantity
 from mhimmune.mh.agents import get_agent
+from mhimmune.mh.field_safety import HfWarning
 
 __all__ = [
     "Protocol",

@@ -55,12 +55,12 @@ import numpy as np
 import pandas as pd
 
 from mhimmune.core.errors import (
-    HfWarning,
     MhimmuneError,
     ParameterError,
     ProtocolError,
     SolverError,
 )
+from mhimmune.mh.field_safety import HfWarning
 from mhimmune.mh.readouts import summary_specs as _experiment_specs
 
 __all__ = [

@@ -39,7 +39,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mhimmune.core.errors import HfWarning, ParameterError, ProtocolError
+from mhimmune.core.errors import ParameterError, ProtocolError
+from mhimmune.mh.field_safety import HfWarning
 
 __all__ = [
     "load_variability",

@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mhimmune.core.errors import HfWarning, ParameterError
+from mhimmune.core.errors import ParameterError
+from mhimmune.mh.field_safety import HfWarning
 
 __all__ = [
     "bliss_expected",

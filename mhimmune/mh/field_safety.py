@@ -1,0 +1,58 @@
+"""Field safety of magnetic hyperthermia: the H·f product and its tolerated limits.
+
+:func:`hf_product` and :func:`check_hf` compare a field (amplitude in kA/m, frequency in
+kHz) with the Brezovich (1988) and Hergt & Dutz (2007) limits; :class:`HfWarning` is the
+warning a treatment session above the Brezovich limit raises.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mhimmune.mh.physics_args import as_array, scalar_or_array
+
+__all__ = ["BREZOVICH_LIMIT", "HERGT_LIMIT", "HfWarning", "hf_product", "check_hf"]
+
+#: Brezovich (1988) conservative limit on H·f, A m⁻¹ s⁻¹ (seed review 000; LITERATURE.md §1).
+BREZOVICH_LIMIT = 4.85e8
+#: Hergt & Dutz (2007, JMMM 311:187) tolerated limit on H·f, A m⁻¹ s⁻¹.
+HERGT_LIMIT = 5e9
+
+
+class HfWarning(UserWarning):
+    """The product H·f of a magnetic-hyperthermia session exceeds the Brezovich limit."""
+
+
+def hf_product(field_kA_per_m, freq_kHz):
+    """Product H·f of field amplitude and frequency in A m⁻¹ s⁻¹.
+
+    Parameters
+    ----------
+    field_kA_per_m : field amplitude in kA/m (≥ 0).
+    freq_kHz : frequency in kHz (> 0).
+
+    Reference: Brezovich 1988; Hergt & Dutz 2007 (JMMM 311:187); seed review 000.
+    """
+    h = as_array(field_kA_per_m, "field_kA_per_m", "kA/m", lo=0.0)
+    f = as_array(freq_kHz, "freq_kHz", "kHz", lo=0.0, lo_open=True)
+    return scalar_or_array(h * 1e3 * f * 1e3)
+
+
+def check_hf(field_kA_per_m, freq_kHz):
+    """Classify a field against the H·f safety limits: "ok", "above_brezovich" or "above_hergt".
+
+    Parameters
+    ----------
+    field_kA_per_m : field amplitude in kA/m (≥ 0).
+    freq_kHz : frequency in kHz (> 0).
+
+    "above_brezovich" means BREZOVICH_LIMIT < H·f ≤ HERGT_LIMIT (4.85e8 and 5e9 A m⁻¹ s⁻¹);
+    a value equal to a limit is not above it. Arrays give an array of strings.
+
+    Reference: Brezovich 1988; Hergt & Dutz 2007 (JMMM 311:187); seed review 000 section 2.
+    """
+    hf = np.asarray(hf_product(field_kA_per_m, freq_kHz))
+    out = np.where(
+        hf > HERGT_LIMIT, "above_hergt", np.where(hf > BREZOVICH_LIMIT, "above_brezovich", "ok")
+    )
+    return str(out) if out.ndim == 0 else out
