@@ -20,7 +20,9 @@ import pytest
 
 from mhimmune.core.errors import MhimmuneError, ParameterError, SolverError
 from mhimmune.runs import ensemble as en
-from mhimmune.runs.ensemble import ModelEvaluator, ScheduleTemplate, WorkerPool, run_ensemble
+from mhimmune.mh.evaluator import ModelEvaluator
+from mhimmune.mh.template import ScheduleTemplate
+from mhimmune.runs.ensemble import WorkerPool, run_ensemble
 from mhimmune.studies import optimize as opt
 
 # ------------------------------------------------------------------ toy evaluators
