@@ -289,7 +289,8 @@ def test_unknown_design_columns_fail_before_any_run():
         en.run_ensemble(ev, pd.DataFrame({"ctl_kil_rate": [0.1]}), progress=False)
 
 
-@pytest.mark.slow  # starting a 2-process LocalCluster and loading the model in each worker: ~10-25 s
+# starting a 2-process LocalCluster and loading the model in each worker: ~10-25 s
+@pytest.mark.slow
 def test_dask_local_cluster_runs_the_model_once_per_worker(model):
     distributed = pytest.importorskip("distributed")
     tpl = ScheduleTemplate("20 d")

@@ -208,7 +208,7 @@ _WORKER: dict[str, Any] = {}
 POOL_CACHE_SIZE = 8
 #: pickled evaluators up to this size travel with every task; larger ones are written
 #: once to the pool's temporary folder and read by each worker that lacks them
-_INLINE_PAYLOAD_MAX = 256 * 1024
+INLINE_PAYLOAD_MAX = 256 * 1024
 
 
 def _pool_worker_init(cache_size: int) -> None:
@@ -425,7 +425,7 @@ class WorkerPool(Executor):
     # --------------------------------------------------------------------- work
     def _reference(self, key: str, payload: bytes) -> bytes | str:
         """What a task carries to find the evaluator: the bytes, or a file for large ones."""
-        if len(payload) <= _INLINE_PAYLOAD_MAX:
+        if len(payload) <= INLINE_PAYLOAD_MAX:
             return payload
         with self._lock:
             if not self._tmpdir:
