@@ -395,3 +395,20 @@ def test_feedback_factor_thermostats_sessions_so_cem43_follows_session_length(mo
     ).results
     assert out["peak"].max() == pytest.approx(43.0, abs=0.5)
     assert 0.85 * 30.0 <= out.loc[1, "cem"] - out.loc[0, "cem"] <= 30.0
+
+
+def test_executor_argument_gives_the_results_of_the_old_arguments():
+    from mhimmune.runs.executor import SerialExecutor, WorkerPool, make_executor
+
+    d = design(12)
+    reference = en.run_ensemble(linear, d, progress=False)
+    assert isinstance(make_executor(1), SerialExecutor)
+    with make_executor(n_jobs=2) as pool:
+        assert isinstance(pool, WorkerPool) and pool.n_workers == 2
+        res = en.run_ensemble(linear, d, executor=pool, chunk_size=5, progress=False)
+        assert not pool.closed  # a given executor stays open
+    pd.testing.assert_frame_equal(
+        res.results.drop(columns="seconds"), reference.results.drop(columns="seconds")
+    )
+    with pytest.raises(ParameterError, match="executor"):
+        en.run_ensemble(linear, d, executor=SerialExecutor(), client="tcp://x:1", progress=False)

@@ -311,13 +311,12 @@ class ModelEvaluator:
         index = self._index
         cache: dict[tuple[str, ...], np.ndarray] = {}
 
-        def series(variables):
+        def series(variables: tuple[str, ...]) -> np.ndarray:
             if variables not in cache:
-                y = None
-                for v in variables:
-                    which, i = index[v]
-                    col = arrays[which][:, i]
-                    y = col if y is None else y + col
+                cols = [arrays[which][:, i] for which, i in (index[v] for v in variables)]
+                y = cols[0]
+                for col in cols[1:]:
+                    y = y + col
                 cache[variables] = y
             return cache[variables]
 
@@ -348,9 +347,16 @@ class ModelEvaluator:
                         f"protocol (day {end_d:g})"
                     )
                 value = float(y[-1]) if r.day is None else float(np.interp(day, t, y))
-                out[r.name] = value if r.kind == "at" else float(value <= r.threshold)
-        for v in self.trajectory_names:
-            out[v] = np.interp(self.time_grid_day, t, series((v,)))
+                if r.kind == "at":
+                    out[r.name] = value
+                elif r.threshold is None:
+                    raise ValueError(f"readout {r.name}: a {r.kind} flag needs a threshold")
+                else:
+                    out[r.name] = float(value <= r.threshold)
+        grid = self.time_grid_day
+        if grid is not None:
+            for v in self.trajectory_names:
+                out[v] = np.interp(grid, t, series((v,)))
         return out
 
 

@@ -92,7 +92,7 @@ class Executor:
     n_workers: int = 1
 
     def execute(
-        self, tasks: Tasks, progress: Callable[[int], None] | None = None
+        self, tasks: Tasks, progress: Callable[[int], object] | None = None
     ) -> Iterator[dict]:
         """Yield the raw result of each chunk of *tasks* as it finishes.
 
@@ -167,7 +167,10 @@ def evaluate_chunk(evaluator: Any, names: list[str], runs: np.ndarray, X: np.nda
 
     Returns the raw result (see :class:`Executor`); a number output becomes ``{"y": x}``.
     """
-    status, message, seconds, values = [], [], [], []
+    status: list[str] = []
+    message: list[str] = []
+    seconds: list[float] = []
+    values: list[dict | None] = []
     for row in X:
         t0 = time.perf_counter()
         try:

@@ -109,7 +109,7 @@ class EnsembleResult:
                     {
                         "run": np.repeat(runs, a.shape[1]),
                         "variable": v,
-                        "time_day": np.tile(self.time_grid_day, len(runs)),
+                        "time_day": np.tile(np.asarray(self.time_grid_day, dtype=float), len(runs)),
                         "value": a.ravel(),
                     }
                 )
