@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from mhimmune.core.errors import ParameterError, ProtocolError
-from mhimmune.runs.ensemble import ScheduleTemplate
+from mhimmune.mh.template import ScheduleTemplate
 from mhimmune.studies import cohort as co
 
 # ------------------------------------------------------------------ sampling

@@ -15,6 +15,9 @@ import pytest
 
 import mhimmune as mh
 from mhimmune.core.errors import MhimmuneError, ParameterError, ProtocolError
+from mhimmune.mh import catalogue
+from mhimmune.mh.evaluator import ModelEvaluator
+from mhimmune.mh.template import ScheduleTemplate, schedule_scan
 from mhimmune.mh.field_safety import HfWarning
 from mhimmune.runs import ensemble as en
 
@@ -169,7 +172,7 @@ def build(template, **factors):
 
 
 def test_schedule_template_builds_the_schedule_the_factors_describe():
-    tpl = en.ScheduleTemplate("40 d")
+    tpl = ScheduleTemplate("40 d")
     plan = build(
         tpl,
         n_sessions=4,
@@ -195,7 +198,7 @@ def test_schedule_template_builds_the_schedule_the_factors_describe():
 
 
 def test_schedule_template_rejects_bad_factor_values_clearly():
-    tpl = en.ScheduleTemplate("40 d")
+    tpl = ScheduleTemplate("40 d")
     cases = [
         ({"n_session": 3}, "unknown protocol factor"),
         ({"n_sessions": 2.5}, "integer"),
@@ -209,27 +212,27 @@ def test_schedule_template_rejects_bad_factor_values_clearly():
         with pytest.raises(ProtocolError, match=message):
             build(tpl, **factors)
     with pytest.raises(ProtocolError, match="unknown keyword"):
-        en.ScheduleTemplate("40 d", feild="15 kA/m")
+        ScheduleTemplate("40 d", feild="15 kA/m")
 
 
 def test_readout_specifications_parse_or_fail_clearly():
-    r = en.Readout.parse("tumour_volume_treated@21")
+    r = catalogue.parse_readout("tumour_volume_treated@21")
     assert (r.kind, r.variables, r.day) == ("at", ("tumour_volume_treated",), 21.0)
-    assert en.Readout.parse("peak:temperature_C").kind == "max"
-    assert en.Readout.parse("cure<=5@30").threshold == 5.0
-    assert en.Readout.parse("auc:a+b").variables == ("a", "b")
+    assert catalogue.parse_readout("peak:temperature_C").kind == "max"
+    assert catalogue.parse_readout("cure<=5@30").threshold == 5.0
+    assert catalogue.parse_readout("auc:a+b").variables == ("a", "b")
     with pytest.raises(ParameterError, match="unknown kind"):
-        en.Readout.parse("mean:temperature_C")
+        catalogue.parse_readout("mean:temperature_C")
     with pytest.raises(ParameterError):
-        en.Readout.parse("tumour_volume_treated@soon")
+        catalogue.parse_readout("tumour_volume_treated@soon")
 
 
 # --------------------------------------------------------------------- real model
 
 
 def test_default_readouts_equal_the_simulation_summary(model):
-    tpl = en.ScheduleTemplate("30 d")
-    ev = en.ModelEvaluator(tpl)
+    tpl = ScheduleTemplate("30 d")
+    ev = ModelEvaluator(tpl)
     ev.setup()
     plan = build(tpl)
     res = mh.simulate(model, plan)
@@ -243,7 +246,7 @@ def test_default_readouts_equal_the_simulation_summary(model):
 
 def test_fast_parameter_path_gives_the_models_own_parameter_vector(model):
     names = ["ctl_kill_rate", "tumour_growth_rate", "body_temperature"]
-    view = en._fast_model(model, names)
+    view = model.with_fast_parameters(names)
     for n in names:
         lo, hi = model.table.frame.loc[n, ["lower", "upper"]]
         x = lo + 0.3 * (hi - lo)
@@ -255,7 +258,7 @@ def test_fast_parameter_path_gives_the_models_own_parameter_vector(model):
 
 
 def test_small_real_model_ensemble_on_two_processes(model):
-    tpl = en.ScheduleTemplate("30 d")
+    tpl = ScheduleTemplate("30 d")
     d = pd.DataFrame(
         {
             "field_kA_per_m": [10, 12, 14, 16, 18, 12, 14, 16],
@@ -263,7 +266,7 @@ def test_small_real_model_ensemble_on_two_processes(model):
             "ctl_kill_rate": np.linspace(0.5, 1.5, 8) * model.table.value("ctl_kill_rate"),
         }
     )
-    ev = en.ModelEvaluator(
+    ev = ModelEvaluator(
         tpl,
         ["final_volume_treated_mm3", "tumour_volume_treated@14", "cure"],
         trajectories=["tumour_volume_treated"],
@@ -282,17 +285,18 @@ def test_small_real_model_ensemble_on_two_processes(model):
 
 
 def test_unknown_design_columns_fail_before_any_run():
-    ev = en.ModelEvaluator(en.ScheduleTemplate("30 d"), ["final_volume_treated_mm3"])
+    ev = ModelEvaluator(ScheduleTemplate("30 d"), ["final_volume_treated_mm3"])
     with pytest.raises(ParameterError, match="ctl_kil_rate"):
         en.run_ensemble(ev, pd.DataFrame({"ctl_kil_rate": [0.1]}), progress=False)
 
 
-@pytest.mark.slow  # starting a 2-process LocalCluster and loading the model in each worker: ~10-25 s
+# starting a 2-process LocalCluster and loading the model in each worker: ~10-25 s
+@pytest.mark.slow
 def test_dask_local_cluster_runs_the_model_once_per_worker(model):
     distributed = pytest.importorskip("distributed")
-    tpl = en.ScheduleTemplate("20 d")
+    tpl = ScheduleTemplate("20 d")
     d = pd.DataFrame({"field_kA_per_m": np.linspace(8, 18, 6), "n_sessions": [1, 2, 3, 1, 2, 3]})
-    ev = en.ModelEvaluator(tpl, ["final_volume_treated_mm3", "cem43_total_min"])
+    ev = ModelEvaluator(tpl, ["final_volume_treated_mm3", "cem43_total_min"])
     local = en.run_ensemble(ev, d, progress=False)
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
@@ -304,8 +308,8 @@ def test_dask_local_cluster_runs_the_model_once_per_worker(model):
 
 
 def test_schedule_scan_runs_a_grid(model):
-    tpl = en.ScheduleTemplate("25 d")
-    scan = en.schedule_scan(
+    tpl = ScheduleTemplate("25 d")
+    scan = schedule_scan(
         tpl,
         ("session_interval_day", [1, 2]),
         ("pdl1_delay_day", [0, 3, 6]),
@@ -335,10 +339,10 @@ def test_relative_readout_counts_days_from_the_first_treatment_of_each_run():
     """``VAR@+D`` reads day D after the first treatment; moving the schedule by 2 days moves
     the reading day with it (identical readouts for a time-shifted untreated tumour are not
     expected, so compare with the absolute readout at the shifted day)."""
-    r = en.Readout.parse("cure<=10@+50")
+    r = catalogue.parse_readout("cure<=10@+50")
     assert (r.kind, r.day, r.threshold, r.relative) == ("cure", 50.0, 10.0, True)
-    t = en.ScheduleTemplate("60 d")
-    ev = en.ModelEvaluator(
+    t = ScheduleTemplate("60 d")
+    ev = ModelEvaluator(
         t,
         {
             "rel": "tumour_volume_treated@+3",
@@ -357,7 +361,7 @@ def test_relative_readout_counts_days_from_the_first_treatment_of_each_run():
 
 
 def test_cdt_factor_adds_iron_agent_before_each_session():
-    t = en.ScheduleTemplate("20 d")
+    t = ScheduleTemplate("20 d")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", HfWarning)
         plan = t.build({"cdt": 1, "cdt_lead_h": 3, "cdt_dose_mg_per_kg": 8})
@@ -374,7 +378,7 @@ def test_feedback_factor_thermostats_sessions_so_cem43_follows_session_length(mo
     session length adds the added minutes of thermal dose, slightly fewer because the
     thermostat band (0.1 °C) holds the mean a little under the target (R^-0.1 ≈ 0.93; one
     more degree below would give 0.5)."""
-    t = en.ScheduleTemplate(
+    t = ScheduleTemplate(
         "12 d",
         feedback=1,
         target_temperature="43 degC",
@@ -386,9 +390,26 @@ def test_feedback_factor_thermostats_sessions_so_cem43_follows_session_length(mo
         warnings.simplefilter("ignore", HfWarning)
         plan = t.build({"session_duration_min": 30})
     assert plan.mh_sessions()[0].target_C == 43.0
-    ev = en.ModelEvaluator(t, {"cem": "cem43_total_min", "peak": "peak_temperature_C"})
+    ev = ModelEvaluator(t, {"cem": "cem43_total_min", "peak": "peak_temperature_C"})
     out = en.run_ensemble(
         ev, pd.DataFrame({"session_duration_min": [30.0, 60.0]}), progress=False
     ).results
     assert out["peak"].max() == pytest.approx(43.0, abs=0.5)
     assert 0.85 * 30.0 <= out.loc[1, "cem"] - out.loc[0, "cem"] <= 30.0
+
+
+def test_executor_argument_gives_the_results_of_the_old_arguments():
+    from mhimmune.runs.executor import SerialExecutor, WorkerPool, make_executor
+
+    d = design(12)
+    reference = en.run_ensemble(linear, d, progress=False)
+    assert isinstance(make_executor(1), SerialExecutor)
+    with make_executor(n_jobs=2) as pool:
+        assert isinstance(pool, WorkerPool) and pool.n_workers == 2
+        res = en.run_ensemble(linear, d, executor=pool, chunk_size=5, progress=False)
+        assert not pool.closed  # a given executor stays open
+    pd.testing.assert_frame_equal(
+        res.results.drop(columns="seconds"), reference.results.drop(columns="seconds")
+    )
+    with pytest.raises(ParameterError, match="executor"):
+        en.run_ensemble(linear, d, executor=SerialExecutor(), client="tcp://x:1", progress=False)

@@ -18,7 +18,9 @@ import pytest
 from scipy.optimize import minimize_scalar
 
 from mhimmune.core.errors import MhimmuneError, ParameterError, ProtocolError
-from mhimmune.runs.ensemble import EnsembleFailureWarning, ModelEvaluator, ScheduleTemplate
+from mhimmune.mh.evaluator import ModelEvaluator
+from mhimmune.mh.template import ScheduleTemplate
+from mhimmune.runs.ensemble import EnsembleFailureWarning
 from mhimmune.studies.optimize import Constraints, OptimizationResult, optimize_schedule
 
 GRID = {"n_sessions": [1, 2, 3, 4, 5], "session_interval_day": [1.0, 2.0, 2.5, 3.0, 4.0]}

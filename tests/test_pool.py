@@ -19,8 +19,11 @@ import pandas as pd
 import pytest
 
 from mhimmune.core.errors import MhimmuneError, ParameterError, SolverError
+from mhimmune.mh.evaluator import ModelEvaluator
+from mhimmune.mh.template import ScheduleTemplate
 from mhimmune.runs import ensemble as en
-from mhimmune.runs.ensemble import ModelEvaluator, ScheduleTemplate, WorkerPool, run_ensemble
+from mhimmune.runs import executor
+from mhimmune.runs.ensemble import WorkerPool, run_ensemble
 from mhimmune.studies import optimize as opt
 
 # ------------------------------------------------------------------ toy evaluators
@@ -204,7 +207,7 @@ def test_workers_drop_the_least_recently_used_evaluator_beyond_the_cache_size(tm
 
 
 def test_large_evaluators_travel_through_a_temporary_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(en, "_INLINE_PAYLOAD_MAX", 0)  # every evaluator counts as large
+    monkeypatch.setattr(executor, "INLINE_PAYLOAD_MAX", 0)  # every evaluator counts as large
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     log = tmp_path / "setups.txt"
     d = design(12)

@@ -144,7 +144,7 @@ def test_fixed_factors_apply_to_every_schedule_of_the_grid():
 def test_thermal_dose_axis_under_feedback_gives_cem43_proportional_to_session_length():
     """Feedback sessions at 43 °C (one session): CEM43 grows with the session length, so the
     session-length axis is a thermal-dose axis (Sapareto & Dewey 1984)."""
-    from mhimmune.runs.ensemble import ScheduleTemplate
+    from mhimmune.mh.template import ScheduleTemplate
 
     t = ScheduleTemplate("60 d", feedback=1, field="18 kA/m", n_sessions=1)
     res = sy.synergy_grid(

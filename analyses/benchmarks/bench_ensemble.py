@@ -37,6 +37,7 @@ def main() -> int:
     os.environ.setdefault("TQDM_DISABLE", "1")
     import mhimmune as mh
     from mhimmune.mh.field_safety import HfWarning
+    from mhimmune.mh.evaluator import ModelEvaluator
     from mhimmune.runs import ensemble as en
     from mhimmune.studies import sensitivity as sa
 
@@ -52,7 +53,7 @@ def main() -> int:
     spec = sa.load_spec(SPEC)
     problem = sa.define_problem(spec["factors"], table=model)
     design = sa.sample(problem, "sobol", 1024, seed=spec["seed"]).design.iloc[:n_runs]
-    ev = en.ModelEvaluator(
+    ev = ModelEvaluator(
         spec["protocol"],
         spec["readouts"],
         trajectories=spec["trajectories"],

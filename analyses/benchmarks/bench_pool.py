@@ -47,7 +47,9 @@ def main() -> int:
     os.environ.setdefault("TQDM_DISABLE", "1")
     import mhimmune as mh
     from mhimmune.mh.field_safety import HfWarning
-    from mhimmune.runs.ensemble import ModelEvaluator, ScheduleTemplate, WorkerPool, run_ensemble
+    from mhimmune.mh.evaluator import ModelEvaluator
+    from mhimmune.mh.template import ScheduleTemplate
+    from mhimmune.runs.ensemble import WorkerPool, run_ensemble
     from mhimmune.studies import optimize as opt
     from mhimmune.studies.cohort import sample_cohort
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import copy
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from mhimmune.core.compile import CompiledModel, compile_model
-from mhimmune.core.errors import ParameterError
+from mhimmune.core.errors import MhimmuneError, ParameterError
 from mhimmune.core.modelkit import Builder, build
 from mhimmune.core.params import ParameterTable
 from mhimmune.core.units import ureg
@@ -18,7 +20,7 @@ from mhimmune.core.units import ureg
 #: the links of the full model, in composition order (each reads signals of earlier ones)
 DEFAULT_LINKS = ("pharmacokinetics", "tumour", "heating", "stress", "death", "immune")
 
-__all__ = ["Model", "load_model", "DEFAULT_LINKS"]
+__all__ = ["Model", "ParameterSetter", "load_model", "DEFAULT_LINKS"]
 
 
 class Model:
@@ -46,6 +48,7 @@ class Model:
         self.stubs = dict(builder.stubs)
         names = compiled.parameters
         self._index = {n: i for i, n in enumerate(names)}
+        self._setter: ParameterSetter | None = None
         if standalone:  # a link alone uses only the rows it declares
             missing = sorted(set(self.units) - set(table.names))
             if missing:
@@ -112,8 +115,17 @@ class Model:
 
         Overrides are numbers in the table's unit or strings with a unit
         (``{"k_fenton": "70 1/M/s"}``); unknown names and physically meaningless values
-        raise :class:`~mhimmune.core.errors.ParameterError`.
+        raise :class:`~mhimmune.core.errors.ParameterError`. A model made by
+        :meth:`with_fast_parameters` takes a fast path for its names.
         """
+        if overrides and self._setter is not None:
+            fast = self._setter.vector(overrides)
+            if fast is not None:
+                return fast
+        return self._checked_vector(overrides)
+
+    def _checked_vector(self, overrides: Mapping[str, Any] | None) -> np.ndarray:
+        """:meth:`parameter_vector` with every override parsed and validated."""
         p = self._base.copy()
         for k, v in (overrides or {}).items():
             if k in self.inputs:
@@ -133,6 +145,26 @@ class Model:
             p[self._index[k]] = float(q.magnitude)
         return p
 
+    def parameter_setter(self, names: Iterable[str]) -> ParameterSetter:
+        """A fast map from values of *names* (table units) to the parameter vector.
+
+        See :class:`ParameterSetter`; names it cannot speed up are left to
+        :meth:`parameter_vector`.
+        """
+        return ParameterSetter(self, names)
+
+    def with_fast_parameters(self, names: Iterable[str]) -> Model:
+        """A model sharing this one's compiled functions and table whose
+        :meth:`parameter_vector` skips unit parsing for *names* (many runs that vary
+        the same parameters: ensembles, optimisers).
+
+        Results are those of :meth:`parameter_vector`; values outside a parameter's
+        table range, strings with units and other names take the validating path.
+        """
+        view = copy.copy(self)
+        view._setter = self.parameter_setter(names)
+        return view
+
     def parameters(self) -> pd.DataFrame:
         """The parameter table (table units) with the internal unit of each parameter."""
         df = self.table.frame
@@ -145,6 +177,73 @@ class Model:
         """The initial state for the given parameters, by species name."""
         p = self.parameter_vector(overrides)
         return pd.Series(self.compiled.init(p), index=self.species)
+
+
+class ParameterSetter:
+    """Values of a few named parameters (table units) to the parameter vector, fast.
+
+    For each parameter the map from the table value to the internal value is measured
+    once with the model's validating :meth:`Model.parameter_vector` (an affine map,
+    checked at a third point). Values inside the table's [lower, upper] use it
+    (everything in that range passed validation when the table was loaded).
+
+    Parameters
+    ----------
+    model
+        The model whose parameter vector is set.
+    names
+        Parameter names to speed up; fixed parameters, names outside the table and
+        parameters whose map is not affine are left to the model.
+    """
+
+    def __init__(self, model: Model, names: Iterable[str]):
+        self._model = model
+        self._base = model._checked_vector({})
+        self._maps: dict[str, tuple[int, float, float, float, float]] = {}
+        frame = model.table.frame
+        for name in names:
+            if name not in frame.index or frame.at[name, "distribution"] == "fixed":
+                continue
+            lo, hi = float(frame.at[name, "lower"]), float(frame.at[name, "upper"])
+            if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
+                continue
+            x1, x2, x3 = lo, hi, lo + 0.37 * (hi - lo)
+            try:
+                p1, p2, p3 = (model._checked_vector({name: x}) for x in (x1, x2, x3))
+            except MhimmuneError:
+                continue
+            idx = np.nonzero(p1 != p2)[0]
+            if len(idx) != 1:
+                continue
+            i = int(idx[0])
+            a = (p2[i] - p1[i]) / (x2 - x1)
+            b = p1[i] - a * x1
+            if not np.isclose(a * x3 + b, p3[i], rtol=1e-12, atol=0.0):
+                continue
+            self._maps[name] = (i, a, b, lo, hi)
+
+    @property
+    def names(self) -> list[str]:
+        """The parameters this setter handles."""
+        return list(self._maps)
+
+    def vector(self, overrides: Mapping[str, Any]) -> np.ndarray | None:
+        """The parameter vector with *overrides*, or ``None`` when one of them needs the
+        model's validating path (another name, a string, a value outside the range)."""
+        p = None
+        for k, x in overrides.items():
+            f = self._maps.get(k)
+            if f is None or isinstance(x, (str, bool)) or not (f[3] <= x <= f[4]):
+                return None
+            if p is None:
+                p = self._base.copy()
+            p[f[0]] = f[1] * x + f[2]
+        return p
+
+    def __call__(self, overrides: Mapping[str, Any]) -> np.ndarray:
+        """The parameter vector with *overrides* (fast where possible)."""
+        p = self.vector(overrides) if overrides else None
+        return self._model._checked_vector(overrides) if p is None else p
 
 
 def load_model(

@@ -595,14 +595,10 @@ def run_trial(
     -------
     TrialResult
     """
-    from mhimmune.runs.ensemble import (
-        PROTOCOL_FACTORS,
-        ModelEvaluator,
-        Readout,
-        ScheduleTemplate,
-        pool_for,
-        run_ensemble,
-    )
+    from mhimmune.mh.catalogue import Readout
+    from mhimmune.mh.evaluator import ModelEvaluator
+    from mhimmune.mh.template import PROTOCOL_FACTORS, ScheduleTemplate
+    from mhimmune.runs.ensemble import pool_for, run_ensemble
 
     responder = responder or ResponderRule()
     if template is None:

@@ -309,7 +309,8 @@ def run_hypotheses(
     import matplotlib.pyplot as plt
 
     from mhimmune.core.io import atomic_path, save_figure, write_csv
-    from mhimmune.runs.ensemble import ModelEvaluator, ScheduleTemplate
+    from mhimmune.mh.evaluator import ModelEvaluator
+    from mhimmune.mh.template import ScheduleTemplate
     from mhimmune.studies.cohort import STANDARD_ARMS, Arm, ResponderRule, run_trial, sample_cohort
     from mhimmune.studies.synergy import synergy_grid
 

@@ -25,7 +25,8 @@ With more than one animal, animals are resampled (bootstrap) to tell how robust 
 choice is: how often the chosen optimum stays the best (``p_best``), a percentile
 interval of its objective, and whether the runner-up lies inside it.
 
->>> from mhimmune.runs.ensemble import ModelEvaluator, ScheduleTemplate
+>>> from mhimmune.mh.evaluator import ModelEvaluator
+>>> from mhimmune.mh.template import ScheduleTemplate
 >>> ev = ModelEvaluator(ScheduleTemplate("60 d"), {"responder": "cure<=10@+50"})
 >>> res = optimize_schedule(ev, {"n_sessions": [1, 2, 3], "pdl1_delay_day": (-2.0, 6.0)},
 ...                         cohort=animals, method="differential_evolution", budget=300,
@@ -54,12 +55,11 @@ import numpy as np
 import pandas as pd
 
 from mhimmune.core.errors import MhimmuneError, ParameterError, ProtocolError
+from mhimmune.mh.evaluator import ModelEvaluator
+from mhimmune.mh.template import PROTOCOL_FACTORS, ScheduleTemplate
 from mhimmune.runs.ensemble import (
-    PROTOCOL_FACTORS,
     STATUS_OK,
     EnsembleFailureWarning,
-    ModelEvaluator,
-    ScheduleTemplate,
     WorkerPool,
     check_pool,
     run_ensemble,

@@ -366,7 +366,7 @@ def schedule_heatmap(
     tuple
         ``(figure, scan table)``.
     """
-    from mhimmune.runs.ensemble import schedule_scan
+    from mhimmune.mh.template import schedule_scan
 
     readouts = list(readouts or [value])
     if value not in readouts:

@@ -42,13 +42,9 @@ import pandas as pd
 from scipy import stats
 
 from mhimmune.core.errors import MhimmuneError, ParameterError
-from mhimmune.runs.ensemble import (
-    PROTOCOL_FACTORS,
-    EnsembleResult,
-    ModelEvaluator,
-    ScheduleTemplate,
-    run_ensemble,
-)
+from mhimmune.mh.evaluator import ModelEvaluator
+from mhimmune.mh.template import PROTOCOL_FACTORS, ScheduleTemplate
+from mhimmune.runs.ensemble import EnsembleResult, run_ensemble
 
 __all__ = [
     "Factor",

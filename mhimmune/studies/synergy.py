@@ -194,7 +194,7 @@ _MH_AXES = {
 
 
 def _axis(name: str, spec) -> tuple[str, list[float]]:
-    from mhimmune.runs.ensemble import PROTOCOL_FACTORS
+    from mhimmune.mh.template import PROTOCOL_FACTORS
 
     if not (isinstance(spec, tuple) and len(spec) == 2):
         raise ParameterError(f"{name}: expected (factor name, values), got {spec!r}")
@@ -273,12 +273,9 @@ def synergy_grid(
     -------
     SynergyResult
     """
-    from mhimmune.runs.ensemble import (
-        PROTOCOL_FACTORS,
-        ModelEvaluator,
-        ScheduleTemplate,
-        run_ensemble,
-    )
+    from mhimmune.mh.evaluator import ModelEvaluator
+    from mhimmune.mh.template import PROTOCOL_FACTORS, ScheduleTemplate
+    from mhimmune.runs.ensemble import run_ensemble
     from mhimmune.studies import stats
     from mhimmune.studies.cohort import ResponderRule, _nominal_cohort, check_cohort
 

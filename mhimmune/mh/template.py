@@ -1,0 +1,519 @@
+"""The MH schedule factory: protocol factors and the template that builds protocols from them.
+
+:data:`PROTOCOL_FACTORS` lists the factors (field, frequency, session count and timing,
+feedback, anti-PD-L1 series, BSO / HSP-inhibitor / chemodynamic agents) with their units,
+defaults and sensitivity ranges; :class:`ScheduleTemplate` turns factor values (bare numbers
+in the factor units, e.g. one design row of an ensemble) into a validated
+:class:`~mhimmune.Protocol`; :func:`schedule_scan` runs a two-factor grid of schedules.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mhimmune.core.errors import ProtocolError
+from mhimmune.core.units import convert, days_to_hours, hours_to_days, ureg
+from mhimmune.mh.agents import get_agent
+from mhimmune.mh.protocol import Protocol
+from mhimmune.runs.designs import grid_design
+from mhimmune.runs.ensemble import run_ensemble
+
+__all__ = ["FactorInfo", "PROTOCOL_FACTORS", "ScheduleTemplate", "schedule_scan"]
+
+
+@dataclass(frozen=True)
+class FactorInfo:
+    """A protocol factor of :class:`ScheduleTemplate`.
+
+    Parameters
+    ----------
+    keyword
+        Keyword of :class:`ScheduleTemplate` holding its default (given with a unit).
+    unit
+        Unit of the bare factor value (also in the factor's name); ``"1"`` for counts
+        and 0/1 switches.
+    kind
+        ``"quantity"``, ``"count"`` (integer ≥ 0) or ``"switch"`` (0 or 1).
+    default
+        Default value in *unit*.
+    lower, upper
+        Default range for sensitivity analysis, in *unit*.
+    dist
+        Default distribution for sensitivity analysis: ``uniform``, ``loguniform`` or
+        ``integer``.
+    description
+        What the factor is.
+    """
+
+    keyword: str
+    unit: str
+    kind: str
+    default: float
+    lower: float
+    upper: float
+    dist: str
+    description: str
+
+
+#: The protocol factors a :class:`ScheduleTemplate` understands, by factor name.
+PROTOCOL_FACTORS: Mapping[str, FactorInfo] = {
+    "mh_start_day": FactorInfo(
+        "mh_start", "d", "quantity", 7.0, 5.0, 10.0, "uniform", "start of the first MH session"
+    ),
+    "field_kA_per_m": FactorInfo(
+        "field", "kA/m", "quantity", 15.0, 8.0, 18.0, "uniform", "field amplitude H"
+    ),
+    "frequency_kHz": FactorInfo(
+        "frequency", "kHz", "quantity", 200.0, 150.0, 270.0, "uniform", "field frequency f"
+    ),
+    "session_duration_min": FactorInfo(
+        "session_duration",
+        "min",
+        "quantity",
+        30.0,
+        15.0,
+        60.0,
+        "uniform",
+        "length of one MH session",
+    ),
+    "feedback": FactorInfo(
+        "feedback",
+        "1",
+        "switch",
+        0,
+        0,
+        1,
+        "integer",
+        "feedback-controlled sessions: the field (then the maximal field) is "
+        "turned down once the tumour reaches target_temperature_C: 0 or 1",
+    ),
+    "target_temperature_C": FactorInfo(
+        "target_temperature",
+        "degC",
+        "quantity",
+        43.0,
+        41.0,
+        46.0,
+        "uniform",
+        "target temperature of feedback sessions",
+    ),
+    "n_sessions": FactorInfo(
+        "n_sessions", "1", "count", 3, 1, 5, "integer", "number of MH sessions (0: no MH)"
+    ),
+    "session_interval_day": FactorInfo(
+        "session_interval",
+        "d",
+        "quantity",
+        2.0,
+        1.0,
+        4.0,
+        "uniform",
+        "interval between MH session starts",
+    ),
+    "particle_dose_mg_per_cm3": FactorInfo(
+        "particle_dose",
+        "mg/cm^3",
+        "quantity",
+        3.5,
+        1.5,
+        7.0,
+        "uniform",
+        "particle dose (mg Fe per cm³ of tumour)",
+    ),
+    "pdl1_delay_day": FactorInfo(
+        "pdl1_delay",
+        "d",
+        "quantity",
+        0.0,
+        -3.0,
+        6.0,
+        "uniform",
+        "first anti-PD-L1 dose relative to the first MH session start",
+    ),
+    "pdl1_dose_mg_per_kg": FactorInfo(
+        "pdl1_dose",
+        "mg/kg",
+        "quantity",
+        10.0,
+        2.5,
+        20.0,
+        "loguniform",
+        "anti-PD-L1 dose per injection",
+    ),
+    "pdl1_interval_day": FactorInfo(
+        "pdl1_interval",
+        "d",
+        "quantity",
+        3.0,
+        2.0,
+        6.0,
+        "uniform",
+        "interval between anti-PD-L1 doses",
+    ),
+    "pdl1_count": FactorInfo(
+        "pdl1_count",
+        "1",
+        "count",
+        3,
+        1,
+        5,
+        "integer",
+        "number of anti-PD-L1 doses (0: no antibody)",
+    ),
+    "bso": FactorInfo(
+        "bso",
+        "1",
+        "switch",
+        0,
+        0,
+        1,
+        "integer",
+        "BSO (GSH-synthesis inhibitor) before each MH session: 0 or 1",
+    ),
+    "bso_dose_mg_per_kg": FactorInfo(
+        "bso_dose", "mg/kg", "quantity", 200.0, 50.0, 400.0, "loguniform", "BSO dose per injection"
+    ),
+    "bso_lead_h": FactorInfo(
+        "bso_lead",
+        "h",
+        "quantity",
+        2.0,
+        0.5,
+        24.0,
+        "uniform",
+        "BSO given this long before each MH session",
+    ),
+    "hsp_inhibitor": FactorInfo(
+        "hsp_inhibitor",
+        "1",
+        "switch",
+        0,
+        0,
+        1,
+        "integer",
+        "HSP inhibitor before each MH session: 0 or 1",
+    ),
+    "hsp_inhibitor_dose_mg_per_kg": FactorInfo(
+        "hsp_inhibitor_dose",
+        "mg/kg",
+        "quantity",
+        50.0,
+        15.0,
+        100.0,
+        "loguniform",
+        "HSP-inhibitor dose per injection",
+    ),
+    "hsp_inhibitor_lead_h": FactorInfo(
+        "hsp_inhibitor_lead",
+        "h",
+        "quantity",
+        2.0,
+        0.5,
+        24.0,
+        "uniform",
+        "HSP inhibitor given this long before each session",
+    ),
+    "cdt": FactorInfo(
+        "cdt",
+        "1",
+        "switch",
+        0,
+        0,
+        1,
+        "integer",
+        "chemodynamic (iron Fenton) agent before each MH session: 0 or 1",
+    ),
+    "cdt_dose_mg_per_kg": FactorInfo(
+        "cdt_dose",
+        "mg/kg",
+        "quantity",
+        5.0,
+        1.0,
+        20.0,
+        "loguniform",
+        "CDT-agent dose per injection",
+    ),
+    "cdt_lead_h": FactorInfo(
+        "cdt_lead",
+        "h",
+        "quantity",
+        2.0,
+        0.5,
+        24.0,
+        "uniform",
+        "CDT agent given this long before each MH session",
+    ),
+}
+_BY_KEYWORD = {f.keyword: name for name, f in PROTOCOL_FACTORS.items()}
+
+
+class ScheduleTemplate:
+    """A family of MH + anti-PD-L1 (+ BSO / HSP inhibitor) schedules built from factor values.
+
+    The template holds one default per factor of :data:`PROTOCOL_FACTORS`; :meth:`build`
+    replaces some by bare numbers in the unit of the factor's name and returns a
+    validated :class:`~mhimmune.Protocol`. The MH series starts at ``mh_start`` with
+    ``n_sessions`` sessions every ``session_interval``; the antibody series starts
+    ``pdl1_delay`` after the first session (negative: before it); with ``feedback = 1``
+    sessions are thermostatted at ``target_temperature`` (the thermal dose per session
+    is then set by its length: at 43 °C, CEM43 ≈ minutes above target); BSO, the HSP
+    inhibitor and the chemodynamic (iron) agent, when switched on, are given ``*_lead``
+    before each MH session.
+
+    Parameters
+    ----------
+    duration
+        Simulated period, a time with a unit (``"40 d"``).
+    agent
+        Heating agent of the catalogue (``"fe3o4_19nm_mpeg"``).
+    name
+        Name given to the protocols.
+    allow_above_hergt
+        Accept H·f above the Hergt–Dutz limit (otherwise such rows fail as protocol errors).
+    truncate
+        Drop repeats (sessions, doses) that would start or end after the simulated
+        period (they cannot affect it) instead of rejecting the schedule.
+    **defaults
+        Defaults by keyword with units (``field="15 kA/m"``, ``n_sessions=3``,
+        ``pdl1_delay="-1 d"``, ``bso=1``); see :data:`PROTOCOL_FACTORS`.
+    """
+
+    def __init__(
+        self,
+        duration: Any = "40 d",
+        *,
+        agent: str = "fe3o4_19nm_mpeg",
+        name: str = "schedule",
+        allow_above_hergt: bool = False,
+        truncate: bool = True,
+        **defaults: Any,
+    ):
+        Protocol(duration)  # validates the duration
+        self.duration_h = convert(duration, "h", "duration")
+        try:
+            get_agent(agent)
+        except ProtocolError as exc:
+            raise ProtocolError(f"template.agent: {str(exc).removeprefix('agent: ')}") from None
+        self.agent = agent
+        self.name = str(name)
+        self.allow_above_hergt = bool(allow_above_hergt)
+        self.truncate = bool(truncate)
+        values = {n: float(f.default) for n, f in PROTOCOL_FACTORS.items()}
+        for key, raw in defaults.items():
+            if key not in _BY_KEYWORD:
+                raise ProtocolError(
+                    f"template.{key}: unknown keyword; allowed: "
+                    f"duration, agent, name, allow_above_hergt, truncate, "
+                    f"{', '.join(_BY_KEYWORD)}"
+                )
+            fname = _BY_KEYWORD[key]
+            info = PROTOCOL_FACTORS[fname]
+            if info.kind == "quantity":
+                values[fname] = convert(raw, info.unit, f"template.{key}")
+            elif isinstance(raw, (int, float)):
+                values[fname] = float(raw)
+            else:
+                raise ProtocolError(f"template.{key}: must be a number (got {raw!r})")
+        self.defaults = values
+        self._check(values, "template")
+        self._cache = lru_cache(maxsize=4096)(self._build_key)
+
+    # ----------------------------------------------------------------------- info
+    @property
+    def factor_names(self) -> list[str]:
+        """Names of the factors :meth:`build` accepts."""
+        return list(PROTOCOL_FACTORS)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The template as plain data (defaults as bare numbers in the factor units)."""
+        return {
+            "duration_h": self.duration_h,
+            "agent": self.agent,
+            "name": self.name,
+            "allow_above_hergt": self.allow_above_hergt,
+            "truncate": self.truncate,
+            "defaults": dict(self.defaults),
+        }
+
+    def __repr__(self) -> str:
+        days = hours_to_days(self.duration_h)
+        return f"<ScheduleTemplate {self.name!r}: {days:g} d, agent {self.agent}>"
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_cache", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._cache = lru_cache(maxsize=4096)(self._build_key)
+
+    # ---------------------------------------------------------------------- build
+    @staticmethod
+    def _check(v: Mapping[str, float], where: str) -> None:
+        for name, info in PROTOCOL_FACTORS.items():
+            x = v[name]
+            if not (isinstance(x, float) and math.isfinite(x)):
+                raise ProtocolError(f"{where}.{name}: must be a finite number (got {x!r})")
+            if info.kind == "count" and (x < 0 or x != int(x)):
+                raise ProtocolError(f"{where}.{name}: must be an integer ≥ 0 (got {x:g})")
+            if info.kind == "switch" and x not in (0.0, 1.0):
+                raise ProtocolError(f"{where}.{name}: must be 0 or 1 (got {x:g})")
+
+    def values(self, factors: Mapping[str, Any] | None = None) -> dict[str, float]:
+        """The defaults with *factors* (bare numbers in the factor units) replaced; validated."""
+        v = dict(self.defaults)
+        for k, x in (factors or {}).items():
+            if k not in v:
+                raise ProtocolError(
+                    f"{k}: unknown protocol factor; known factors: {', '.join(PROTOCOL_FACTORS)}"
+                )
+            if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
+                raise ProtocolError(
+                    f"{k}: must be a number in {PROTOCOL_FACTORS[k].unit} (got {x!r})"
+                )
+            v[k] = float(x)
+        self._check(v, "factor")
+        return v
+
+    def build(self, factors: Mapping[str, Any] | None = None) -> Protocol:
+        """Build the protocol for *factors* (name -> number in the unit of the name).
+
+        Returns a :class:`~mhimmune.Protocol`; bad values raise
+        :class:`~mhimmune.core.errors.ProtocolError` naming the factor. Results are cached,
+        so repeated factor combinations cost nothing.
+        """
+        v = self.values(factors)
+        return self._cache(tuple(v[n] for n in PROTOCOL_FACTORS))
+
+    def _build_key(self, key: tuple[float, ...]) -> Protocol:
+        v = dict(zip(PROTOCOL_FACTORS, key))
+        Q = ureg.Quantity
+        end = self.duration_h
+        start = days_to_hours(v["mh_start_day"])
+        interval = days_to_hours(v["session_interval_day"])
+        dur = v["session_duration_min"] / 60.0
+        n_mh = int(v["n_sessions"])
+        if n_mh > 0 and start < 0:
+            raise ProtocolError(f"factor.mh_start_day: must be ≥ 0 (got {v['mh_start_day']:g})")
+        if n_mh > 1 and interval < dur:
+            raise ProtocolError(
+                f"factor.session_interval_day: {v['session_interval_day']:g} d is "
+                f"shorter than a session ({v['session_duration_min']:g} min)"
+            )
+        if self.truncate:
+            n_mh = sum(1 for k in range(n_mh) if start + k * interval + dur <= end)
+        plan = Protocol(Q(end, "h"), name=self.name, allow_above_hergt=self.allow_above_hergt)
+        session_starts = [start + k * interval for k in range(n_mh)]
+        if n_mh:
+            plan = plan.mh_session(
+                start=Q(start, "h"),
+                duration=Q(dur, "h"),
+                field=Q(v["field_kA_per_m"], "kA/m"),
+                frequency=Q(v["frequency_kHz"], "kHz"),
+                agent=self.agent,
+                dose=Q(v["particle_dose_mg_per_cm3"], "mg/cm^3"),
+                target=Q(v["target_temperature_C"], "degC") if v["feedback"] == 1.0 else None,
+                every=Q(interval, "h") if n_mh > 1 else None,
+                count=n_mh,
+            )
+        n_ab = int(v["pdl1_count"])
+        t_ab = start + days_to_hours(v["pdl1_delay_day"])
+        every_ab = days_to_hours(v["pdl1_interval_day"])
+        if n_ab > 0:
+            if t_ab < 0:
+                raise ProtocolError(
+                    f"factor.pdl1_delay_day: the first anti-PD-L1 dose would be "
+                    f"at day {hours_to_days(t_ab):g} < 0 (mh_start_day {v['mh_start_day']:g}"
+                    f" + pdl1_delay_day {v['pdl1_delay_day']:g})"
+                )
+            if n_ab > 1 and every_ab <= 0:
+                raise ProtocolError(
+                    f"factor.pdl1_interval_day: must be > 0 (got {v['pdl1_interval_day']:g})"
+                )
+            if self.truncate:
+                n_ab = sum(1 for k in range(n_ab) if t_ab + k * every_ab < end)
+            if n_ab:
+                plan = plan.anti_pdl1(
+                    time=Q(t_ab, "h"),
+                    dose=Q(v["pdl1_dose_mg_per_kg"], "mg/kg"),
+                    every=Q(every_ab, "h") if n_ab > 1 else None,
+                    count=n_ab,
+                )
+        for switch, method, dose_key, lead_key in (
+            ("bso", "bso", "bso_dose_mg_per_kg", "bso_lead_h"),
+            (
+                "hsp_inhibitor",
+                "hsp_inhibitor",
+                "hsp_inhibitor_dose_mg_per_kg",
+                "hsp_inhibitor_lead_h",
+            ),
+            ("cdt", "cdt", "cdt_dose_mg_per_kg", "cdt_lead_h"),
+        ):
+            if v[switch] != 1.0 or not session_starts:
+                continue
+            lead = v[lead_key]
+            first = session_starts[0] - lead
+            if first < 0:
+                raise ProtocolError(
+                    f"factor.{lead_key}: {switch} {lead:g} h before the first "
+                    f"MH session (day {hours_to_days(session_starts[0]):g}) would be before "
+                    f"day 0"
+                )
+            plan = getattr(plan, method)(
+                time=Q(first, "h"),
+                dose=Q(v[dose_key], "mg/kg"),
+                every=Q(interval, "h") if n_mh > 1 else None,
+                count=n_mh,
+            )
+        return plan
+
+
+def schedule_scan(
+    template: ScheduleTemplate,
+    x: tuple[str, Sequence[float]],
+    y: tuple[str, Sequence[float]],
+    readouts: Sequence[str] | None = None,
+    *,
+    params: Mapping[str, Any] | None = None,
+    evaluator: Callable | None = None,
+    **run_kwargs,
+) -> pd.DataFrame:
+    """Run a two-factor grid of schedules through :func:`~mhimmune.runs.ensemble.run_ensemble`.
+
+    Parameters
+    ----------
+    template
+        The schedule family (other factors stay at its defaults).
+    x, y
+        ``(factor name, values)`` of the two axes (numbers in the factors' units).
+    readouts
+        Readouts to compute (default :data:`~mhimmune.mh.catalogue.DEFAULT_READOUTS`).
+    params
+        Fixed parameter overrides.
+    evaluator
+        Use this evaluator instead of a :class:`~mhimmune.mh.evaluator.ModelEvaluator`
+        built from the above.
+    **run_kwargs
+        Passed to :func:`~mhimmune.runs.ensemble.run_ensemble` (``executor``, ``n_jobs``,
+        ``client``, ``out``, ``progress``...).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per grid point: run, status, message, the two factors and the readouts.
+    """
+    # import cycle: mh.evaluator checks protocols against ScheduleTemplate
+    from mhimmune.mh.evaluator import ModelEvaluator
+
+    design = grid_design(**{x[0]: x[1], y[0]: y[1]})
+    ev = evaluator or ModelEvaluator(template, readouts, params=params)
+    res = run_ensemble(ev, design, **run_kwargs)
+    return res.results.drop(columns=["seconds"])

@@ -1,0 +1,374 @@
+"""The model evaluator: one design row -> protocol -> simulation -> readouts.
+
+:class:`ModelEvaluator` builds the protocol of a row (from a template whose factors may be
+design columns, or a fixed protocol), simulates the model with the row's parameter values
+and computes :class:`~mhimmune.runs.readout.Readout` values (and trajectories on a fixed
+time grid). It knows no domain: the readout vocabulary, the default readouts and the
+warnings silenced while building protocols are class attributes a domain subclass sets
+(see :class:`mhimmune.mh.evaluator.ModelEvaluator`). Each process loads the compiled
+model once (from the disk cache); the evaluator itself pickles small.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from mhimmune.core.errors import MhimmuneError, ParameterError, ProtocolError
+from mhimmune.core.model import DEFAULT_LINKS, Model, load_model
+from mhimmune.core.resources import resource_dir
+from mhimmune.core.simulate import simulate
+from mhimmune.core.units import hours_to_days
+from mhimmune.runs.readout import EMPTY_VOCABULARY, Readout, Vocabulary
+
+__all__ = ["ModelEvaluator", "is_template", "model_for", "source_fingerprint"]
+
+_MODELS: dict[tuple, Model] = {}
+
+
+def model_for(links: Sequence[str] | None, parameters: Any, standalone: bool) -> Model:
+    """The model for this process, loaded once (from the compiled-model disk cache)."""
+    key = (tuple(links) if links else None, _freeze(parameters), bool(standalone))
+    if key not in _MODELS:
+        _MODELS[key] = load_model(
+            links=links, parameters=parameters, standalone=standalone, verbose=False
+        )
+    return _MODELS[key]
+
+
+def _freeze(x: Any) -> Any:
+    if x is None or isinstance(x, (str, Path)):
+        return None if x is None else str(x)
+    return tuple(str(i) for i in x)
+
+
+def is_template(protocol: Any) -> bool:
+    """Whether *protocol* is a template (``build(factors)`` and ``factor_names``), not a
+    fixed protocol."""
+    return callable(getattr(protocol, "build", None)) and hasattr(protocol, "factor_names")
+
+
+class ModelEvaluator:
+    """Evaluate one design row: build the protocol, simulate, compute readouts.
+
+    Parameters
+    ----------
+    protocol
+        A template (``build(factors)`` returning a protocol, ``factor_names``; its factors
+        may be design columns) or a fixed protocol (then every column is a model
+        parameter). A protocol has ``duration_h``, ``to_dict()`` and optionally
+        ``first_treatment_h``.
+    readouts
+        Readout specifications (see :meth:`Readout.parse`, with :attr:`vocabulary`) or a
+        mapping name -> spec; default :attr:`default_readouts` (those the model has).
+    trajectories
+        Variables to record on *time_grid_day* for time-resolved analysis.
+    time_grid_day
+        Times (days) of the trajectories; default every day of the protocol.
+    params
+        Fixed parameter overrides for every run (design columns take precedence).
+    links, parameters, standalone
+        How each worker builds the model (:func:`mhimmune.load_model`); default the
+        full model with its default parameter tables.
+    simulate_options
+        Keyword arguments of :func:`mhimmune.core.simulate` (tolerances, output steps).
+    """
+
+    #: names the readout language knows (named readouts, aliases, flag words)
+    vocabulary: ClassVar[Vocabulary] = EMPTY_VOCABULARY
+    #: readouts computed when none are given (only those whose variables the model has)
+    default_readouts: ClassVar[tuple[str, ...]] = ()
+    #: warning categories silenced while a protocol is built from factors
+    ignored_warnings: ClassVar[tuple[type[Warning], ...]] = ()
+
+    def __init__(
+        self,
+        protocol: Any,
+        readouts: Sequence[str | Readout] | Mapping[str, str] | None = None,
+        *,
+        trajectories: Sequence[str] = (),
+        time_grid_day: Sequence[float] | None = None,
+        params: Mapping[str, Any] | None = None,
+        links: Sequence[str] | None = None,
+        parameters: Any = None,
+        standalone: bool = False,
+        simulate_options: Mapping[str, Any] | None = None,
+    ):
+        self.check_protocol(protocol)
+        self.protocol = protocol
+        self._default_readouts = readouts is None
+        if readouts is None:
+            if not self.default_readouts:
+                raise ParameterError("readouts: give the readouts to compute")
+            readouts = self.default_readouts
+        voc = self.vocabulary
+        if isinstance(readouts, Mapping):
+            self.readouts = [Readout.parse(v, k, voc) for k, v in readouts.items()]
+        else:
+            self.readouts = [Readout.parse(r, None, voc) for r in readouts]
+        names = [r.name for r in self.readouts]
+        if len(set(names)) != len(names):
+            raise ParameterError(
+                f"readouts: duplicate names {sorted({n for n in names if names.count(n) > 1})}"
+            )
+        self.trajectory_names = list(trajectories)
+        duration_d = hours_to_days(self.protocol.duration_h)
+        if time_grid_day is None:
+            grid = np.arange(0.0, math.floor(duration_d) + 1.0)
+            grid = grid[grid <= duration_d]
+        else:
+            grid = np.asarray(time_grid_day, dtype=float)
+        if (
+            grid.ndim != 1
+            or len(grid) == 0
+            or not np.all(np.isfinite(grid))
+            or grid.min() < 0
+            or grid.max() > duration_d + 1e-9
+            or np.any(np.diff(grid) <= 0)
+        ):
+            raise ProtocolError(
+                f"time_grid_day: must be increasing days within [0, {duration_d:g}]"
+            )
+        self.time_grid_day = grid if self.trajectory_names else None
+        self.params = dict(params or {})
+        self.links = list(links) if links else None
+        self.parameters = parameters
+        self.standalone = bool(standalone)
+        self.simulate_options = dict(simulate_options or {})
+        self._model: Model | None = None
+        self._source_hash = source_fingerprint()
+
+    @classmethod
+    def check_protocol(cls, protocol: Any) -> None:
+        """Raise :class:`~mhimmune.core.errors.ProtocolError` unless *protocol* is a template
+        or a protocol (has ``duration_h``)."""
+        if not (is_template(protocol) or hasattr(protocol, "duration_h")):
+            raise ProtocolError(
+                f"protocol: expected a protocol or a template, got {type(protocol).__name__}"
+            )
+
+    @classmethod
+    def from_model(
+        cls, model: Model, protocol: Any, readouts: Any = None, **kwargs: Any
+    ) -> ModelEvaluator:
+        """An evaluator whose workers rebuild *model* (its links; default parameter tables).
+
+        Raises :class:`~mhimmune.core.errors.ParameterError` when *model* carries a custom
+        parameter table that workers cannot rebuild (pass ``parameters=`` files then).
+        """
+        kwargs.setdefault(
+            "links", None if tuple(model.links) == tuple(DEFAULT_LINKS) else list(model.links)
+        )
+        kwargs.setdefault("standalone", model.standalone)
+        ev = cls(protocol, readouts, **kwargs)
+        fresh = model_for(ev.links, ev.parameters, ev.standalone)
+        if fresh is not model and not np.array_equal(
+            fresh.parameter_vector({}), model.parameter_vector({})
+        ):
+            raise ParameterError(
+                "model: its parameter values differ from the tables workers load; "
+                "pass parameters=<table files> or the differences as params="
+            )
+        return ev
+
+    # ------------------------------------------------------------------ identity
+    @property
+    def output_names(self) -> list[str]:
+        """Names of the scalar outputs, in order (after :meth:`setup`, only those the model has)."""
+        return [r.name for r in self.readouts]
+
+    def fingerprint(self) -> str:
+        """Text identifying what this evaluator computes (for resume checks)."""
+        proto = self.protocol.to_dict()
+        return json.dumps(
+            {
+                "protocol": proto,
+                "template": is_template(self.protocol),
+                "readouts": [
+                    (r.name, r.kind, r.variables, r.day, r.threshold, r.relative)
+                    for r in self.readouts
+                ],
+                "trajectories": self.trajectory_names,
+                "grid": None if self.time_grid_day is None else list(self.time_grid_day),
+                "params": {k: str(v) for k, v in sorted(self.params.items())},
+                "links": self.links,
+                "parameters": _freeze(self.parameters),
+                "standalone": self.standalone,
+                "simulate": {k: str(v) for k, v in sorted(self.simulate_options.items())},
+                "source": self._source_hash,
+            },
+            sort_keys=True,
+            default=str,
+        )
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        for k in ("_model", "_index", "_fast_model", "_factors"):
+            state.pop(k, None)
+        state["_model"] = None
+        return state
+
+    # --------------------------------------------------------------------- setup
+    def setup(self, factor_names: Sequence[str] = ()) -> None:
+        """Load the model once in this process and resolve readouts and variables."""
+        if self._model is not None:
+            return
+        model = model_for(self.links, self.parameters, self.standalone)
+        variables = list(model.species) + list(model.compiled.derived_names)
+        index: dict[str, tuple[int, int]] = {}
+        n_species = len(model.species)
+        for i, v in enumerate(variables):
+            if v not in index:
+                index[v] = (0, i) if i < n_species else (1, i - n_species)
+        if self._default_readouts:  # like summary(): only readouts whose variables exist
+            self.readouts = [r for r in self.readouts if all(v in index for v in r.variables)]
+        missing = sorted(
+            {v for r in self.readouts for v in r.variables if v not in index}
+            | {v for v in self.trajectory_names if v not in index}
+        )
+        if missing:
+            hints = {m: difflib.get_close_matches(m, variables, n=3) for m in missing}
+            raise ParameterError(
+                f"unknown variable(s) in readouts/trajectories: {missing}; close matches: {hints}"
+            )
+        self._index = index
+        param_names = set(factor_names) | set(self.params)
+        self._fast_model = model.with_fast_parameters(
+            [n for n in param_names if n in model.table.frame.index]
+        )
+        self._factors = set(self.protocol.factor_names) if is_template(self.protocol) else set()
+        self._model = model
+
+    def validate(self, factor_names: Sequence[str]) -> None:
+        """Check design columns before any run: protocol factors or model parameter names."""
+        self.setup(factor_names)
+        assert self._model is not None
+        protocol_factors = self._factors
+        known = set(self._model.parameter_names) | set(self._model.stubs)
+        bad = [n for n in factor_names if n not in protocol_factors and n not in known]
+        if bad:
+            hints = {
+                n: difflib.get_close_matches(n, sorted(known | protocol_factors), n=3) for n in bad
+            }
+            where = (
+                "protocol factors or model parameters"
+                if protocol_factors
+                else "model parameters (the protocol is fixed: use a template for protocol factors)"
+            )
+            raise ParameterError(f"design columns {bad} are not {where}; close matches: {hints}")
+        self._model.parameter_vector(self.params)  # fixed overrides are valid
+
+    # ---------------------------------------------------------------------- call
+    def __call__(self, values: Mapping[str, float]) -> dict[str, Any]:
+        """Outputs of one run: readouts (floats) and trajectories (arrays on the grid)."""
+        if self._model is None:
+            self.setup(list(values))
+        if is_template(self.protocol):
+            factors = self._factors
+            pf = {k: v for k, v in values.items() if k in factors}
+            overrides = dict(self.params)
+            overrides.update((k, v) for k, v in values.items() if k not in factors)
+            with warnings.catch_warnings():
+                for category in self.ignored_warnings:
+                    warnings.simplefilter("ignore", category)
+                plan = self.protocol.build(pf)
+        else:
+            plan = self.protocol
+            overrides = dict(self.params)
+            overrides.update(values)
+        res = simulate(self._fast_model, plan, overrides, **self.simulate_options)
+        return self.readouts_of(
+            res.time_h,
+            res.states,
+            res.derived,
+            plan.duration_h,
+            getattr(plan, "first_treatment_h", None),
+        )
+
+    def readouts_of(
+        self,
+        time_h: np.ndarray,
+        states: np.ndarray,
+        derived: np.ndarray,
+        duration_h: float,
+        first_treatment_h: float | None = None,
+    ) -> dict[str, Any]:
+        """Readouts and trajectories from a simulation's arrays (time in h).
+
+        *first_treatment_h* is the start of the first treatment, needed by readouts whose
+        day counts from it (``relative``).
+        """
+        t = hours_to_days(time_h)
+        arrays = (states, derived)
+        index = self._index
+        cache: dict[tuple[str, ...], np.ndarray] = {}
+
+        def series(variables: tuple[str, ...]) -> np.ndarray:
+            if variables not in cache:
+                cols = [arrays[which][:, i] for which, i in (index[v] for v in variables)]
+                y = cols[0]
+                for col in cols[1:]:
+                    y = y + col
+                cache[variables] = y
+            return cache[variables]
+
+        out: dict[str, Any] = {}
+        end_d = hours_to_days(duration_h)
+        for r in self.readouts:
+            y = series(r.variables)
+            if r.kind == "final":
+                out[r.name] = float(y[-1])
+            elif r.kind == "min":
+                out[r.name] = float(y.min())
+            elif r.kind == "max":
+                out[r.name] = float(y.max())
+            elif r.kind == "auc":
+                out[r.name] = float(np.trapezoid(y, t))
+            else:
+                day = end_d if r.day is None else r.day
+                if r.relative and r.day is not None:
+                    if first_treatment_h is None:
+                        raise ValueError(
+                            f"readout {r.name}: its day counts from the first "
+                            f"treatment, but the protocol has no treatment"
+                        )
+                    day = r.day + hours_to_days(first_treatment_h)
+                if day > end_d + 1e-9:
+                    raise ValueError(
+                        f"readout {r.name}: day {day:g} is after the end of the "
+                        f"protocol (day {end_d:g})"
+                    )
+                value = float(y[-1]) if r.day is None else float(np.interp(day, t, y))
+                if r.kind == "at":
+                    out[r.name] = value
+                elif r.threshold is None:
+                    raise ValueError(f"readout {r.name}: a {r.kind} flag needs a threshold")
+                else:
+                    out[r.name] = float(value <= r.threshold)
+        grid = self.time_grid_day
+        if grid is not None:
+            for v in self.trajectory_names:
+                out[v] = np.interp(grid, t, series((v,)))
+        return out
+
+
+def source_fingerprint() -> str:
+    """Hash of the model files and parameter tables (a model change invalidates resume)."""
+    h = hashlib.sha256()
+    for name, pattern in (("models", "*.py"), ("parameters", "**/*.tsv")):
+        try:
+            folder = resource_dir(name)
+        except MhimmuneError:
+            continue
+        for f in sorted(folder.glob(pattern)):
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]

@@ -1,0 +1,216 @@
+"""Readouts: scalars computed from one simulation's arrays, and their text mini-language.
+
+A :class:`Readout` names a statistic (final value, minimum, maximum, area under the
+curve, value at a day, or a threshold flag) of one recorded variable or a sum of
+several. :meth:`Readout.parse` reads specifications such as ``auc:VAR``,
+``VAR@21``, ``VAR@+7`` or ``FLAG<=10@+50``; the names a domain adds to the language
+(whole readouts by name, variable aliases, threshold-flag words) come from a
+:class:`Vocabulary` the caller passes in, so this module knows no model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from mhimmune.core.errors import ParameterError
+
+__all__ = ["Readout", "Flag", "Vocabulary", "STAT_KINDS", "EMPTY_VOCABULARY"]
+
+#: readout kinds computed by a statistic of the series; any other kind is a threshold flag
+STAT_KINDS: tuple[str, ...] = ("final", "min", "max", "auc", "at")
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A threshold-flag word of a :class:`Vocabulary`.
+
+    Parameters
+    ----------
+    variables
+        Recorded variables summed before the comparison.
+    threshold
+        Default threshold, in the variables' unit (``WORD<=X`` replaces it).
+    """
+
+    variables: tuple[str, ...]
+    threshold: float = 1.0
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The names a domain adds to the readout language.
+
+    Parameters
+    ----------
+    named
+        Whole readouts by name (a specification equal to a key gives that readout).
+    aliases
+        Variable aliases: a name usable wherever a variable is, standing for the sum of
+        the given variables.
+    flags
+        Threshold-flag words: ``WORD``, ``WORD@DAY``, ``WORD<=THRESHOLD`` give a readout
+        of kind ``WORD`` that is 1 when the summed variables are ≤ the threshold at the
+        day (the end if none), else 0.
+    """
+
+    named: Mapping[str, Readout] = field(default_factory=dict)
+    aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    flags: Mapping[str, Flag] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Readout:
+    """A scalar computed from one simulation's arrays.
+
+    Parameters
+    ----------
+    name
+        Column name of the readout.
+    kind
+        ``final``, ``min``, ``max``, ``auc`` (trapezoid over the recorded points,
+        units·day), ``at`` (value at *day*, linear interpolation), or a threshold flag
+        (any other kind, e.g. ``cure``: 1 if the summed variables are ≤ *threshold* at
+        *day*, or at the end, else 0).
+    variables
+        Recorded variable names; several are summed (``tumour_volume_treated +
+        tumour_volume_distant``).
+    day
+        Time in days for ``at`` and flags; ``None`` = the end of the protocol.
+    threshold
+        Flag threshold in the variables' unit (mm³ for tumour volumes).
+    relative
+        *day* counts from the start of the first treatment of each run's protocol
+        (:attr:`mhimmune.Protocol.first_treatment_h`) instead of from day 0; such a
+        readout fails (as a run failure) for an untreated protocol.
+    """
+
+    name: str
+    kind: str
+    variables: tuple[str, ...]
+    day: float | None = None
+    threshold: float | None = None
+    relative: bool = False
+
+    #: vocabulary :meth:`parse` uses when none is given (empty: statistics of variables)
+    vocabulary: ClassVar[Vocabulary]
+
+    @property
+    def is_flag(self) -> bool:
+        """Whether this readout is a threshold flag (0 or 1)."""
+        return self.kind not in STAT_KINDS
+
+    def renamed(self, name: str) -> Readout:
+        """The same readout under another column name."""
+        return Readout(name, self.kind, self.variables, self.day, self.threshold, self.relative)
+
+    @classmethod
+    def parse(
+        cls,
+        spec: str | Readout,
+        name: str | None = None,
+        vocabulary: Vocabulary | None = None,
+    ) -> Readout:
+        """A readout from text.
+
+        ``NAME`` (a named readout of *vocabulary*), ``final:VAR``, ``min:VAR``,
+        ``max:VAR`` (or ``peak:VAR``), ``auc:VAR``, ``VAR@DAY`` (value at a day), and for
+        a flag word ``FLAG`` of *vocabulary*: ``FLAG``, ``FLAG@DAY`` or
+        ``FLAG<=THRESHOLD`` (combined: ``cure<=10@57``); VAR may be ``A+B`` (a sum) or an
+        alias of *vocabulary*. ``@+DAY`` counts days from the first treatment of each run
+        (``cure<=10@+50``: total tumour ≤ 10 mm³ 50 days after the first treatment).
+
+        Parameters
+        ----------
+        spec
+            The specification, or a readout (returned, renamed to *name* if given).
+        name
+            Column name; default the specification text.
+        vocabulary
+            Domain names; default :attr:`vocabulary` of the class (empty for this class).
+        """
+        voc = vocabulary if vocabulary is not None else cls.vocabulary
+        if isinstance(spec, Readout):
+            return spec if name is None else spec.renamed(name)
+        if not isinstance(spec, str) or not spec.strip():
+            raise ParameterError(f"readout: expected text such as 'auc:VARIABLE', got {spec!r}")
+        text = spec.strip().replace(" ", "")
+        label = name or text
+        if text in voc.named:
+            return voc.named[text].renamed(label)
+        word = next((w for w in voc.flags if _is_flag_spec(text, w)), None)
+        if word is not None:
+            rest, day, threshold, relative = (
+                text[len(word) :],
+                None,
+                voc.flags[word].threshold,
+                False,
+            )
+            if "@" in rest:
+                rest, d = rest.split("@", 1)
+                relative = d.startswith("+")
+                day = _float(d.removeprefix("+"), spec)
+            if rest.startswith("<="):
+                threshold = _float(rest[2:], spec)
+            elif rest:
+                raise ParameterError(
+                    f"readout {spec!r}: write {word}, {word}@DAY or {word}<=THRESHOLD"
+                )
+            return Readout(label, word, voc.flags[word].variables, day, float(threshold), relative)
+        if ":" in text:
+            kind, var = text.split(":", 1)
+            kind = {"peak": "max"}.get(kind, kind)
+            if kind not in ("final", "min", "max", "auc"):
+                flags = "".join(f" or {w}" for w in voc.flags)
+                raise ParameterError(
+                    f"readout {spec!r}: unknown kind {kind!r}; use final, min, "
+                    f"max (peak), auc, VAR@DAY{flags}"
+                )
+            return Readout(label, kind, _variables(var, voc))
+        if "@" in text:
+            var, d = text.split("@", 1)
+            return Readout(
+                label,
+                "at",
+                _variables(var, voc),
+                _float(d.removeprefix("+"), spec),
+                relative=d.startswith("+"),
+            )
+        named = f"a named readout ({', '.join(voc.named)}) " if voc.named else ""
+        flags = "".join(f" or {w}" for w in voc.flags)
+        raise ParameterError(
+            f"readout {spec!r}: not {named}nor final:VAR, min:VAR, max:VAR, auc:VAR, VAR@DAY{flags}"
+        )
+
+
+#: a vocabulary without domain names
+EMPTY_VOCABULARY = Vocabulary()
+Readout.vocabulary = EMPTY_VOCABULARY
+
+
+def _is_flag_spec(text: str, word: str) -> bool:
+    """Whether *text* is ``word`` followed by nothing, ``@...`` or ``<=...``."""
+    if not text.startswith(word):
+        return False
+    rest = text[len(word) :]
+    return rest == "" or rest[0] in "@<"
+
+
+def _variables(text: str, vocabulary: Vocabulary) -> tuple[str, ...]:
+    """Variable names of ``A+B`` with aliases expanded."""
+    out: list[str] = []
+    for v in text.split("+"):
+        out.extend(vocabulary.aliases.get(v, (v,)))
+    return tuple(out)
+
+
+def _float(text: str, spec: str) -> float:
+    try:
+        x = float(text.removesuffix("d"))
+    except ValueError:
+        raise ParameterError(f"readout {spec!r}: {text!r} is not a number") from None
+    if not math.isfinite(x) or x < 0:
+        raise ParameterError(f"readout {spec!r}: {text!r} must be a finite number ≥ 0")
+    return x
