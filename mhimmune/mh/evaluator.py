@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from mhimmune.core.errors import HfWarning, ProtocolError
+from mhimmune.core.errors import ProtocolError
 from mhimmune.mh.catalogue import DEFAULT_READOUTS, VOCABULARY
+from mhimmune.mh.field_safety import HfWarning
 from mhimmune.mh.protocol import Protocol
 from mhimmune.mh.template import ScheduleTemplate
 from mhimmune.runs import evaluator as generic
