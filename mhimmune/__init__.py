@@ -20,7 +20,7 @@ from mhimmune.core.errors import (
     SolverError,
     UnitError,
 )
-from mhimmune.core.model import DEFAULT_LINKS, Model, load_model
+from mhimmune.core.model import Model, default_links, load_model
 from mhimmune.core.params import ParameterTable
 from mhimmune.core.simulate import SimulationResult, simulate
 from mhimmune.mh import readouts  # noqa: E402  (mh.readouts.compare(...))
@@ -28,6 +28,9 @@ from mhimmune.mh.field_safety import HfWarning
 from mhimmune.mh.protocol import Protocol
 
 __version__ = "0.1.0"
+
+#: the links of the full model, in composition order (``models/links.toml``)
+DEFAULT_LINKS = default_links()
 
 #: submodules reachable as attributes (``mh.cohort.sample_cohort``), imported on first use
 _LAZY = {

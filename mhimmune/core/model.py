@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from functools import cache
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,15 +13,28 @@ import numpy as np
 import pandas as pd
 
 from mhimmune.core.compile import CompiledModel, compile_model
-from mhimmune.core.errors import MhimmuneError, ParameterError
+from mhimmune.core.errors import MhimmuneError, ModelError, ParameterError
+from mhimmune.core.io import read_toml
 from mhimmune.core.modelkit import Builder, build
 from mhimmune.core.params import ParameterTable
+from mhimmune.core.resources import resource_dir
 from mhimmune.core.units import ureg
 
-#: the links of the full model, in composition order (each reads signals of earlier ones)
-DEFAULT_LINKS = ("pharmacokinetics", "tumour", "heating", "stress", "death", "immune")
+__all__ = ["Model", "ParameterSetter", "load_model", "default_links"]
 
-__all__ = ["Model", "ParameterSetter", "load_model", "DEFAULT_LINKS"]
+
+@cache
+def default_links() -> tuple[str, ...]:
+    """The links of the full model in composition order, as ``models/links.toml`` lists
+    them (each link reads signals of earlier ones)."""
+    path = resource_dir("models") / "links.toml"
+    try:
+        links = read_toml(path)["links"]
+    except (KeyError, MhimmuneError) as exc:
+        raise ModelError(f"{path}: needs a list 'links' of link names ({exc})") from None
+    if not (isinstance(links, list) and links and all(isinstance(x, str) for x in links)):
+        raise ModelError(f"{path}: 'links' must be a non-empty list of link names")
+    return tuple(links)
 
 
 class Model:
@@ -259,7 +273,7 @@ def load_model(
     ----------
     links
         Link modules of ``models/`` to compose, in order; default: the full model
-        (:data:`DEFAULT_LINKS`).
+        (:func:`default_links`).
     parameters
         Parameter table files or folders; default: ``parameters/model``.
     standalone
@@ -268,10 +282,10 @@ def load_model(
     verbose
         Print one line while a model is compiled for the first time.
     """
-    links = list(links or DEFAULT_LINKS)
+    links = list(links or default_links())
     builder = build(
         links,
-        name="mhimmune_" + "_".join(links) if links != list(DEFAULT_LINKS) else "mhimmune",
+        name="mhimmune_" + "_".join(links) if links != list(default_links()) else "mhimmune",
         standalone=standalone,
     )
     compiled = compile_model(builder, verbose=verbose)

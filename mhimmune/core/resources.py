@@ -19,13 +19,14 @@ _SOURCE_LOCATIONS = {
     "parameters": "parameters",
     "protocols": "analyses/protocols",
     "specs": "analyses/hypotheses",
+    "validation": "analyses/validation",
 }
 
 
 @cache
 def resource_dir(name: str) -> Path:
-    """Return the folder ``models``, ``parameters``, ``protocols`` or ``specs`` (hypothesis
-    specs) that ships with mhimmune."""
+    """Return the folder ``models``, ``parameters``, ``protocols``, ``specs`` (hypothesis
+    specs) or ``validation`` (published targets) that ships with mhimmune."""
     if name not in _SOURCE_LOCATIONS:
         raise ValueError(f"unknown resource folder {name!r}")
     for candidate in (_PKG / name, _PKG.parent / _SOURCE_LOCATIONS[name]):

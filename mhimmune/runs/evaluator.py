@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from mhimmune.core.errors import MhimmuneError, ParameterError, ProtocolError
-from mhimmune.core.model import DEFAULT_LINKS, Model, load_model
+from mhimmune.core.model import Model, default_links, load_model
 from mhimmune.core.resources import resource_dir
 from mhimmune.core.simulate import simulate
 from mhimmune.core.units import hours_to_days
@@ -165,7 +165,7 @@ class ModelEvaluator:
         parameter table that workers cannot rebuild (pass ``parameters=`` files then).
         """
         kwargs.setdefault(
-            "links", None if tuple(model.links) == tuple(DEFAULT_LINKS) else list(model.links)
+            "links", None if tuple(model.links) == default_links() else list(model.links)
         )
         kwargs.setdefault("standalone", model.standalone)
         ev = cls(protocol, readouts, **kwargs)

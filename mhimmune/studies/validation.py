@@ -59,10 +59,7 @@ _CLIP = (1e-2, 1e2)
 
 
 def _default_targets() -> Path:
-    here = Path(__file__).resolve().parents[2] / "analyses" / "validation" / "targets.tsv"
-    if here.is_file():
-        return here
-    return resource_dir("parameters").parent / "validation" / "targets.tsv"
+    return resource_dir("validation") / "targets.tsv"
 
 
 def load_references(path: str | Path | None = None) -> pd.DataFrame:
