@@ -23,7 +23,7 @@ from mhimmune.core.errors import (
 )
 from mhimmune.core.model import DEFAULT_LINKS, Model, load_model
 from mhimmune.core.params import ParameterTable
-from mhimmune.core.simulate import SimulationResult, simulate
+from mhimmune.mh.simulation import SimulationResult, simulate
 from mhimmune.mh import readouts  # noqa: E402  (mh.readouts.compare(...))
 from mhimmune.mh.protocol import Protocol
 

@@ -64,7 +64,7 @@ def _overrides(args):
 def _cmd_simulate(args) -> int:
     from mhimmune.core.io import save_figure, write_csv
     from mhimmune.core.model import load_model
-    from mhimmune.core.simulate import simulate
+    from mhimmune.mh.simulation import simulate
 
     plan = _protocol(args.protocol)
     model = load_model()
@@ -87,7 +87,7 @@ def run_demo(out: Path) -> pd.DataFrame:
     from mhimmune.core.io import save_figure, write_csv
     from mhimmune.core.model import load_model
     from mhimmune.core.resources import resource_dir
-    from mhimmune.core.simulate import simulate
+    from mhimmune.mh.simulation import simulate
     from mhimmune.mh.plotting import plot_results
     from mhimmune.mh.protocol import Protocol
 

@@ -1002,7 +1002,7 @@ class ModelEvaluator:
     # ---------------------------------------------------------------------- call
     def __call__(self, values: Mapping[str, float]) -> dict[str, Any]:
         """Outputs of one run: readouts (floats) and trajectories (arrays on the grid)."""
-        from mhimmune.core.simulate import simulate
+        from mhimmune.mh.simulation import simulate
 
         if self._model is None:
             self.setup(list(values))
