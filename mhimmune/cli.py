@@ -87,9 +87,9 @@ def run_demo(out: Path) -> pd.DataFrame:
     from mhimmune.core.io import save_figure, write_csv
     from mhimmune.core.model import load_model
     from mhimmune.core.resources import resource_dir
-    from mhimmune.mh.simulation import simulate
     from mhimmune.mh.plotting import plot_results
     from mhimmune.mh.protocol import Protocol
+    from mhimmune.mh.simulation import simulate
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", HfWarning)  # 3e9 A/m/s: above Brezovich, below Hergt

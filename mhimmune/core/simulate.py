@@ -72,7 +72,7 @@ class Trajectories:
 def output_grid(schedule: Schedule, step_h: float, fine_step_h: float) -> np.ndarray:
     """Recorded times (hours): every *step_h*, every *fine_step_h* in the fine windows."""
     duration = schedule.duration_h
-    grid = [np.arange(0.0, duration, step_h), [duration]]
+    grid: list[Any] = [np.arange(0.0, duration, step_h), [duration]]
     for t0, t1 in schedule.fine_windows:
         grid.append(np.arange(t0, t1, fine_step_h))
     return np.unique(np.concatenate(grid))
@@ -197,7 +197,9 @@ def integrate(
     idx_in = {n: c.parameters.index(n) for n in model.inputs}
     y = np.asarray(c.init(p), dtype=float)
     status = SolverStatus()
-    times, states, derived = [], [], []
+    times: list[Any] = []
+    states: list[np.ndarray] = []
+    derived: list[np.ndarray] = []
     pre_jump: dict[float, np.ndarray] = {}
     segment = _segment_bdf if method == "bdf" else _segment_lsoda
     for k, seg in enumerate(schedule.segments):

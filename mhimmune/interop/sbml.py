@@ -98,7 +98,7 @@ def _add_unit(smodel, unit: str, cache: dict[str, str | None]) -> str | None:
             raise ValueError("offset unit")  # °C is not a multiple of kelvin
         q = ureg.Quantity(1.0, unit)
         base = q.to_base_units()
-        parts = [(str(u), float(e)) for u, e in base.unit_items() if str(u) != "fraction"]
+        parts = [(str(u), float(e)) for u, e in base.unit_items() if str(u) != "fraction"]  # type: ignore[arg-type]
         if any(u not in _SBML_KINDS for u, _ in parts):
             raise ValueError("no SBML kind")
         uid = "u_" + re.sub(r"\W+", "_", unit.replace("/", "_per_").replace("^", "")).strip("_")
@@ -220,7 +220,7 @@ def _rename(sm, renames: dict[str, str]) -> None:
                     getattr(el, f"set{attr}")(renames[v])
         if hasattr(el, "isSetMath") and el.isSetMath():
             math_ = el.getMath()
-            names = set()
+            names: set[str] = set()
             _ast_names(math_, names)
             for old in names & renames.keys():
                 math_.renameSIdRefs(old, renames[old])

@@ -345,7 +345,7 @@ def _range_text(spec: FieldSpec) -> str:
     return " and ".join(parts)
 
 
-def parse_quantity(value: Any, spec: FieldSpec, path: str) -> float:
+def parse_quantity(value: Any, spec: FieldSpec, path: str) -> Any:
     """Convert *value* to a float in ``spec.unit`` and check its range; errors name *path*."""
     unit_hint = spec.example.split(" ", 1)[1]
     if isinstance(value, bool) or not isinstance(value, (str, int, float, pint.Quantity)):
@@ -365,11 +365,11 @@ def parse_quantity(value: Any, spec: FieldSpec, path: str) -> float:
             f"{path}: expected a single number with a unit such as '{spec.example}', got {value!r}"
         )
     if not list(q.unit_items()):
-        shown = value.strip() if isinstance(value, str) else format_number(magnitude)
+        shown = value.strip() if isinstance(value, str) else format_number(float(magnitude))
         raise ProtocolError(f"{path}: {shown} needs a unit, e.g. '{shown} {unit_hint}'")
     if not math.isfinite(magnitude):
         raise ProtocolError(f"{path}: must be a finite number {_range_text(spec)} (got {q})")
-    unit = spec.unit
+    unit = str(spec.unit)
     try:
         x = convert(value, unit, path)
     except UnitError as exc:

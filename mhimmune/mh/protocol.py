@@ -137,6 +137,14 @@ class Protocol:
         "_boluses",
         "_hf_flags",
     )
+    _name: str
+    _duration_h: float
+    _description: str | None
+    _allow: bool
+    _entries: tuple[Entry, ...]
+    _sessions: tuple[MHSession, ...]
+    _boluses: tuple[Bolus, ...]
+    _hf_flags: tuple[tuple[int, float], ...]
 
     def __init__(
         self,
@@ -488,7 +496,8 @@ def _restore(*state: Any) -> Protocol:
 
 def _caller_level() -> int:
     """Stack level of the first frame outside this module, for :func:`warnings.warn`."""
-    frame, level = sys._getframe(1), 1
+    frame: Any = sys._getframe(1)
+    level = 1
     while frame is not None and frame.f_globals.get("__name__") == __name__:
         frame, level = frame.f_back, level + 1
     return level
