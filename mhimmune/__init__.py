@@ -22,10 +22,10 @@ from mhimmune.core.errors import (
 )
 from mhimmune.core.model import Model, default_links, load_model
 from mhimmune.core.params import ParameterTable
-from mhimmune.core.simulate import SimulationResult, simulate
-from mhimmune.mh import readouts  # noqa: E402  (mh.readouts.compare(...))
+from mhimmune.mh import readouts  # noqa: F401  (mh.readouts.compare(...))
 from mhimmune.mh.field_safety import HfWarning
 from mhimmune.mh.protocol import Protocol
+from mhimmune.mh.simulation import SimulationResult, simulate
 
 __version__ = "0.1.0"
 

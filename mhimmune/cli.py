@@ -65,7 +65,7 @@ def _overrides(args):
 def _cmd_simulate(args) -> int:
     from mhimmune.core.io import save_figure, write_csv
     from mhimmune.core.model import load_model
-    from mhimmune.core.simulate import simulate
+    from mhimmune.mh.simulation import simulate
 
     plan = _protocol(args.protocol)
     model = load_model()
@@ -88,9 +88,9 @@ def run_demo(out: Path) -> pd.DataFrame:
     from mhimmune.core.io import save_figure, write_csv
     from mhimmune.core.model import load_model
     from mhimmune.core.resources import resource_dir
-    from mhimmune.core.simulate import simulate
     from mhimmune.mh.plotting import plot_results
     from mhimmune.mh.protocol import Protocol
+    from mhimmune.mh.simulation import simulate
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", HfWarning)  # 3e9 A/m/s: above Brezovich, below Hergt

@@ -34,6 +34,7 @@ from mhimmune.core.errors import MhimmuneError, ParameterError
 from mhimmune.core.model import Model
 from mhimmune.core.units import ureg
 from mhimmune.mh.field_safety import HfWarning
+from mhimmune.interop.sbml import conditions_document, sbml_id
 from mhimmune.mh.protocol import Protocol
 
 __all__ = [
@@ -147,9 +148,7 @@ def resolve_protocols(
 
 
 def _condition_id(arm: str) -> str:
-    from mhimmune.interop.export import _sid
-
-    return _sid(arm)
+    return sbml_id(arm)
 
 
 def _parameter_rows(model: Model, estimate: Sequence[str]) -> pd.DataFrame:
@@ -162,7 +161,7 @@ def _parameter_rows(model: Model, estimate: Sequence[str]) -> pd.DataFrame:
     for name, r in frame.iterrows():
         unit, internal = r["unit"], r["internal_unit"]
 
-        def conv(x):
+        def conv(x, unit=unit, internal=internal):
             return (
                 float(ureg.Quantity(float(x), unit).to(internal).magnitude)
                 if pd.notna(x)
@@ -231,12 +230,10 @@ def to_petab(
     estimate
         Parameters to estimate (``estimate = 1``); all others are fixed at their values.
     params
-        Overrides of the nominal values, as for :func:`mhimmune.core.simulate`.
+        Overrides of the nominal values, as for :func:`mhimmune.simulate`.
     """
     import petab.v1 as petab
     from petab.v1.models.sbml_model import SbmlModel
-
-    from mhimmune.interop.export import conditions_document
 
     data = load_measurements(measurements)
     arms = resolve_protocols(data["arm"].unique(), protocols)

@@ -15,6 +15,7 @@ from mhimmune.core.errors import ProtocolError
 from mhimmune.mh.catalogue import DEFAULT_READOUTS, VOCABULARY
 from mhimmune.mh.field_safety import HfWarning
 from mhimmune.mh.protocol import Protocol
+from mhimmune.mh.simulation import simulate
 from mhimmune.mh.template import ScheduleTemplate
 from mhimmune.runs import evaluator as generic
 from mhimmune.runs.readout import Vocabulary
@@ -34,6 +35,7 @@ class ModelEvaluator(generic.ModelEvaluator):
     vocabulary: ClassVar[Vocabulary] = VOCABULARY
     default_readouts: ClassVar[tuple[str, ...]] = DEFAULT_READOUTS
     ignored_warnings: ClassVar[tuple[type[Warning], ...]] = (HfWarning,)
+    simulator = staticmethod(simulate)
 
     @classmethod
     def check_protocol(cls, protocol: Any) -> None:

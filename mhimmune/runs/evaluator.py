@@ -16,7 +16,7 @@ import hashlib
 import json
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,7 +25,6 @@ import numpy as np
 from mhimmune.core.errors import MhimmuneError, ParameterError, ProtocolError
 from mhimmune.core.model import Model, default_links, load_model
 from mhimmune.core.resources import resource_dir
-from mhimmune.core.simulate import simulate
 from mhimmune.core.units import hours_to_days
 from mhimmune.runs.readout import EMPTY_VOCABULARY, Readout, Vocabulary
 
@@ -79,7 +78,7 @@ class ModelEvaluator:
         How each worker builds the model (:func:`mhimmune.load_model`); default the
         full model with its default parameter tables.
     simulate_options
-        Keyword arguments of :func:`mhimmune.core.simulate` (tolerances, output steps).
+        Keyword arguments of :attr:`simulator` (tolerances, output steps).
     """
 
     #: names the readout language knows (named readouts, aliases, flag words)
@@ -88,6 +87,9 @@ class ModelEvaluator:
     default_readouts: ClassVar[tuple[str, ...]] = ()
     #: warning categories silenced while a protocol is built from factors
     ignored_warnings: ClassVar[tuple[type[Warning], ...]] = ()
+    #: ``simulator(model, plan, overrides, **simulate_options)`` -> a result with ``time_h``,
+    #: ``states`` and ``derived``; the domain layer sets it (a staticmethod)
+    simulator: ClassVar[Callable[..., Any] | None] = None
 
     def __init__(
         self,
@@ -284,7 +286,9 @@ class ModelEvaluator:
             plan = self.protocol
             overrides = dict(self.params)
             overrides.update(values)
-        res = simulate(self._fast_model, plan, overrides, **self.simulate_options)
+        if self.simulator is None:
+            raise ModelError(f"{type(self).__name__}: no simulator set for this evaluator")
+        res = self.simulator(self._fast_model, plan, overrides, **self.simulate_options)
         return self.readouts_of(
             res.time_h,
             res.states,

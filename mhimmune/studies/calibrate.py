@@ -36,7 +36,7 @@ from scipy import optimize, stats
 
 from mhimmune.core.errors import MhimmuneError, ParameterError, SolverError
 from mhimmune.core.model import Model
-from mhimmune.core.simulate import simulate
+from mhimmune.mh.simulation import simulate
 from mhimmune.interop.petab import load_measurements, observable_name, resolve_protocols
 from mhimmune.mh.protocol import Protocol
 
