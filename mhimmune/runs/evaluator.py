@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from mhimmune.core.errors import MhimmuneError, ParameterError, ProtocolError
+from mhimmune.core.errors import MhimmuneError, ModelError, ParameterError, ProtocolError
 from mhimmune.core.model import Model, default_links, load_model
 from mhimmune.core.resources import resource_dir
 from mhimmune.core.units import hours_to_days
