@@ -553,7 +553,7 @@ def _rank(trial) -> pd.DataFrame:
     mech = trial.mechanisms()
     lr = trial.logrank().set_index("group_a") if "control" in trial.arm_names else None
     singles = [a for a in trial.arm_names if a in _SINGLE]
-    burden = trial._ok().groupby("arm")["total_at_responder_day_mm3"].median()
+    burden = trial.successful().groupby("arm")["total_at_responder_day_mm3"].median()
     # the best single agent: most responders, then the longest time to the endpoint
     best_single = (
         max(singles, key=lambda a: (rt.loc[a, "fraction"], rt.loc[a, "median_time_to_event_day"]))

@@ -23,6 +23,7 @@ rank hypotheses, they do not replace a factorial animal experiment.
 
 from __future__ import annotations
 
+import difflib
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +34,10 @@ import numpy as np
 import pandas as pd
 
 from mhimmune.core.errors import HfWarning, ParameterError
+from mhimmune.runs.ensemble import PROTOCOL_FACTORS, ModelEvaluator, ScheduleTemplate, run_ensemble
+from mhimmune.studies import stats
+from mhimmune.studies.trial_design import ResponderRule
+from mhimmune.studies.virtual_cohort import check_cohort, nominal_cohort
 
 __all__ = [
     "bliss_expected",
@@ -193,14 +198,10 @@ _MH_AXES = {
 
 
 def _axis(name: str, spec) -> tuple[str, list[float]]:
-    from mhimmune.runs.ensemble import PROTOCOL_FACTORS
-
     if not (isinstance(spec, tuple) and len(spec) == 2):
         raise ParameterError(f"{name}: expected (factor name, values), got {spec!r}")
     factor, values = spec
     if factor not in PROTOCOL_FACTORS:
-        import difflib
-
         raise ParameterError(
             f"{name}: {factor!r} is not a protocol factor; close matches: "
             f"{difflib.get_close_matches(str(factor), list(PROTOCOL_FACTORS), n=3)}"
@@ -246,7 +247,8 @@ def synergy_grid(
     effect
         ``"responder"`` (responder fraction) or ``"inhibition"`` (1 − V/V_control per animal).
     responder
-        :class:`~mhimmune.studies.cohort.ResponderRule` (threshold and day after the first treatment).
+        :class:`~mhimmune.studies.cohort.ResponderRule` (threshold and day after the first
+        treatment).
     off_a, off_b
         Factors that give "agent A alone" (default no antibody: MH alone) and "agent B
         alone" (default no MH: antibody alone); both together give the control.
@@ -272,15 +274,6 @@ def synergy_grid(
     -------
     SynergyResult
     """
-    from mhimmune.runs.ensemble import (
-        PROTOCOL_FACTORS,
-        ModelEvaluator,
-        ScheduleTemplate,
-        run_ensemble,
-    )
-    from mhimmune.studies import stats
-    from mhimmune.studies.cohort import ResponderRule, _nominal_cohort, check_cohort
-
     fx, xs = _axis("x", x)
     fy, ys = _axis("y", y)
     if fx == fy:
@@ -293,7 +286,7 @@ def synergy_grid(
         raise ParameterError(
             f"template: expected a ScheduleTemplate, got {type(template).__name__}"
         )
-    cohort = _nominal_cohort() if cohort is None else check_cohort(cohort, PROTOCOL_FACTORS)
+    cohort = nominal_cohort() if cohort is None else check_cohort(cohort, PROTOCOL_FACTORS)
     fixed = dict(fixed or {})
     clash = sorted({fx, fy} & set(fixed))
     if clash:
