@@ -285,7 +285,7 @@ def optimize_schedule(
     owns_client = False
     owns_pool = False
     if isinstance(client, str):
-        from distributed import Client
+        from distributed import Client  # deferred: optional dependency (Dask)
 
         client, owns_client = Client(client), True
     info: dict[str, Any] = {}

@@ -359,7 +359,8 @@ def schedule_heatmap(
     params
         Fixed parameter overrides.
     **run_kwargs
-        Passed to :func:`mhimmune.runs.ensemble.run_ensemble` (``n_jobs``, ``client``, ``progress``...).
+        Passed to :func:`mhimmune.runs.ensemble.run_ensemble` (``n_jobs``, ``client``,
+        ``progress``...).
 
     Returns
     -------
