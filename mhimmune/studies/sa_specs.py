@@ -15,6 +15,7 @@ import numpy as np
 
 from mhimmune.core.errors import MhimmuneError
 from mhimmune.core.io import atomic_path, read_toml, write_csv
+from mhimmune.core.units import hours_to_days
 from mhimmune.mh.protocol import Protocol
 from mhimmune.runs.ensemble import ScheduleTemplate
 
@@ -95,7 +96,7 @@ def load_spec(path) -> dict:
         step = float(outputs.get("time_step_day", 1.0))
         if not step > 0:
             raise MhimmuneError(f"{p}: outputs.time_step_day must be > 0")
-        end = protocol.duration_h / 24.0
+        end = hours_to_days(protocol.duration_h)
         grid = np.arange(0.0, end + 1e-9, step)
     kwargs = dict(
         protocol=protocol,

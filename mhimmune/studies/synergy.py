@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from mhimmune.core.errors import HfWarning, ParameterError
+from mhimmune.core.units import hours_to_days
 from mhimmune.runs.ensemble import PROTOCOL_FACTORS, ModelEvaluator, ScheduleTemplate, run_ensemble
 from mhimmune.studies import stats
 from mhimmune.studies.trial_design import ResponderRule
@@ -164,7 +165,7 @@ class SynergyResult:
         """Three heat-maps: combined effect, Bliss excess, HSA excess."""
         import matplotlib.pyplot as plt
 
-        from mhimmune.mh.plotting import HYPOTHESIS_NOTE
+        from mhimmune.mh.plotting import HYPOTHESIS_NOTE  # deferred: imports matplotlib
 
         fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
         for ax, metric in zip(axes, ("e_ab", "bliss_excess", "hsa_excess")):
@@ -333,11 +334,11 @@ def synergy_grid(
                 f"inhibition_day: must be a number of days ≥ 0 (got {inhibition_day!r})"
             )
     offset = responder.day_after_first_treatment if inhibition_day is None else inhibition_day
-    day = min(firsts) / 24.0 + offset
-    if day > template.duration_h / 24.0 + 1e-9:
+    day = hours_to_days(min(firsts)) + offset
+    if day > hours_to_days(template.duration_h) + 1e-9:
         raise ParameterError(
             f"reading day {day:g} is after the end of the template "
-            f"({template.duration_h / 24:g} d); lengthen its duration"
+            f"({hours_to_days(template.duration_h):g} d); lengthen its duration"
         )
     ev = evaluator or ModelEvaluator(
         template,
