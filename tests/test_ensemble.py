@@ -17,8 +17,8 @@ import mhimmune as mh
 from mhimmune.core.errors import MhimmuneError, ParameterError, ProtocolError
 from mhimmune.mh import catalogue
 from mhimmune.mh.evaluator import ModelEvaluator
-from mhimmune.mh.template import ScheduleTemplate, schedule_scan
 from mhimmune.mh.field_safety import HfWarning
+from mhimmune.mh.template import ScheduleTemplate, schedule_scan
 from mhimmune.runs import ensemble as en
 
 # ------------------------------------------------------------------ toy evaluators

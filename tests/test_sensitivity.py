@@ -13,7 +13,7 @@ import pytest
 from mhimmune.cli import main
 from mhimmune.core.errors import ParameterError
 from mhimmune.runs import ensemble as en
-from mhimmune.studies import sa_plots
+from mhimmune.studies import sa_plots, sa_problem
 from mhimmune.studies import sensitivity as sa
 
 PI_BOUNDS = {f"x{i}": (-math.pi, math.pi) for i in (1, 2, 3)}
@@ -145,7 +145,7 @@ def test_problem_takes_bounds_and_distributions_from_the_tables():
         ["ctl_kill_rate", "tumour_growth_rate", "n_sessions", "pdl1_dose_mg_per_kg"]
     )
     f = {x.name: x for x in p.factors}
-    table = sa._table_frame(None)
+    table = sa_problem.table_frame(None)
     for name in ("ctl_kill_rate", "tumour_growth_rate"):
         assert (f[name].lower, f[name].upper) == (table.at[name, "lower"], table.at[name, "upper"])
         assert f[name].dist == table.at[name, "distribution"] and f[name].kind == "parameter"

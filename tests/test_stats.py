@@ -386,9 +386,9 @@ def test_pairwise_logrank_reference_all_pairs_and_corrections():
 
 def test_holm_three_tests_by_hand():
     """Holm step-down for p = (0.01, 0.04, 0.03): sorted 0.01*3, 0.03*2, max(0.06, 0.04*1)."""
-    adj = st._adjust(np.array([0.01, 0.04, 0.03]), "holm")
+    adj = st.adjust_pvalues(np.array([0.01, 0.04, 0.03]), "holm")
     assert adj == pytest.approx([0.03, 0.06, 0.06])
-    assert st._adjust(np.array([0.5, 0.6]), "holm") == pytest.approx([1.0, 1.0])
+    assert st.adjust_pvalues(np.array([0.5, 0.6]), "holm") == pytest.approx([1.0, 1.0])
 
 
 def test_pairwise_logrank_bad_input():

@@ -36,8 +36,8 @@ SPEC = HERE.parent / "sa" / "schedule.toml"
 def main() -> int:
     os.environ.setdefault("TQDM_DISABLE", "1")
     import mhimmune as mh
-    from mhimmune.mh.field_safety import HfWarning
     from mhimmune.mh.evaluator import ModelEvaluator
+    from mhimmune.mh.field_safety import HfWarning
     from mhimmune.runs import ensemble as en
     from mhimmune.studies import sensitivity as sa
 

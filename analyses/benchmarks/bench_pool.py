@@ -46,8 +46,8 @@ RUNS_PER_CALL = 20
 def main() -> int:
     os.environ.setdefault("TQDM_DISABLE", "1")
     import mhimmune as mh
-    from mhimmune.mh.field_safety import HfWarning
     from mhimmune.mh.evaluator import ModelEvaluator
+    from mhimmune.mh.field_safety import HfWarning
     from mhimmune.mh.template import ScheduleTemplate
     from mhimmune.runs.ensemble import WorkerPool, run_ensemble
     from mhimmune.studies import optimize as opt

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import copy
 import math
-from functools import cache
 from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 

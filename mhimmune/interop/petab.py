@@ -33,8 +33,8 @@ import pandas as pd
 from mhimmune.core.errors import MhimmuneError, ParameterError
 from mhimmune.core.model import Model
 from mhimmune.core.units import ureg
-from mhimmune.mh.field_safety import HfWarning
 from mhimmune.interop.sbml import conditions_document, sbml_id
+from mhimmune.mh.field_safety import HfWarning
 from mhimmune.mh.protocol import Protocol
 
 __all__ = [

@@ -34,7 +34,6 @@ from typing import Any
 import pandas as pd
 
 from mhimmune.core.errors import ProtocolError
-from mhimmune.mh.field_safety import HfWarning
 from mhimmune.core.units import hours_to_days
 from mhimmune.mh.events import (
     BREZOVICH_LIMIT,
@@ -48,6 +47,7 @@ from mhimmune.mh.events import (
     expand_sessions,
     format_sci,
 )
+from mhimmune.mh.field_safety import HfWarning
 from mhimmune.mh.kinds import (
     KIND_SPECS,
     KINDS,

@@ -2,7 +2,7 @@
 
 Every function takes the tidy tables of :mod:`mhimmune.studies.sensitivity` (columns
 ``method, output, time_day, factor, factor2, index, value, conf_low, conf_high``) or
-of :func:`mhimmune.runs.ensemble.schedule_scan`, and returns the matplotlib figure.
+of :func:`mhimmune.mh.template.schedule_scan`, and returns the matplotlib figure.
 """
 
 from __future__ import annotations
@@ -289,7 +289,7 @@ def plot_schedule_heatmap(
     Parameters
     ----------
     scan
-        Table of :func:`mhimmune.runs.ensemble.schedule_scan` (one row per grid point).
+        Table of :func:`mhimmune.mh.template.schedule_scan` (one row per grid point).
     x, y
         Factor columns on the x and y axes.
     value
@@ -349,7 +349,7 @@ def schedule_heatmap(
     Parameters
     ----------
     template
-        A :class:`~mhimmune.runs.ensemble.ScheduleTemplate`.
+        A :class:`~mhimmune.mh.template.ScheduleTemplate`.
     x, y
         ``(factor name, values)`` of the axes (numbers in the factors' units).
     value
@@ -359,7 +359,8 @@ def schedule_heatmap(
     params
         Fixed parameter overrides.
     **run_kwargs
-        Passed to :func:`mhimmune.runs.ensemble.run_ensemble` (``n_jobs``, ``client``, ``progress``...).
+        Passed to :func:`mhimmune.runs.ensemble.run_ensemble` (``n_jobs``, ``client``,
+        ``progress``...).
 
     Returns
     -------

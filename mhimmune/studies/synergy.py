@@ -1,6 +1,6 @@
 """Synergy of MH and anti-PD-L1 over dose and schedule grids: Bliss and HSA excess.
 
-For every point (x, y) of a two-factor grid of a :class:`~mhimmune.runs.ensemble.ScheduleTemplate`
+For every point (x, y) of a two-factor grid of a :class:`~mhimmune.mh.template.ScheduleTemplate`
 (field or session length or particle dose × antibody dose; MH interval × antibody
 delay; ...) four schedules are simulated on every animal of a cohort: the combination,
 agent A alone (default MH: the same factors with no antibody), agent B alone (default
@@ -23,6 +23,7 @@ rank hypotheses, they do not replace a factorial animal experiment.
 
 from __future__ import annotations
 
+import difflib
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -33,7 +34,14 @@ import numpy as np
 import pandas as pd
 
 from mhimmune.core.errors import ParameterError
+from mhimmune.core.units import hours_to_days
+from mhimmune.mh.evaluator import ModelEvaluator
 from mhimmune.mh.field_safety import HfWarning
+from mhimmune.mh.template import PROTOCOL_FACTORS, ScheduleTemplate
+from mhimmune.runs.ensemble import run_ensemble
+from mhimmune.studies import stats
+from mhimmune.studies.trial_design import ResponderRule
+from mhimmune.studies.virtual_cohort import check_cohort, nominal_cohort
 
 __all__ = [
     "bliss_expected",
@@ -160,7 +168,7 @@ class SynergyResult:
         """Three heat-maps: combined effect, Bliss excess, HSA excess."""
         import matplotlib.pyplot as plt
 
-        from mhimmune.mh.plotting import HYPOTHESIS_NOTE
+        from mhimmune.mh.plotting import HYPOTHESIS_NOTE  # deferred: imports matplotlib
 
         fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
         for ax, metric in zip(axes, ("e_ab", "bliss_excess", "hsa_excess")):
@@ -194,14 +202,10 @@ _MH_AXES = {
 
 
 def _axis(name: str, spec) -> tuple[str, list[float]]:
-    from mhimmune.mh.template import PROTOCOL_FACTORS
-
     if not (isinstance(spec, tuple) and len(spec) == 2):
         raise ParameterError(f"{name}: expected (factor name, values), got {spec!r}")
     factor, values = spec
     if factor not in PROTOCOL_FACTORS:
-        import difflib
-
         raise ParameterError(
             f"{name}: {factor!r} is not a protocol factor; close matches: "
             f"{difflib.get_close_matches(str(factor), list(PROTOCOL_FACTORS), n=3)}"
@@ -247,7 +251,8 @@ def synergy_grid(
     effect
         ``"responder"`` (responder fraction) or ``"inhibition"`` (1 − V/V_control per animal).
     responder
-        :class:`~mhimmune.studies.cohort.ResponderRule` (threshold and day after the first treatment).
+        :class:`~mhimmune.studies.cohort.ResponderRule` (threshold and day after the first
+        treatment).
     off_a, off_b
         Factors that give "agent A alone" (default no antibody: MH alone) and "agent B
         alone" (default no MH: antibody alone); both together give the control.
@@ -273,12 +278,6 @@ def synergy_grid(
     -------
     SynergyResult
     """
-    from mhimmune.mh.evaluator import ModelEvaluator
-    from mhimmune.mh.template import PROTOCOL_FACTORS, ScheduleTemplate
-    from mhimmune.runs.ensemble import run_ensemble
-    from mhimmune.studies import stats
-    from mhimmune.studies.cohort import ResponderRule, _nominal_cohort, check_cohort
-
     fx, xs = _axis("x", x)
     fy, ys = _axis("y", y)
     if fx == fy:
@@ -291,7 +290,7 @@ def synergy_grid(
         raise ParameterError(
             f"template: expected a ScheduleTemplate, got {type(template).__name__}"
         )
-    cohort = _nominal_cohort() if cohort is None else check_cohort(cohort, PROTOCOL_FACTORS)
+    cohort = nominal_cohort() if cohort is None else check_cohort(cohort, PROTOCOL_FACTORS)
     fixed = dict(fixed or {})
     clash = sorted({fx, fy} & set(fixed))
     if clash:
@@ -338,11 +337,11 @@ def synergy_grid(
                 f"inhibition_day: must be a number of days ≥ 0 (got {inhibition_day!r})"
             )
     offset = responder.day_after_first_treatment if inhibition_day is None else inhibition_day
-    day = min(firsts) / 24.0 + offset
-    if day > template.duration_h / 24.0 + 1e-9:
+    day = hours_to_days(min(firsts)) + offset
+    if day > hours_to_days(template.duration_h) + 1e-9:
         raise ParameterError(
             f"reading day {day:g} is after the end of the template "
-            f"({template.duration_h / 24:g} d); lengthen its duration"
+            f"({hours_to_days(template.duration_h):g} d); lengthen its duration"
         )
     ev = evaluator or ModelEvaluator(
         template,

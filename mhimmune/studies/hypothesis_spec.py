@@ -1,0 +1,92 @@
+"""Hypothesis specs: read and check the TOML (or dict) that :func:`run_hypotheses` runs.
+
+:func:`load_hypothesis_spec` checks the top-level keys and the types of the sections
+(template, cohort, responder, trial, synergy, optimize, run, params);
+:data:`QUICK_LIMITS` are the sizes of a quick run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mhimmune.core.errors import ParameterError
+from mhimmune.core.io import read_toml
+
+__all__ = ["load_hypothesis_spec", "QUICK_LIMITS"]
+
+_TOP_KEYS = {
+    "title",
+    "template",
+    "cohort",
+    "responder",
+    "trial",
+    "synergy",
+    "optimize",
+    "run",
+    "params",
+}
+
+#: sizes used by ``quick=True`` (and ``CI=true``): animals, grid levels per axis,
+#: optimisation candidates, bootstrap resamples
+QUICK_LIMITS = {"n_animals": 6, "grid_levels": 2, "budget": 6, "n_boot": 50}
+
+
+def load_hypothesis_spec(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
+    """Read and check a hypothesis spec (TOML path or dict); returns a plain dict.
+
+    Unknown top-level keys and sections of the wrong type are errors naming the key.
+    """
+    if isinstance(source, Mapping):
+        data, where = dict(source), "spec"
+    else:
+        data, where = read_toml(source), str(source)
+    unknown = set(data) - _TOP_KEYS
+    if unknown:
+        raise ParameterError(
+            f"{where}: unknown keys {sorted(unknown)}; allowed: {', '.join(sorted(_TOP_KEYS))}"
+        )
+    for key in ("template", "cohort", "responder", "trial", "optimize", "run", "params"):
+        if key in data and not isinstance(data[key], Mapping):
+            raise ParameterError(f"{where}: [{key}] must be a table")
+    syn = data.get("synergy", [])
+    if isinstance(syn, Mapping):
+        syn = [syn]
+    if not isinstance(syn, list) or not all(isinstance(s, Mapping) for s in syn):
+        raise ParameterError(f"{where}: [[synergy]] must be tables")
+    data["synergy"] = [dict(s) for s in syn]
+    for i, s in enumerate(data["synergy"]):
+        missing = {"x", "x_values", "y", "y_values"} - set(s)
+        if missing:
+            raise ParameterError(f"{where}: synergy[{i}] lacks {sorted(missing)}")
+        extra = set(s) - {"x", "x_values", "y", "y_values", "effect", "name", "fixed"}
+        if extra:
+            raise ParameterError(
+                f"{where}: synergy[{i}]: unknown keys {sorted(extra)}; allowed: "
+                f"x, x_values, y, y_values, effect, name, fixed"
+            )
+    opt = data.get("optimize")
+    if opt is not None:
+        extra = set(opt) - {
+            "space",
+            "constraints",
+            "method",
+            "objective",
+            "aggregate",
+            "budget",
+            "seed",
+            "n_boot",
+            "fixed",
+        }
+        if extra:
+            raise ParameterError(f"{where}: [optimize]: unknown keys {sorted(extra)}")
+        if not isinstance(opt.get("space"), Mapping) or not opt["space"]:
+            raise ParameterError(f"{where}: [optimize.space] must list at least one factor")
+        if opt.get("objective", "responder") not in ("responder", "burden"):
+            raise ParameterError(
+                f"{where}: optimize.objective must be 'responder' or 'burden' "
+                f"(got {opt.get('objective')!r})"
+            )
+    data["_where"] = where
+    return data

@@ -1,0 +1,256 @@
+"""Virtual trials: every animal of a cohort gets every arm, and the outcomes are classified.
+
+:func:`run_trial` builds each arm's protocol, groups template arms with the same anchor
+day into one ensemble, records the mechanistic readouts and the total tumour volume of
+every animal and returns a :class:`~mhimmune.studies.trial_result.TrialResult` that
+classifies the animals:
+
+* **responder**: total tumour (treated + distant) ≤ 10 mm³ at day 50 after the first
+  treatment of the trial (Kosinsky et al. 2018's definition; both configurable);
+* optionally **RECIST-like** categories (CR/PR/SD/PD from the change in total volume
+  between the first treatment and the responder day);
+* **time to event**: days from the first treatment until the total tumour reaches an
+  endpoint volume (default 2000 mm³ for treated + distant tumour together; humane
+  endpoints of 1500–2000 mm³ per tumour are common), censored at the end.
+
+Model outputs are predictions of a hypothesis-generating model.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mhimmune.core.errors import ParameterError
+from mhimmune.core.units import hours_to_days
+from mhimmune.mh.catalogue import Readout
+from mhimmune.mh.evaluator import ModelEvaluator
+from mhimmune.mh.field_safety import HfWarning
+from mhimmune.mh.template import PROTOCOL_FACTORS, ScheduleTemplate
+from mhimmune.runs.ensemble import pool_for, run_ensemble
+from mhimmune.studies.trial_design import (
+    MECHANISM_READOUTS,
+    STANDARD_ARMS,
+    TRIAL_VOLUMES,
+    Arm,
+    ResponderRule,
+    standard_arms,
+)
+from mhimmune.studies.trial_result import TrialResult
+from mhimmune.studies.virtual_cohort import check_cohort, nominal_cohort
+
+__all__ = ["run_trial"]
+
+
+def run_trial(
+    arms: Sequence[Arm | str] | None = None,
+    cohort: pd.DataFrame | None = None,
+    *,
+    template=None,
+    responder: ResponderRule | None = None,
+    recist: bool = True,
+    grid_step_day: float = 0.5,
+    params: Mapping[str, Any] | None = None,
+    n_jobs: int = 1,
+    client: Any = None,
+    pool: Any = None,
+    progress: bool | None = None,
+) -> TrialResult:
+    """Give every animal of *cohort* every arm and classify the outcomes.
+
+    Parameters
+    ----------
+    arms
+        :class:`Arm` objects or names of :data:`STANDARD_ARMS`; default control, MH,
+        anti-PD-L1 and MH + anti-PD-L1.
+    cohort
+        From :func:`sample_cohort`; ``None``: one nominal animal.
+    template
+        The :class:`~mhimmune.mh.template.ScheduleTemplate` that factor-defined arms use;
+        default ``ScheduleTemplate("60 d")`` (MH from day 7, three 30-min sessions every
+        2 days, anti-PD-L1 10 mg/kg three times every 3 days from the first session).
+    responder
+        :class:`ResponderRule` (default ≤ 10 mm³ at day 50 after the first treatment,
+        endpoint 2000 mm³).
+    recist
+        Also classify RECIST-like categories (CR/PR/SD/PD).
+    grid_step_day
+        Spacing of the recorded tumour-volume curves (days).
+    params
+        Fixed parameter overrides for every animal (cohort columns take precedence).
+    n_jobs, client, progress
+        As :func:`mhimmune.runs.ensemble.run_ensemble`.
+    pool
+        A :class:`~mhimmune.runs.ensemble.WorkerPool` to run every ensemble on (*n_jobs* is
+        then ignored); not together with *client*. Without one, ``n_jobs > 1`` opens one
+        pool for the whole trial.
+
+    Returns
+    -------
+    TrialResult
+    """
+    responder = responder or ResponderRule()
+    if template is None:
+        template = ScheduleTemplate("60 d", name="trial")
+    elif not isinstance(template, ScheduleTemplate):
+        raise ParameterError(
+            f"template: expected a ScheduleTemplate, got {type(template).__name__}"
+        )
+    arm_list = [
+        STANDARD_ARMS[a] if isinstance(a, str) and a in STANDARD_ARMS else a
+        for a in (arms if arms is not None else standard_arms())
+    ]
+    for a in arm_list:
+        if not isinstance(a, Arm):
+            raise ParameterError(
+                f"arms: {a!r} is neither an Arm nor a standard arm ({', '.join(STANDARD_ARMS)})"
+            )
+    if not arm_list:
+        raise ParameterError("arms: give at least one arm")
+    names = [a.name for a in arm_list]
+    if len(set(names)) != len(names):
+        raise ParameterError(
+            f"arms: duplicate names {sorted({n for n in names if names.count(n) > 1})}"
+        )
+    cohort = nominal_cohort() if cohort is None else check_cohort(cohort, PROTOCOL_FACTORS)
+    if not (isinstance(grid_step_day, (int, float)) and 0 < grid_step_day <= 5):
+        raise ParameterError(f"grid_step_day: must be in (0, 5] days (got {grid_step_day!r})")
+
+    with warnings.catch_warnings():  # H·f warnings: the template's choice, reported by plans
+        warnings.simplefilter("ignore", HfWarning)
+        plans = {a.name: a.build(template) for a in arm_list}
+    firsts = [p.first_treatment_h for p in plans.values() if p.first_treatment_h is not None]
+    if not firsts:
+        raise ParameterError("arms: no arm has a treatment; a trial needs at least one")
+    start_day = hours_to_days(min(firsts))
+    resp_day = start_day + responder.day_after_first_treatment
+    for a in arm_list:
+        end = hours_to_days(plans[a.name].duration_h)
+        if end + 1e-9 < resp_day:
+            raise ParameterError(
+                f"arm {a.name}: its protocol ends at day {end:g}, before the "
+                f"responder day {resp_day:.4g} (first treatment day {start_day:.4g} "
+                f"+ {responder.day_after_first_treatment:g}); lengthen the "
+                f"template's duration or shorten the responder day"
+            )
+    # mechanistic readouts (@+D) are sampled D days after each arm's anchor: its first MH
+    # session, else its first treatment, else (untreated) the trial's first treatment
+    mh_starts = [
+        hours_to_days(p.mh_sessions()[0].start_h) for p in plans.values() if p.mh_sessions()
+    ]
+    untreated_anchor = min(mh_starts) if mh_starts else start_day
+
+    def anchor(plan) -> float:
+        sessions = plan.mh_sessions()
+        if sessions:
+            return hours_to_days(sessions[0].start_h)
+        first = plan.first_treatment_h
+        return untreated_anchor if first is None else hours_to_days(first)
+
+    mechanisms = {name: Readout.parse(spec, name=name) for name, spec, _, _ in MECHANISM_READOUTS}
+
+    def readouts_for(day0: float) -> dict[str, Readout]:
+        r = {
+            name: (replace(ro, day=day0 + ro.day, relative=False) if ro.relative else ro)
+            for name, ro in mechanisms.items()
+        }
+        r["total_at_start_mm3"] = Readout("total_at_start_mm3", "at", TRIAL_VOLUMES, start_day)
+        r["total_at_responder_day_mm3"] = Readout(
+            "total_at_responder_day_mm3", "at", TRIAL_VOLUMES, resp_day
+        )
+        return r
+
+    frames, curves = [], []
+    grid_end = hours_to_days(min(p.duration_h for p in plans.values()))
+    grid = np.arange(0.0, grid_end + 1e-9, float(grid_step_day))
+    groups: dict[float, list[Arm]] = {}
+    for a in arm_list:
+        if a.protocol is None:
+            groups.setdefault(anchor(plans[a.name]), []).append(a)
+    jobs = []
+    for day0, group in groups.items():  # template arms with the same anchor: one ensemble
+        cols = sorted({k for a in group for k in a.factors})
+        blocks = []
+        for a in group:
+            block = cohort.reset_index(drop=True).copy()
+            vals = template.values(a.factors)
+            for c in cols:
+                block[c] = vals[c]
+            blocks.append(block)
+        jobs.append(
+            (
+                [a.name for a in group],
+                ModelEvaluator(
+                    template,
+                    readouts_for(day0),
+                    trajectories=TRIAL_VOLUMES,
+                    time_grid_day=grid,
+                    params=params,
+                ),
+                pd.concat(blocks, ignore_index=True),
+            )
+        )
+    for a in arm_list:
+        if a.protocol is not None:
+            jobs.append(
+                (
+                    [a.name],
+                    ModelEvaluator(
+                        a.protocol,
+                        readouts_for(anchor(a.protocol)),
+                        trajectories=TRIAL_VOLUMES,
+                        time_grid_day=grid,
+                        params=params,
+                    ),
+                    cohort.reset_index(drop=True),
+                )
+            )
+    n = len(cohort)
+    with pool_for(n_jobs, client, pool) as pool:
+        results = [
+            (
+                arm_names,
+                run_ensemble(
+                    ev,
+                    design,
+                    n_jobs=n_jobs,
+                    client=client,
+                    pool=pool,
+                    progress=progress,
+                    desc=f"trial: {', '.join(arm_names)}",
+                ),
+            )
+            for arm_names, ev, design in jobs
+        ]
+    for arm_names, res in results:
+        table = res.results.reset_index(drop=True)
+        traj = res.trajectories(list(TRIAL_VOLUMES))
+        for k, name in enumerate(arm_names):
+            rows = table.iloc[k * n : (k + 1) * n].copy()
+            rows.insert(0, "animal", np.asarray(cohort.index))
+            rows.insert(0, "arm", name)
+            frames.append(rows.drop(columns=["run"]))
+            t = traj[(traj["run"] >= k * n) & (traj["run"] < (k + 1) * n)]
+            total = t.pivot_table(index="run", columns="time_day", values="value", aggfunc="sum")
+            total = total.reindex(range(k * n, (k + 1) * n))
+            curves.append((name, total.to_numpy()))
+    order = {name: i for i, name in enumerate(names)}
+    frames.sort(key=lambda f: order[f["arm"].iloc[0]])
+    animals = pd.concat(frames, ignore_index=True)
+    volumes = {name: arr for name, arr in sorted(curves, key=lambda c: order[c[0]])}
+    return TrialResult(
+        animals=animals,
+        volumes=volumes,
+        time_day=grid,
+        arms=arm_list,
+        plans=plans,
+        cohort=cohort,
+        responder=responder,
+        start_day=start_day,
+        recist=recist,
+    )
