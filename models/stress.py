@@ -70,9 +70,9 @@ the free HSF1 fraction a = 1/(1 + (r Hf/Hf0)^n) (trimerisation, Hill n) drives H
 mRNA, which ATP-dependently yields HSP70 protein (half-life 6.1 h, Dudziuk et al. 2019).
 HSF1, HSP70:HSF1, HSP70:S and HSF3:HSE of the nine-species model are at quasi-steady
 state. HSP70 and mRNA are relative to basal (1); 1 h at 42 °C gives a ~1.6x HSP70 peak
-~8 h later, back at baseline by 48 h (Dudziuk et al. 2019: ~1.5x at ~12 h). An HSP inhibitor strips chaperone
-function (and so releases HSF1); glucose oxidase lowers ATP (refolding, translation,
-lesion repair).
+~8 h later, back at baseline by 48 h (Dudziuk et al. 2019: ~1.5x at ~12 h).
+An HSP inhibitor strips chaperone function (and so releases HSF1); glucose oxidase
+lowers ATP (refolding, translation, lesion repair).
 
 Damage and fate
 ---------------

@@ -65,7 +65,7 @@ def test_fit_recovers_true_parameters_within_profile_intervals(profile_fit):
     assert np.ptp(profile_fit.starts["rss"]) < 1e-6 * profile_fit.rss + 1e-12
     assert profile_fit.objective.n_failures == 0
     # profiles reach the χ² threshold on both sides
-    for name, prof in profile_fit.profiles.items():
+    for prof in profile_fit.profiles.values():
         assert prof["delta"].min() == pytest.approx(0.0, abs=1e-6)
         assert prof["delta"].max() >= 3.84
 

@@ -254,7 +254,7 @@ def test_submodules_are_reachable_from_the_package():
     assert mh.cohort.sample_cohort is co.sample_cohort
     assert callable(mh.synergy.bliss_excess) and callable(mh.optimize.optimize_schedule)
     with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
-        mh.nonexistent
+        _ = mh.nonexistent
 
 
 def test_covariance_sets_log_spreads_and_correlation():

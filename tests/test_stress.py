@@ -201,14 +201,14 @@ def full_mechanism(q, history, y0, atol_scale=1e-12):
         # local time from 0: the ns radical transient after a switch needs steps far below
         # the floating-point spacing of an absolute time of hours
         sol = solve_ivp(
-            lambda t, x: np.asarray(fun(x), float),
+            lambda t, x, fun=fun: np.asarray(fun(x), float),
             (0.0, hours),
             y,
             method="Radau",
             t_eval=tt,
             rtol=1e-10,
             atol=atol,
-            jac=lambda t, x: np.asarray(jac(x), float),
+            jac=lambda t, x, jac=jac: np.asarray(jac(x), float),
         )
         assert sol.success, sol.message
         times.append(t0 + tt[:-1])

@@ -235,7 +235,7 @@ def profile_simulate(mh, model, plan, runs: int = 20) -> tuple[str, dict]:
     stats.sort_stats("tottime").print_stats(14)
     total = sum(v[2] for v in stats.stats.values())  # tottime over all functions
     by_name: dict[str, float] = {}
-    for (file, line, func), v in stats.stats.items():
+    for (file, _line, func), v in stats.stats.items():
         by_name[f"{Path(file).name}:{func}"] = by_name.get(f"{Path(file).name}:{func}", 0.0) + v[2]
     top = dict(sorted(by_name.items(), key=lambda kv: -kv[1])[:12])
     return stream.getvalue(), {
