@@ -174,6 +174,19 @@ def _cmd_sensitivity(args) -> int:
     return 0
 
 
+def _cmd_validate(args) -> int:
+    from mhimmune.studies.validation import run_validation
+
+    res = run_validation(args.targets, only=args.only, progress=not args.quiet)
+    paths = res.save(args.out)
+    print(res.scores().to_string())
+    print(
+        f"wrote {paths[0]} ({len(res.table)} targets; model predictions of a "
+        f"hypothesis-generating model)"
+    )
+    return 0
+
+
 def _cmd_hypotheses(args) -> int:
     from mhimmune.studies.hypotheses import run_hypotheses
 
@@ -267,6 +280,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     h.add_argument("--quiet", action="store_true", help="no progress bars")
     h.set_defaults(func=_cmd_hypotheses)
+    v = sub.add_parser(
+        "validate", help="simulate the published targets and write a validation report"
+    )
+    v.add_argument("--out", required=True, help="output folder (report.md, CSV, figure)")
+    v.add_argument("--only", help="comma-separated groups or target ids (default: all)")
+    v.add_argument("--targets", help="targets table (TSV); default: the shipped one")
+    v.add_argument("--quiet", action="store_true", help="no progress bar")
+    v.set_defaults(func=_cmd_validate)
     x = sub.add_parser(
         "export", help="write the model with a protocol's schedule as SBML (events) or BNGL"
     )

@@ -107,3 +107,17 @@ def test_basal_h2o2_and_bso_nadir_reproduce_their_rows_and_unsimulated_rows_stay
     assert "not simulated" in report
     csv = pd.read_csv(paths[1])
     assert np.isnan(csv.set_index("id").loc[ids[2], "model"])
+
+
+def test_cli_validate_writes_the_report_and_refuses_an_unknown_group(tmp_path, capsys):
+    """`mhimmune validate --only hsp70` writes report.md with the four HSP70 targets; an
+    unknown group exits with status 2 and one line naming the known groups."""
+    from mhimmune.cli import main
+
+    assert main(["validate", "--only", "hsp70", "--out", str(tmp_path), "--quiet"]) == 0
+    table = pd.read_csv(tmp_path / "validation.csv")
+    assert len(table) == 4 and set(table["group"]) == {"hsp70"}
+    assert (tmp_path / "report.md").read_text().count("`hsp70_") == 4
+    assert main(["validate", "--only", "nope", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown group or id ['nope']" in err[0] and "hsp70" in err[0]
