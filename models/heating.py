@@ -20,13 +20,27 @@ thermostat with a narrow band δ around the target; the session's field is then 
 cap (itself capped by the H·f safety limit) and the effective field is H·√u.
 
 Regional heterogeneity: particle concentration varies between regions (log-normal,
-width σ_load); the temperature rise of class k is θ·load_k (the steady rise scales with
-the local source), so poorly loaded regions stay cooler.
+width σ_load), and regions exchange heat by conduction over the distance L_x between
+particle deposits (conductance G_x = k/L_x²). At quasi-steady state (the exchange time
+ρc L_x²/k is seconds to a minute, short against a session) the rise of region k is
+
+    θ_k = θ (load_k + ξ) / (1 + ξ),      ξ = G_x / (W + G)
+
+so poorly loaded regions are heated by their neighbours: without exchange (ξ = 0) they
+would stay at θ·load_k. The mean of θ_k over the regions is θ.
+
+Thermostat: feedback sessions measure and control the volume-mean temperature of the
+heated region (a probe averaged over the region); the regions' temperatures follow it by
+the relation above. With the band δ the controller holds the mean within δ·|logit(u*)| of
+the target, u* being the power fraction the steady state needs (within 0.1 K for
+0.05 < u* < 0.95 at δ = 0.03 K).
 
 Thermal dose: CEM43 accumulates R^(43 - T) minutes per minute (Sapareto & Dewey
 1984; R = 0.5 at T ≥ 43 °C, 0.25 below), counted in excess of body temperature so
-that an unheated tumour accrues none. The CEM43 state follows the mean temperature;
-each class's rate is provided for its heat-kill hazard.
+that an unheated tumour accrues none. It is kept for the mean temperature, for each
+region, and for T90, the temperature that 90 % of the heated region exceeds (the 10th
+percentile of the log-normal load), as clinical reports give it (CEM43T90). Each class's
+rate is provided for its heat-kill hazard.
 
 Particle iron: a session tops the tumour's particle iron up to the session dose (given in
 mg/cm³, or in mg/kg times the uptake fraction, spread over the heated region);
@@ -42,6 +56,8 @@ from mhimmune.core.modelkit import bolus, input_param, par, present, provide, si
 from mhimmune.mh.cell_classes import CELL_CLASSES, class_load
 
 READS = {"body_weight": ("kg", 0.02)}
+#: standard-normal 10th percentile (T90 is the temperature at the 10th percentile of load)
+Z_P10 = -1.2815515655446004
 PROVIDES = {
     "temperature_C": "degC",
     "particle_iron_mg_per_cm3": "mg/cm^3",
@@ -84,8 +100,11 @@ def declare():
     k_diss = par("particle_dissolution_rate", "1/h")
     band = par("thermostat_band", "delta_degC")
     sigma = par("particle_load_sigma", "1")
+    exchange_length = par("region_exchange_length", "mm")
+    cem_t90 = Monomer("CEM43T90")  # CEM43 of the temperature 90 % of the region exceeds
+    cem_cls = {cls: Monomer(f"CEM43_{cls}") for cls in CELL_CLASSES}
 
-    for m in (theta, cem, npfe):
+    for m in (theta, cem, npfe, cem_t90, *cem_cls.values()):
         present(m())
     theta_obs = Observable("temperature_rise", theta())
     np_obs = Observable("particle_iron_mg_per_cm3", npfe())
@@ -99,7 +118,8 @@ def declare():
     conductance = Expression("heat_loss_W_per_m3_K", w_b * rho_b * c_b + s_cond * k / radius_sq)
     power = Expression(
         "heating_power_fraction",
-        1 - control + control / (1 + sympy.exp(-(target - temperature) / band)),
+        # logistic σ(x) = (1 + tanh(x/2))/2, written with tanh so it cannot overflow
+        1 - control + control * (1 + sympy.tanh((target - temperature) / (2 * band))) / 2,
     )
     # W/g · mg/cm³ = 1e3 W/m³; per-second balance -> per hour (x 3600)
     heat_in = Expression("heating_K_per_h", 3600 * power * sar * np_obs * 1e3 / (rho * c))
@@ -109,12 +129,29 @@ def declare():
 
     rate = Expression("cem43_rate", cem43_excess_rate(temperature, t_body))
     Rule("thermal_dose", None >> cem(), Expression("cem43_accrual_min_per_h", 60 * rate))
+    # heat exchange between regions: xi = (k / L_x²) / (W + G), L_x in mm -> m
+    xi = Expression("region_exchange_ratio", k / (exchange_length * 1e-3) ** 2 / conductance)
+
+    def regional(load):
+        return t_body + theta_obs * (load + xi) / (1 + xi)
+
     for cls in CELL_CLASSES:
-        t_cls = Expression(f"temperature_C_{cls}", t_body + theta_obs * class_load(cls, sigma))
+        t_cls = Expression(f"temperature_C_{cls}", regional(class_load(cls, sigma)))
         provide(f"temperature_C_{cls}", t_cls)
-        provide(
-            f"cem43_rate_{cls}", Expression(f"cem43_rate_{cls}", cem43_excess_rate(t_cls, t_body))
+        rate_cls = Expression(f"cem43_rate_{cls}", cem43_excess_rate(t_cls, t_body))
+        provide(f"cem43_rate_{cls}", rate_cls)
+        Observable(f"cem43_min_{cls}", cem_cls[cls]())
+        Rule(
+            f"thermal_dose_{cls}",
+            None >> cem_cls[cls](),
+            Expression(f"cem43_accrual_{cls}", 60 * rate_cls),
         )
+    # T90: the 10th percentile of the log-normal load, z = -1.2816
+    load_p10 = sympy.exp(sigma * Z_P10 - sigma**2 / 2)
+    t90 = Expression("temperature_t90_C", regional(load_p10))
+    Observable("cem43_t90_min", cem_t90())
+    rate_t90 = Expression("cem43_t90_accrual", 60 * cem43_excess_rate(t90, t_body))
+    Rule("thermal_dose_t90", None >> cem_t90(), rate_t90)
 
     Rule("particle_dissolution", npfe() >> None, k_diss)
     bolus("mh_particles", npfe(), 1.0, mode="top_up")

@@ -530,16 +530,16 @@ def _session_plan(**kw):
 
 def test_poorly_loaded_cells_survive_a_session(model):
     """One 30-min session (15 kA/m, 200 kHz, 3.5 mg Fe/cm³, mean tumour peak ~43 °C):
-    cells of the low-load class survive (> 90 %: they stay near 39 °C), the high-load
-    class is ablated (< 1 % survive), the mid class in between."""
+    most cells of the low-load class survive (> 50 %: warmed by their neighbours they stay
+    below 42 °C), the high-load class is ablated (< 1 % survive), the mid class in between."""
     res = mh.simulate(model, _session_plan(), output_step="10 min")
     w = res.wide
     w.index = w.index * 24.0
     survival = {c: math.exp(-sum(lethal_hazard(w, c, 24.0).values())) for c in CLASSES}
-    assert survival["low"] > 0.9
+    assert survival["low"] > 0.5
     assert survival["high"] < 0.01
     assert survival["high"] < survival["mid"] < survival["low"]
-    assert w["temperature_C_low"].max() < 40.0
+    assert w["temperature_C_low"].max() < 42.0
 
 
 def test_lysosomal_field_effect_is_off_by_default_and_adds_damage_when_on(model):

@@ -57,8 +57,8 @@ def to_bngl(
     protocol: Protocol | None = None,
     params: Mapping[str, Any] | None = None,
     *,
-    rtol: float = 1e-8,
-    atol: float = 1e-10,
+    rtol: float = 1e-9,
+    atol: float = 1e-12,
     output_step: float = 6.0,
 ) -> str:
     """BNGL text of *model*; with *protocol*, an actions block that runs the schedule.

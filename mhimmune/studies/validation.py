@@ -33,7 +33,7 @@ import pandas as pd
 
 from mhimmune.core.errors import MhimmuneError, ParameterError
 from mhimmune.core.resources import resource_dir
-from mhimmune.studies.validation_experiments import EXPERIMENTS
+from mhimmune.studies.validation_experiments import EXPERIMENTS, parameter_overrides
 
 __all__ = [
     "COLUMNS",
@@ -43,6 +43,7 @@ __all__ = [
     "load_references",
     "parse_experiment",
     "run_validation",
+    "fit_calibration",
 ]
 
 COLUMNS = (
@@ -207,6 +208,62 @@ def run_validation(
         out["seconds"] = time.perf_counter() - started
         rows.append(out)
     return ValidationResult(pd.DataFrame(rows))
+
+
+def fit_calibration(
+    parameters: dict[str, tuple[float, float, float]],
+    ids: Sequence[str],
+    targets: pd.DataFrame | None = None,
+    maxfev: int = 200,
+) -> dict[str, float]:
+    """Fit parameters to calibration targets only (sum of squared log(model/published)).
+
+    Parameters
+    ----------
+    parameters
+        ``{name: (start, lower, upper)}`` in the table's units; fitted on a log scale.
+    ids
+        Target ids; every one must have role ``calibration`` (validation rows are never
+        fitted) and a non-zero published value.
+    targets
+        The targets table (default: the shipped one).
+    maxfev
+        Largest number of evaluations of all the targets.
+
+    Returns
+    -------
+    dict
+        The fitted values by name, and ``"cost"``: the sum of squared log errors.
+    """
+    from scipy.optimize import minimize  # deferred: only fits need it
+
+    table = load_targets() if targets is None else targets
+    rows = table.set_index("id").loc[list(ids)]
+    bad = rows.index[rows["role"] != "calibration"].tolist()
+    if bad:
+        raise ParameterError(f"fit_calibration: only calibration rows may be fitted, not {bad}")
+    calls = [parse_experiment(e, i) for i, e in zip(rows.index, rows["experiment"])]
+    names = list(parameters)
+    lo = np.log([parameters[n][1] for n in names])
+    hi = np.log([parameters[n][2] for n in names])
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        with parameter_overrides(dict(zip(names, np.exp(x)))):
+            model = np.array([EXPERIMENTS[name](**kw) for name, kw in calls])
+        return np.log(np.maximum(model, 1e-12) / rows["value"].to_numpy(float))
+
+    x0 = np.log([parameters[n][0] for n in names])
+    # derivative-free (Powell): several readouts are read off sampled curves
+    fit = minimize(
+        lambda x: float(np.sum(residuals(x) ** 2)),
+        x0,
+        method="Powell",
+        bounds=list(zip(lo, hi)),
+        options={"xtol": 1e-3, "ftol": 1e-4, "maxfev": maxfev},
+    )
+    out = dict(zip(names, np.exp(fit.x).tolist()))
+    out["cost"] = float(fit.fun)
+    return out
 
 
 def _miss_reason(model: float, row: pd.Series) -> str:
