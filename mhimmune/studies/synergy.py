@@ -39,7 +39,9 @@ from mhimmune.mh.evaluator import ModelEvaluator
 from mhimmune.mh.field_safety import HfWarning
 from mhimmune.mh.template import PROTOCOL_FACTORS, ScheduleTemplate
 from mhimmune.runs.ensemble import run_ensemble
+from mhimmune.runs.executor import Executor
 from mhimmune.studies import stats
+from mhimmune.studies.execution import study_executor
 from mhimmune.studies.trial_design import ResponderRule
 from mhimmune.studies.virtual_cohort import check_cohort, nominal_cohort
 
@@ -231,9 +233,7 @@ def synergy_grid(
     inhibition_day: float | None = None,
     evaluator: Callable | None = None,
     params: Mapping[str, Any] | None = None,
-    n_jobs: int = 1,
-    client: Any = None,
-    pool: Any = None,
+    executor: Executor | None = None,
     progress: bool | None = None,
 ) -> SynergyResult:
     """Bliss and HSA excess of two agents over a two-factor grid of schedules.
@@ -270,14 +270,21 @@ def synergy_grid(
     evaluator
         Replace the model by any callable ``f(values) -> {"total_mm3": ..., "cem43_min": ...}``
         (values: the full protocol factors and cohort columns); used by tests.
-    params, n_jobs, client, pool, progress
-        Fixed parameter overrides and :func:`~mhimmune.runs.ensemble.run_ensemble` options
-        (*pool*: a :class:`~mhimmune.runs.ensemble.WorkerPool` to reuse).
+    params
+        Fixed parameter overrides.
+    executor
+        Where the grid's runs go: ``None`` in this process; a
+        :class:`~mhimmune.runs.executor.WorkerPool` (local processes, e.g. one shared
+        with other studies) or :class:`~mhimmune.runs.executor.DaskExecutor`, e.g. from
+        :func:`~mhimmune.runs.executor.make_executor`. It is used, not closed.
+    progress
+        Show a tqdm bar (``None``: unless ``TQDM_DISABLE`` is set).
 
     Returns
     -------
     SynergyResult
     """
+    executor = study_executor(executor)
     fx, xs = _axis("x", x)
     fy, ys = _axis("y", y)
     if fx == fy:
@@ -351,9 +358,7 @@ def synergy_grid(
     n = len(cohort)
     animals = cohort.reset_index(drop=True)
     design = pd.concat([animals.assign(**s) for s in schedules], ignore_index=True)
-    res = run_ensemble(
-        ev, design, n_jobs=n_jobs, client=client, pool=pool, progress=progress, desc="synergy grid"
-    )
+    res = run_ensemble(ev, design, executor=executor, progress=progress, desc="synergy grid")
     runs = res.results.copy()
     runs.insert(1, "schedule", np.repeat(np.arange(len(schedules)), n))
     runs.insert(2, "animal", np.tile(np.asarray(cohort.index), len(schedules)))

@@ -32,7 +32,9 @@ from mhimmune.mh.catalogue import Readout
 from mhimmune.mh.evaluator import ModelEvaluator
 from mhimmune.mh.field_safety import HfWarning
 from mhimmune.mh.template import PROTOCOL_FACTORS, ScheduleTemplate
-from mhimmune.runs.ensemble import pool_for, run_ensemble
+from mhimmune.runs.ensemble import run_ensemble
+from mhimmune.runs.executor import Executor
+from mhimmune.studies.execution import study_executor
 from mhimmune.studies.trial_design import (
     MECHANISM_READOUTS,
     STANDARD_ARMS,
@@ -56,9 +58,7 @@ def run_trial(
     recist: bool = True,
     grid_step_day: float = 0.5,
     params: Mapping[str, Any] | None = None,
-    n_jobs: int = 1,
-    client: Any = None,
-    pool: Any = None,
+    executor: Executor | None = None,
     progress: bool | None = None,
 ) -> TrialResult:
     """Give every animal of *cohort* every arm and classify the outcomes.
@@ -83,17 +83,19 @@ def run_trial(
         Spacing of the recorded tumour-volume curves (days).
     params
         Fixed parameter overrides for every animal (cohort columns take precedence).
-    n_jobs, client, progress
-        As :func:`mhimmune.runs.ensemble.run_ensemble`.
-    pool
-        A :class:`~mhimmune.runs.ensemble.WorkerPool` to run every ensemble on (*n_jobs* is
-        then ignored); not together with *client*. Without one, ``n_jobs > 1`` opens one
-        pool for the whole trial.
+    executor
+        Where every ensemble of the trial runs: ``None`` in this process; a
+        :class:`~mhimmune.runs.executor.WorkerPool` (local processes kept for all the
+        trial's ensembles) or :class:`~mhimmune.runs.executor.DaskExecutor`, e.g. from
+        :func:`~mhimmune.runs.executor.make_executor`. It is used, not closed.
+    progress
+        Show tqdm bars (``None``: unless ``TQDM_DISABLE`` is set).
 
     Returns
     -------
     TrialResult
     """
+    executor = study_executor(executor)
     responder = responder or ResponderRule()
     if template is None:
         template = ScheduleTemplate("60 d", name="trial")
@@ -211,22 +213,19 @@ def run_trial(
                 )
             )
     n = len(cohort)
-    with pool_for(n_jobs, client, pool) as pool:
-        results = [
-            (
-                arm_names,
-                run_ensemble(
-                    ev,
-                    design,
-                    n_jobs=n_jobs,
-                    client=client,
-                    pool=pool,
-                    progress=progress,
-                    desc=f"trial: {', '.join(arm_names)}",
-                ),
-            )
-            for arm_names, ev, design in jobs
-        ]
+    results = [
+        (
+            arm_names,
+            run_ensemble(
+                ev,
+                design,
+                executor=executor,
+                progress=progress,
+                desc=f"trial: {', '.join(arm_names)}",
+            ),
+        )
+        for arm_names, ev, design in jobs
+    ]
     for arm_names, res in results:
         table = res.results.reset_index(drop=True)
         traj = res.trajectories(list(TRIAL_VOLUMES))
