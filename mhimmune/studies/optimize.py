@@ -78,12 +78,20 @@ from mhimmune.studies.search_space import (
     template_of,
 )
 
-__all__ = ["Constraints", "optimize_schedule", "OptimizationResult"]
+__all__ = ["Constraints", "optimize_schedule", "OptimizationResult", "AllRunsFailedError"]
 
 #: methods of :func:`optimize_schedule`
 METHODS = ("grid", "random", "differential_evolution")
 #: candidates drawn by ``method="random"`` when no budget is given
 DEFAULT_RANDOM_BUDGET = 100
+
+
+class AllRunsFailedError(MhimmuneError):
+    """Every run of every feasible candidate failed; ``table`` (the candidates) and
+    ``runs`` (every run with its status and message) say which and why."""
+
+    table: pd.DataFrame
+    runs: pd.DataFrame
 
 
 def optimize_schedule(
@@ -201,9 +209,9 @@ def optimize_schedule(
         allowed values; also when every candidate is infeasible.
     ProtocolError
         A level that is not a valid value of its protocol factor (a non-integer count).
-    MhimmuneError
-        Every run of every feasible candidate failed (the exception carries ``table``
-        and ``runs``).
+    AllRunsFailedError
+        A :class:`~mhimmune.core.errors.MhimmuneError`: every run of every feasible
+        candidate failed (the exception carries ``table`` and ``runs``).
 
     Warns
     -----
@@ -312,7 +320,7 @@ def optimize_schedule(
     if not valid.any():
         counts = runs.loc[runs["status"] != STATUS_OK, "status"].value_counts()
         msg = runs.loc[runs["status"] != STATUS_OK, "message"]
-        err = MhimmuneError(
+        err = AllRunsFailedError(
             f"every run of every feasible candidate failed ({len(runs)} runs; "
             f"{', '.join(f'{k}: {v}' for k, v in counts.items())}); e.g. "
             f"{msg.iloc[0][:300] if len(msg) else '?'}"

@@ -313,7 +313,7 @@ def synergy_grid(
     roles = {"ab": {}, "a": dict(off_a), "b": dict(off_b), "none": {**off_a, **off_b}}
     keys: dict[Any, int] = {}
     schedules: list[dict[str, float]] = []
-    firsts = []
+    firsts: list[float | None] = []
     points = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", HfWarning)
@@ -329,8 +329,8 @@ def synergy_grid(
                         firsts.append(plan.first_treatment_h)
                     ids[role] = keys[plan]
                 points.append((xv, yv, ids))
-    firsts = [f for f in firsts if f is not None]
-    if not firsts:
+    starts = [f for f in firsts if f is not None]
+    if not starts:
         raise ParameterError("grid: no schedule has a treatment")
     if inhibition_day is not None:
         if effect != "inhibition":
@@ -344,7 +344,7 @@ def synergy_grid(
                 f"inhibition_day: must be a number of days ≥ 0 (got {inhibition_day!r})"
             )
     offset = responder.day_after_first_treatment if inhibition_day is None else inhibition_day
-    day = hours_to_days(min(firsts)) + offset
+    day = hours_to_days(min(starts)) + offset
     if day > hours_to_days(template.duration_h) + 1e-9:
         raise ParameterError(
             f"reading day {day:g} is after the end of the template "
@@ -414,22 +414,24 @@ def synergy_grid(
         else:
             ctrl = total[ids["none"]][good]
             with np.errstate(divide="ignore", invalid="ignore"):
-                e = {r: 1.0 - total[i][good] / ctrl for r, i in ids.items() if r != "none"}
+                inh = {r: 1.0 - total[i][good] / ctrl for r, i in ids.items() if r != "none"}
             if np.any(ctrl <= 0):
                 raise ParameterError(
                     "inhibition: the control tumour vanished for some animals; "
                     "use effect='responder'"
                 )
-            exp = bliss_expected(e["a"], e["b"])
+            exp = bliss_expected(inh["a"], inh["b"])
             row |= {
-                "e_a": float(e["a"].mean()),
-                "e_b": float(e["b"].mean()),
-                "e_ab": float(e["ab"].mean()),
+                "e_a": float(inh["a"].mean()),
+                "e_b": float(inh["b"].mean()),
+                "e_ab": float(inh["ab"].mean()),
                 "bliss_expected": float(exp.mean()),
-                "bliss_excess": float((e["ab"] - exp).mean()),
-                "hsa_excess": float((e["ab"] - np.maximum(e["a"], e["b"])).mean()),
+                "bliss_excess": float((inh["ab"] - exp).mean()),
+                "hsa_excess": float((inh["ab"] - np.maximum(inh["a"], inh["b"])).mean()),
             }
         row["cem43_min"] = float(np.mean(cem[ids["ab"]][good]))
         rows.append(row)
     table = pd.DataFrame(rows)
-    return SynergyResult(table=table, runs=runs, x=fx, y=fy, effect=effect, labels=tuple(labels))
+    return SynergyResult(
+        table=table, runs=runs, x=fx, y=fy, effect=effect, labels=(labels[0], labels[1])
+    )

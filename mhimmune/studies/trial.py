@@ -34,6 +34,7 @@ from mhimmune.mh.field_safety import HfWarning
 from mhimmune.mh.template import PROTOCOL_FACTORS, ScheduleTemplate
 from mhimmune.runs.ensemble import run_ensemble
 from mhimmune.runs.executor import Executor
+from mhimmune.runs.readout import Readout as GenericReadout
 from mhimmune.studies.execution import study_executor
 from mhimmune.studies.trial_design import (
     MECHANISM_READOUTS,
@@ -103,15 +104,14 @@ def run_trial(
         raise ParameterError(
             f"template: expected a ScheduleTemplate, got {type(template).__name__}"
         )
-    arm_list = [
-        STANDARD_ARMS[a] if isinstance(a, str) and a in STANDARD_ARMS else a
-        for a in (arms if arms is not None else standard_arms())
-    ]
-    for a in arm_list:
-        if not isinstance(a, Arm):
+    arm_list: list[Arm] = []
+    for given in arms if arms is not None else standard_arms():
+        arm = STANDARD_ARMS[given] if isinstance(given, str) and given in STANDARD_ARMS else given
+        if not isinstance(arm, Arm):
             raise ParameterError(
-                f"arms: {a!r} is neither an Arm nor a standard arm ({', '.join(STANDARD_ARMS)})"
+                f"arms: {arm!r} is neither an Arm nor a standard arm ({', '.join(STANDARD_ARMS)})"
             )
+        arm_list.append(arm)
     if not arm_list:
         raise ParameterError("arms: give at least one arm")
     names = [a.name for a in arm_list]
@@ -156,16 +156,18 @@ def run_trial(
 
     mechanisms = {name: Readout.parse(spec, name=name) for name, spec, _, _ in MECHANISM_READOUTS}
 
-    def readouts_for(day0: float) -> dict[str, Readout]:
-        r = {
-            name: (replace(ro, day=day0 + ro.day, relative=False) if ro.relative else ro)
-            for name, ro in mechanisms.items()
-        }
-        r["total_at_start_mm3"] = Readout("total_at_start_mm3", "at", TRIAL_VOLUMES, start_day)
-        r["total_at_responder_day_mm3"] = Readout(
-            "total_at_responder_day_mm3", "at", TRIAL_VOLUMES, resp_day
-        )
-        return r
+    def shifted(ro: GenericReadout, day0: float) -> GenericReadout:
+        if not ro.relative:
+            return ro
+        assert ro.day is not None  # a relative readout ('@+D') has its day
+        return replace(ro, day=day0 + ro.day, relative=False)
+
+    def readouts_for(day0: float) -> list[GenericReadout]:
+        """The readouts of an arm anchored at *day0*, each named as its column."""
+        return [shifted(ro, day0) for ro in mechanisms.values()] + [
+            Readout("total_at_start_mm3", "at", TRIAL_VOLUMES, start_day),
+            Readout("total_at_responder_day_mm3", "at", TRIAL_VOLUMES, resp_day),
+        ]
 
     frames, curves = [], []
     grid_end = hours_to_days(min(p.duration_h for p in plans.values()))
@@ -191,7 +193,7 @@ def run_trial(
                     template,
                     readouts_for(day0),
                     trajectories=TRIAL_VOLUMES,
-                    time_grid_day=grid,
+                    time_grid_day=grid.tolist(),
                     params=params,
                 ),
                 pd.concat(blocks, ignore_index=True),
@@ -206,7 +208,7 @@ def run_trial(
                         a.protocol,
                         readouts_for(anchor(a.protocol)),
                         trajectories=TRIAL_VOLUMES,
-                        time_grid_day=grid,
+                        time_grid_day=grid.tolist(),
                         params=params,
                     ),
                     cohort.reset_index(drop=True),
