@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 
 import pandas as pd
@@ -133,6 +134,7 @@ def _cmd_cache(args) -> int:
 
 
 def _cmd_sensitivity(args) -> int:
+    from mhimmune.runs.executor import make_executor
     from mhimmune.studies.sensitivity import load_spec, run_sensitivity, write_outputs
 
     kwargs = load_spec(args.spec)
@@ -143,12 +145,11 @@ def _cmd_sensitivity(args) -> int:
     if args.seed is not None:
         kwargs["seed"] = args.seed
     out = Path(args.out)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), make_executor(args.jobs, client=args.dask) as executor:
         warnings.simplefilter("ignore", HfWarning)  # H·f is a factor; limits are checked per run
         result = run_sensitivity(
             **kwargs,
-            n_jobs=args.jobs,
-            client=args.dask,
+            executor=executor,
             out=out / "ensemble",
             resume=args.resume,
             progress=not args.quiet,
@@ -188,15 +189,20 @@ def _cmd_validate(args) -> int:
 
 
 def _cmd_hypotheses(args) -> int:
+    from mhimmune.runs.executor import make_executor
     from mhimmune.studies.hypotheses import run_hypotheses
 
-    with warnings.catch_warnings():
+    # without --jobs the spec's [run] n_jobs chooses (run_hypotheses builds and closes it)
+    with (
+        warnings.catch_warnings(),
+        make_executor(args.jobs) if args.jobs is not None else nullcontext() as executor,
+    ):
         warnings.simplefilter("ignore", HfWarning)  # schedules are factors; limits are constraints
         rep = run_hypotheses(
             args.spec,
             args.out,
             quick=True if args.quick else None,
-            n_jobs=args.jobs,
+            executor=executor,
             progress=not args.quiet,
         )
     print(rep)

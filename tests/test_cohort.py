@@ -279,19 +279,27 @@ def test_covariance_sets_log_spreads_and_correlation():
 
 
 def test_trial_results_do_not_depend_on_workers_or_a_shared_pool():
-    from mhimmune.runs.ensemble import WorkerPool
+    from mhimmune.runs.executor import SerialExecutor, WorkerPool, make_executor
 
     cohort = co.sample_cohort(3, seed=21)
     arms = ["control", "mh+anti_pdl1", co.Arm("late", {"pdl1_delay_day": 7})]
     cols = ["arm", "animal", "total_at_responder_day_mm3", "mature_dc_d7", "time_to_event_day"]
     serial = co.run_trial(arms, cohort, progress=False).animals[cols]
-    parallel = co.run_trial(arms, cohort, n_jobs=2, progress=False).animals[cols]
+    with make_executor(n_jobs=2) as executor:
+        parallel = co.run_trial(arms, cohort, executor=executor, progress=False).animals[cols]
     with WorkerPool(2) as pool:
-        shared = co.run_trial(arms, cohort, pool=pool, progress=False).animals[cols]
+        shared = co.run_trial(arms, cohort, executor=pool, progress=False).animals[cols]
+        assert not pool.closed  # a given executor is used, not closed
+    explicit = co.run_trial(arms, cohort, executor=SerialExecutor(), progress=False).animals[cols]
     pd.testing.assert_frame_equal(serial, parallel)
     pd.testing.assert_frame_equal(serial, shared)
+    pd.testing.assert_frame_equal(serial, explicit)
     with pytest.raises(ParameterError, match="not both"):
-        co.run_trial(arms, cohort, pool=object(), client="tcp://x:1", progress=False)
+        make_executor(pool=object(), client="tcp://x:1")
+    with pytest.raises(ParameterError, match="executor: expected an Executor"):
+        co.run_trial(arms, cohort, executor=2, progress=False)
+    with pytest.raises(ParameterError, match="pool: the WorkerPool is closed"):
+        co.run_trial(arms, cohort, executor=pool, progress=False)
 
 
 def _synthetic_trial(curves_by_arm, start_day=1.0):

@@ -6,6 +6,7 @@ import pytest
 from mhimmune.cli import main
 from mhimmune.core.errors import ParameterError
 from mhimmune.core.resources import resource_dir
+from mhimmune.runs.executor import SerialExecutor
 from mhimmune.studies import hypotheses as hy
 
 CONTROL = pd.Series(
@@ -168,9 +169,44 @@ def test_a_failing_spec_leaves_no_report(tmp_path):
         synergy=[{"x": "field", "x_values": [8], "y": "pdl1_dose_mg_per_kg", "y_values": [10]}],
     )
     spec.pop("optimize")
+    executor = Recording()
     with pytest.raises(ParameterError, match="not a protocol factor"):
-        hy.run_hypotheses(spec, tmp_path, quick=True, progress=False)
+        hy.run_hypotheses(spec, tmp_path, quick=True, executor=executor, progress=False)
     assert not (tmp_path / "report.md").exists()
+    # the trial ran on the given executor, which the failure left open
+    assert executor.batches >= 1 and executor.closes == 0
+
+
+class Recording(SerialExecutor):
+    """A serial executor that counts its batches and close calls."""
+
+    def __init__(self):
+        self.batches = 0
+        self.closes = 0
+
+    def results(self, tasks):
+        self.batches += 1
+        yield from super().results(tasks)
+
+    def close(self):
+        self.closes += 1
+
+
+def test_run_hypotheses_builds_its_executor_from_the_spec_and_closes_it(tmp_path, monkeypatch):
+    made = []
+
+    def recording_make_executor(n_jobs=1, client=None, pool=None):
+        made.append((n_jobs, Recording()))
+        return made[-1][1]
+
+    monkeypatch.setattr(hy, "make_executor", recording_make_executor)
+    spec = {k: v for k, v in SMALL.items() if k != "optimize"}
+    spec.update(run={"n_jobs": 3}, trial={"arms": ["nope"]})
+    with pytest.raises(ParameterError, match="'nope' is not a standard arm"):
+        hy.run_hypotheses(spec, tmp_path, quick=True, progress=False)
+    assert [n for n, _ in made] == [3] and made[0][1].closes == 1  # closed on the error too
+    with pytest.raises(ParameterError, match="executor: expected an Executor"):
+        hy.run_hypotheses(spec, tmp_path, quick=True, executor=3, progress=False)
 
 
 def test_cli_hypotheses_quick_writes_the_report(tmp_path, capsys):

@@ -21,6 +21,7 @@ from mhimmune.core.errors import MhimmuneError, ParameterError, ProtocolError
 from mhimmune.mh.evaluator import ModelEvaluator
 from mhimmune.mh.template import ScheduleTemplate
 from mhimmune.runs.ensemble import EnsembleFailureWarning
+from mhimmune.runs.executor import make_executor
 from mhimmune.studies.optimize import Constraints, OptimizationResult, optimize_schedule
 
 GRID = {"n_sessions": [1, 2, 3, 4, 5], "session_interval_day": [1.0, 2.0, 2.5, 3.0, 4.0]}
@@ -312,7 +313,10 @@ def test_constraints_violations_and_from_dict():
 
 def test_parallel_workers_give_the_same_table():
     serial = optimize_schedule(bump, GRID, cohort=cohort_of(), progress=False)
-    parallel = optimize_schedule(bump, GRID, cohort=cohort_of(), n_jobs=2, progress=False)
+    with make_executor(n_jobs=2) as executor:
+        parallel = optimize_schedule(
+            bump, GRID, cohort=cohort_of(), executor=executor, progress=False
+        )
     pd.testing.assert_frame_equal(serial.table, parallel.table)
     assert serial.robustness == parallel.robustness
 

@@ -366,9 +366,11 @@ def de(**kw):
 
 def test_differential_evolution_on_one_pool_gives_the_serial_table(monkeypatch):
     created = record_pools(monkeypatch)
-    serial = de(n_jobs=1)
-    assert created == []  # n_jobs=1 runs here, no processes
-    parallel = de(n_jobs=2)
+    serial = de()
+    assert created == []  # no executor: runs here, no processes
+    with executor.make_executor(n_jobs=2) as two:
+        parallel = de(executor=two)
+        assert not two.closed  # the search leaves the caller's executor open
     assert len(created) == 1 and created[0].closed  # one pool for the search, closed at the end
     assert serial.n_batches >= 3 and parallel.n_batches == serial.n_batches
     pd.testing.assert_frame_equal(serial.table, parallel.table)
@@ -382,9 +384,9 @@ def test_differential_evolution_on_one_pool_gives_the_serial_table(monkeypatch):
     )
 
     with WorkerPool(2) as pool:  # a caller's pool is used and left open
-        given = de(pool=pool, n_jobs=5)  # n_jobs ignored
+        given = de(executor=pool)
         assert not pool.closed
-        again = de(pool=pool)
+        again = de(executor=pool)
         # two searches, one set of processes
         shared = set(given.runs["pid"].astype(int)) | set(again.runs["pid"].astype(int))
         assert 1 <= len(shared) <= 2 and os.getpid() not in shared
@@ -395,24 +397,28 @@ def test_differential_evolution_on_one_pool_gives_the_serial_table(monkeypatch):
 
 def test_optimize_closes_its_pool_on_errors_and_refuses_pool_with_client(monkeypatch):
     created = record_pools(monkeypatch)
-    with pytest.raises(ParameterError, match=r"objective: 'score' is not an output"):
-        opt.optimize_schedule(
-            no_score,
-            SPACE,
-            objective="score",
-            method="differential_evolution",
-            budget=20,
-            n_jobs=2,
-            progress=False,
-            de_options={"popsize": 5},
-        )
+    with executor.make_executor(n_jobs=2) as two:
+        with pytest.raises(ParameterError, match=r"objective: 'score' is not an output"):
+            opt.optimize_schedule(
+                no_score,
+                SPACE,
+                objective="score",
+                method="differential_evolution",
+                budget=20,
+                executor=two,
+                progress=False,
+                de_options={"popsize": 5},
+            )
+        assert not two.closed and not two.broken  # still usable after the error
     assert len(created) == 1 and created[0].closed
     with WorkerPool(1) as pool:
         with pytest.raises(ParameterError, match=r"pool, client: .*not both"):
-            de(pool=pool, client=object())
+            de(executor=executor.make_executor(pool=pool, client=object()))
         pool.close()
         with pytest.raises(ParameterError, match=r"pool: the WorkerPool is closed"):
-            de(pool=pool)
+            de(executor=pool)
     with pytest.raises(ParameterError, match=r"pool: expected a mhimmune.runs.ensemble.WorkerPool"):
-        de(pool="local")
+        de(executor=executor.make_executor(pool="local"))
+    with pytest.raises(ParameterError, match=r"executor: expected an Executor"):
+        de(executor="local")
     assert len(created) == 2 and created[1] is pool  # refused before starting a pool of its own

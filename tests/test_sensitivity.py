@@ -103,6 +103,21 @@ def test_the_same_seed_reproduces_design_outputs_and_indices():
     assert not np.allclose(a.sample.design, c.sample.design)
 
 
+def test_a_worker_pool_gives_the_serial_indices_and_stays_open():
+    from mhimmune.runs.executor import WorkerPool
+
+    kw = dict(evaluator=ishigami, n=64, seed=5, progress=False)
+    serial = sa.run_sensitivity(None, PI_BOUNDS, method="sobol", **kw)
+    with WorkerPool(2) as pool:
+        pooled = sa.sobol(None, None, PI_BOUNDS, executor=pool, **kw)
+        assert not pool.closed  # a given executor is used, not closed
+    pd.testing.assert_frame_equal(serial.indices, pooled.indices)
+    with pytest.raises(ParameterError, match="executor: expected an Executor"):
+        sa.run_sensitivity(None, PI_BOUNDS, executor=2, **kw)
+    with pytest.raises(ParameterError, match="n_jobs: give executor="):
+        sa_plots.schedule_heatmap(None, ("x", [1]), ("y", [1]), "v", n_jobs=2)
+
+
 def test_pawn_drops_failed_runs_and_says_how_many():
     bounds = {k: (0.0, 1.0) for k in "abc"}
     with pytest.warns(en.EnsembleFailureWarning):

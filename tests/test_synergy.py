@@ -65,6 +65,26 @@ def test_grid_bliss_excess_is_zero_when_the_agents_act_independently():
     assert res.runs["schedule"].nunique() == 16 and len(res.runs) == 16 * 6
 
 
+def test_grid_on_a_worker_pool_gives_the_serial_table():
+    from mhimmune.runs.executor import WorkerPool
+
+    kwargs = dict(
+        x=("field_kA_per_m", [5, 15]),
+        y=("pdl1_dose_mg_per_kg", [2.5, 20]),
+        cohort=sample_cohort(3, variability={"tumour_growth_rate": 0.3}, seed=4),
+        effect="inhibition",
+        evaluator=independent_toy,
+        progress=False,
+    )
+    serial = sy.synergy_grid(**kwargs)
+    with WorkerPool(2) as pool:
+        pooled = sy.synergy_grid(**kwargs, executor=pool)
+        assert not pool.closed  # a given executor is used, not closed
+    pd.testing.assert_frame_equal(serial.table, pooled.table)
+    with pytest.raises(ParameterError, match="executor: expected an Executor"):
+        sy.synergy_grid(**kwargs, executor="local")
+
+
 def test_responder_synergy_is_one_when_only_the_combination_responds():
     def toy(values):
         both = values["n_sessions"] > 0 and values["pdl1_count"] > 0

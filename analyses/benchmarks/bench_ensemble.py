@@ -39,6 +39,7 @@ def main() -> int:
     from mhimmune.mh.evaluator import ModelEvaluator
     from mhimmune.mh.field_safety import HfWarning
     from mhimmune.runs import ensemble as en
+    from mhimmune.runs.executor import make_executor
     from mhimmune.studies import sensitivity as sa
 
     warnings.simplefilter("ignore", HfWarning)
@@ -143,7 +144,8 @@ def main() -> int:
         t = time.perf_counter()
         kw = dict(spec)
         kw["n"] = n_sobol
-        res = sa.run_sensitivity(**kw, model=model, n_jobs=2, out=Path(tmp) / "ens")
+        with make_executor(n_jobs=2) as executor:
+            res = sa.run_sensitivity(**kw, model=model, executor=executor, out=Path(tmp) / "ens")
         total = time.perf_counter() - t
     ens_s = res.ensemble.elapsed_s
     label = f"Sobol, {problem.num_vars} factors, N={n_sobol} ({len(res.sample)} runs), 2 processes"

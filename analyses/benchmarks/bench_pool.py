@@ -6,9 +6,9 @@ and without one shared pool of 2 processes:
 * a differential-evolution schedule search with the full model (60-day template,
   responder = total tumour ≤ 10 mm³ 50 days after the first treatment; session
   interval × antibody delay; 8 virtual animals; budget 120 candidates), one ensemble
-  per generation: ``optimize_schedule(n_jobs=2)`` now keeps one pool for the search,
-  the old behaviour (new processes for every generation) is forced with the private
-  switch ``mhimmune.studies.optimize._ONE_POOL_PER_SEARCH = False``;
+  per generation: ``optimize_schedule(executor=WorkerPool(2))`` keeps one pool for the
+  search, the old behaviour (new processes for every generation) is reproduced by an
+  executor that opens a new pool for every ensemble (``NewProcessesPerBatch`` below);
 * 10 consecutive small ensembles of 20 runs each (40-day template, final volume).
 
 Both are measured with the ``fork`` start method (the Linux default: workers inherit
@@ -49,11 +49,21 @@ def main() -> int:
     from mhimmune.mh.evaluator import ModelEvaluator
     from mhimmune.mh.field_safety import HfWarning
     from mhimmune.mh.template import ScheduleTemplate
-    from mhimmune.runs.ensemble import WorkerPool, run_ensemble
+    from mhimmune.runs.ensemble import run_ensemble
+    from mhimmune.runs.executor import Executor, WorkerPool
     from mhimmune.studies import optimize as opt
     from mhimmune.studies.cohort import sample_cohort
 
     warnings.simplefilter("ignore", HfWarning)
+
+    class NewProcessesPerBatch(Executor):
+        """The behaviour before WorkerPool: new worker processes for every ensemble."""
+
+        n_workers = N_JOBS
+
+        def results(self, tasks):
+            with WorkerPool(N_JOBS) as pool:  # the start method set below
+                yield from pool.results(tasks)
 
     methods = [
         m.strip() for m in os.environ.get("BENCH_METHODS", "fork,spawn").split(",") if m.strip()
@@ -106,7 +116,7 @@ def main() -> int:
     small_ref = small(n_jobs=1)
     small_serial_s = time.perf_counter() - t
     t = time.perf_counter()
-    de_ref = de(n_jobs=1)
+    de_ref = de()
     de_serial_s = time.perf_counter() - t
     print(
         f"serial: DE {de_serial_s:.2f} s ({de_ref.n_batches} ensembles, {de_ref.n_simulations} "
@@ -125,14 +135,12 @@ def main() -> int:
     for method in methods:
         multiprocessing.set_start_method(method, force=True)  # what n_jobs=2 without a pool uses
         # --- DE: new processes for every generation (the old behaviour) vs one pool
-        opt._ONE_POOL_PER_SEARCH = False
         t = time.perf_counter()
-        old = de(n_jobs=N_JOBS)
+        old = de(executor=NewProcessesPerBatch())
         old_s = time.perf_counter() - t
-        opt._ONE_POOL_PER_SEARCH = True
         t = time.perf_counter()
         with WorkerPool(N_JOBS, start_method=method) as pool:  # start-up included in the time
-            new = de(pool=pool)
+            new = de(executor=pool)
         new_s = time.perf_counter() - t
         ok = old.table.equals(de_ref.table) and new.table.equals(de_ref.table)
         identical &= ok
@@ -152,7 +160,7 @@ def main() -> int:
         old_s = time.perf_counter() - t
         t = time.perf_counter()
         with WorkerPool(N_JOBS, start_method=method) as pool:
-            new_small = small(pool=pool)
+            new_small = small(executor=pool)
         new_s = time.perf_counter() - t
         ok = same_small(old_small) and same_small(new_small)
         identical &= ok

@@ -28,9 +28,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:  # mh.simulation imports this module
+    from mhimmune.mh.simulation import SimulationResult
 
 __all__ = [
     "ExperimentReadout",
@@ -184,11 +188,11 @@ def summary_specs(
     ]
 
 
-def _named(results) -> dict[str, object]:
+def _named(results) -> dict[str, SimulationResult]:
     if isinstance(results, Mapping):
         return dict(results)
     if isinstance(results, Sequence) and not isinstance(results, str):
-        named: dict[str, object] = {}
+        named: dict[str, SimulationResult] = {}
         for r in results:
             name = r.protocol.name
             if name in named:
@@ -203,7 +207,7 @@ def _named(results) -> dict[str, object]:
     )
 
 
-def _find(named: dict[str, object], reference: str) -> str:
+def _find(named: dict[str, SimulationResult], reference: str) -> str:
     if reference in named:
         return reference
     for key, r in named.items():

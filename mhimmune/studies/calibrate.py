@@ -66,20 +66,20 @@ def synthetic_measurements(
     independent. The result has the columns of :func:`load_measurements`.
     """
     rng = np.random.default_rng(seed)
-    days = np.asarray(sorted(days), float)
+    t_day = np.asarray(sorted(days), float)
     rows = []
     for arm, prot in protocols.items():
-        step = grid_step_h(days) or 1.0
+        step = grid_step_h(t_day) or 1.0
         res = simulate(model, prot, params, output_step=f"{step} h", rtol=1e-10, atol=1e-12)
         w = res.wide
         for site in sites:
             name = observable_name(site)
-            truth = np.interp(days, w.index.values, w[name].values)
+            truth = np.interp(t_day, w.index.values, w[name].values)
             for a in range(animals_per_arm):
-                noisy = truth * np.exp(rng.normal(0.0, sd_log, len(days)))
+                noisy = truth * np.exp(rng.normal(0.0, sd_log, len(t_day)))
                 rows += [
                     dict(animal=f"{arm}_{a + 1}", arm=arm, day=float(d), volume=float(v), site=site)
-                    for d, v in zip(days, noisy)
+                    for d, v in zip(t_day, noisy)
                 ]
     return pd.DataFrame(rows)
 
@@ -220,7 +220,8 @@ def fit(
     k = len(obj.parameters)
     z_nominal = np.clip(obj.to_scaled(obj.nominal), lo, hi)
     starts = [z_nominal] + [lo + rng.random(k) * (hi - lo) for _ in range(max(0, n_starts - 1))]
-    rows, best = [], None
+    rows = []
+    best: tuple[np.ndarray, float, Any] | None = None
     free = np.ones(k, bool)
     for i, z0 in enumerate(starts):
         before = obj.n_evaluations
@@ -237,6 +238,7 @@ def fit(
         )
         if best is None or rss < best[1]:
             best = (z, rss, r)
+    assert best is not None  # the nominal start is always fitted, whatever n_starts
     z_best, rss_min, r_best = best
     n = len(obj.log_obs)
     sigma = math.sqrt(rss_min / n)

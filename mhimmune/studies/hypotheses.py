@@ -51,7 +51,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,8 @@ from mhimmune.core.errors import ParameterError
 from mhimmune.core.io import atomic_path, save_figure, write_csv
 from mhimmune.mh.evaluator import ModelEvaluator
 from mhimmune.mh.template import ScheduleTemplate
-from mhimmune.runs.ensemble import pool_for
+from mhimmune.runs.executor import Executor, make_executor
+from mhimmune.studies.execution import study_executor
 from mhimmune.studies.hypothesis_report import mechanistic_reason, rank_arms, report_markdown
 from mhimmune.studies.hypothesis_spec import QUICK_LIMITS, load_hypothesis_spec
 from mhimmune.studies.optimize import Constraints, optimize_schedule
@@ -129,12 +131,23 @@ def _sized(values: list[float], limit: int | None) -> list[float]:
     return [values[i] for i in idx]
 
 
+@contextmanager
+def _executor_for(executor: Executor | None, run: Mapping[str, Any]) -> Iterator[Executor]:
+    """*executor* (checked, left open), or one built from the spec's ``[run] n_jobs`` and
+    closed on exit."""
+    if executor is not None:
+        yield study_executor(executor)
+        return
+    with make_executor(int(run.get("n_jobs", 1))) as own:
+        yield own
+
+
 def run_hypotheses(
     spec: str | Path | Mapping[str, Any],
     out: str | Path,
     *,
     quick: bool | None = None,
-    n_jobs: int | None = None,
+    executor: Executor | None = None,
     progress: bool | None = None,
 ) -> HypothesisReport:
     """Optimise, trial and map synergy as *spec* says; write ``report.md`` and figures to *out*.
@@ -148,8 +161,15 @@ def run_hypotheses(
     quick
         Shrink the work to :data:`QUICK_LIMITS` (for tests and CI); default: true when
         the environment variable ``CI`` is ``true``.
-    n_jobs
-        Local worker processes (default the spec's ``[run] n_jobs``, else 1).
+    executor
+        Where every ensemble of the optimisation, the trial and the synergy maps runs: a
+        :class:`~mhimmune.runs.executor.WorkerPool`, a
+        :class:`~mhimmune.runs.executor.DaskExecutor` or a
+        :class:`~mhimmune.runs.executor.SerialExecutor` (e.g. from
+        :func:`~mhimmune.runs.executor.make_executor`), used and not closed. ``None``:
+        the spec's ``[run] n_jobs`` (default 1) builds one with
+        :func:`~mhimmune.runs.executor.make_executor`, kept for all the ensembles of
+        this call and closed at its end (``n_jobs = 1``: in this process).
     progress
         Progress bars (default: on unless ``TQDM_DISABLE`` is set).
 
@@ -165,7 +185,6 @@ def run_hypotheses(
     if quick is None:
         quick = os.environ.get("CI", "").lower() == "true"
     run = dict(data.get("run", {}))
-    n_jobs = int(n_jobs if n_jobs is not None else run.get("n_jobs", 1))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     title = str(data.get("title", "MH + anti-PD-L1 hypotheses"))
@@ -212,7 +231,7 @@ def run_hypotheses(
     params = dict(data.get("params", {}))
     files: dict[str, Path] = {}
 
-    with pool_for(n_jobs) as pool:  # one set of workers for all ensembles
+    with _executor_for(executor, run) as executor:  # one set of workers for all ensembles
         # 1. schedule optimisation --------------------------------------------------
         opt_result = None
         extra_arms: list[Arm] = []
@@ -256,8 +275,7 @@ def run_hypotheses(
                 budget=budget,
                 seed=int(o.get("seed", 0)),
                 n_boot=n_boot,
-                n_jobs=n_jobs,
-                pool=pool,
+                executor=executor,
                 progress=progress,
             )
             extra_arms.append(
@@ -302,8 +320,7 @@ def run_hypotheses(
             template=template,
             responder=responder,
             params=params,
-            n_jobs=n_jobs,
-            pool=pool,
+            executor=executor,
             progress=progress,
         )
         files.update({f"trial_{k}": v for k, v in trial.save(out / "trial").items()})
@@ -333,8 +350,7 @@ def run_hypotheses(
                 responder=responder,
                 fixed=dict(s.get("fixed", {})),
                 params=params,
-                n_jobs=n_jobs,
-                pool=pool,
+                executor=executor,
                 progress=progress,
             )
             synergy[name] = res

@@ -210,7 +210,8 @@ def _key_findings(trial, ranking, opt, synergy) -> list[str]:
                 f"({best}; Fisher p = {p:.2g}); relative to it the combination adds: "
                 f"{c['reason_vs_best_single'] or 'no link differs'}."
             )
-        same, other = [], []
+        same: list[str] = []
+        other: list[str] = []
         for arm, row in r.iterrows():
             if (
                 arm == BASE_COMBINATION

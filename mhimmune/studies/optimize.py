@@ -13,10 +13,10 @@ candidates
   generation at a time, with integer variables for counts and for lists of levels;
 
 and every batch (the whole grid, all random candidates, or one generation) goes through
-one :func:`~mhimmune.runs.ensemble.run_ensemble` call, so runs are spread over local
-processes or a Dask cluster; local processes are one
-:class:`~mhimmune.runs.ensemble.WorkerPool` kept for the whole search, so a generation does
-not pay the start-up of its workers. Constraints (a limit on H·f, on the number of
+one :func:`~mhimmune.runs.ensemble.run_ensemble` call on the search's executor, so runs
+are spread over local processes or a Dask cluster; local processes are one
+:class:`~mhimmune.runs.executor.WorkerPool` kept for the whole search, so a generation
+does not pay the start-up of its workers. Constraints (a limit on H·f, on the number of
 sessions, on the total antibody dose, or any predicate) are checked before simulating:
 infeasible candidates are listed but never simulated. Failed runs are data: they are
 counted per candidate, and a candidate whose runs all failed cannot be the optimum.
@@ -25,11 +25,14 @@ With more than one animal, animals are resampled (bootstrap) to tell how robust 
 choice is: how often the chosen optimum stays the best (``p_best``), a percentile
 interval of its objective, and whether the runner-up lies inside it.
 
->>> from mhimmune.runs.ensemble import ModelEvaluator, ScheduleTemplate
+>>> from mhimmune.mh.evaluator import ModelEvaluator
+>>> from mhimmune.mh.template import ScheduleTemplate
+>>> from mhimmune.runs.executor import WorkerPool
+>>> pool = WorkerPool(4)   # close it when done (or use it in a ``with`` block)
 >>> ev = ModelEvaluator(ScheduleTemplate("60 d"), {"responder": "cure<=10@+50"})
 >>> res = optimize_schedule(ev, {"n_sessions": [1, 2, 3], "pdl1_delay_day": (-2.0, 6.0)},
 ...                         cohort=animals, method="differential_evolution", budget=300,
-...                         constraints=Constraints(hf_max=5e9), n_jobs=4)
+...                         constraints=Constraints(hf_max=5e9), executor=pool)
 >>> print(res.summary()); res.plot()
 
 Results are predictions of a hypothesis-generating model: an optimum is a schedule
@@ -51,8 +54,10 @@ import pandas as pd
 
 from mhimmune.core.errors import MhimmuneError, ParameterError
 from mhimmune.mh.evaluator import ModelEvaluator
-from mhimmune.runs.ensemble import STATUS_OK, EnsembleFailureWarning, WorkerPool, check_pool
+from mhimmune.runs.ensemble import STATUS_OK, EnsembleFailureWarning
+from mhimmune.runs.executor import Executor
 from mhimmune.studies.constraints import Constraints, is_number
+from mhimmune.studies.execution import study_executor
 from mhimmune.studies.optimization_result import OptimizationResult
 from mhimmune.studies.search import CI_LEVEL as CI_LEVEL
 from mhimmune.studies.search import Search, bootstrap, percentiles
@@ -73,15 +78,20 @@ from mhimmune.studies.search_space import (
     template_of,
 )
 
-__all__ = ["Constraints", "optimize_schedule", "OptimizationResult"]
+__all__ = ["Constraints", "optimize_schedule", "OptimizationResult", "AllRunsFailedError"]
 
 #: methods of :func:`optimize_schedule`
 METHODS = ("grid", "random", "differential_evolution")
 #: candidates drawn by ``method="random"`` when no budget is given
 DEFAULT_RANDOM_BUDGET = 100
-# n_jobs > 1 runs the whole search on one WorkerPool; False restores new processes per
-# batch (for analyses/benchmarks/bench_pool.py only)
-_ONE_POOL_PER_SEARCH = True
+
+
+class AllRunsFailedError(MhimmuneError):
+    """Every run of every feasible candidate failed; ``table`` (the candidates) and
+    ``runs`` (every run with its status and message) say which and why."""
+
+    table: pd.DataFrame
+    runs: pd.DataFrame
 
 
 def optimize_schedule(
@@ -98,9 +108,7 @@ def optimize_schedule(
     budget: int | None = None,
     seed: int = 0,
     n_boot: int = 200,
-    n_jobs: int = 1,
-    client: Any = None,
-    pool: WorkerPool | None = None,
+    executor: Executor | None = None,
     progress: bool | None = None,
     de_options: Mapping[str, Any] | None = None,
 ) -> OptimizationResult:
@@ -164,15 +172,14 @@ def optimize_schedule(
         same seed gives the same table.
     n_boot
         Bootstrap resamples of animals (with more than one animal); 0 skips it.
-    n_jobs, client, progress
-        Passed to :func:`~mhimmune.runs.ensemble.run_ensemble` (local processes, a Dask client
-        or scheduler address, the tqdm bar). A scheduler address is connected once for
-        the whole search; ``n_jobs > 1`` (without *client* or *pool*) starts one
-        :class:`~mhimmune.runs.ensemble.WorkerPool` for the whole search, closed at its end
-        (also on errors).
-    pool
-        A :class:`~mhimmune.runs.ensemble.WorkerPool` to run every batch on (*n_jobs* is then
-        ignored); it stays open for the caller. Not together with *client*.
+    executor
+        Where every batch of the search runs: ``None`` in this process; a
+        :class:`~mhimmune.runs.executor.WorkerPool` (local processes started once for all
+        the batches) or :class:`~mhimmune.runs.executor.DaskExecutor` (a Dask cluster),
+        e.g. from :func:`~mhimmune.runs.executor.make_executor`. It is used, not closed:
+        the caller closes it (also on errors).
+    progress
+        Show tqdm bars (``None``: unless ``TQDM_DISABLE`` is set).
     de_options
         Further options of :func:`scipy.optimize.differential_evolution`: ``strategy``,
         ``popsize``, ``tol``, ``atol``, ``mutation``, ``recombination``, ``init``.
@@ -198,13 +205,13 @@ def optimize_schedule(
     ------
     ParameterError
         Bad space, objective, aggregate, method, budget, cohort, fixed values,
-        constraints or *pool* (closed, or given with *client*), naming the field and the
+        constraints or *executor* (not an executor, or a closed pool), naming the field and the
         allowed values; also when every candidate is infeasible.
     ProtocolError
         A level that is not a valid value of its protocol factor (a non-integer count).
-    MhimmuneError
-        Every run of every feasible candidate failed (the exception carries ``table``
-        and ``runs``).
+    AllRunsFailedError
+        A :class:`~mhimmune.core.errors.MhimmuneError`: every run of every feasible
+        candidate failed (the exception carries ``table`` and ``runs``).
 
     Warns
     -----
@@ -218,7 +225,7 @@ def optimize_schedule(
             f"evaluator: expected a ModelEvaluator or a callable f(values) -> "
             f"dict, got {type(evaluator).__name__}"
         )
-    check_pool(pool, client)
+    executor = study_executor(executor)
     if method not in METHODS:
         raise ParameterError(f"method: must be one of {', '.join(METHODS)} (got {method!r})")
     if not isinstance(objective, str) or not objective:
@@ -277,54 +284,29 @@ def optimize_schedule(
             f"(close matches: {hints}); its readouts: {evaluator.output_names}"
         )
 
-    owns_client = False
-    owns_pool = False
-    if isinstance(client, str):
-        from distributed import Client  # deferred: optional dependency (Dask)
-
-        client, owns_client = Client(client), True
     info: dict[str, Any] = {}
-    try:
-        if (
-            pool is None
-            and client is None
-            and is_number(n_jobs)
-            and int(n_jobs) > 1
-            and _ONE_POOL_PER_SEARCH
-        ):
-            # one set of worker processes for every batch (generation) of the search
-            pool, owns_pool = WorkerPool(int(n_jobs)), True
-        if pool is not None:
-            run_kwargs = {"pool": pool, "progress": progress}
-        else:
-            run_kwargs = {"n_jobs": n_jobs, "client": client, "progress": progress}
-        search = Search(
-            evaluator,
-            factors,
-            fixed,
-            cohort,
-            constraints,
-            template,
-            objective,
-            aggregate,
-            q,
-            bool(maximize),
-            run_kwargs,
-            method,
-        )
-        if method == "grid":
-            search.evaluate(grid_candidates(factors, budget), "optimize: grid")
-        elif method == "random":
-            rng = np.random.default_rng(seed)
-            n = DEFAULT_RANDOM_BUDGET if budget is None else budget
-            search.evaluate(random_candidates(factors, n, rng), "optimize: random")
-        else:
-            info = run_de(search, factors, budget, seed, de_options)
-    finally:
-        if owns_pool:
-            pool.close()
-        if owns_client:
-            client.close()
+    search = Search(
+        evaluator,
+        factors,
+        fixed,
+        cohort,
+        constraints,
+        template,
+        objective,
+        aggregate,
+        q,
+        bool(maximize),
+        {"executor": executor, "progress": progress},
+        method,
+    )
+    if method == "grid":
+        search.evaluate(grid_candidates(factors, budget), "optimize: grid")
+    elif method == "random":
+        rng = np.random.default_rng(seed)
+        n = DEFAULT_RANDOM_BUDGET if budget is None else budget
+        search.evaluate(random_candidates(factors, n, rng), "optimize: random")
+    else:
+        info = run_de(search, factors, budget, seed, de_options)
 
     table = search.table()
     runs = search.all_runs()
@@ -338,7 +320,7 @@ def optimize_schedule(
     if not valid.any():
         counts = runs.loc[runs["status"] != STATUS_OK, "status"].value_counts()
         msg = runs.loc[runs["status"] != STATUS_OK, "message"]
-        err = MhimmuneError(
+        err = AllRunsFailedError(
             f"every run of every feasible candidate failed ({len(runs)} runs; "
             f"{', '.join(f'{k}: {v}' for k, v in counts.items())}); e.g. "
             f"{msg.iloc[0][:300] if len(msg) else '?'}"

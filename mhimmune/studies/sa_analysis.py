@@ -291,7 +291,9 @@ def analyze(
                 if names and v not in names:
                     continue
                 a = outputs.trajectory_arrays[v]
-                for k, t in enumerate(outputs.time_grid_day):
+                grid = outputs.time_grid_day
+                assert grid is not None  # an ensemble with trajectories has their time grid
+                for k, t in enumerate(grid):
                     series.append((v, float(t), a[:, k]))
     elif isinstance(outputs, (pd.DataFrame, Mapping)):
         cols = names or list(outputs.keys() if isinstance(outputs, Mapping) else outputs.columns)

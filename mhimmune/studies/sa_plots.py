@@ -13,6 +13,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mhimmune.core.errors import ParameterError
+from mhimmune.runs.executor import Executor
+from mhimmune.studies.execution import study_executor
+
 __all__ = [
     "plot_indices",
     "plot_time_resolved",
@@ -342,6 +346,7 @@ def schedule_heatmap(
     *,
     readouts: Sequence[str] | None = None,
     params=None,
+    executor: Executor | None = None,
     **run_kwargs: Any,
 ):
     """Run a two-factor schedule grid through the ensemble runner and draw its heat-map.
@@ -358,9 +363,19 @@ def schedule_heatmap(
         Readouts to compute (default: *value* only).
     params
         Fixed parameter overrides.
+    executor
+        Where the grid's runs go: ``None`` in this process; a
+        :class:`~mhimmune.runs.executor.WorkerPool` (local processes) or
+        :class:`~mhimmune.runs.executor.DaskExecutor`, e.g. from
+        :func:`~mhimmune.runs.executor.make_executor`. It is used, not closed.
     **run_kwargs
-        Passed to :func:`mhimmune.runs.ensemble.run_ensemble` (``n_jobs``, ``client``,
-        ``progress``...).
+        Further options of :func:`mhimmune.runs.ensemble.run_ensemble` (``progress``,
+        ``chunk_size``, ``out``...); not ``n_jobs``, ``client`` or ``pool``.
+
+    Raises
+    ------
+    ParameterError
+        ``n_jobs``, ``client`` or ``pool`` among *run_kwargs* (give an *executor*).
 
     Returns
     -------
@@ -369,8 +384,15 @@ def schedule_heatmap(
     """
     from mhimmune.mh.template import schedule_scan
 
+    old = sorted({"n_jobs", "client", "pool"} & set(run_kwargs))
+    if old:
+        raise ParameterError(
+            f"{', '.join(old)}: give executor=make_executor(...) instead "
+            f"(mhimmune.runs.executor.make_executor)"
+        )
+    executor = study_executor(executor)
     readouts = list(readouts or [value])
     if value not in readouts:
         readouts.append(value)
-    scan = schedule_scan(template, x, y, readouts, params=params, **run_kwargs)
+    scan = schedule_scan(template, x, y, readouts, params=params, executor=executor, **run_kwargs)
     return plot_schedule_heatmap(scan, x[0], y[0], value), scan

@@ -176,6 +176,7 @@ def define_problem(factors: Sequence[str] | Mapping[str, Any], *, table: Any = N
         if isinstance(spec, Factor):
             out.append(spec)
             continue
+        base: dict[str, Any]  # Factor keywords: bounds (numbers after checking), dist, unit, kind
         if name in PROTOCOL_FACTORS:
             info = PROTOCOL_FACTORS[name]
             base = dict(

@@ -92,6 +92,7 @@ def sample(
     if n < 1:
         raise ParameterError(f"n: must be ≥ 1 (got {n})")
     p = problem.salib()
+    options: dict[str, bool | int]
     if method == "sobol":
         if n & (n - 1):
             lower = 1 << (n.bit_length() - 1)

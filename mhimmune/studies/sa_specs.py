@@ -63,6 +63,7 @@ def load_spec(path) -> dict:
         )
     if ("protocol" in data) == ("template" in data):
         raise MhimmuneError(f"{p}: give either protocol = 'file.toml' or a [template] table")
+    protocol: Protocol | ScheduleTemplate
     if "protocol" in data:
         proto_path = (
             (p.parent / data["protocol"])

@@ -91,9 +91,11 @@ def random_candidates(
         if f.levels is not None:
             cols[f.name] = np.asarray(f.levels, dtype=float)[rng.integers(0, len(f.levels), budget)]
         elif f.integer:
-            cols[f.name] = rng.integers(int(f.low), int(f.high) + 1, budget).astype(float)
+            low, high = f.bounds
+            cols[f.name] = rng.integers(int(low), int(high) + 1, budget).astype(float)
         else:
-            cols[f.name] = rng.uniform(f.low, f.high, budget)
+            low, high = f.bounds
+            cols[f.name] = rng.uniform(low, high, budget)
     return [{f.name: float(cols[f.name][i]) for f in factors} for i in range(budget)]
 
 
@@ -241,13 +243,13 @@ def run_de(
         if f.levels is not None:
             lo, hi, integer = 0.0, float(len(f.levels) - 1), True
         else:
-            lo, hi, integer = float(f.low), float(f.high), f.integer
+            lo, hi, integer = float(f.bounds[0]), float(f.bounds[1]), f.integer
         if integer:
             lo, hi = np.nextafter(lo - 0.5, np.inf), np.nextafter(hi + 0.5, -np.inf)
         low.append(lo)
         high.append(hi)
     lower, span = np.asarray(low), np.asarray(high) - np.asarray(low)
-    constants = {f.name: f.levels[0] for f in factors if f.constant}
+    constants = {f.name: f.levels[0] for f in factors if f.levels is not None and f.constant}
     scale = 0.0  # largest |energy| of a valid candidate so far
 
     def candidate(unit: np.ndarray) -> dict[str, float]:

@@ -65,6 +65,12 @@ class SpaceFactor:
     integer: bool = False
 
     @property
+    def bounds(self) -> tuple[float, float]:
+        """``(low, high)``; set by :func:`parse_space` for every factor."""
+        assert self.low is not None and self.high is not None, f"{self.name}: no bounds"
+        return self.low, self.high
+
+    @property
     def constant(self) -> bool:
         """Whether the factor has a single level."""
         return self.levels is not None and len(self.levels) == 1
@@ -73,9 +79,10 @@ class SpaceFactor:
         """The factor's levels on a grid with *n* levels per range."""
         if self.levels is not None:
             return list(self.levels)
+        low, high = self.bounds
         if self.integer:
-            return [float(v) for v in np.unique(np.round(np.linspace(self.low, self.high, n)))]
-        return [float(v) for v in np.linspace(self.low, self.high, n)]
+            return [float(v) for v in np.unique(np.round(np.linspace(low, high, n)))]
+        return [float(v) for v in np.linspace(low, high, n)]
 
     def n_grid(self, n: int) -> int:
         """Number of grid levels for *n* levels per range."""
@@ -133,6 +140,7 @@ def parse_space(
                 f"cohort columns or fixed values"
             )
         integer = _protocol_kind(name) in _INTEGER_KINDS
+        checks: Sequence[float]  # values checked against the template
         if isinstance(spec, tuple):
             if len(spec) != 2 or not all(is_number(x) for x in spec):
                 raise ParameterError(

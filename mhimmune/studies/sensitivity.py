@@ -40,6 +40,8 @@ import pandas as pd
 
 from mhimmune.mh.evaluator import ModelEvaluator
 from mhimmune.runs.ensemble import EnsembleResult, run_ensemble
+from mhimmune.runs.executor import Executor
+from mhimmune.studies.execution import study_executor
 from mhimmune.studies.sa_analysis import (
     INDEX_COLUMNS,
     IncompleteRunsError,
@@ -137,8 +139,7 @@ def run_sensitivity(
     M: int = 4,
     num_resamples: int = 100,
     conf_level: float = 0.95,
-    n_jobs: int = 1,
-    client=None,
+    executor: Executor | None = None,
     out=None,
     resume: bool = False,
     progress: bool | None = None,
@@ -171,8 +172,14 @@ def run_sensitivity(
         Method options (see :func:`sample`).
     num_resamples, conf_level
         Bootstrap settings of the confidence intervals.
-    n_jobs, client, out, resume, progress, chunk_size
-        Passed to :func:`~mhimmune.runs.ensemble.run_ensemble`.
+    executor
+        Where the runs go: ``None`` runs them in this process; a
+        :class:`~mhimmune.runs.executor.WorkerPool` (local processes) or
+        :class:`~mhimmune.runs.executor.DaskExecutor` (a Dask cluster), e.g. from
+        :func:`~mhimmune.runs.executor.make_executor`. It is used, not closed.
+    out, resume, progress, chunk_size
+        Passed to :func:`~mhimmune.runs.ensemble.run_ensemble` (checkpoints, the tqdm
+        bar, runs per task).
 
     Returns
     -------
@@ -180,6 +187,7 @@ def run_sensitivity(
         Indices, sample and ensemble. With failed runs, Sobol/Morris/eFAST return no
         indices, an ``error`` and a warning; PAWN and delta drop the failed runs.
     """
+    executor = study_executor(executor)
     table = model if model is not None else None
     problem = define_problem(factors, table=table)
     if evaluator is None:
@@ -198,8 +206,7 @@ def run_sensitivity(
     ens = run_ensemble(
         evaluator,
         s.design,
-        n_jobs=n_jobs,
-        client=client,
+        executor=executor,
         out=out,
         resume=resume,
         progress=progress,

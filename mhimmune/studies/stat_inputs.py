@@ -164,5 +164,5 @@ def count_value(value, name: str) -> int:
     if isinstance(value, Integral):
         return int(value)
     if isinstance(value, Real) and math.isfinite(float(value)) and float(value).is_integer():
-        return int(value)
+        return int(math.trunc(value))
     raise ParameterError(f"{name}: expected an integer count, got {value!r}")

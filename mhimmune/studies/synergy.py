@@ -39,7 +39,9 @@ from mhimmune.mh.evaluator import ModelEvaluator
 from mhimmune.mh.field_safety import HfWarning
 from mhimmune.mh.template import PROTOCOL_FACTORS, ScheduleTemplate
 from mhimmune.runs.ensemble import run_ensemble
+from mhimmune.runs.executor import Executor
 from mhimmune.studies import stats
+from mhimmune.studies.execution import study_executor
 from mhimmune.studies.trial_design import ResponderRule
 from mhimmune.studies.virtual_cohort import check_cohort, nominal_cohort
 
@@ -231,9 +233,7 @@ def synergy_grid(
     inhibition_day: float | None = None,
     evaluator: Callable | None = None,
     params: Mapping[str, Any] | None = None,
-    n_jobs: int = 1,
-    client: Any = None,
-    pool: Any = None,
+    executor: Executor | None = None,
     progress: bool | None = None,
 ) -> SynergyResult:
     """Bliss and HSA excess of two agents over a two-factor grid of schedules.
@@ -270,14 +270,21 @@ def synergy_grid(
     evaluator
         Replace the model by any callable ``f(values) -> {"total_mm3": ..., "cem43_min": ...}``
         (values: the full protocol factors and cohort columns); used by tests.
-    params, n_jobs, client, pool, progress
-        Fixed parameter overrides and :func:`~mhimmune.runs.ensemble.run_ensemble` options
-        (*pool*: a :class:`~mhimmune.runs.ensemble.WorkerPool` to reuse).
+    params
+        Fixed parameter overrides.
+    executor
+        Where the grid's runs go: ``None`` in this process; a
+        :class:`~mhimmune.runs.executor.WorkerPool` (local processes, e.g. one shared
+        with other studies) or :class:`~mhimmune.runs.executor.DaskExecutor`, e.g. from
+        :func:`~mhimmune.runs.executor.make_executor`. It is used, not closed.
+    progress
+        Show a tqdm bar (``None``: unless ``TQDM_DISABLE`` is set).
 
     Returns
     -------
     SynergyResult
     """
+    executor = study_executor(executor)
     fx, xs = _axis("x", x)
     fy, ys = _axis("y", y)
     if fx == fy:
@@ -306,7 +313,7 @@ def synergy_grid(
     roles = {"ab": {}, "a": dict(off_a), "b": dict(off_b), "none": {**off_a, **off_b}}
     keys: dict[Any, int] = {}
     schedules: list[dict[str, float]] = []
-    firsts = []
+    firsts: list[float | None] = []
     points = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", HfWarning)
@@ -322,8 +329,8 @@ def synergy_grid(
                         firsts.append(plan.first_treatment_h)
                     ids[role] = keys[plan]
                 points.append((xv, yv, ids))
-    firsts = [f for f in firsts if f is not None]
-    if not firsts:
+    starts = [f for f in firsts if f is not None]
+    if not starts:
         raise ParameterError("grid: no schedule has a treatment")
     if inhibition_day is not None:
         if effect != "inhibition":
@@ -337,7 +344,7 @@ def synergy_grid(
                 f"inhibition_day: must be a number of days ≥ 0 (got {inhibition_day!r})"
             )
     offset = responder.day_after_first_treatment if inhibition_day is None else inhibition_day
-    day = hours_to_days(min(firsts)) + offset
+    day = hours_to_days(min(starts)) + offset
     if day > hours_to_days(template.duration_h) + 1e-9:
         raise ParameterError(
             f"reading day {day:g} is after the end of the template "
@@ -351,9 +358,7 @@ def synergy_grid(
     n = len(cohort)
     animals = cohort.reset_index(drop=True)
     design = pd.concat([animals.assign(**s) for s in schedules], ignore_index=True)
-    res = run_ensemble(
-        ev, design, n_jobs=n_jobs, client=client, pool=pool, progress=progress, desc="synergy grid"
-    )
+    res = run_ensemble(ev, design, executor=executor, progress=progress, desc="synergy grid")
     runs = res.results.copy()
     runs.insert(1, "schedule", np.repeat(np.arange(len(schedules)), n))
     runs.insert(2, "animal", np.tile(np.asarray(cohort.index), len(schedules)))
@@ -409,22 +414,24 @@ def synergy_grid(
         else:
             ctrl = total[ids["none"]][good]
             with np.errstate(divide="ignore", invalid="ignore"):
-                e = {r: 1.0 - total[i][good] / ctrl for r, i in ids.items() if r != "none"}
+                inh = {r: 1.0 - total[i][good] / ctrl for r, i in ids.items() if r != "none"}
             if np.any(ctrl <= 0):
                 raise ParameterError(
                     "inhibition: the control tumour vanished for some animals; "
                     "use effect='responder'"
                 )
-            exp = bliss_expected(e["a"], e["b"])
+            exp = bliss_expected(inh["a"], inh["b"])
             row |= {
-                "e_a": float(e["a"].mean()),
-                "e_b": float(e["b"].mean()),
-                "e_ab": float(e["ab"].mean()),
+                "e_a": float(inh["a"].mean()),
+                "e_b": float(inh["b"].mean()),
+                "e_ab": float(inh["ab"].mean()),
                 "bliss_expected": float(exp.mean()),
-                "bliss_excess": float((e["ab"] - exp).mean()),
-                "hsa_excess": float((e["ab"] - np.maximum(e["a"], e["b"])).mean()),
+                "bliss_excess": float((inh["ab"] - exp).mean()),
+                "hsa_excess": float((inh["ab"] - np.maximum(inh["a"], inh["b"])).mean()),
             }
         row["cem43_min"] = float(np.mean(cem[ids["ab"]][good]))
         rows.append(row)
     table = pd.DataFrame(rows)
-    return SynergyResult(table=table, runs=runs, x=fx, y=fy, effect=effect, labels=tuple(labels))
+    return SynergyResult(
+        table=table, runs=runs, x=fx, y=fy, effect=effect, labels=(labels[0], labels[1])
+    )

@@ -32,7 +32,10 @@ from mhimmune.mh.catalogue import Readout
 from mhimmune.mh.evaluator import ModelEvaluator
 from mhimmune.mh.field_safety import HfWarning
 from mhimmune.mh.template import PROTOCOL_FACTORS, ScheduleTemplate
-from mhimmune.runs.ensemble import pool_for, run_ensemble
+from mhimmune.runs.ensemble import run_ensemble
+from mhimmune.runs.executor import Executor
+from mhimmune.runs.readout import Readout as GenericReadout
+from mhimmune.studies.execution import study_executor
 from mhimmune.studies.trial_design import (
     MECHANISM_READOUTS,
     STANDARD_ARMS,
@@ -56,9 +59,7 @@ def run_trial(
     recist: bool = True,
     grid_step_day: float = 0.5,
     params: Mapping[str, Any] | None = None,
-    n_jobs: int = 1,
-    client: Any = None,
-    pool: Any = None,
+    executor: Executor | None = None,
     progress: bool | None = None,
 ) -> TrialResult:
     """Give every animal of *cohort* every arm and classify the outcomes.
@@ -83,17 +84,19 @@ def run_trial(
         Spacing of the recorded tumour-volume curves (days).
     params
         Fixed parameter overrides for every animal (cohort columns take precedence).
-    n_jobs, client, progress
-        As :func:`mhimmune.runs.ensemble.run_ensemble`.
-    pool
-        A :class:`~mhimmune.runs.ensemble.WorkerPool` to run every ensemble on (*n_jobs* is
-        then ignored); not together with *client*. Without one, ``n_jobs > 1`` opens one
-        pool for the whole trial.
+    executor
+        Where every ensemble of the trial runs: ``None`` in this process; a
+        :class:`~mhimmune.runs.executor.WorkerPool` (local processes kept for all the
+        trial's ensembles) or :class:`~mhimmune.runs.executor.DaskExecutor`, e.g. from
+        :func:`~mhimmune.runs.executor.make_executor`. It is used, not closed.
+    progress
+        Show tqdm bars (``None``: unless ``TQDM_DISABLE`` is set).
 
     Returns
     -------
     TrialResult
     """
+    executor = study_executor(executor)
     responder = responder or ResponderRule()
     if template is None:
         template = ScheduleTemplate("60 d", name="trial")
@@ -101,15 +104,14 @@ def run_trial(
         raise ParameterError(
             f"template: expected a ScheduleTemplate, got {type(template).__name__}"
         )
-    arm_list = [
-        STANDARD_ARMS[a] if isinstance(a, str) and a in STANDARD_ARMS else a
-        for a in (arms if arms is not None else standard_arms())
-    ]
-    for a in arm_list:
-        if not isinstance(a, Arm):
+    arm_list: list[Arm] = []
+    for given in arms if arms is not None else standard_arms():
+        arm = STANDARD_ARMS[given] if isinstance(given, str) and given in STANDARD_ARMS else given
+        if not isinstance(arm, Arm):
             raise ParameterError(
-                f"arms: {a!r} is neither an Arm nor a standard arm ({', '.join(STANDARD_ARMS)})"
+                f"arms: {arm!r} is neither an Arm nor a standard arm ({', '.join(STANDARD_ARMS)})"
             )
+        arm_list.append(arm)
     if not arm_list:
         raise ParameterError("arms: give at least one arm")
     names = [a.name for a in arm_list]
@@ -154,16 +156,18 @@ def run_trial(
 
     mechanisms = {name: Readout.parse(spec, name=name) for name, spec, _, _ in MECHANISM_READOUTS}
 
-    def readouts_for(day0: float) -> dict[str, Readout]:
-        r = {
-            name: (replace(ro, day=day0 + ro.day, relative=False) if ro.relative else ro)
-            for name, ro in mechanisms.items()
-        }
-        r["total_at_start_mm3"] = Readout("total_at_start_mm3", "at", TRIAL_VOLUMES, start_day)
-        r["total_at_responder_day_mm3"] = Readout(
-            "total_at_responder_day_mm3", "at", TRIAL_VOLUMES, resp_day
-        )
-        return r
+    def shifted(ro: GenericReadout, day0: float) -> GenericReadout:
+        if not ro.relative:
+            return ro
+        assert ro.day is not None  # a relative readout ('@+D') has its day
+        return replace(ro, day=day0 + ro.day, relative=False)
+
+    def readouts_for(day0: float) -> list[GenericReadout]:
+        """The readouts of an arm anchored at *day0*, each named as its column."""
+        return [shifted(ro, day0) for ro in mechanisms.values()] + [
+            Readout("total_at_start_mm3", "at", TRIAL_VOLUMES, start_day),
+            Readout("total_at_responder_day_mm3", "at", TRIAL_VOLUMES, resp_day),
+        ]
 
     frames, curves = [], []
     grid_end = hours_to_days(min(p.duration_h for p in plans.values()))
@@ -189,7 +193,7 @@ def run_trial(
                     template,
                     readouts_for(day0),
                     trajectories=TRIAL_VOLUMES,
-                    time_grid_day=grid,
+                    time_grid_day=grid.tolist(),
                     params=params,
                 ),
                 pd.concat(blocks, ignore_index=True),
@@ -204,29 +208,26 @@ def run_trial(
                         a.protocol,
                         readouts_for(anchor(a.protocol)),
                         trajectories=TRIAL_VOLUMES,
-                        time_grid_day=grid,
+                        time_grid_day=grid.tolist(),
                         params=params,
                     ),
                     cohort.reset_index(drop=True),
                 )
             )
     n = len(cohort)
-    with pool_for(n_jobs, client, pool) as pool:
-        results = [
-            (
-                arm_names,
-                run_ensemble(
-                    ev,
-                    design,
-                    n_jobs=n_jobs,
-                    client=client,
-                    pool=pool,
-                    progress=progress,
-                    desc=f"trial: {', '.join(arm_names)}",
-                ),
-            )
-            for arm_names, ev, design in jobs
-        ]
+    results = [
+        (
+            arm_names,
+            run_ensemble(
+                ev,
+                design,
+                executor=executor,
+                progress=progress,
+                desc=f"trial: {', '.join(arm_names)}",
+            ),
+        )
+        for arm_names, ev, design in jobs
+    ]
     for arm_names, res in results:
         table = res.results.reset_index(drop=True)
         traj = res.trajectories(list(TRIAL_VOLUMES))
