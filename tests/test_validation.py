@@ -121,3 +121,22 @@ def test_cli_validate_writes_the_report_and_refuses_an_unknown_group(tmp_path, c
     assert main(["validate", "--only", "nope", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown group or id ['nope']" in err[0] and "hsp70" in err[0]
+
+
+def test_field_effect_hypothesis_is_scored_beside_the_default_model(targets):
+    """MH against bath heating at matched temperature: the default model (field effect
+    off) kills no more by MH (Herea et al. 2018 row fails, Petryk et al. 2013 row passes);
+    with the lysosomal field effect at its fitted strength, MH kills 16 % (±1) more, which
+    passes Herea and stays inside Petryk's 'no significant difference' band (ratio 1.16)."""
+    ids = ["mh_vs_bath_herea2018_osteosarcoma_16pct", "mh_vs_bath_petryk2013_MTGB_CEM60_mNPH_vs_MW"]
+    res = va.run_validation(targets, only=ids, progress=False)
+    default = res.table.set_index("id")
+    assert default.loc[ids[0], "model"] == pytest.approx(0.0, abs=1e-9)
+    assert list(default["status"]) == ["fail", "pass"]
+    ((label, alt),) = res.alternatives.items()
+    alt = alt.set_index("id")
+    assert "lysosomal_field_ros" in label
+    assert alt.loc[ids[0], "model"] == pytest.approx(16.0, abs=1.0)
+    assert alt.loc[ids[0], "status"] == "pass"
+    assert alt.loc[ids[1], "model"] == pytest.approx(1.16, abs=0.01)
+    assert f"Alternative hypothesis: {label}" in res.to_markdown()
