@@ -62,6 +62,7 @@ import sympy
 from pysb import Expression, Initial, Monomer, Observable, Rule
 
 from mhimmune.core.modelkit import component, hill, par, present, provide, signal
+from mhimmune.core.units import HOURS_PER_DAY
 
 READS = {
     "damp_density": ("fraction", 0.0),
@@ -484,7 +485,7 @@ def declare():
         "phagocytosis_per_macrophage",
         Expression(
             "phagocytosis_per_macrophage",
-            24 * phag * (m1 + m2_phag * m2) / (m1 + m2 + 1e-9) * eat_me,
+            HOURS_PER_DAY * phag * (m1 + m2_phag * m2) / (m1 + m2 + 1e-9) * eat_me,
         ),
     )
 

@@ -5,6 +5,8 @@
   physical dimension of the unit checks is not biology);
 * no module imports a private name (``_x``) of another mhimmune module, nor reaches into
   one through an imported module (``module._x``);
+* no module reads or sets a private attribute (``obj._x``, *obj* not ``self``, ``cls`` or
+  ``super()``) that another mhimmune module defines and it does not;
 * no module is longer than 600 lines.
 """
 
@@ -114,6 +116,64 @@ def _is_module(dotted: str) -> bool:
 def test_no_module_imports_a_private_name_of_another():
     found = [x for p in MODULES for x in _private_reach_ins(p)]
     assert found == []
+
+
+def _private_names_defined(tree: ast.AST) -> set[str]:
+    """Private names a module defines: functions, methods, classes, assigned and
+    annotated names and attributes, ``__slots__`` entries, ``object.__setattr__`` targets."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            names.add(node.attr)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            names.add(node.value)  # __slots__ entries, object.__setattr__(self, "_x", v)
+    return {n for n in names if n.startswith("_") and not n.startswith("__")}
+
+
+TREES = {p: ast.parse(p.read_text()) for p in MODULES}
+DEFINED = {p: _private_names_defined(t) for p, t in TREES.items()}
+
+
+def _private_attribute_uses(path: Path, tree: ast.AST, defined: dict[Path, set[str]]) -> list[str]:
+    """``obj._x`` in *tree* (of *path*) where another module defines ``_x`` and *path* does
+    not (*defined*: the private names of each module)."""
+    own = defined.get(path, set())
+    elsewhere = set().union(*(names for p, names in defined.items() if p != path))
+    found = []
+    for node in ast.walk(tree):
+        if not (
+            isinstance(node, ast.Attribute)
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ):
+            continue
+        obj = node.value
+        if isinstance(obj, ast.Name) and obj.id in ("self", "cls"):
+            continue
+        if isinstance(obj, ast.Call) and isinstance(obj.func, ast.Name) and obj.func.id == "super":
+            continue
+        if node.attr in elsewhere and node.attr not in own:
+            found.append(
+                f"{path.relative_to(PACKAGE)}:{node.lineno}: {ast.unparse(obj)}.{node.attr}"
+            )
+    return found
+
+
+def test_no_module_touches_a_private_attribute_of_another():
+    """Objects made by another module are used through their public names."""
+    found = [x for p in MODULES for x in _private_attribute_uses(p, TREES[p], DEFINED)]
+    assert found == []
+
+
+def test_the_private_attribute_check_finds_reach_ins():
+    """The check itself can fail: a module reaching into a model's private builder."""
+    tree = ast.parse("def f(model):\n    return model._builder.boluses\n")
+    path = PACKAGE / "interop" / "example.py"
+    assert _private_attribute_uses(path, tree, DEFINED) == ["interop/example.py:2: model._builder"]
 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))

@@ -39,6 +39,14 @@ def test_model_size_and_links(model):
         assert sig in model.signals
 
 
+def test_boluses_are_the_compiled_dose_targets_in_order(model):
+    """Model.boluses lists what exporters write: kind, species, scale, mode per dose."""
+    c = model.compiled
+    assert [b.kind for b in model.boluses] == list(c.bolus_kinds)
+    assert [b.mode for b in model.boluses] == list(c.bolus_modes)
+    assert len(c.bolus_species) == len(model.boluses) > 0
+
+
 def test_override_converts_units_by_name(model):
     i = model.compiled.parameters.index("k_fenton")
     base = model.parameter_vector()

@@ -15,7 +15,7 @@ import pandas as pd
 from mhimmune.core.compile import CompiledModel, compile_model
 from mhimmune.core.errors import MhimmuneError, ModelError, ParameterError
 from mhimmune.core.io import read_toml
-from mhimmune.core.modelkit import Builder, build
+from mhimmune.core.modelkit import BolusSpec, Builder, build
 from mhimmune.core.params import ParameterTable
 from mhimmune.core.resources import resource_dir
 from mhimmune.core.units import ureg
@@ -105,6 +105,14 @@ class Model:
         """Signals exchanged between links: name -> providing link."""
         return {k: v[2] for k, v in self._builder.signals.items()}
 
+    @property
+    def boluses(self) -> tuple[BolusSpec, ...]:
+        """The dose targets, in the compiled model's bolus order: for each, the dose
+        ``kind``, the species ``pattern`` it changes, the ``scale`` (a sympy expression of
+        parameters; the jump is ``amount · scale``) and the ``mode`` (``"add"`` or
+        ``"top_up"``). Exporters write doses from these (:mod:`mhimmune.interop`)."""
+        return tuple(self._builder.boluses)
+
     def size(self) -> dict[str, int]:
         """Numbers of species, reactions, parameters, inputs and rules."""
         return {
@@ -186,11 +194,6 @@ class Model:
         df["internal_unit"] = [self.units[n] for n in df.index]
         df["internal_value"] = [self._defaults[n] for n in df.index]
         return df
-
-    def initial_state(self, overrides: Mapping[str, Any] | None = None) -> pd.Series:
-        """The initial state for the given parameters, by species name."""
-        p = self.parameter_vector(overrides)
-        return pd.Series(self.compiled.init(p), index=self.species)
 
 
 class ParameterSetter:

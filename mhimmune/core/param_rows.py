@@ -44,8 +44,6 @@ SCALES: tuple[str, ...] = ("lin", "log", "log10")
 #: The numeric columns and the text columns of a row.
 NUMERIC_FIELDS = ("value", "lower", "upper")
 TEXT_FIELDS = ("unit", "distribution", "scale", "source", "notes")
-#: Every column except ``parameterId``.
-DATA_COLUMNS = COLUMNS[1:]
 _FRACTION_UNITS = frozenset({"fraction", "percent_", "percent"})
 _ABSOLUTE_ZERO_C = -273.15
 

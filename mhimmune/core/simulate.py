@@ -16,7 +16,7 @@ import os
 import sys
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,14 +35,17 @@ METHODS = ("bdf", "lsoda")
 
 @dataclass
 class SolverStatus:
-    """What the integrator did: success, segments, right-hand-side and Jacobian calls."""
+    """What the integrator did: success, segments, steps, right-hand-side and Jacobian calls.
+
+    A failed segment raises :class:`~mhimmune.core.errors.SolverError`, so a status that
+    is returned has ``success`` true.
+    """
 
     success: bool = True
     segments: int = 0
     steps: int = 0
     rhs_evaluations: int = 0
     jacobian_evaluations: int = 0
-    messages: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -224,8 +227,6 @@ def integrate(
         status.rhs_evaluations += counts[1]
         status.jacobian_evaluations += counts[2]
         if not ok:
-            status.success = False
-            status.messages.append(message)
             raise SolverError(
                 f"integration failed in segment {k} (day {hours_to_days(t0):.4f}-"
                 f"{hours_to_days(t1):.4f}) at day {hours_to_days(reached):.4f}: "

@@ -15,6 +15,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from typing import Any
+from unittest import mock
+
+import pysb.generator.bng as gen
+from pysb.export import export
 
 from mhimmune.core.model import Model
 from mhimmune.core.units import hours_to_days
@@ -36,10 +40,6 @@ def _bngl_text(pysb_model) -> str:
     ``^``: PySB's ``-s^2`` means (-s)² there, and ``exp(-s^2/2)`` becomes exp(+s²/2).
     Writing ``-(s^2)`` keeps sympy's meaning.
     """
-    from unittest import mock
-
-    import pysb.generator.bng as gen
-    from pysb.export import export
 
     class Printer(gen.BngPrinter):
         def _print_Pow(self, expr, rational=False):
@@ -87,7 +87,7 @@ def to_bngl(
     schedule = protocol_schedule(model, protocol)
     sched = schedule.segments
     scales = c.bolus_scales(p)
-    patterns = [str(s.pattern) for s in model._builder.boluses]
+    patterns = [str(s.pattern) for s in model.boluses]
     names = scheduled_inputs(model, [schedule])
     lines = [
         "",

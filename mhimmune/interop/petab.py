@@ -22,6 +22,8 @@ model's tables (values and bounds in the model's internal units, PEtab scales fr
 
 from __future__ import annotations
 
+import io
+import logging
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -32,7 +34,8 @@ import pandas as pd
 
 from mhimmune.core.errors import MhimmuneError, ParameterError
 from mhimmune.core.model import Model
-from mhimmune.core.units import ureg
+from mhimmune.core.resources import resource_dir
+from mhimmune.core.units import days_to_hours, hours_to_days, ureg
 from mhimmune.interop.sbml import conditions_document, sbml_id
 from mhimmune.mh.field_safety import HfWarning
 from mhimmune.mh.protocol import Protocol
@@ -122,8 +125,6 @@ def resolve_protocols(
 
     Raises :class:`MhimmuneError` naming the arms that have no protocol.
     """
-    from mhimmune.core.resources import resource_dir
-
     given = dict(protocols or {})
     out, missing = {}, []
     for arm in dict.fromkeys(arms):
@@ -232,6 +233,7 @@ def to_petab(
     params
         Overrides of the nominal values, as for :func:`mhimmune.simulate`.
     """
+    # petab loads libsbml and its own stack: imported when a problem is written
     import petab.v1 as petab
     from petab.v1.models.sbml_model import SbmlModel
 
@@ -241,11 +243,11 @@ def to_petab(
     if len(set(cond_ids.values())) != len(cond_ids):
         raise MhimmuneError(f"arm names collide as PEtab identifiers: {sorted(cond_ids)}")
     for arm, prot in arms.items():
-        late = data[(data["arm"] == arm) & (data["day"] * 24 > prot.duration_h + 1e-9)]
+        late = data[(data["arm"] == arm) & (days_to_hours(data["day"]) > prot.duration_h + 1e-9)]
         if len(late):
             raise MhimmuneError(
                 f"arm {arm!r}: measurement on day {late['day'].max():g} after the end of "
-                f"its protocol (day {prot.duration_h / 24:g})"
+                f"its protocol (day {hours_to_days(prot.duration_h):g})"
             )
     doc, schedule_values = conditions_document(
         model, {cond_ids[a]: p for a, p in arms.items()}, params
@@ -269,7 +271,7 @@ def to_petab(
             "observableId": [f"obs_{observable_name(s)}" for s in data["site"]],
             "simulationConditionId": [cond_ids[a] for a in data["arm"]],
             "measurement": data["volume"].to_numpy(),
-            "time": data["day"].to_numpy() * 24.0,  # the model's time unit is the hour
+            "time": days_to_hours(data["day"].to_numpy()),  # the model's time unit is the hour
             "datasetId": [cond_ids[a] for a in data["arm"]],
             "replicateId": [_condition_id(f"animal_{a}") for a in data["animal"]],
         }
@@ -293,10 +295,7 @@ def to_petab(
 
 def lint(problem) -> None:
     """Run petab's linter; raise :class:`MhimmuneError` with its messages if it finds errors."""
-    import io
-    import logging
-
-    import petab.v1 as petab
+    import petab.v1 as petab  # loads libsbml: imported when used
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)

@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
+import sympy
 
 from mhimmune.core.errors import MhimmuneError, ModelError
 from mhimmune.core.model import Model
@@ -47,7 +48,7 @@ __all__ = [
 
 def _libsbml():
     try:
-        import libsbml
+        import libsbml  # heavy: imported on the first export
     except ImportError as exc:  # pragma: no cover - a dependency
         raise MhimmuneError(
             "SBML export needs python-libsbml (pip install python-libsbml)"
@@ -127,8 +128,7 @@ def _add_unit(smodel, unit: str, cache: dict[str, str | None]) -> str | None:
 
 def _formula(libsbml, expr) -> str:
     """An SBML L3 infix formula of a sympy expression of PySB components."""
-    import sympy
-    from pysb.export.sbml import MathMLContentPrinter, _xml_to_ast
+    from pysb.export.sbml import MathMLContentPrinter, _xml_to_ast  # loads libsbml
 
     expr = sympy.sympify(expr)
     if expr.is_number:
@@ -163,7 +163,7 @@ def _check(value, what: str):
 def _base_document(model: Model, params: Mapping[str, Any] | None, units: bool):
     """PySB's SBML of the network with mhimmune's ids, values, inputs and units."""
     _libsbml()
-    from pysb.export.sbml import SbmlExporter
+    from pysb.export.sbml import SbmlExporter  # loads libsbml
 
     doc = SbmlExporter(
         model.pysb, docstring=f"mhimmune model {model.name!r}; time in hours"
@@ -249,7 +249,7 @@ def _add_schedule(
     sm = doc.getModel()
     c = model.compiled
     sids = species_ids(model)
-    scales = [_formula(libsbml, s.scale) for s in model._builder.boluses]
+    scales = [_formula(libsbml, s.scale) for s in model.boluses]
     for k, t in enumerate(times):
         by_species: dict[int, list[tuple[str, int]]] = {}
         for amount, i in doses[k]:

@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
+
+from mhimmune.mh.field_safety import BREZOVICH_LIMIT, HERGT_LIMIT
 
 #: panels of the default figure: (title, variables, y label, log scale)
 DEFAULT_PANELS = [
@@ -72,10 +75,6 @@ def plot_temperature_map(table: pd.DataFrame, *, target_C: float = 43.0, ncols: 
     Draws the Brezovich (4.85e8 A m⁻¹ s⁻¹) and Hergt (5e9) limits H·f = const and the
     *target_C* contour. *table* comes from :func:`mhimmune.mh.heating.temperature_map`.
     """
-    import numpy as np
-
-    from mhimmune.mh.physics import BREZOVICH_LIMIT, HERGT_LIMIT
-
     agents = list(dict.fromkeys(table["agent"]))
     ncols = ncols or len(agents)
     nrows = -(-len(agents) // ncols)

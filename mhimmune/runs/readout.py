@@ -97,11 +97,6 @@ class Readout:
     #: vocabulary :meth:`parse` uses when none is given (empty: statistics of variables)
     vocabulary: ClassVar[Vocabulary]
 
-    @property
-    def is_flag(self) -> bool:
-        """Whether this readout is a threshold flag (0 or 1)."""
-        return self.kind not in STAT_KINDS
-
     def renamed(self, name: str) -> Readout:
         """The same readout under another column name."""
         return Readout(name, self.kind, self.variables, self.day, self.threshold, self.relative)
