@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from mhimmune.core.errors import MhimmuneError
+from mhimmune.core.units import hours_to_days
 from mhimmune.mh.field_safety import HfWarning
 
 #: the default study's arms: protocols in analyses/protocols (shipped as mhimmune/protocols)
@@ -33,7 +34,7 @@ def _cmd_check(args) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", HfWarning)
         plan = _protocol(args.protocol)
-    print(f"{plan.name}: {plan.duration_h / 24:g} days, valid")
+    print(f"{plan.name}: {hours_to_days(plan.duration_h):g} days, valid")
     frame = plan.to_frame()
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(
