@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from mhimmune.core.errors import MhimmuneError, ParameterError
+from mhimmune.core.params import ParameterTable
 from mhimmune.core.resources import resource_dir
 from mhimmune.studies.validation_experiments import EXPERIMENTS, parameter_overrides
 
@@ -233,7 +234,7 @@ def run_validation(
 
 
 def fit_calibration(
-    parameters: dict[str, tuple[float, float, float]],
+    parameters: dict[str, float | tuple[float, float, float]],
     ids: Sequence[str],
     targets: pd.DataFrame | None = None,
     maxfev: int = 200,
@@ -243,7 +244,9 @@ def fit_calibration(
     Parameters
     ----------
     parameters
-        ``{name: (start, lower, upper)}`` in the table's units; fitted on a log scale.
+        ``{name: start}`` (searched within the parameter table's bounds) or
+        ``{name: (start, lower, upper)}`` inside those bounds, in the table's units;
+        fitted on a log scale.
     ids
         Target ids; every one must have role ``calibration`` (validation rows are never
         fitted) and a non-zero published value.
@@ -266,15 +269,29 @@ def fit_calibration(
         raise ParameterError(f"fit_calibration: only calibration rows may be fitted, not {bad}")
     calls = [parse_experiment(e, i) for i, e in zip(rows.index, rows["experiment"])]
     names = list(parameters)
-    lo = np.log([parameters[n][1] for n in names])
-    hi = np.log([parameters[n][2] for n in names])
+    table_bounds = ParameterTable.load().frame[["lower", "upper"]]
+    spec: dict[str, tuple[float, float, float]] = {}
+    for n in names:
+        if n not in table_bounds.index:
+            raise ParameterError(f"fit_calibration: unknown parameter {n!r}")
+        t_lo, t_hi = (float(x) for x in table_bounds.loc[n])
+        given = parameters[n]
+        start, lo_n, hi_n = given if isinstance(given, tuple) else (float(given), t_lo, t_hi)
+        if not t_lo <= lo_n <= start <= hi_n <= t_hi:
+            raise ParameterError(
+                f"fit_calibration: {n}: need table lower {t_lo:g} <= lower {lo_n:g} <= start "
+                f"{start:g} <= upper {hi_n:g} <= table upper {t_hi:g}"
+            )
+        spec[n] = (start, lo_n, hi_n)
+    lo = np.log([spec[n][1] for n in names])
+    hi = np.log([spec[n][2] for n in names])
 
     def residuals(x: np.ndarray) -> np.ndarray:
         with parameter_overrides(dict(zip(names, np.exp(x)))):
             model = np.array([EXPERIMENTS[name](**kw) for name, kw in calls])
         return np.log(np.maximum(model, 1e-12) / rows["value"].to_numpy(float))
 
-    x0 = np.log([parameters[n][0] for n in names])
+    x0 = np.log([spec[n][0] for n in names])
     # derivative-free (Powell): several readouts are read off sampled curves
     fit = minimize(
         lambda x: float(np.sum(residuals(x) ** 2)),
