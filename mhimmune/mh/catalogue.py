@@ -1,7 +1,8 @@
 """The MH readout catalogue: the names the readout language knows for this model.
 
 :data:`SUMMARY_READOUTS` computes the scalars of :meth:`mhimmune.SimulationResult.summary`
-from a simulation's arrays (tumour volumes, peak temperature, CEM43, DAMP areas,
+from a simulation's arrays (tumour volumes, read as 0 below one cell; peak temperature;
+CEM43 of the mean temperature, of T90 and of each particle-load region; DAMP areas,
 immune peaks and the experiment-comparable readouts of :mod:`mhimmune.mh.readouts`);
 :data:`VOCABULARY` is the table given to :mod:`mhimmune.runs.readout` (those names,
 the ``total_tumour_volume`` alias and the ``cure`` flag: total tumour ≤ 1 mm³);
@@ -12,11 +13,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from mhimmune.mh.cell_classes import CELL_CLASSES
 from mhimmune.mh.readouts import summary_specs
 from mhimmune.runs import readout as generic
 from mhimmune.runs.readout import Flag, Vocabulary
 
 __all__ = [
+    "CELL_VOLUME_MM3",
     "TUMOUR_VOLUMES",
     "SUMMARY_READOUTS",
     "VOCABULARY",
@@ -26,6 +29,10 @@ __all__ = [
     "cure_readout",
 ]
 
+#: volume of one tumour cell (mm³, about 10⁶ cells per mm³): a tumour below it is extinct,
+#: and its volume readouts read 0
+CELL_VOLUME_MM3 = 1e-6
+
 #: the two tumour-volume variables (mm³): treated and distant tumour
 TUMOUR_VOLUMES: tuple[str, str] = ("tumour_volume_treated", "tumour_volume_distant")
 
@@ -33,12 +40,25 @@ _R = generic.Readout
 
 #: readouts named as in :meth:`mhimmune.SimulationResult.summary`, computed from arrays
 SUMMARY_READOUTS: dict[str, generic.Readout] = {
-    "final_volume_treated_mm3": _R("final_volume_treated_mm3", "final", (TUMOUR_VOLUMES[0],)),
-    "min_volume_treated_mm3": _R("min_volume_treated_mm3", "min", (TUMOUR_VOLUMES[0],)),
-    "final_volume_distant_mm3": _R("final_volume_distant_mm3", "final", (TUMOUR_VOLUMES[1],)),
-    "min_volume_distant_mm3": _R("min_volume_distant_mm3", "min", (TUMOUR_VOLUMES[1],)),
+    "final_volume_treated_mm3": _R(
+        "final_volume_treated_mm3", "final", (TUMOUR_VOLUMES[0],), floor=CELL_VOLUME_MM3
+    ),
+    "min_volume_treated_mm3": _R(
+        "min_volume_treated_mm3", "min", (TUMOUR_VOLUMES[0],), floor=CELL_VOLUME_MM3
+    ),
+    "final_volume_distant_mm3": _R(
+        "final_volume_distant_mm3", "final", (TUMOUR_VOLUMES[1],), floor=CELL_VOLUME_MM3
+    ),
+    "min_volume_distant_mm3": _R(
+        "min_volume_distant_mm3", "min", (TUMOUR_VOLUMES[1],), floor=CELL_VOLUME_MM3
+    ),
     "peak_temperature_C": _R("peak_temperature_C", "max", ("temperature_C",)),
     "cem43_total_min": _R("cem43_total_min", "final", ("cem43_min",)),
+    "cem43_t90_min": _R("cem43_t90_min", "final", ("cem43_t90_min",)),
+    **{
+        f"cem43_{cls}_min": _R(f"cem43_{cls}_min", "final", (f"cem43_min_{cls}",))
+        for cls in CELL_CLASSES
+    },
     "auc_atp_treated": _R("auc_atp_treated", "auc", ("atp_e_treated",)),
     "auc_hmgb1_treated": _R("auc_hmgb1_treated", "auc", ("hmgb1_treated",)),
     "auc_hsp70e_treated": _R("auc_hsp70e_treated", "auc", ("hsp70_e_treated",)),

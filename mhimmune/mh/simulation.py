@@ -20,9 +20,10 @@ from mhimmune.core.errors import ProtocolError
 from mhimmune.core.model import Model
 from mhimmune.core.simulate import METHODS, SolverStatus, Trajectories, integrate
 from mhimmune.core.units import convert, days_to_hours, hours_to_days
+from mhimmune.mh.catalogue import SUMMARY_READOUTS
 from mhimmune.mh.inputs import SessionHeating, protocol_schedule, session_heating
 from mhimmune.mh.protocol import Protocol
-from mhimmune.mh.readouts import experiment_readouts
+from mhimmune.runs.readout import evaluate
 
 __all__ = ["simulate", "SimulationResult", "SolverStatus"]
 
@@ -188,7 +189,8 @@ class SimulationResult:
     # ---------------------------------------------------------- readouts
     def sessions(self) -> pd.DataFrame:
         """Per MH session: mode, field, H·f, SAR and how it was obtained, peak and mean
-        temperature, minutes above 42 °C, CEM43.
+        temperature, minutes above 42 °C, CEM43 of the mean temperature and of T90 (the
+        temperature 90 % of the heated region exceeds).
 
         Temperatures (volume means of the heated region) come from the recorded points
         (default every minute during the session); CEM43 is exact (a state of the model)
@@ -199,7 +201,9 @@ class SimulationResult:
         rows = []
         w = self.wide
         sessions = [h.session for h in self.heating]
-        cem_idx = self.model.species.index("CEM43") if "CEM43" in self.model.species else None
+        species = list(self.model.species)
+        cem_idx = species.index("CEM43") if "CEM43" in species else None
+        t90_idx = species.index("CEM43T90") if "CEM43T90" in species else None
         t = days_to_hours(w.index.values)
         for i, s in enumerate(sessions):
             during = (t >= s.start_h - 1e-9) & (t <= s.end_h + 1e-9)
@@ -212,12 +216,13 @@ class SimulationResult:
 
             above = np.trapezoid((temp > 42).astype(float), tt) * 60 if len(tt) > 1 else 0.0
             nxt = sessions[i + 1].start_h if i + 1 < len(sessions) else self.protocol.duration_h
-            cem = np.nan
-            if cem_idx is not None:
-                cem = (
-                    self.breakpoint_states[nxt][cem_idx]
-                    - self.breakpoint_states[s.start_h][cem_idx]
-                )
+
+            def dose(idx, nxt=nxt, start=s.start_h):
+                if idx is None:
+                    return np.nan
+                return self.breakpoint_states[nxt][idx] - self.breakpoint_states[start][idx]
+
+            cem, cem_t90 = dose(cem_idx), dose(t90_idx)
             sar, method = self.heating[i].sar_W_per_g, self.heating[i].sar_method
             u = (
                 w["heating_power_fraction"].values[during]
@@ -244,6 +249,7 @@ class SimulationResult:
                     mean_temperature_C=mean(temp),
                     minutes_above_42C=float(above),
                     cem43_min=float(cem),
+                    cem43_t90_min=float(cem_t90),
                 )
             )
         return pd.DataFrame(rows)
@@ -254,46 +260,29 @@ class SimulationResult:
         fraction, extracellular ATP and HMGB1, mature DCs, CTL infiltration, Treg and MDSC
         fractions, M1/M2, phagocytosis, PD-L1 occupancy; values at day 8 or 14).
 
-        AUCs are trapezoids over the recorded points (units · day). Fold changes against
-        an untreated arm: :func:`mhimmune.mh.readouts.compare`.
+        The readouts are those of :data:`mhimmune.mh.catalogue.SUMMARY_READOUTS` (the
+        same ones ensembles compute) that this model has. Tumour volumes below one cell
+        (1e-6 mm³) read 0: such a tumour is extinct. Thermal dose is given for the mean
+        temperature (``cem43_total_min``), for T90, the temperature 90 % of the heated
+        region exceeds (``cem43_t90_min``, as clinical reports give it), and for each
+        particle-load region. AUCs are trapezoids over the recorded points (units · day).
+        Fold changes against an untreated arm: :func:`mhimmune.mh.readouts.compare`.
         """
+        names = set(self.variables)
+        end_day = hours_to_days(self.protocol.duration_h)
+        chosen = [
+            r
+            for r in SUMMARY_READOUTS.values()
+            if set(r.variables) <= names and (r.day is None or r.day <= end_day + 1e-9)
+        ]
         w = self.wide
-        t = w.index.values
-        out: dict[str, float] = {}
-
-        def auc(col):
-            return float(np.trapezoid(w[col].values, t))
-
-        for site in ("treated", "distant"):
-            col = f"tumour_volume_{site}"
-            if col in w:
-                out[f"final_volume_{site}_mm3"] = float(w[col].iloc[-1])
-                out[f"min_volume_{site}_mm3"] = float(w[col].min())
-        if "temperature_C" in w:
-            out["peak_temperature_C"] = float(w["temperature_C"].max())
-        if "cem43_min" in w:
-            out["cem43_total_min"] = float(w["cem43_min"].iloc[-1])
-        for col, name in (
-            ("atp_e_treated", "auc_atp_treated"),
-            ("hmgb1_treated", "auc_hmgb1_treated"),
-            ("hsp70_e_treated", "auc_hsp70e_treated"),
-            ("damp_signal", "auc_damp_signal"),
-        ):
-            if col in w:
-                out[name] = auc(col)
-        if "crt_fraction_treated" in w:
-            out["peak_crt_fraction"] = float(w["crt_fraction_treated"].max())
-        if "mature_dc_fraction" in w:
-            out["peak_mature_dc_fraction"] = float(w["mature_dc_fraction"].max())
-        if "cd8_effectors_total" in w:
-            out["peak_cd8_effectors_Mcell"] = float(w["cd8_effectors_total"].max())
-            out["auc_cd8_effectors"] = auc("cd8_effectors_total")
-        if "m1_m2_ratio" in w:
-            out["peak_m1_m2_ratio"] = float(w["m1_m2_ratio"].max())
-        if "pdl1_occupancy" in w:
-            out["peak_pdl1_occupancy"] = float(w["pdl1_occupancy"].max())
-        for name, value in experiment_readouts(self).items():
-            out.setdefault(name, float(value))
+        out = evaluate(
+            chosen,
+            lambda variables: sum(w[v].to_numpy() for v in variables),
+            w.index.to_numpy(),
+            end_day,
+            None,
+        )
         return pd.Series(out, name=self.protocol.name, dtype=float)
 
     def plot(self, variables: list[str] | None = None, **kwargs):

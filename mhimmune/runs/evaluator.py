@@ -26,7 +26,7 @@ from mhimmune.core.errors import MhimmuneError, ModelError, ParameterError, Prot
 from mhimmune.core.model import Model, default_links, load_model
 from mhimmune.core.resources import resource_dir
 from mhimmune.core.units import hours_to_days
-from mhimmune.runs.readout import EMPTY_VOCABULARY, Readout, Vocabulary
+from mhimmune.runs.readout import EMPTY_VOCABULARY, Readout, Vocabulary, evaluate
 
 __all__ = ["ModelEvaluator", "is_template", "model_for", "source_fingerprint"]
 
@@ -324,39 +324,8 @@ class ModelEvaluator:
                 cache[variables] = y
             return cache[variables]
 
-        out: dict[str, Any] = {}
-        end_d = hours_to_days(duration_h)
-        for r in self.readouts:
-            y = series(r.variables)
-            if r.kind == "final":
-                out[r.name] = float(y[-1])
-            elif r.kind == "min":
-                out[r.name] = float(y.min())
-            elif r.kind == "max":
-                out[r.name] = float(y.max())
-            elif r.kind == "auc":
-                out[r.name] = float(np.trapezoid(y, t))
-            else:
-                day = end_d if r.day is None else r.day
-                if r.relative and r.day is not None:
-                    if first_treatment_h is None:
-                        raise ValueError(
-                            f"readout {r.name}: its day counts from the first "
-                            f"treatment, but the protocol has no treatment"
-                        )
-                    day = r.day + hours_to_days(first_treatment_h)
-                if day > end_d + 1e-9:
-                    raise ValueError(
-                        f"readout {r.name}: day {day:g} is after the end of the "
-                        f"protocol (day {end_d:g})"
-                    )
-                value = float(y[-1]) if r.day is None else float(np.interp(day, t, y))
-                if r.kind == "at":
-                    out[r.name] = value
-                elif r.threshold is None:
-                    raise ValueError(f"readout {r.name}: a {r.kind} flag needs a threshold")
-                else:
-                    out[r.name] = float(value <= r.threshold)
+        first_d = None if first_treatment_h is None else hours_to_days(first_treatment_h)
+        out: dict[str, Any] = evaluate(self.readouts, series, t, hours_to_days(duration_h), first_d)
         grid = self.time_grid_day
         if grid is not None:
             for v in self.trajectory_names:

@@ -11,13 +11,15 @@ several. :meth:`Readout.parse` reads specifications such as ``auc:VAR``,
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+import numpy as np
+
 from mhimmune.core.errors import ParameterError
 
-__all__ = ["Readout", "Flag", "Vocabulary", "STAT_KINDS", "EMPTY_VOCABULARY"]
+__all__ = ["Readout", "Flag", "Vocabulary", "STAT_KINDS", "EMPTY_VOCABULARY", "evaluate"]
 
 #: readout kinds computed by a statistic of the series; any other kind is a threshold flag
 STAT_KINDS: tuple[str, ...] = ("final", "min", "max", "auc", "at")
@@ -85,6 +87,9 @@ class Readout:
         *day* counts from the start of the first treatment of each run's protocol
         (:attr:`mhimmune.Protocol.first_treatment_h`) instead of from day 0; such a
         readout fails (as a run failure) for an untreated protocol.
+    floor
+        Detection limit: a ``final``, ``min``, ``max`` or ``at`` value whose magnitude is
+        below it reads as 0 (e.g. one cell's volume, below which a population is extinct).
     """
 
     name: str
@@ -93,13 +98,16 @@ class Readout:
     day: float | None = None
     threshold: float | None = None
     relative: bool = False
+    floor: float = 0.0
 
     #: vocabulary :meth:`parse` uses when none is given (empty: statistics of variables)
     vocabulary: ClassVar[Vocabulary]
 
     def renamed(self, name: str) -> Readout:
         """The same readout under another column name."""
-        return Readout(name, self.kind, self.variables, self.day, self.threshold, self.relative)
+        return Readout(
+            name, self.kind, self.variables, self.day, self.threshold, self.relative, self.floor
+        )
 
     @classmethod
     def parse(
@@ -209,3 +217,63 @@ def _float(text: str, spec: str) -> float:
     if not math.isfinite(x) or x < 0:
         raise ParameterError(f"readout {spec!r}: {text!r} must be a finite number ≥ 0")
     return x
+
+
+def evaluate(
+    readouts: Sequence[Readout],
+    series: Callable[[tuple[str, ...]], np.ndarray],
+    t_day: np.ndarray,
+    end_day: float,
+    first_treatment_day: float | None = None,
+) -> dict[str, float]:
+    """The value of each readout for one run.
+
+    Parameters
+    ----------
+    readouts
+        The readouts to compute.
+    series
+        ``series(variables)`` -> the summed recorded values of *variables* at *t_day*.
+    t_day
+        Recorded times in days.
+    end_day
+        End of the run in days.
+    first_treatment_day
+        Start of the first treatment (days), for readouts whose day is ``relative``.
+
+    Raises
+    ------
+    ValueError
+        A relative readout without a treatment, a day after the end, a flag without a
+        threshold.
+    """
+    out: dict[str, float] = {}
+    for r in readouts:
+        y = series(r.variables)
+        if r.kind == "auc":
+            out[r.name] = float(np.trapezoid(y, t_day))
+            continue
+        if r.kind in ("final", "min", "max"):
+            value = float(y[-1] if r.kind == "final" else (y.min() if r.kind == "min" else y.max()))
+        else:
+            day = end_day if r.day is None else r.day
+            if r.relative and r.day is not None:
+                if first_treatment_day is None:
+                    raise ValueError(
+                        f"readout {r.name}: its day counts from the first "
+                        f"treatment, but the protocol has no treatment"
+                    )
+                day = r.day + first_treatment_day
+            if day > end_day + 1e-9:
+                raise ValueError(
+                    f"readout {r.name}: day {day:g} is after the end of the "
+                    f"protocol (day {end_day:g})"
+                )
+            value = float(y[-1]) if r.day is None else float(np.interp(day, t_day, y))
+            if r.kind != "at":
+                if r.threshold is None:
+                    raise ValueError(f"readout {r.name}: a {r.kind} flag needs a threshold")
+                out[r.name] = float(value <= r.threshold)
+                continue
+        out[r.name] = 0.0 if abs(value) < r.floor else value
+    return out

@@ -153,6 +153,12 @@ class ResponderRule:
 #: untreated tumours).
 MECHANISM_READOUTS: tuple[tuple[str, str, str, str], ...] = (
     ("cem43_min", "cem43_total_min", "heating", "thermal dose CEM43 (min, all sessions)"),
+    (
+        "cem43_t90_min",
+        "cem43_t90_min",
+        "heating",
+        "thermal dose CEM43T90 of the coolest 90 % of the heated region (min)",
+    ),
     ("damp_d1", "damp_signal@+1", "death (ICD)", "DAMP signal 1 d after the first MH session"),
     (
         "mature_dc_d7",
