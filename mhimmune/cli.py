@@ -48,11 +48,25 @@ def _cmd_check(args) -> int:
 
 
 def _cmd_params(args) -> int:
+    from mhimmune.core.bibliography import cited_keys, format_reference, load_references
     from mhimmune.core.params import ParameterTable, format_table
 
     table = ParameterTable.load()
     df = table.search(args.search) if args.search else table.frame
-    print(format_table(df))
+    refs = load_references()
+    keys = list(dict.fromkeys(k for s in df["source"].astype(str) for k in cited_keys(s)))
+    if args.csv:
+        out = df.reset_index()
+        out["references"] = [
+            " | ".join(format_reference(k, refs) for k in cited_keys(str(s))) for s in out["source"]
+        ]
+        sys.stdout.write(out.to_csv(index=False))
+        return 0
+    print(format_table(df, source_width=None if args.full else 60))
+    if args.full and keys:
+        print("\nReferences")
+        for k in keys:
+            print(f"  {format_reference(k, refs)}")
     return 0
 
 
@@ -250,6 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("params", help="list parameters: name, value, unit, bounds, source")
     p.add_argument(
         "--search", help="case-insensitive text to look for in names, units, sources, notes"
+    )
+    p.add_argument(
+        "--full", action="store_true", help="whole sources, then the full references they cite"
+    )
+    p.add_argument(
+        "--csv", action="store_true", help="every column as CSV, with the full references"
     )
     p.set_defaults(func=_cmd_params)
     d = sub.add_parser("demo", help="run the default study (four arms) and write results")

@@ -6,6 +6,7 @@ import sys
 import pandas as pd
 import pytest
 
+import mhimmune as mh
 from mhimmune.cli import main
 from mhimmune.core.resources import resource_dir
 
@@ -89,3 +90,22 @@ def test_demo_writes_summary_trajectories_and_figure(tmp_path):
     traj = pd.read_csv(tmp_path / "demo_trajectories.csv")
     assert set(traj["protocol"]) == set(summary.columns)
     assert (tmp_path / "demo.png").stat().st_size > 10_000
+
+
+def test_params_full_prints_whole_sources_and_the_references_they_cite(capsys):
+    assert main(["params", "--search", "bso_ec50", "--full"]) == 0
+    out = capsys.readouterr().out
+    assert "skapek1988_xenograft_ip" in out  # the source is not truncated
+    assert "[lee1987] Lee FYF, Allalunis-Turner MJ, Siemann DW (1987)." in out
+    assert "doi:10.1038/bjc.1987.148" in out
+
+
+def test_params_csv_has_every_parameter_and_full_references(capsys):
+    import io
+
+    assert main(["params", "--csv"]) == 0
+    table = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert len(table) == len(mh.ParameterTable.load().names)
+    assert {"parameterId", "value", "unit", "source", "references"} <= set(table.columns)
+    row = table.set_index("parameterId").loc["bso_ec50"]
+    assert "doi:10.1038/bjc.1987.148" in row["references"]

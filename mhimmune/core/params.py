@@ -385,12 +385,12 @@ class ParameterTable:
 # --------------------------------------------------------------------------- display
 
 
-def format_table(df: pd.DataFrame | ParameterTable, source_width: int = 60) -> str:
+def format_table(df: pd.DataFrame | ParameterTable, source_width: int | None = 60) -> str:
     """Readable fixed-width text of name, value, unit, [lower, upper] and source.
 
     *df* is a table frame (``ParameterTable.frame`` or a :meth:`ParameterTable.search`
     result) or a :class:`ParameterTable`; sources longer than *source_width*
-    characters are truncated with ``...``.
+    characters are truncated with ``...`` (``None``: never).
     """
     if isinstance(df, ParameterTable):
         df = df.frame
@@ -408,7 +408,7 @@ def format_table(df: pd.DataFrame | ParameterTable, source_width: int = 60) -> s
             else f"[{fmt_bound(lower)}, {fmt_bound(upper)}]"
         )
         source = " ".join(str(row["source"]).split())
-        if len(source) > source_width:
+        if source_width is not None and len(source) > source_width:
             source = source[: max(source_width - 3, 0)].rstrip() + "..."
         lines.append((str(name), fmt(float(row["value"])), str(row["unit"]), rng, source))
     widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header) - 1)]
@@ -426,6 +426,6 @@ def format_table(df: pd.DataFrame | ParameterTable, source_width: int = 60) -> s
     rule = (
         "  ".join("-" * w for w in widths)
         + "  "
-        + "-" * min(source_width, max(len(r[4]) for r in [header, *lines]))
+        + "-" * min(source_width or 10**9, max(len(r[4]) for r in [header, *lines]))
     )
     return "\n".join([render(header), rule, *(render(r) for r in lines)])

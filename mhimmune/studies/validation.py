@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mhimmune.core.bibliography import load_references
 from mhimmune.core.errors import MhimmuneError, ParameterError
 from mhimmune.core.params import ParameterTable
 from mhimmune.core.resources import resource_dir
@@ -72,17 +73,6 @@ _CLIP = (1e-2, 1e2)
 
 def _default_targets() -> Path:
     return resource_dir("validation") / "targets.tsv"
-
-
-def load_references(path: str | Path | None = None) -> pd.DataFrame:
-    """The project's bibliography (``parameters/references.tsv``), indexed by key."""
-    path = Path(path) if path is not None else resource_dir("parameters") / "references.tsv"
-    if not path.is_file():
-        raise ParameterError(f"references: no bibliography at {path}")
-    refs = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    if "key" not in refs.columns:
-        raise ParameterError(f"{path}: needs a 'key' column")
-    return refs.set_index("key")
 
 
 def _number(text: str, where: str) -> float:
