@@ -397,8 +397,8 @@ class ValidationResult:
         for role, r in s.iterrows():
             frac = "–" if pd.isna(r["pass_fraction"]) else f"{r['pass_fraction']:.0%}"
             lines.append(
-                f"| {role} | {r['targets']} | {r['simulated']} | {r['passed']} | "
-                f"{r['publications']} | {frac} |"
+                f"| {role} | {int(r['targets'])} | {int(r['simulated'])} | {int(r['passed'])} | "
+                f"{int(r['publications'])} | {frac} |"
             )
         lines += ["", "## By group", "", "| group | " + " | ".join(STATUSES) + " |",
                   "|---|" + "---:|" * len(STATUSES)]  # fmt: skip
