@@ -124,36 +124,35 @@ class SparseLU:
             bw_ptr.append(len(bw_col))
         return fw_ptr, fw_col, fw_idx, bw_ptr, bw_col, bw_idx
 
-    def source(self) -> str:
-        """Module-level numpy arrays describing the factorisation and triangular solves."""
+    def named_arrays(self) -> list[tuple[str, list[int]]]:
+        """The integer arrays both backends compile in, by name and in order: the
+        factorisation (diagonal, operations, ordering), the triangular solves and where
+        each Jacobian entry lands in the factor."""
         fw_ptr, fw_col, fw_idx, bw_ptr, bw_col, bw_idx = self.triangles()
         idx, n = self.index, self.n
-        rows = [i for i, _ in self.entries]
-        cols = [j for _, j in self.entries]
-        pos = [self.position(i, j) for i, j in self.entries]
+        ints = lambda values: [int(v) for v in values]  # noqa: E731
+        return [
+            ("LU_DIAG", ints(idx[i, i] for i in range(n))),
+            ("LU_OP_T", ints(self.ops[:, 0])),
+            ("LU_OP_A", ints(self.ops[:, 1])),
+            ("LU_OP_B", ints(self.ops[:, 2])),
+            ("LU_PERM", ints(self.order)),
+            ("LU_FW_PTR", ints(fw_ptr)),
+            ("LU_FW_COL", ints(fw_col)),
+            ("LU_FW_IDX", ints(fw_idx)),
+            ("LU_BW_PTR", ints(bw_ptr)),
+            ("LU_BW_COL", ints(bw_col)),
+            ("LU_BW_IDX", ints(bw_idx)),
+            ("JAC_ROWS", [i for i, _ in self.entries]),
+            ("JAC_COLS", [j for _, j in self.entries]),
+            ("JAC_POS", [self.position(i, j) for i, j in self.entries]),
+        ]
 
-        def arr(name, values):
-            return f"{name} = np.array({[int(v) for v in values]!r}, dtype=np.int64)"
-
-        return "\n".join(
-            [
-                f"LU_NNZ = {self.nnz}",
-                arr("LU_DIAG", [idx[i, i] for i in range(n)]),
-                arr("LU_OP_T", self.ops[:, 0]),
-                arr("LU_OP_A", self.ops[:, 1]),
-                arr("LU_OP_B", self.ops[:, 2]),
-                arr("LU_PERM", self.order),
-                arr("LU_FW_PTR", fw_ptr),
-                arr("LU_FW_COL", fw_col),
-                arr("LU_FW_IDX", fw_idx),
-                arr("LU_BW_PTR", bw_ptr),
-                arr("LU_BW_COL", bw_col),
-                arr("LU_BW_IDX", bw_idx),
-                arr("JAC_ROWS", rows),
-                arr("JAC_COLS", cols),
-                arr("JAC_POS", pos),
-            ]
-        )
+    def source(self) -> str:
+        """Module-level numpy arrays describing the factorisation and triangular solves."""
+        lines = [f"LU_NNZ = {self.nnz}"]
+        lines += [f"{k} = np.array({v!r}, dtype=np.int64)" for k, v in self.named_arrays()]
+        return "\n".join(lines)
 
 
 def network_equations(b: Builder) -> tuple[Symbolic, dict]:
