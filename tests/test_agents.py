@@ -1,4 +1,4 @@
-"""The heating-agent catalogue reproduces the seed review's numbers and scales SAR by ILP."""
+"""The heating-agent catalogue reproduces the numbers of Yan et al. [yan_mh_review] and scales SAR by ILP."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from mhimmune.core.resources import resource_dir
 from mhimmune.mh import physics as ph
 from mhimmune.mh.agents import Agent, agent_names, agent_table, get_agent
 
-# agent id -> (SAR W/g, H kA/m, f kHz, ILP nH m²/kg) as the seed review gives them (None = not given)
-SEED_NUMBERS = {
+# agent id -> (SAR W/g, H kA/m, f kHz, ILP nH m²/kg) as the review gives them (None = not given)
+REVIEW_NUMBERS = {
     "fe3o4_10nm": (168, 15, 300, 2.49),
     "fe3o4_19nm_mpeg": (930, 27, 400, 3.19),
     "fe3o4_19nm_peg_dh29nm": (686, 27, 400, 2.35),
@@ -32,16 +32,16 @@ SEED_NUMBERS = {
 }
 
 
-def test_catalogue_holds_the_seed_agents():
-    assert set(SEED_NUMBERS) <= set(agent_names())
+def test_catalogue_holds_the_review_agents():
+    assert set(REVIEW_NUMBERS) <= set(agent_names())
     assert agent_names()[:2] == ["fe3o4_10nm", "fe3o4_19nm_mpeg"]
     assert all(n == n.lower() and " " not in n for n in agent_names())
 
 
-@pytest.mark.parametrize("name", sorted(SEED_NUMBERS))
-def test_catalogue_numbers_match_the_seed(name):
+@pytest.mark.parametrize("name", sorted(REVIEW_NUMBERS))
+def test_catalogue_numbers_match_the_review(name):
     agent = get_agent(name)
-    sar, h, f, ilp = SEED_NUMBERS[name]
+    sar, h, f, ilp = REVIEW_NUMBERS[name]
     for given, stored in ((sar, agent.sar_w_per_g), (h, agent.field_kA_per_m), (f, agent.freq_kHz)):
         if given is None:
             assert math.isnan(stored)
@@ -75,7 +75,7 @@ def test_existing_rows_and_columns_are_kept():
 
 
 def test_given_ilp_agrees_with_sar_and_field():
-    """Where the seed gives SAR, H, f and ILP they agree within 1 % (2 % for the FVIO 2019 row,
+    """Where the review gives SAR, H, f and ILP they agree within 1 % (2 % for the FVIO 2019 row,
     whose field is the upper end of a 30-46 kA/m range)."""
     for agent in map(get_agent, agent_names()):
         if agent.ilp_derived or not all(

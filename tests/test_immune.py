@@ -1,4 +1,4 @@
-"""Immune behaviours of the default model (issue 5), each with its tolerance and why.
+"""Immune behaviours of the default model, each with its tolerance and why.
 
 The tumour-immune race in this model is switch-like: a response that outruns the
 distant tumour's growth eradicates it, one that does not lets it grow to capacity.
@@ -259,8 +259,8 @@ def test_readouts_compare_gives_fold_changes_against_the_untreated_arm(demo_resu
     assert np.allclose(fold["untreated"].drop("pdl1_occupancy_day14"), 1.0)
     assert np.isnan(fold.loc["pdl1_occupancy_day14", "anti_pdl1"])  # reference occupancy is 0
     assert ref.loc["pdl1_occupancy_day14", "value"] == 0.0
-    # MH: ICD hallmarks up (LITERATURE.md §7: CRT +72 %, HMGB1 +46 %, DC 4 % -> 61 %,
-    # CTL 10 % -> 36 %), suppressive cells down, macrophages repolarised, more phagocytosis
+    # MH: ICD hallmarks up (J Nanobiotechnol 2023 [spiorpp2023]: CRT +72 %, HMGB1 +46 %,
+    # DC 4 % -> 61 %, CTL 10 % -> 36 %), suppressive cells down, macrophages repolarised, more phagocytosis
     for name in (
         "crt_fraction_day8",
         "atp_treated_day8",

@@ -12,7 +12,8 @@ from scipy.optimize import curve_fit, minimize_scalar
 from mhimmune.core.errors import ParameterError
 from mhimmune.mh import physics as ph
 
-# Seed review 000, Table 2 (Fe3O4): rows with a measuring field (H kA/m, f kHz, SAR W/g, ILP nH m²/kg).
+# Yan et al. [yan_mh_review], Table 2 (Fe3O4): rows with a measuring field
+# (H kA/m, f kHz, SAR W/g, ILP nH m²/kg).
 TABLE2_ROWS = [
     (15.0, 300.0, 168.0, 2.49),
     (37.3, 500.0, 450.0, 0.65),

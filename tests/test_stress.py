@@ -89,8 +89,8 @@ def lethal_hazard(w, cls, t0=None, t1=None):
 def full_mechanism(q, history, y0, atol_scale=1e-12):
     """Reference: the chemistry of one cell class with H2O2, •OH and HO2• as explicit
     species and every radical step kept, including the radical-radical ones the link
-    drops (•OH + •OH 5.5e9 /M/s, LITERATURE.md §5; •OH + HO2• 7.1e9 /M/s and
-    HO2• + HO2• 8.3e5 /M/s, Buxton et al. 1988 / Bielski et al. 1985, recalled), H2O2
+    drops (•OH + •OH 5.5e9 /M/s and •OH + HO2• 7.1e9 /M/s, Buxton et al. 1988 [buxton1988];
+    HO2• + HO2• 8.3e5 /M/s, Bielski et al. 1985; all recalled), H2O2
     regeneration by superoxide dismutation, and H2O2 consumption by the metals and •OH.
 
     *q*: internal parameter values by name; *history*: [(hours, T, gox, bso, field_on)];

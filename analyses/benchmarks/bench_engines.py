@@ -16,7 +16,7 @@ Measures, in one run on this machine,
   warm start from that cache;
 * a cProfile of mhimmune's simulate: where the time of one simulation goes.
 
-Targets (issue 8): mhimmune per simulation at least as fast as libroadrunner once
+Targets: mhimmune per simulation at least as fast as libroadrunner once
 compiled; first simulation from a cold cache under 30 s.
 
     make bench-engines

@@ -1,18 +1,19 @@
 """Catalogue of magnetic heating agents (``parameters/agents.tsv``).
 
-Each agent carries a measured SAR (W per g of iron, as the seed review defines it:
-SAR = (ΔT/Δt)·C/m_Fe) with the field it was measured at, and/or an intrinsic loss
-power ILP = SAR/(H² f). Within linear response the SAR at another field follows from
-the ILP: SAR = ILP · H² · f (:func:`mhimmune.mh.physics.sar_from_ilp`). When the table
-gives no ILP it is derived from the SAR and its field; an agent with neither (a SAR
-without its field, or only a SAR range) cannot be scaled, and :meth:`Agent.sar_at`
-raises for it.
+Each agent carries a measured SAR (W per g of iron, as the review of Yan et al.
+[yan_mh_review] defines it: SAR = (ΔT/Δt)·C/m_Fe) with the field it was measured at,
+and/or an intrinsic loss power ILP = SAR/(H² f). Within linear response the SAR at
+another field follows from the ILP: SAR = ILP · H² · f
+(:func:`mhimmune.mh.physics.sar_from_ilp`). When the table gives no ILP it is derived
+from the SAR and its field; an agent with neither (a SAR without its field, or only a
+SAR range) cannot be scaled, and :meth:`Agent.sar_at` raises for it.
 
 Columns of the table: ``agent`` (lower_snake_case id), ``description``, ``sar_w_per_g``,
 ``field_kA_per_m``, ``freq_kHz``, ``ilp_nH_m2_per_kg``, ``core_nm``, ``source``, ``notes``,
 ``material``, ``hydrodynamic_nm``, ``shell_nm``, ``anisotropy_kJ_per_m3``,
 ``sar_low_w_per_g``, ``sar_high_w_per_g`` (a reported SAR range) and ``evidence``
-(clinical, in_vivo, in_vitro or suspension: the strongest setting the seed review reports).
+(clinical, in_vivo, in_vitro or suspension: the strongest setting reported in the review
+of Yan et al. [yan_mh_review]).
 Empty cells are unknown, never zero.
 """
 
@@ -71,7 +72,7 @@ class Agent:
         Raises :class:`ProtocolError` when the agent has no ILP and no measuring field, or when
         the field or frequency is out of range.
 
-        Reference: seed review 000 (ILP = SAR/(H² f)); LITERATURE.md §1.
+        Reference: Yan et al. [yan_mh_review] (ILP = SAR/(H² f)).
         """
         if not self.scalable:
             measured = (

@@ -33,14 +33,18 @@ __all__ = [
     "radial_pennes",
 ]
 
-#: Soft-tissue density, kg/m³ (LITERATURE.md §2).
+#: Soft-tissue density, kg/m³: generic value for the Pennes model (Pennes 1948 [pennes1948]);
+#: compilation: McIntosh & Anderson 2010 [mcintosh2010], not checked against its tables.
 TISSUE_DENSITY_KG_PER_M3 = 1050.0
-#: Soft-tissue specific heat, J/(kg K) (LITERATURE.md §2).
+#: Soft-tissue specific heat, J/(kg K): generic value (Pennes 1948 [pennes1948]; compilation:
+#: McIntosh & Anderson 2010 [mcintosh2010], not checked against its tables).
 TISSUE_HEAT_CAPACITY_J_PER_KG_K = 3600.0
-#: Soft-tissue thermal conductivity, W/(m K) (LITERATURE.md §2; range 0.4–0.6).
+#: Soft-tissue thermal conductivity, W/(m K), range 0.4–0.6 (compilation: McIntosh & Anderson
+#: 2010 [mcintosh2010], not checked against its tables).
 TISSUE_CONDUCTIVITY_W_PER_M_K = 0.5
 #: Tumour perfusion W = ω_b ρ_b c_b = 5e-4 s⁻¹ · 1060 kg/m³ · 3800 J/(kg K), W/(m³ K)
-#: (LITERATURE.md §2).
+#: (perfusion term of Pennes 1948 [pennes1948]; ω_b is a commonly quoted tumour value, primary
+#: source not identified).
 TUMOUR_PERFUSION_W_PER_M3_K = 5e-4 * 1060.0 * 3800.0
 
 
@@ -54,7 +58,7 @@ def perfusion_coefficient(omega_b_per_s, rho_b_kg_per_m3=1060.0, c_b_J_per_kg_K=
     rho_b_kg_per_m3 : blood density in kg/m³ (> 0).
     c_b_J_per_kg_K : blood specific heat in J/(kg K) (> 0).
 
-    Reference: Pennes 1948 (J Appl Physiol 1:93); LITERATURE.md §2.
+    Reference: Pennes 1948 (J Appl Physiol 1:93) [pennes1948].
     """
     w = as_array(omega_b_per_s, "omega_b_per_s", "1/s", lo=0.0)
     rb = as_array(rho_b_kg_per_m3, "rho_b_kg_per_m3", "kg/m³", lo=0.0, lo_open=True)
@@ -75,8 +79,8 @@ def lumped_time_constant(
     g_conduction_W_per_m3_K : conductive loss to the surroundings G = hA/V in W/(m³ K) (≥ 0);
         W + G must be > 0.
 
-    Reference: Pennes 1948 (J Appl Physiol 1:93), lumped form ρc dθ/dt = Q − (W + G)θ;
-    LITERATURE.md §2.
+    Reference: Pennes 1948 (J Appl Physiol 1:93), lumped form ρc dθ/dt = Q − (W + G)θ
+    [pennes1948].
     """
     rho = as_array(rho_kg_per_m3, "rho_kg_per_m3", "kg/m³", lo=0.0, lo_open=True)
     c = as_array(c_J_per_kg_K, "c_J_per_kg_K", "J/(kg K)", lo=0.0, lo_open=True)
@@ -124,7 +128,7 @@ def lumped_tumour_temperature(
     initial_C : temperature at t = 0 in °C; default *arterial_C*.
     arterial_C : arterial (basal) temperature in °C.
 
-    Reference: Pennes 1948 (J Appl Physiol 1:93); LITERATURE.md §2.
+    Reference: Pennes 1948 (J Appl Physiol 1:93) [pennes1948].
     """
     t = as_array(time_s, "time_s", "s", lo=0.0)
     rho = float(as_array(rho_kg_per_m3, "rho_kg_per_m3", "kg/m³", lo=0.0, lo_open=True))
@@ -185,7 +189,8 @@ def sphere_conduction_coefficient(radius_m, k_w_per_m_K=TISSUE_CONDUCTIVITY_W_PE
     radius_m : sphere (tumour) radius in m (> 0).
     k_w_per_m_K : thermal conductivity in W/(m K) (> 0).
 
-    Reference: derived from the W = 0 limit of :func:`sphere_steady_state` (LITERATURE.md §2).
+    Reference: derived from the W = 0 limit of :func:`sphere_steady_state`
+    (Pennes 1948 [pennes1948]).
     """
     r = as_array(radius_m, "radius_m", "m", lo=0.0, lo_open=True)
     k = as_array(k_w_per_m_K, "k_w_per_m_K", "W/(m K)", lo=0.0, lo_open=True)
@@ -253,8 +258,8 @@ def sphere_steady_state(
     k_w_per_m_K : thermal conductivity in W/(m K) (> 0).
     w_w_per_m3_K : perfusion coefficient W in W/(m³ K) (≥ 0).
 
-    Reference: Pennes 1948 (J Appl Physiol 1:93); the closed form follows by matching θ and
-    k ∂θ/∂r at r = R (LITERATURE.md §2).
+    Reference: Pennes 1948 (J Appl Physiol 1:93) [pennes1948]; the closed form follows by
+    matching θ and k ∂θ/∂r at r = R.
     """
     r = as_array(r_m, "r_m", "m", lo=0.0)
     big_r = float(as_array(radius_m, "radius_m", "m", lo=0.0, lo_open=True))
@@ -360,7 +365,7 @@ def radial_pennes(
     Returns :class:`RadialPennesResult` ``(r_m, t_s, temperature_C)`` with temperature_C of
     shape (len(t_s), n_r).
 
-    Reference: Pennes 1948 (J Appl Physiol 1:93); LITERATURE.md §2.
+    Reference: Pennes 1948 (J Appl Physiol 1:93) [pennes1948].
     """
     big_r = float(as_array(radius_m, "radius_m", "m", lo=0.0, lo_open=True))
     duration = float(as_array(duration_s, "duration_s", "s", lo=0.0, lo_open=True))

@@ -13,7 +13,7 @@ from mhimmune.mh.physics_args import as_array, scalar_or_array
 
 __all__ = ["BREZOVICH_LIMIT", "HERGT_LIMIT", "HfWarning", "hf_product", "check_hf"]
 
-#: Brezovich (1988) conservative limit on H·f, A m⁻¹ s⁻¹ (seed review 000; LITERATURE.md §1).
+#: Brezovich (1988) conservative limit on H·f, A m⁻¹ s⁻¹ (as quoted by Yan et al. [yan_mh_review]).
 BREZOVICH_LIMIT = 4.85e8
 #: Hergt & Dutz (2007, JMMM 311:187) tolerated limit on H·f, A m⁻¹ s⁻¹.
 HERGT_LIMIT = 5e9
@@ -31,7 +31,7 @@ def hf_product(field_kA_per_m, freq_kHz):
     field_kA_per_m : field amplitude in kA/m (≥ 0).
     freq_kHz : frequency in kHz (> 0).
 
-    Reference: Brezovich 1988; Hergt & Dutz 2007 (JMMM 311:187); seed review 000.
+    Reference: Brezovich 1988; Hergt & Dutz 2007 (JMMM 311:187); Yan et al. [yan_mh_review].
     """
     h = as_array(field_kA_per_m, "field_kA_per_m", "kA/m", lo=0.0)
     f = as_array(freq_kHz, "freq_kHz", "kHz", lo=0.0, lo_open=True)
@@ -49,7 +49,8 @@ def check_hf(field_kA_per_m, freq_kHz):
     "above_brezovich" means BREZOVICH_LIMIT < H·f ≤ HERGT_LIMIT (4.85e8 and 5e9 A m⁻¹ s⁻¹);
     a value equal to a limit is not above it. Arrays give an array of strings.
 
-    Reference: Brezovich 1988; Hergt & Dutz 2007 (JMMM 311:187); seed review 000 section 2.
+    Reference: Brezovich 1988; Hergt & Dutz 2007 (JMMM 311:187); Yan et al. [yan_mh_review],
+    section 2.
     """
     hf = np.asarray(hf_product(field_kA_per_m, freq_kHz))
     out = np.where(

@@ -71,7 +71,7 @@ def steady_temperature(
     params
         Overrides of heating parameters by name (table units).
 
-    Reference: lumped Pennes balance (LITERATURE.md §2), G = 5k/(2R²)
+    Reference: lumped Pennes balance (Pennes 1948 [pennes1948]), G = 5k/(2R²)
     (:func:`mhimmune.mh.physics.sphere_conduction_coefficient`).
     """
     if not (isinstance(dose_mg_per_cm3, (int, float)) and dose_mg_per_cm3 > 0):

@@ -51,14 +51,14 @@ def ilp(sar_w_per_g, field_kA_per_m, freq_kHz):
     Parameters
     ----------
     sar_w_per_g : SAR (= SLP) in W/g (≥ 0), per gram of the mass the SAR is normalised to
-        (iron for the catalogue, see seed review 000 eq. SAR = (ΔT/Δt)·C/m_Fe).
+        (iron for the catalogue: SAR = (ΔT/Δt)·C/m_Fe as in Yan et al. [yan_mh_review]).
     field_kA_per_m : field amplitude H in kA/m (> 0).
     freq_kHz : field frequency f in kHz (> 0).
 
     Returns nH·m²/kg; arrays broadcast. Field-independent only within linear response.
 
-    Reference: Kallumadil et al. 2009 (JMMM 321:1509) via seed review 000 (ILP = SAR/(H² f));
-    LITERATURE.md §1.
+    Reference: Kallumadil et al. 2009 (JMMM 321:1509), as quoted by Yan et al. [yan_mh_review]
+    (ILP = SAR/(H² f)).
     """
     sar = as_array(sar_w_per_g, "sar_w_per_g", "W/g", lo=0.0)
     h = as_array(field_kA_per_m, "field_kA_per_m", "kA/m", lo=0.0, lo_open=True)
@@ -78,7 +78,7 @@ def sar_from_ilp(ilp_nH_m2_per_kg, field_kA_per_m, freq_kHz):
 
     Returns W/g of the same mass basis as the ILP. Inverse of :func:`ilp`.
 
-    Reference: seed review 000 (ILP = SAR/(H² f)); LITERATURE.md §1.
+    Reference: Yan et al. [yan_mh_review] (ILP = SAR/(H² f)).
     """
     i = as_array(ilp_nH_m2_per_kg, "ilp_nH_m2_per_kg", "nH·m²/kg", lo=0.0)
     h = as_array(field_kA_per_m, "field_kA_per_m", "kA/m", lo=0.0)
@@ -113,7 +113,7 @@ def neel_time(
 
     Returns s; ``inf`` where e^Γ overflows (blocked particles).
 
-    Reference: Rosensweig 2002 (JMMM 252:370); LITERATURE.md §1.
+    Reference: Rosensweig 2002 (JMMM 252:370) [rosensweig2002].
     """
     d = as_array(diameter_nm, "diameter_nm", "nm", lo=0.0, lo_open=True)
     k = as_array(anisotropy_kJ_per_m3, "anisotropy_kJ_per_m3", "kJ/m³", lo=0.0, lo_open=True)
@@ -139,7 +139,7 @@ def brown_time(hydrodynamic_diameter_nm, viscosity_Pa_s=6.9e-4, temperature_K=_B
     viscosity_Pa_s : carrier viscosity η in Pa·s (> 0); water at 37 °C ≈ 6.9e-4.
     temperature_K : temperature in K (> 0).
 
-    Reference: Rosensweig 2002 (JMMM 252:370); LITERATURE.md §1.
+    Reference: Rosensweig 2002 (JMMM 252:370) [rosensweig2002].
     """
     dh = as_array(hydrodynamic_diameter_nm, "hydrodynamic_diameter_nm", "nm", lo=0.0, lo_open=True)
     eta = as_array(viscosity_Pa_s, "viscosity_Pa_s", "Pa·s", lo=0.0, lo_open=True)
@@ -171,7 +171,7 @@ def effective_time(
     tau0_s : Néel attempt time in s (> 0).
     form : Néel formula, see :func:`neel_time`.
 
-    Reference: Rosensweig 2002 (JMMM 252:370); LITERATURE.md §1.
+    Reference: Rosensweig 2002 (JMMM 252:370) [rosensweig2002].
     """
     tau_n = np.asarray(
         neel_time(diameter_nm, anisotropy_kJ_per_m3, temperature_K, tau0_s, form=form)
@@ -273,7 +273,7 @@ def rosensweig_slp(
     form : Néel formula, see :func:`neel_time`.
     basis : ``"particle"`` (default) returns W per g of core material (magnetite with the
         defaults); ``"fe"`` returns W per g of iron, the basis of the catalogue SAR
-        (seed review 000: SAR = (ΔT/Δt)·C/m_Fe), dividing by *fe_mass_fraction*.
+        (Yan et al. [yan_mh_review]: SAR = (ΔT/Δt)·C/m_Fe), dividing by *fe_mass_fraction*.
     fe_mass_fraction : mass fraction of iron in the core (0–1]; magnetite 0.7236.
     n_quad : quadrature points for the polydisperse integral (≥ 21).
 
@@ -287,7 +287,7 @@ def rosensweig_slp(
     evaluated at the (volume-weighted median) diameter: the theory then overstates or
     misstates the loss (hysteresis regime, Carrey et al. 2011 J Appl Phys 109:083921).
 
-    Reference: Rosensweig 2002 (JMMM 252:370); LITERATURE.md §1.
+    Reference: Rosensweig 2002 (JMMM 252:370) [rosensweig2002].
     """
     d = as_array(diameter_nm, "diameter_nm", "nm", lo=0.0, lo_open=True)
     h = as_array(field_kA_per_m, "field_kA_per_m", "kA/m", lo=0.0)

@@ -4,8 +4,9 @@ MH immunology papers report a handful of numbers per treatment arm: the CRT-posi
 fraction of tumour cells, extracellular ATP and HMGB1, the mature fraction of
 dendritic cells, CTL infiltration, Treg and MDSC fractions, the M1/M2 ratio,
 macrophage phagocytosis and (for checkpoint antibodies) target occupancy, usually as
-fold change over the untreated control (LITERATURE.md §7: CRT +72 %, HMGB1 +46 %,
-mature DC 4 % -> 61 %, CTL 10 % -> 36 %). :data:`EXPERIMENT_READOUTS` names the model
+fold change over the untreated control (e.g. mild MH with phase-transition nanodroplets,
+J Nanobiotechnol 2023 [spiorpp2023]: CRT +72 %, HMGB1 +46 %, mature DC 4 % -> 61 %,
+CTL 10 % -> 36 %). :data:`EXPERIMENT_READOUTS` names the model
 variable behind each and the day it is sampled, as an experiment would (linear
 interpolation between recorded points; the same day in every arm):
 

@@ -30,7 +30,7 @@ def cem43_rate(temperature_C):
 
     R = 0.5 for T ≥ 43 °C and 0.25 below.
 
-    Reference: Sapareto & Dewey 1984 (Int J Radiat Oncol Biol Phys 10:787); LITERATURE.md §3.
+    Reference: Sapareto & Dewey 1984 (Int J Radiat Oncol Biol Phys 10:787) [sapareto1984].
     """
     temp = as_array(temperature_C, "temperature_C", "°C", lo=-273.15, lo_open=True)
     return scalar_or_array(np.where(temp >= 43.0, 0.5, 0.25) ** (43.0 - temp))
@@ -60,8 +60,8 @@ def cem43(time_min, temperature_C, *, method: str = "exact", cumulative: bool = 
 
     Returns minutes at 43 °C.
 
-    Reference: Sapareto & Dewey 1984 (Int J Radiat Oncol Biol Phys 10:787): CEM43 = Σ Δt R^(43 − T),
-    R = 0.5 at T ≥ 43 °C, 0.25 below; LITERATURE.md §3.
+    Reference: Sapareto & Dewey 1984 (Int J Radiat Oncol Biol Phys 10:787) [sapareto1984]:
+    CEM43 = Σ Δt R^(43 − T), R = 0.5 at T ≥ 43 °C, 0.25 below.
     """
     t, temp = temperature_history(time_min, temperature_C, "time_min", "min")
     if method not in ("exact", "trapezoid"):
@@ -94,7 +94,7 @@ def arrhenius_damage(
     time_s : sample times in s, non-decreasing; repeat a time to encode a step.
     temperature_C : temperatures in °C at those times.
     ea_J_per_mol : activation energy in J/mol (> 0); ≈ 5.78e5 above 43 °C reproduces the
-        CEM43 factor 2 per °C, ≈ 1.15e6 below (LITERATURE.md §3).
+        CEM43 factor 2 per °C, ≈ 1.15e6 below (derived from Sapareto & Dewey 1984 [sapareto1984]).
     a_per_s : frequency factor A in 1/s (> 0); may be astronomically large (e.g. 1e98).
     cumulative : return Ω at every sample (first entry 0) instead of the total.
     substeps : each segment is split into this many linearly interpolated sub-segments
@@ -103,7 +103,7 @@ def arrhenius_damage(
     Returns Ω (dimensionless). Integration is the trapezoidal rule on the (sub)sampled
     piecewise-linear history; rates are evaluated in log space to avoid overflow.
 
-    Reference: Henriques & Moritz 1947; Pearce 2015 (Int J Hyperthermia); LITERATURE.md §3.
+    Reference: Henriques & Moritz 1947; Pearce 2015 (Int J Hyperthermia).
     """
     t, temp = temperature_history(time_s, temperature_C, "time_s", "s")
     ea = float(as_array(ea_J_per_mol, "ea_J_per_mol", "J/mol", lo=0.0, lo_open=True))
