@@ -179,3 +179,32 @@ def test_the_private_attribute_check_finds_reach_ins():
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_module_has_at_most_600_lines(path):
     assert len(path.read_text().splitlines()) <= 600
+
+
+#: documents and trackers a user of the package does not have
+_OUTSIDE = re.compile(
+    "LITERATURE" + r"\.md|SEEDS" + r"\.md|[Ss]eed [Rr]eview|[Ss]eed [Tt]able|\bissue" + r" [0-9]+"
+)
+
+
+def test_no_file_cites_documents_a_user_does_not_have():
+    """Sources are publications (parameters/references.tsv), never reading notes, the
+    source reviews' internal labels or tracker numbers."""
+    root = PACKAGE.parent
+    folders = ("mhimmune", "models", "parameters", "analyses", "tests")
+    files = [root / "README.md", root / "Makefile", root / "pyproject.toml"]
+    files += [
+        p
+        for folder in folders
+        for p in (root / folder).rglob("*")
+        if p.is_file()
+        and p.suffix in (".py", ".tsv", ".toml", ".md", ".ipynb")
+        and "results" not in p.parts
+    ]
+    found = [
+        f"{p.relative_to(root)}:{i}"
+        for p in files
+        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if _OUTSIDE.search(line)
+    ]
+    assert found == []
