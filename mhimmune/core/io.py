@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import tomllib
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,18 +14,41 @@ import pandas as pd
 
 from mhimmune.core.errors import MhimmuneError, ParameterError
 
-__all__ = ["atomic_path", "write_csv", "save_figure", "read_overrides", "read_toml"]
+__all__ = ["atomic_path", "file_mode", "write_csv", "save_figure", "read_overrides", "read_toml"]
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def file_mode() -> int:
+    """Permission bits of a new file under the process umask (``0o666 & ~umask``)."""
+    try:  # Linux ≥ 4.7 reports the umask without changing it
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _UMASK_LOCK:  # elsewhere: read it by setting it (briefly) and restoring it
+        umask = os.umask(0o077)
+        os.umask(umask)
+    return 0o666 & ~umask
 
 
 @contextmanager
 def atomic_path(path: str | Path):
-    """Yield a temporary path next to *path*; move it into place only on success."""
+    """Yield a temporary path next to *path*; move it into place only on success.
+
+    The file gets the mode a plain ``open(path, "w")`` would give (``0o666`` less the
+    umask), not the private ``0o600`` of the temporary file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

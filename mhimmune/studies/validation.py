@@ -33,6 +33,7 @@ import pandas as pd
 
 from mhimmune.core.bibliography import load_references
 from mhimmune.core.errors import MhimmuneError, ParameterError
+from mhimmune.core.io import file_mode
 from mhimmune.core.params import ParameterTable
 from mhimmune.core.resources import resource_dir
 from mhimmune.studies.validation_experiments import EXPERIMENTS, parameter_overrides
@@ -452,7 +453,7 @@ class ValidationResult:
         with tempfile.NamedTemporaryFile(dir=out, suffix=".png", delete=False) as tmp:
             fig.savefig(tmp.name, dpi=130)
         plt.close(fig)
-        os.chmod(tmp.name, 0o644)
+        os.chmod(tmp.name, file_mode())
         os.replace(tmp.name, paths[2])
         return paths
 
@@ -460,7 +461,7 @@ class ValidationResult:
 def _atomic_text(path: Path, text: str) -> None:
     with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, encoding="utf-8") as f:
         f.write(text)
-    os.chmod(f.name, 0o644)
+    os.chmod(f.name, file_mode())
     os.replace(f.name, path)
 
 
