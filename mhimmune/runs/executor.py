@@ -37,6 +37,7 @@ import numpy as np
 
 from mhimmune.core.errors import MhimmuneError, ParameterError, ProtocolError, SolverError
 from mhimmune.core.io import atomic_path
+from mhimmune.runs.lifetime import exit_with_owner
 from mhimmune.runs.results import STATUS_OK
 
 __all__ = [
@@ -214,10 +215,18 @@ POOL_CACHE_SIZE = 8
 INLINE_PAYLOAD_MAX = 256 * 1024
 
 
-def _pool_worker_init(cache_size: int) -> None:
-    """Initializer of a :class:`WorkerPool` process: an empty evaluator cache."""
+def _pool_worker_init(
+    cache_size: int,
+    owner_pid: int | None = None,
+    owner_thread: int | None = None,
+    start_method: str | None = None,
+) -> None:
+    """Initializer of a :class:`WorkerPool` process: an empty evaluator cache, and an
+    exit when the process that owns the pool (*owner_pid*) dies."""
     _WORKER["pool"] = OrderedDict()
     _WORKER["pool_size"] = int(cache_size)
+    if owner_pid is not None:
+        exit_with_owner(owner_pid, owner_thread, start_method)
 
 
 def _pool_chunk(
@@ -358,7 +367,12 @@ class WorkerPool(Executor):
             max_workers=self._n_jobs,
             mp_context=context,
             initializer=_pool_worker_init,
-            initargs=(self._cache_size,),
+            initargs=(
+                self._cache_size,
+                os.getpid(),
+                threading.main_thread().ident,
+                context.get_start_method(),
+            ),
         )
         self._tmpdir: list[str] = []
         self._spilled: set[str] = set()
