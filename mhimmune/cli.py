@@ -85,10 +85,11 @@ def _cmd_simulate(args) -> int:
 
     plan = _protocol(args.protocol)
     model = load_model()
+    variables = _variables(model, args.variables)
     res = simulate(model, plan, _overrides(args))
     out = Path(args.out)
     stem = Path(args.protocol).stem
-    write_csv(res.to_frame(), out / f"{stem}_trajectories.csv", index=False)
+    write_csv(res.to_frame(variables), out / f"{stem}_trajectories.csv", index=False)
     write_csv(res.summary().to_frame(), out / f"{stem}_summary.csv")
     if plan.mh_sessions():
         write_csv(res.sessions(), out / f"{stem}_sessions.csv", index=False)
@@ -99,8 +100,25 @@ def _cmd_simulate(args) -> int:
     return 0
 
 
-def run_demo(out: Path) -> pd.DataFrame:
-    """Run the four demo arms, write trajectories, summary and figure into *out*."""
+def _variables(model, text: str | None) -> list[str] | None:
+    """The ``--variables`` selection: ``None`` for all, else checked names (default:
+    observables and named expressions, see :func:`~mhimmune.mh.simulation.select_variables`)."""
+    from mhimmune.mh.simulation import select_variables
+
+    if text is not None and text.strip() == "all":
+        return None
+    names = None if text is None else [n.strip() for n in text.split(",") if n.strip()]
+    if names == []:
+        raise MhimmuneError("--variables: give one or more names separated by commas, or all")
+    return select_variables(model, names)
+
+
+def run_demo(out: Path, variables: str | None = None) -> pd.DataFrame:
+    """Run the four demo arms, write trajectories, summary and figure into *out*.
+
+    *variables*: comma-separated trajectory variables to write, ``"all"`` for every
+    species and derived quantity; by default the observables and named expressions.
+    """
     from mhimmune.core.io import save_figure, write_csv
     from mhimmune.core.model import load_model
     from mhimmune.core.resources import resource_dir
@@ -112,10 +130,11 @@ def run_demo(out: Path) -> pd.DataFrame:
         warnings.simplefilter("ignore", HfWarning)  # 3e9 A/m/s: above Brezovich, below Hergt
         plans = [Protocol.from_toml(resource_dir("protocols") / f"{arm}.toml") for arm in DEMO_ARMS]
     model = load_model()
+    selected = _variables(model, variables)
     results = [simulate(model, p) for p in plans]
     frames = []
     for r in results:
-        f = r.to_frame()
+        f = r.to_frame(selected)
         f.insert(0, "protocol", r.protocol.name)
         frames.append(f)
     summary = pd.concat([r.summary() for r in results], axis=1)
@@ -129,7 +148,7 @@ def run_demo(out: Path) -> pd.DataFrame:
 
 def _cmd_demo(args) -> int:
     out = Path(args.out)
-    summary = run_demo(out)
+    summary = run_demo(out, args.variables)
     print("mhimmune demo: MH (three 30-min sessions), anti-PD-L1, both, and untreated")
     print("Predictions of a hypothesis-generating model, not measurements.\n")
     with pd.option_context("display.width", 160):
@@ -257,6 +276,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--plot", action="store_true", help="also write a PNG figure")
+    s.add_argument(
+        "--variables",
+        metavar="NAME,NAME",
+        help="trajectory variables to write (comma-separated; 'all' for every species); "
+        "default: the observables and named expressions",
+    )
     s.set_defaults(func=_cmd_simulate)
     c = sub.add_parser("check", help="validate a protocol and print its expanded schedule with H·f")
     c.add_argument("protocol")
@@ -274,6 +299,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_params)
     d = sub.add_parser("demo", help="run the default study (four arms) and write results")
     d.add_argument("--out", default="results")
+    d.add_argument(
+        "--variables",
+        metavar="NAME,NAME",
+        help="trajectory variables to write (comma-separated; 'all' for every species); "
+        "default: the observables and named expressions",
+    )
     d.set_defaults(func=_cmd_demo)
     a = sub.add_parser("sensitivity", help="global sensitivity analysis (SALib) of a spec (TOML)")
     a.add_argument("spec", help="TOML: [template] or protocol, [factors], [outputs], [params]")

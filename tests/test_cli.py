@@ -9,6 +9,7 @@ import pytest
 import mhimmune as mh
 from mhimmune.cli import main
 from mhimmune.core.resources import resource_dir
+from mhimmune.mh.simulation import select_variables
 
 MH = str(resource_dir("protocols") / "mh.toml")
 
@@ -89,6 +90,9 @@ def test_demo_writes_summary_trajectories_and_figure(tmp_path):
     assert 42.0 < summary.loc["peak_temperature_C", "MH"] < 44.0
     traj = pd.read_csv(tmp_path / "demo_trajectories.csv")
     assert set(traj["protocol"]) == set(summary.columns)
+    model = mh.load_model()
+    assert set(traj["variable"]) == set(select_variables(model))  # no internal species
+    assert "temperature_C" in set(traj["variable"]) and "Theta" not in set(traj["variable"])
     assert (tmp_path / "demo.png").stat().st_size > 10_000
 
 
@@ -109,3 +113,34 @@ def test_params_csv_has_every_parameter_and_full_references(capsys):
     assert {"parameterId", "value", "unit", "source", "references"} <= set(table.columns)
     row = table.set_index("parameterId").loc["bso_ec50"]
     assert "doi:10.1038/bjc.1987.148" in row["references"]
+
+
+def test_simulate_writes_derived_quantities_not_species_by_default(tmp_path):
+    assert main(["simulate", MH, "--out", str(tmp_path)]) == 0
+    names = set(pd.read_csv(tmp_path / "mh_trajectories.csv")["variable"])
+    model = mh.load_model()
+    assert names == set(select_variables(model))
+    assert not names & set(model.species)
+    assert {"temperature_C", "tumour_volume_treated", "cem43_min"} <= names
+
+
+def test_simulate_variables_selects_the_trajectories(tmp_path):
+    argv = ["simulate", MH, "--out", str(tmp_path), "--variables", "temperature_C, Theta"]
+    assert main(argv) == 0
+    traj = pd.read_csv(tmp_path / "mh_trajectories.csv")
+    assert list(dict.fromkeys(traj["variable"])) == ["temperature_C", "Theta"]
+    assert main([*argv[:4], "--variables", "all"]) == 0
+    names = set(pd.read_csv(tmp_path / "mh_trajectories.csv")["variable"])
+    assert "Theta" in names and "temperature_C" in names
+
+
+@pytest.mark.parametrize("command", ["simulate", "demo"])
+def test_unknown_variables_exit_2_with_close_matches(command, tmp_path, capsys):
+    argv = [command, MH] if command == "simulate" else [command]
+    argv += ["--out", str(tmp_path), "--variables", "temperature_c,tumour_volume_treated"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --variables")
+    assert "temperature_c" in err[0] and "temperature_C" in err[0]
+    assert "tumour_volume_treated:" not in err[0]  # a known name is not reported
+    assert not list(tmp_path.iterdir())

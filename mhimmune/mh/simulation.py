@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mhimmune.core.errors import ProtocolError
+from mhimmune.core.errors import ParameterError, ProtocolError
 from mhimmune.core.model import Model
 from mhimmune.core.simulate import METHODS, SolverStatus, Trajectories, integrate
 from mhimmune.core.units import convert, days_to_hours, hours_to_days
@@ -25,7 +25,7 @@ from mhimmune.mh.inputs import SessionHeating, protocol_schedule, session_heatin
 from mhimmune.mh.protocol import Protocol
 from mhimmune.runs.readout import evaluate
 
-__all__ = ["simulate", "SimulationResult", "SolverStatus"]
+__all__ = ["simulate", "select_variables", "SimulationResult", "SolverStatus"]
 
 
 def simulate(
@@ -111,6 +111,32 @@ def simulate(
         method=method,
     )
     return SimulationResult(model, protocol, params, trajectories, heating)
+
+
+def select_variables(model: Model, names: list[str] | None = None) -> list[str]:
+    """Trajectory variables to write: *names* checked against the model, or by default
+    the observables and named expressions (the model's derived quantities, without
+    names starting with ``_``), not the internal species of the reaction network.
+
+    Raises
+    ------
+    ParameterError
+        A name that is neither a species nor a derived quantity (with close matches).
+    """
+    derived = list(dict.fromkeys(model.compiled.derived_names))
+    if names is None:
+        return [n for n in derived if not n.startswith("_")]
+    known = list(dict.fromkeys([*model.species, *derived]))
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        hints = "; ".join(
+            f"{n}: did you mean {', '.join(m)}?"
+            if (m := difflib.get_close_matches(n, known, n=3))
+            else f"{n}: no close match"
+            for n in unknown
+        )
+        raise ParameterError(f"--variables: unknown variable(s) {', '.join(unknown)} ({hints})")
+    return list(dict.fromkeys(names))
 
 
 class SimulationResult:
