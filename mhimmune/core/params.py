@@ -262,8 +262,8 @@ class ParameterTable:
         :class:`pint.Quantity`. Raises :class:`ParameterError` for an unknown name
         (with close matches), a unit of the wrong dimension, or a physically
         meaningless value (negative rate, fraction outside [0, 1], temperature at or
-        below absolute zero, NaN, or 0 for a parameter on a log scale or with a log
-        distribution, whose physical lower bound is > 0).
+        below absolute zero, NaN, or 0 for a volume on a log scale or with a log
+        distribution: its physical lower bound is > 0).
         """
         self._require(name)
         unit = str(self._df.at[name, "unit"])
@@ -293,6 +293,9 @@ class ParameterTable:
             "loguniform",
             "lognormal",
         )
+        # a log-scaled volume (an initial or half-saturation volume) may not be 0; rates,
+        # weights and concentrations may (a process or an input switched off)
+        positive = positive and ureg.Unit(unit).dimensionality == {"[length]": 3}
         if positive and not x > 0:
             raise ParameterError(
                 f"{where}: override {fmt(x)} {unit} must be > 0 (a log-scaled parameter; "
