@@ -61,7 +61,7 @@ FILES: dict[str, str | bytes] = {
     "field.toml": _spec("field_kA_per_m = [5, 500]"),
     "dose.toml": _spec("pdl1_dose_mg_per_kg = [1, 1e6]"),
     "freq.toml": _spec("frequency_kHz = [0.1, 300]"),
-    "tumour.toml": _spec("tumour_initial_treated = [0, 60]"),
+    "tumour.toml": _spec("tumour_initial_treated = [-1, 60]"),
     "latin_spec.toml": b"n = 8\n# \xff\n",
     "hyp.toml": '[template]\nduration = "20 d"\n',
 }
@@ -99,8 +99,8 @@ CLI_CASES = [
         "ctl_kill_rate: override 1e+09 mm^3/Mcell/h is outside the table range [0.15, 1.5]",
     ),
     (
-        ["simulate", P, "--out", "{d}/o", "--set", "tumour_initial_treated=0"],
-        "tumour_initial_treated (model/tumour.tsv): override 0 mm^3 must be > 0",
+        ["simulate", P, "--out", "{d}/o", "--strict", "--set", "tumour_initial_treated=0"],
+        "tumour_initial_treated: override 0 mm^3 is outside the table range [15, 60]",
     ),
     (
         ["simulate", P, "--out", "{d}/o", "--set", "ctl_kill_rate=-1"],
@@ -121,7 +121,7 @@ CLI_CASES = [
     ),
     (["sensitivity", "{d}/dose.toml", "--out", "{d}/o"], "≤ 50 mg/kg"),
     (["sensitivity", "{d}/freq.toml", "--out", "{d}/o"], "factor frequency_kHz: lower bound"),
-    (["sensitivity", "{d}/tumour.toml", "--out", "{d}/o"], "must be > 0"),
+    (["sensitivity", "{d}/tumour.toml", "--out", "{d}/o"], "factor tumour_initial_treated: lower"),
 ]
 
 
@@ -195,9 +195,9 @@ API_CASES = [
         "outside the table range [0.15, 1.5]",
     ),
     (
-        lambda m, d: mh.simulate(m, PLAN, {"tumour_initial_treated": 0}),
+        lambda m, d: mh.simulate(m, PLAN, {"tumour_initial_treated": 0}, strict=True),
         ParameterError,
-        "must be > 0",
+        "outside the table range [15, 60]",
     ),
     (lambda m, d: mh.Protocol("1000 year"), ProtocolError, "(5 years)"),
     (lambda m, d: PLAN.with_duration("6 year"), ProtocolError, "(5 years)"),
@@ -238,9 +238,9 @@ API_CASES = [
     (lambda m, d: read_overrides(d / "p.yaml"), ParameterError, "unknown file type"),
     (lambda m, d: load_spec(d / "many.toml"), MhimmuneError, "n must be an integer"),
     (
-        lambda m, d: ParameterTable.load().check_override("tumour_initial_treated", 0),
+        lambda m, d: ParameterTable.load().check_override("tumour_initial_treated", -1),
         ParameterError,
-        "must be > 0",
+        "tumour_initial_treated",
     ),
 ]
 

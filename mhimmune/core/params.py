@@ -262,8 +262,7 @@ class ParameterTable:
         :class:`pint.Quantity`. Raises :class:`ParameterError` for an unknown name
         (with close matches), a unit of the wrong dimension, or a physically
         meaningless value (negative rate, fraction outside [0, 1], temperature at or
-        below absolute zero, NaN, or 0 for a volume on a log scale or with a log
-        distribution: its physical lower bound is > 0).
+        below absolute zero, NaN).
         """
         self._require(name)
         unit = str(self._df.at[name, "unit"])
@@ -288,20 +287,6 @@ class ParameterTable:
         problem = domain_problem(x, unit, unit_kind(ureg.Unit(unit)))
         if problem:
             raise ParameterError(f"{where}: override {problem}")
-        row = self._df.loc[name]
-        positive = str(row["scale"]) in ("log", "log10") or str(row["distribution"]) in (
-            "loguniform",
-            "lognormal",
-        )
-        # a log-scaled volume (an initial or half-saturation volume) may not be 0; rates,
-        # weights and concentrations may (a process or an input switched off)
-        positive = positive and ureg.Unit(unit).dimensionality == {"[length]": 3}
-        if positive and not x > 0:
-            raise ParameterError(
-                f"{where}: override {fmt(x)} {unit} must be > 0 (a log-scaled parameter; "
-                f"table range [{fmt_bound(float(row['lower']))}, "
-                f"{fmt_bound(float(row['upper']))}] {unit})"
-            )
         return x
 
     def range_problems(self, overrides: Mapping[str, Any] | None) -> list[str]:
