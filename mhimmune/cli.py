@@ -25,9 +25,48 @@ def _protocol(path):
     from mhimmune.mh.protocol import Protocol
 
     p = Path(path)
+    if p.is_dir():
+        raise MhimmuneError(f"protocol: {path} is a folder; give a protocol file (TOML)")
     if not p.is_file():
         raise MhimmuneError(f"protocol file not found: {path}")
     return Protocol.from_toml(p)
+
+
+def _blocking_parent(p: Path) -> Path | None:
+    """The first existing ancestor of *p* when it is not a folder (so *p* cannot be made)."""
+    for parent in p.parents:
+        if parent.exists():
+            return None if parent.is_dir() else parent
+    return None
+
+
+def _out_dir(path) -> Path:
+    """*path* as an output folder: an existing folder or one that can be made."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise MhimmuneError(f"--out: {path} is an existing file; give a folder")
+    blocker = _blocking_parent(p)
+    if blocker is not None:
+        raise MhimmuneError(f"--out: {blocker} is a file, so folder {path} cannot be made")
+    return p
+
+
+def _out_file(path) -> Path:
+    """*path* as an output file: not a folder, in a folder that exists or can be made."""
+    p = Path(path)
+    if p.is_dir():
+        raise MhimmuneError(f"--out: {path} is a folder; give a file name, e.g. {p / 'model.xml'}")
+    blocker = _blocking_parent(p)
+    if blocker is not None:
+        raise MhimmuneError(f"--out: {blocker} is a file, so {path} cannot be written")
+    return p
+
+
+def _jobs(jobs: int | None) -> int | None:
+    """*jobs* checked: None (the default) or an integer ≥ 1."""
+    if jobs is not None and jobs < 1:
+        raise MhimmuneError(f"--jobs: must be an integer ≥ 1 (got {jobs})")
+    return jobs
 
 
 def _cmd_check(args) -> int:
@@ -83,11 +122,12 @@ def _cmd_simulate(args) -> int:
     from mhimmune.core.model import load_model
     from mhimmune.mh.simulation import simulate
 
+    out = _out_dir(args.out)
     plan = _protocol(args.protocol)
+    overrides = _overrides(args)
     model = load_model()
     variables = _variables(model, args.variables)
-    res = simulate(model, plan, _overrides(args))
-    out = Path(args.out)
+    res = simulate(model, plan, overrides, strict=True if args.strict else None)
     stem = Path(args.protocol).stem
     write_csv(res.to_frame(variables), out / f"{stem}_trajectories.csv", index=False)
     write_csv(res.summary().to_frame(), out / f"{stem}_summary.csv")
@@ -147,7 +187,7 @@ def run_demo(out: Path, variables: str | None = None) -> pd.DataFrame:
 
 
 def _cmd_demo(args) -> int:
-    out = Path(args.out)
+    out = _out_dir(args.out)
     summary = run_demo(out, args.variables)
     print("mhimmune demo: MH (three 30-min sessions), anti-PD-L1, both, and untreated")
     print("Predictions of a hypothesis-generating model, not measurements.\n")
@@ -171,6 +211,8 @@ def _cmd_sensitivity(args) -> int:
     from mhimmune.runs.executor import make_executor
     from mhimmune.studies.sensitivity import load_spec, run_sensitivity, write_outputs
 
+    out = _out_dir(args.out)
+    _jobs(args.jobs)
     kwargs = load_spec(args.spec)
     if args.method:
         kwargs["method"] = args.method
@@ -178,7 +220,6 @@ def _cmd_sensitivity(args) -> int:
         kwargs["n"] = args.n
     if args.seed is not None:
         kwargs["seed"] = args.seed
-    out = Path(args.out)
     with warnings.catch_warnings(), make_executor(args.jobs, client=args.dask) as executor:
         warnings.simplefilter("ignore", HfWarning)  # H·f is a factor; limits are checked per run
         result = run_sensitivity(
@@ -212,6 +253,7 @@ def _cmd_sensitivity(args) -> int:
 def _cmd_validate(args) -> int:
     from mhimmune.studies.validation import run_validation
 
+    _out_dir(args.out)
     res = run_validation(args.targets, only=args.only, progress=not args.quiet)
     paths = res.save(args.out)
     print(res.scores().to_string())
@@ -226,6 +268,8 @@ def _cmd_hypotheses(args) -> int:
     from mhimmune.runs.executor import make_executor
     from mhimmune.studies.hypotheses import run_hypotheses
 
+    _out_dir(args.out)
+    _jobs(args.jobs)
     # without --jobs the spec's [run] n_jobs chooses (run_hypotheses builds and closes it)
     with (
         warnings.catch_warnings(),
@@ -251,8 +295,10 @@ def _cmd_export(args) -> int:
     from mhimmune.core.model import load_model
     from mhimmune.interop.export import write
 
+    out = _out_file(args.out)
     plan = _protocol(args.protocol) if args.protocol else None
-    path = write(load_model(), args.format, args.out, plan, _overrides(args))
+    overrides = _overrides(args)
+    path = write(load_model(), args.format, out, plan, overrides)
     what = (
         f"with the schedule of {plan.name!r} as events"
         if plan is not None
@@ -281,6 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME,NAME",
         help="trajectory variables to write (comma-separated; 'all' for every species); "
         "default: the observables and named expressions",
+    )
+    s.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse overrides outside a parameter's [lower, upper] (default: a warning)",
     )
     s.set_defaults(func=_cmd_simulate)
     c = sub.add_parser("check", help="validate a protocol and print its expanded schedule with H·f")

@@ -307,19 +307,19 @@ BASE = Protocol(duration="40 d")
 BAD = {
     "negative dose": (
         lambda: BASE.anti_pdl1(time="7 d", dose="-1 mg/kg"),
-        r"^anti_pdl1\[0\]\.dose: must be > 0 mg/kg \(got -1",
+        r"^anti_pdl1\[0\]\.dose: must be > 0 mg/kg and ≤ 50 mg/kg \(got -1",
     ),
     "zero session duration": (
         lambda: BASE.mh_session(**_mh(duration="0 min")),
-        r"^mh_session\[0\]\.duration: must be > 0 h \(got 0 minute\)",
+        r"^mh_session\[0\]\.duration: must be > 0 h and ≤ 43830 h \(5 years\) \(got 0 minute\)",
     ),
     "negative duration of second session": (
         lambda: BASE.mh_session(**_mh()).mh_session(**_mh(start="9 d", duration="-5 min")),
-        r"^mh_session\[1\]\.duration: must be > 0 h \(got -5 minute\)",
+        r"^mh_session\[1\]\.duration: must be > 0 h and ≤ 43830 h \(5 years\) \(got -5 minute\)",
     ),
     "zero protocol duration": (
         lambda: Protocol(duration="0 d"),
-        r"^duration: must be > 0 h \(got 0 day\)",
+        r"^duration: must be > 0 h and ≤ 43830 h \(5 years\) \(got 0 day\)",
     ),
     "NaN dose": (
         lambda: BASE.bso(time="7 d", dose="nan mg/kg"),
@@ -331,7 +331,7 @@ BAD = {
     ),
     "negative time": (
         lambda: BASE.hsp_inhibitor(time="-1 d", dose="1 mg/kg"),
-        r"^hsp_inhibitor\[0\]\.time: must be ≥ 0 h \(got -1 day\)",
+        r"^hsp_inhibitor\[0\]\.time: must be ≥ 0 h and ≤ 43830 h \(5 years\) \(got -1 day\)",
     ),
     "negative volume": (
         lambda: BASE.rechallenge(time="20 d", volume="-50 mm^3"),

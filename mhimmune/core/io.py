@@ -77,9 +77,16 @@ def read_overrides(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ParameterError(f"--params: no such file {str(path)!r}")
+    if path.suffix.lower() not in (".toml", ".tsv", ".txt"):
+        raise ParameterError(
+            f"--params: {path.name}: unknown file type {path.suffix or '(none)'!r}; give a "
+            f"TOML file (.toml, name = value) or a TSV file (.tsv, columns parameterId, value)"
+        )
     if path.suffix == ".toml":
         try:
-            data = tomllib.loads(path.read_text())
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise ParameterError(f"{path}: not UTF-8 text") from None
         except tomllib.TOMLDecodeError as exc:
             raise ParameterError(f"{path}: invalid TOML ({exc})") from None
         data = data.get("parameters", data)
@@ -87,7 +94,12 @@ def read_overrides(path: str | Path) -> dict[str, Any]:
         if bad:
             raise ParameterError(f"{path}: values must be numbers or strings with units: {bad}")
         return dict(data)
-    df = pd.read_csv(path, sep="\t")
+    try:
+        df = pd.read_csv(path, sep="\t")
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ParameterError(
+            f"{path}: not a readable TSV of overrides ({type(exc).__name__})"
+        ) from None
     if not {"parameterId", "value"} <= set(df.columns):
         raise ParameterError(f"{path}: a TSV of overrides needs columns parameterId and value")
     return dict(zip(df["parameterId"], df["value"]))
@@ -115,5 +127,7 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise MhimmuneError(f"spec file not found: {path}")
     try:
         return tomllib.loads(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise MhimmuneError(f"{p}: not UTF-8 text; a spec is a TOML file in UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise MhimmuneError(f"{p}: invalid TOML: {exc}") from None

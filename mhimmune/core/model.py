@@ -275,8 +275,8 @@ def load_model(
     Parameters
     ----------
     links
-        Link modules of ``models/`` to compose, in order; default: the full model
-        (:func:`default_links`).
+        Link modules of ``models/`` to compose, in order (one name or a list of names);
+        default: the full model (:func:`default_links`).
     parameters
         Parameter table files or folders; default: ``parameters/model``.
     standalone
@@ -285,6 +285,12 @@ def load_model(
     verbose
         Print one line while a model is compiled for the first time.
     """
+    if isinstance(links, str):
+        links = [links]  # one link module by name
+    elif links is not None and not (
+        isinstance(links, Sequence) and all(isinstance(x, str) for x in links)
+    ):
+        raise ModelError(f"links: expected link module names (strings), got {links!r}")
     links = list(links or default_links())
     builder = build(
         links,

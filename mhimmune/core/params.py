@@ -64,6 +64,7 @@ from mhimmune.core.param_rows import (
 from mhimmune.core.units import parse_unit, to_quantity, ureg
 
 __all__ = [
+    "OutOfRangeWarning",
     "COLUMNS",
     "DISTRIBUTIONS",
     "SCALES",
@@ -82,6 +83,10 @@ class UnknownParameterError(ParameterError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class OutOfRangeWarning(UserWarning):
+    """An override lies outside its parameter's [lower, upper] range in the table."""
 
 
 # --------------------------------------------------------------------------- helpers
@@ -283,6 +288,26 @@ class ParameterTable:
         if problem:
             raise ParameterError(f"{where}: override {problem}")
         return x
+
+    def range_problems(self, overrides: Mapping[str, Any] | None) -> list[str]:
+        """Overrides outside their parameter's [lower, upper] range, one text each.
+
+        Values are read and validated as in :meth:`check_override`; names not in the
+        table are skipped (the caller reports them).
+        """
+        out = []
+        for name, value in (overrides or {}).items():
+            if name not in self:
+                continue
+            x = self.check_override(name, value)
+            lo, hi = float(self._df.at[name, "lower"]), float(self._df.at[name, "upper"])
+            if (math.isfinite(lo) and x < lo) or (math.isfinite(hi) and x > hi):
+                unit = str(self._df.at[name, "unit"])
+                out.append(
+                    f"{name}: override {fmt(x)} {unit} is outside the table range "
+                    f"[{fmt_bound(lo)}, {fmt_bound(hi)}] {unit}"
+                )
+        return out
 
     def _resolve_overrides(self, overrides: Mapping[str, Any] | None) -> dict[str, float]:
         """Validate all overrides; unknown names are reported together with suggestions."""

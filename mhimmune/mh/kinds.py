@@ -34,7 +34,10 @@ __all__ = [
     "TREATMENT_KINDS",
     "TOP_KEYS",
     "SPAN",
+    "DURATION",
+    "MAX_DURATION_H",
     "EVERY",
+    "DRUG_DOSE_LIMITS",
     "parse_quantity",
     "parse_entry",
     "coerce_entries",
@@ -145,24 +148,50 @@ class KindSpec:
         return "Any"
 
 
-_TIME = FieldSpec("quantity", "h", "7 d", minimum=0.0, min_open=False)
-SPAN = FieldSpec("quantity", "h", "30 min", minimum=0.0)
-EVERY = FieldSpec("quantity", "h", "2 d", minimum=0.0, min_open=False, default=None)
+#: longest protocol (and any time in it): 5 years, in hours; a mouse lives about 2-3 years
+MAX_DURATION_H = 5 * 365.25 * HOURS_PER_DAY
+
+_TIME = FieldSpec("quantity", "h", "7 d", minimum=0.0, min_open=False, maximum=MAX_DURATION_H)
+SPAN = FieldSpec("quantity", "h", "30 min", minimum=0.0, maximum=MAX_DURATION_H)
+#: the protocol's own duration: > 0 and at most :data:`MAX_DURATION_H` (5 years)
+DURATION = FieldSpec("quantity", "h", "40 d", minimum=0.0, maximum=MAX_DURATION_H)
+EVERY = FieldSpec(
+    "quantity", "h", "2 d", minimum=0.0, min_open=False, maximum=MAX_DURATION_H, default=None
+)
 _COUNT = FieldSpec("count", example="3", default=1)
-_DRUG_DOSE = FieldSpec("quantity", "mg/kg", "10 mg/kg", minimum=0.0)
 _REPEAT = {"every": EVERY, "count": _COUNT}
+
+#: Largest accepted dose per drug kind, in mg/kg per injection: a few times the highest
+#: doses used in published mouse studies, so a typo (1e6 mg/kg) is refused, not simulated.
+#: anti-PD-L1 and CD8-depleting antibodies: 10 mg/kg (200 µg per mouse) is the usual
+#: dose, ≤ 25 mg/kg the highest; BSO: 450-900 mg/kg i.p. (2-4 mmol/kg), up to ~1.8 g/kg;
+#: HSP90 inhibitors (17-AAG): 25-80 mg/kg; Fenton (CDT) and glucose-oxidase nanoagents:
+#: 5-20 mg/kg.
+DRUG_DOSE_LIMITS: Mapping[str, float] = MappingProxyType(
+    {
+        "anti_pdl1": 50.0,
+        "cdt": 100.0,
+        "bso": 2000.0,
+        "hsp_inhibitor": 200.0,
+        "glucose_oxidase": 100.0,
+        "cd8_depletion": 50.0,
+    }
+)
 
 
 _REPEAT_DOC = ("every, count", "Repeat interval (time) and number of doses (integer ≥ 1).")
 
 
 def _drug_kind(
-    summary: str, *, docs: tuple[tuple[str, str], ...] = (), **extra: FieldSpec
+    name: str, summary: str, *, docs: tuple[tuple[str, str], ...] = (), **extra: FieldSpec
 ) -> KindSpec:
-    fields = {"time": _TIME, "dose": _DRUG_DOSE, **extra, **_REPEAT}
-    docs = docs or (
+    limit = DRUG_DOSE_LIMITS[name]
+    dose = FieldSpec("quantity", "mg/kg", "10 mg/kg", minimum=0.0, maximum=limit)
+    fields = {"time": _TIME, "dose": dose, **extra, **_REPEAT}
+    dose_doc = f'Dose in mg/kg (``"10 mg/kg"``), > 0 and ≤ {limit:g} mg/kg.'
+    docs = tuple(("dose", dose_doc) if key == "dose" else (key, text) for key, text in docs) or (
         ("time", "Time of the (first) dose, ≥ 0."),
-        ("dose", "Dose in mg/kg, > 0."),
+        ("dose", dose_doc),
         _REPEAT_DOC,
     )
     return KindSpec(MappingProxyType(fields), "time", "dose", "mg/kg", summary, docs)
@@ -231,6 +260,7 @@ KIND_SPECS: Mapping[str, KindSpec] = MappingProxyType(
             ),
         ),
         "anti_pdl1": _drug_kind(
+            "anti_pdl1",
             "Return a copy with anti-PD-L1 antibody doses added.",
             docs=(
                 ("time", 'Time of the (first) dose (``"7 d"``), ≥ 0.'),
@@ -239,6 +269,7 @@ KIND_SPECS: Mapping[str, KindSpec] = MappingProxyType(
             ),
         ),
         "cdt": _drug_kind(
+            "cdt",
             "Return a copy with chemodynamic-therapy (Fenton-agent) doses added.",
             docs=(
                 ("time", "Time of the (first) dose, ≥ 0."),
@@ -248,10 +279,18 @@ KIND_SPECS: Mapping[str, KindSpec] = MappingProxyType(
             ),
             metal=FieldSpec("choice", example="fe", choices=("fe", "cu", "mn"), default="fe"),
         ),
-        "bso": _drug_kind("Return a copy with doses of the GSH-synthesis inhibitor BSO added."),
-        "hsp_inhibitor": _drug_kind("Return a copy with heat-shock-protein inhibitor doses added."),
-        "glucose_oxidase": _drug_kind("Return a copy with glucose-oxidase doses added."),
-        "cd8_depletion": _drug_kind("Return a copy with CD8-depleting antibody doses added."),
+        "bso": _drug_kind(
+            "bso", "Return a copy with doses of the GSH-synthesis inhibitor BSO added."
+        ),
+        "hsp_inhibitor": _drug_kind(
+            "hsp_inhibitor", "Return a copy with heat-shock-protein inhibitor doses added."
+        ),
+        "glucose_oxidase": _drug_kind(
+            "glucose_oxidase", "Return a copy with glucose-oxidase doses added."
+        ),
+        "cd8_depletion": _drug_kind(
+            "cd8_depletion", "Return a copy with CD8-depleting antibody doses added."
+        ),
         "rechallenge": KindSpec(
             MappingProxyType(
                 {
@@ -341,7 +380,8 @@ def _range_text(spec: FieldSpec) -> str:
     if spec.minimum is not None:
         parts.append(f"{'>' if spec.min_open else '≥'} {format_number(spec.minimum)} {spec.unit}")
     if spec.maximum is not None:
-        parts.append(f"≤ {format_number(spec.maximum)} {spec.unit}")
+        years = f" ({spec.maximum / HOURS_PER_DAY / 365.25:g} years)" if spec.unit == "h" else ""
+        parts.append(f"≤ {format_number(spec.maximum)} {spec.unit}{years}")
     return " and ".join(parts)
 
 

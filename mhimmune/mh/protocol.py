@@ -49,9 +49,9 @@ from mhimmune.mh.events import (
 )
 from mhimmune.mh.field_safety import HfWarning
 from mhimmune.mh.kinds import (
+    DURATION,
     KIND_SPECS,
     KINDS,
-    SPAN,
     TOP_KEYS,
     TREATMENT_KINDS,
     Entry,
@@ -118,7 +118,8 @@ class Protocol:
     Parameters
     ----------
     duration
-        Length of the simulated period, a time with a unit (``"40 d"``); must be > 0.
+        Length of the simulated period, a time with a unit (``"40 d"``); must be > 0
+        and at most 5 years.
     name
         Short name of the protocol.
     description
@@ -155,7 +156,7 @@ class Protocol:
         description: str | None = None,
         allow_above_hergt: bool = False,
     ):
-        duration_h = parse_quantity(duration, SPAN, "duration")
+        duration_h = parse_quantity(duration, DURATION, "duration")
         if not isinstance(name, str):
             raise ProtocolError(f"name: must be a string (got {name!r})")
         if description is not None and not isinstance(description, str):
@@ -244,8 +245,8 @@ class Protocol:
     rechallenge = _builder("rechallenge")
 
     def with_duration(self, duration: Any) -> Protocol:
-        """Return a copy with another protocol duration (a time such as ``"60 d"``, > 0)."""
-        return self._derive(duration_h=parse_quantity(duration, SPAN, "duration"))
+        """Return a copy with another protocol duration (``"60 d"``; > 0, ≤ 5 years)."""
+        return self._derive(duration_h=parse_quantity(duration, DURATION, "duration"))
 
     # -- I/O -------------------------------------------------------------------------
 

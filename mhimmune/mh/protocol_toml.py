@@ -27,9 +27,17 @@ def read_source(source: str | Path) -> tuple[dict[str, Any], str | None]:
     origin = None
     if is_path:
         path = Path(source)
+        if path.is_dir():
+            raise ProtocolError(f"protocol file {str(path)!r} is a directory, not a TOML file")
         if not path.is_file():
             raise ProtocolError(f"protocol file {str(path)!r} does not exist")
-        text, origin = path.read_text(encoding="utf-8"), str(path)
+        try:
+            text, origin = path.read_text(encoding="utf-8"), str(path)
+        except UnicodeDecodeError as exc:
+            raise ProtocolError(
+                f"protocol file {str(path)!r}: not UTF-8 text (byte {exc.start}); "
+                f"a protocol is a TOML file in UTF-8"
+            ) from None
     else:
         text = str(source)
     try:

@@ -10,6 +10,7 @@ summary readouts and plots.
 from __future__ import annotations
 
 import difflib
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +19,7 @@ import pandas as pd
 
 from mhimmune.core.errors import ParameterError, ProtocolError
 from mhimmune.core.model import Model
+from mhimmune.core.params import OutOfRangeWarning
 from mhimmune.core.simulate import METHODS, SolverStatus, Trajectories, integrate
 from mhimmune.core.units import convert, days_to_hours, hours_to_days
 from mhimmune.mh.catalogue import SUMMARY_READOUTS
@@ -41,6 +43,7 @@ def simulate(
     session_max_step: Any = None,
     max_steps_per_segment: int = 100_000,
     method: str = "bdf",
+    strict: bool | None = False,
 ) -> SimulationResult:
     """Simulate *model* under *protocol* with parameter *params* overrides.
 
@@ -68,6 +71,13 @@ def simulate(
         ``"bdf"`` (default): the compiled variable-order NDF/BDF integrator with a sparse
         LU (:mod:`mhimmune.core._bdf_kernel`), no Python per step; ``"lsoda"``: scipy's
         ``odeint`` (LSODA) with the compiled dense Jacobian, as a cross-check.
+    strict
+        Overrides outside their parameter's [lower, upper] range in the table:
+        ``True`` refuses them (:class:`~mhimmune.core.errors.ParameterError`), ``None``
+        uses them with an :class:`~mhimmune.core.params.OutOfRangeWarning` (the command
+        line's default), ``False`` (default) uses them silently, as ensembles and
+        cohorts that sample beyond the range need. Values outside a parameter's
+        physical domain are refused in every case.
 
     Returns
     -------
@@ -79,7 +89,15 @@ def simulate(
     ------
     SolverError
         When a segment fails, naming the segment, the time and the overrides.
+    ParameterError
+        For an unknown or invalid override, or with *strict* one outside its range.
     """
+    if not isinstance(model, Model):
+        raise ProtocolError(
+            f"model: expected a model from mhimmune.load_model(), got {type(model).__name__}"
+        )
+    if strict not in (True, False, None):
+        raise ParameterError(f"strict: must be True, False or None, got {strict!r}")
     if method not in METHODS:
         raise ProtocolError(f"method: must be 'bdf' or 'lsoda', got {method!r}")
     if not isinstance(protocol, Protocol):
@@ -94,7 +112,23 @@ def simulate(
     hmax_session = (
         None if session_max_step is None else convert(session_max_step, "h", "session_max_step")
     )
+    if params is not None and not isinstance(params, Mapping):
+        raise ParameterError(
+            f"params: expected a mapping of parameter overrides (name -> value), "
+            f"got {type(params).__name__}"
+        )
     params = dict(params or {})
+    problems = (
+        []
+        if strict is False
+        else model.table.range_problems(
+            {k: v for k, v in params.items() if k not in model.inputs and k not in model.stubs}
+        )
+    )
+    if problems and strict:
+        raise ParameterError("; ".join(problems) + " (strict: refused)")
+    for text in problems:
+        warnings.warn(text + "; simulated anyway", OutOfRangeWarning, stacklevel=2)
     heating = session_heating(protocol)
     schedule = protocol_schedule(model, protocol, heating)
     trajectories = integrate(

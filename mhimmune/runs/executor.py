@@ -494,6 +494,10 @@ class WorkerPool(Executor):
 # ------------------------------------------------------------------------------ dask
 
 
+#: seconds :class:`DaskExecutor` waits for a scheduler given by address
+DASK_CONNECT_TIMEOUT_S = 5
+
+
 class DaskExecutor(Executor):
     """Run the chunks on a Dask cluster; each worker process sets an evaluator up once.
 
@@ -508,7 +512,15 @@ class DaskExecutor(Executor):
         if isinstance(client, str):
             from distributed import Client  # optional dependency, imported when used
 
-            self.client, self._owns_client = Client(client), True
+            try:  # fail fast on an unreachable scheduler (distributed waits 30 s)
+                self.client = Client(client, timeout=DASK_CONNECT_TIMEOUT_S)
+            except (OSError, TimeoutError, ValueError) as exc:
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise MhimmuneError(
+                    f"Dask scheduler {client!r}: cannot connect within "
+                    f"{DASK_CONNECT_TIMEOUT_S} s ({reason})"
+                ) from None
+            self._owns_client = True
         else:
             self.client, self._owns_client = client, False
 

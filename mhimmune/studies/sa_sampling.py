@@ -7,6 +7,7 @@ trajectories, eFAST, Latin hypercube for PAWN and delta) over a
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -88,6 +89,8 @@ def sample(
     from SALib.sample import sobol as sobol_sample
 
     method = check_method(method)
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise ParameterError(f"n: must be an integer ≥ 1 (got {n!r})")
     n = int(n)
     if n < 1:
         raise ParameterError(f"n: must be ≥ 1 (got {n})")

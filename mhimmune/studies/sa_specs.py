@@ -94,8 +94,8 @@ def load_spec(path) -> dict:
     trajectories = list(outputs.get("trajectories", []))
     grid = None
     if trajectories:
-        step = float(outputs.get("time_step_day", 1.0))
-        if not step > 0:
+        step = outputs.get("time_step_day", 1.0)
+        if isinstance(step, bool) or not isinstance(step, (int, float)) or not step > 0:
             raise MhimmuneError(f"{p}: outputs.time_step_day must be > 0")
         end = hours_to_days(protocol.duration_h)
         grid = np.arange(0.0, end + 1e-9, step)
@@ -103,19 +103,27 @@ def load_spec(path) -> dict:
         protocol=protocol,
         factors=factors,
         method=data.get("method", "sobol"),
-        n=int(data.get("n", 1024)),
+        n=_integer(data, "n", 1024, p),
         readouts=outputs.get("readouts"),
         trajectories=trajectories,
         time_grid_day=grid,
         params=data.get("params"),
         seed=data.get("seed", 0),
         second_order=bool(data.get("second_order", False)),
-        num_levels=int(data.get("num_levels", 4)),
-        M=int(data.get("M", 4)),
-        num_resamples=int(data.get("num_resamples", 100)),
+        num_levels=_integer(data, "num_levels", 4, p),
+        M=_integer(data, "M", 4, p),
+        num_resamples=_integer(data, "num_resamples", 100, p),
         simulate_options=data.get("simulate"),
     )
     return kwargs
+
+
+def _integer(data: dict, key: str, default: int, path: Path) -> int:
+    """``data[key]`` (or *default*) checked to be an integer ≥ 1."""
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise MhimmuneError(f"{path}: {key} must be an integer ≥ 1 (got {value!r})")
+    return value
 
 
 def write_outputs(result: SensitivityResult, out) -> list:

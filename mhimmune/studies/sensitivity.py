@@ -38,6 +38,7 @@ from typing import Any
 
 import pandas as pd
 
+from mhimmune.core.errors import MhimmuneError, ParameterError
 from mhimmune.mh.evaluator import ModelEvaluator
 from mhimmune.runs.ensemble import EnsembleResult, run_ensemble
 from mhimmune.runs.executor import Executor
@@ -64,6 +65,7 @@ __all__ = [
     "sample",
     "analyze",
     "run_sensitivity",
+    "check_factor_bounds",
     "sobol",
     "morris",
     "efast",
@@ -191,6 +193,7 @@ def run_sensitivity(
     table = model if model is not None else None
     problem = define_problem(factors, table=table)
     if evaluator is None:
+        check_factor_bounds(problem, protocol, model)
         kw = dict(
             trajectories=trajectories,
             time_grid_day=time_grid_day,
@@ -222,6 +225,34 @@ def run_sensitivity(
     wanted = list(ens.output_names) + list(ens.trajectory_names)
     skipped = [o for o in wanted if not error and o not in set(indices["output"])]
     return SensitivityResult(indices=indices, sample=s, ensemble=ens, skipped=skipped, error=error)
+
+
+def check_factor_bounds(problem: Problem, protocol, model=None) -> None:
+    """Check each factor's lower and upper bound before any run.
+
+    A protocol factor's bounds must give valid protocols of the template *protocol*
+    (field, frequency, doses, durations within the limits of the intervention kinds);
+    a parameter factor's bounds must be valid overrides (physical domain, > 0 on a log
+    scale). Raises :class:`~mhimmune.core.errors.ParameterError` naming the factor.
+    """
+    from mhimmune.core.params import ParameterTable
+
+    table = None
+    for f in problem.factors:
+        for which, x in (("lower", f.lower), ("upper", f.upper)):
+            try:
+                if f.kind == "protocol" and hasattr(protocol, "build"):
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")  # H·f is checked per run
+                        protocol.build({f.name: x})
+                elif f.kind == "parameter":
+                    if table is None:
+                        table = model.table if model is not None else ParameterTable.load()
+                    table.check_override(f.name, x)
+            except MhimmuneError as exc:
+                raise ParameterError(
+                    f"factor {f.name}: {which} bound {x:g} is outside the allowed range ({exc})"
+                ) from None
 
 
 def _with_method(method):
