@@ -1,6 +1,8 @@
 """Global sensitivity analysis: SALib methods on known functions, one schema, failures, CLI, plots."""
 
+import contextlib
 import math
+import warnings
 
 import matplotlib
 
@@ -17,6 +19,8 @@ from mhimmune.studies import sa_plots, sa_problem
 from mhimmune.studies import sensitivity as sa
 
 PI_BOUNDS = {f"x{i}": (-math.pi, math.pi) for i in (1, 2, 3)}
+#: tests that run small designs on purpose (speed) silence the sample-size warning
+SMALL_N = pytest.mark.filterwarnings("ignore::mhimmune.studies.sa_sampling.SampleSizeWarning")
 
 
 def ishigami(v):
@@ -83,9 +87,18 @@ def test_second_order_sobol_finds_the_x1_x3_interaction_of_ishigami():
 )
 def test_every_method_ranks_a_linear_function_and_returns_one_schema(method, n, kind):
     bounds = {k: (0.0, 1.0) for k in "abc"}
-    res = sa.run_sensitivity(
-        None, bounds, evaluator=linear, method=method, n=n, seed=4, progress=False, num_resamples=10
-    )
+    small = n < sa.MIN_SAMPLE_SIZE[method]
+    with pytest.warns(sa.SampleSizeWarning) if small else contextlib.nullcontext():
+        res = sa.run_sensitivity(
+            None,
+            bounds,
+            evaluator=linear,
+            method=method,
+            n=n,
+            seed=4,
+            progress=False,
+            num_resamples=10,
+        )
     idx = res.indices
     assert list(idx.columns) == sa.INDEX_COLUMNS
     assert set(idx["method"]) == {method} and idx["time_day"].isna().all()
@@ -93,6 +106,7 @@ def test_every_method_ranks_a_linear_function_and_returns_one_schema(method, n, 
     assert v["a"] > v["b"] > v["c"]
 
 
+@SMALL_N
 def test_the_same_seed_reproduces_design_outputs_and_indices():
     kw = dict(evaluator=ishigami, method="sobol", n=256, progress=False)
     a = sa.run_sensitivity(None, PI_BOUNDS, seed=7, **kw)
@@ -103,6 +117,7 @@ def test_the_same_seed_reproduces_design_outputs_and_indices():
     assert not np.allclose(a.sample.design, c.sample.design)
 
 
+@SMALL_N
 def test_a_worker_pool_gives_the_serial_indices_and_stays_open():
     from mhimmune.runs.executor import WorkerPool
 
@@ -118,6 +133,7 @@ def test_a_worker_pool_gives_the_serial_indices_and_stays_open():
         sa_plots.schedule_heatmap(None, ("x", [1]), ("y", [1]), "v", n_jobs=2)
 
 
+@SMALL_N
 def test_pawn_drops_failed_runs_and_says_how_many():
     bounds = {k: (0.0, 1.0) for k in "abc"}
     with pytest.warns(en.EnsembleFailureWarning):
@@ -155,6 +171,7 @@ def test_time_resolved_indices_follow_the_trajectory():
     assert st["a"].is_monotonic_increasing
 
 
+@SMALL_N
 def test_problem_takes_bounds_and_distributions_from_the_tables():
     p = sa.define_problem(
         ["ctl_kill_rate", "tumour_growth_rate", "n_sessions", "pdl1_dose_mg_per_kg"]
@@ -199,6 +216,7 @@ def test_normal_and_lognormal_factors_use_the_range_as_95_percent_interval():
     np.testing.assert_allclose(g.values(u), [1.0, 10.0, 100.0], rtol=1e-9)
 
 
+@SMALL_N
 def test_plots_draw_indices_trajectories_morris_and_heatmaps():
     sob = sa.run_sensitivity(None, PI_BOUNDS, evaluator=ishigami, n=128, progress=False).indices
     mor = sa.run_sensitivity(
@@ -244,6 +262,7 @@ readouts = ["final_volume_treated_mm3", "cem43_total_min"]
 """
 
 
+@SMALL_N
 def test_cli_sensitivity_writes_indices_and_resumes(tmp_path, capsys, model):
     spec = tmp_path / "spec.toml"
     spec.write_text(SPEC)
@@ -269,3 +288,43 @@ def test_cli_sensitivity_errors_exit_2_with_one_line(tmp_path, capsys):
     assert err.startswith("error:") and "ctl_kil_rate" in err and "\n" not in err
     assert main(["sensitivity", str(tmp_path / "missing.toml"), "--out", str(tmp_path / "o")]) == 2
     assert main(["sensitivity", str(bad), "--out", str(tmp_path / "o"), "--n", "3"]) == 2
+
+
+# ----------------------------------------------------------------- sample-size warnings
+
+
+def _sample_size_warnings(**kw):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sa.run_sensitivity(None, PI_BOUNDS, evaluator=ishigami, progress=False, seed=3, **kw)
+    return [str(w.message) for w in caught if issubclass(w.category, sa.SampleSizeWarning)]
+
+
+@pytest.mark.parametrize(
+    "method,small,adequate,extra",
+    [
+        ("sobol", 16, 1024, {}),
+        ("morris", 4, 20, {}),
+        ("efast", 33, 257, {"M": 2}),
+        ("pawn", 300, 1000, {}),
+        ("delta", 300, 1000, {"num_resamples": 3}),
+    ],
+)
+def test_small_designs_warn_and_adequate_ones_do_not(method, small, adequate, extra):
+    msgs = _sample_size_warnings(method=method, n=small, **extra)
+    assert any(f"{method}:" in m and f"below {sa.MIN_SAMPLE_SIZE[method]}" in m for m in msgs)
+    assert _sample_size_warnings(method=method, n=adequate, **extra) == []
+
+
+def test_a_confidence_interval_wider_than_the_index_warns_naming_output_and_factor():
+    msgs = _sample_size_warnings(method="sobol", n=8)
+    wide = [m for m in msgs if "wider than the index" in m]
+    assert len(wide) == 1
+    assert "output 'y'" in wide[0] and "for factor 'x" in wide[0]
+    row = dict.fromkeys(sa.INDEX_COLUMNS)
+    row.update(method="sobol", output="volume", time_day=math.nan, factor="ctl_kill_rate")
+    row.update(index="ST", value=2.26, conf_low=-41.6, conf_high=43.1, n_runs=40, n_dropped=0)
+    ok = dict(row, factor="field_kA_per_m", value=0.5, conf_low=0.45, conf_high=0.55)
+    negligible = dict(row, factor="pdl1_delay_day", value=0.001, conf_low=-0.02, conf_high=0.022)
+    flagged = sa.wide_intervals(pd.DataFrame([row, ok, negligible]))
+    assert list(flagged["factor"]) == ["ctl_kill_rate"]

@@ -18,9 +18,18 @@ import pandas as pd
 
 from mhimmune.core.errors import MhimmuneError, ParameterError
 from mhimmune.runs.ensemble import EnsembleResult
-from mhimmune.studies.sa_sampling import Sample
+from mhimmune.studies.sa_sampling import Sample, SampleSizeWarning
 
-__all__ = ["analyze", "empty_indices", "IncompleteRunsError", "INDEX_COLUMNS", "TOLERANT_METHODS"]
+__all__ = [
+    "analyze",
+    "empty_indices",
+    "IncompleteRunsError",
+    "INDEX_COLUMNS",
+    "TOLERANT_METHODS",
+    "SampleSizeWarning",
+    "CI_TOLERANCE",
+    "wide_intervals",
+]
 
 #: methods that use only the successful runs (failed rows are dropped and counted)
 TOLERANT_METHODS = ("pawn", "delta")
@@ -38,6 +47,13 @@ INDEX_COLUMNS = [
     "n_runs",
     "n_dropped",
 ]
+
+
+#: a confidence interval is *too wide* when its half-width exceeds the index itself and
+#: CI_TOLERANCE of the index's scale (1 for the variance fractions S1, ST, S2 and delta;
+#: the output's largest mu_star for Morris), so that the narrow intervals of negligible
+#: factors around zero do not count
+CI_TOLERANCE = 0.1
 
 
 class IncompleteRunsError(MhimmuneError):
@@ -218,6 +234,43 @@ def _salib(
     return pd.concat(parts, ignore_index=True)
 
 
+def wide_intervals(indices: pd.DataFrame) -> pd.DataFrame:
+    """Rows of *indices* whose confidence interval is wider than the index itself.
+
+    A row counts when its half-width exceeds both ``|value|`` and :data:`CI_TOLERANCE`
+    times the index's scale (1 for variance fractions; the largest ``|value|`` of the same
+    method, output, time and index for Morris ``mu_star``). Rows without an interval
+    never count.
+    """
+    if indices.empty:
+        return indices
+    half = (indices["conf_high"] - indices["conf_low"]) / 2
+    value = indices["value"].abs()
+    keys = [indices["method"], indices["output"], indices["time_day"].fillna(-1.0)]
+    group_max = value.groupby(keys + [indices["index"]]).transform("max")
+    scale = group_max.where(indices["method"] == "morris", 1.0)
+    wide = np.isfinite(half) & (half > value) & (half > CI_TOLERANCE * scale)
+    return indices[wide]
+
+
+def _warn_wide_intervals(indices: pd.DataFrame) -> None:
+    wide = wide_intervals(indices)
+    if wide.empty:
+        return
+    half = (wide["conf_high"] - wide["conf_low"]) / 2
+    worst = wide.loc[half.idxmax()]
+    at = "" if math.isnan(worst["time_day"]) else f" at day {worst['time_day']:g}"
+    warnings.warn(
+        f"{worst['method']}: {len(wide)} of {len(indices)} indices have a confidence interval "
+        f"wider than the index itself, e.g. {worst['index']} of output {worst['output']!r}"
+        f"{at} for factor {worst['factor']!r}: {worst['value']:.3g} "
+        f"[{worst['conf_low']:.3g}, {worst['conf_high']:.3g}] "
+        f"({worst['n_runs']} runs); increase n before reading these indices",
+        SampleSizeWarning,
+        stacklevel=3,
+    )
+
+
 def empty_indices() -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -281,6 +334,12 @@ def analyze(
     ------
     IncompleteRunsError
         Sobol, Morris or eFAST with failed runs.
+
+    Warns
+    -----
+    SampleSizeWarning
+        When an index's confidence interval is wider than the index itself
+        (:func:`wide_intervals`), naming the output and factor of the widest.
     """
     series: list[tuple[str, float, np.ndarray]] = []
     if isinstance(outputs, EnsembleResult):
@@ -312,5 +371,6 @@ def analyze(
             frames.append(f)
     if not frames:
         return empty_indices()
-    out = pd.concat(frames, ignore_index=True)
-    return out[INDEX_COLUMNS]
+    out = pd.concat(frames, ignore_index=True)[INDEX_COLUMNS]
+    _warn_wide_intervals(out)
+    return out

@@ -8,6 +8,7 @@ trajectories, eFAST, Latin hypercube for PAWN and delta) over a
 from __future__ import annotations
 
 import numbers
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,7 +17,36 @@ import pandas as pd
 from mhimmune.core.errors import ParameterError
 from mhimmune.studies.sa_problem import METHODS, Problem
 
-__all__ = ["Sample", "sample", "check_method"]
+__all__ = ["Sample", "sample", "check_method", "SampleSizeWarning", "MIN_SAMPLE_SIZE"]
+
+
+class SampleSizeWarning(UserWarning):
+    """A sensitivity design or its indices are too small to trust.
+
+    Raised as a warning (never an error) by :func:`sample` when the base sample size is
+    below :data:`MIN_SAMPLE_SIZE` for the method, and by
+    :func:`~mhimmune.studies.sa_analysis.analyze` when an index's confidence interval is
+    wider than the index itself. Small designs stay useful for smoke tests and previews;
+    silence the warning explicitly there
+    (``warnings.simplefilter("ignore", SampleSizeWarning)``).
+    """
+
+
+#: smallest base sample size N per method below which :func:`sample` warns
+#: (:class:`SampleSizeWarning`); the indices of smaller designs are rough at best.
+#:
+#: - ``sobol``: N = 512, the base sample of SALib's own Sobol example
+#:   (``SALib.analyze.sobol``: ``saltelli.sample(problem, 512)``); SALib's Sobol sampler
+#:   also needs N to be a power of 2 (:func:`sample` raises otherwise).
+#: - ``morris``: r = 10 trajectories, the lower end of the 10–20 that Campolongo, Cariboni
+#:   & Saltelli (2007) and Saltelli et al. (2008, *Global Sensitivity Analysis: The
+#:   Primer*) recommend for the Morris screening.
+#: - ``efast``: N = 65, SALib's ``fast_sampler`` requirement N > 4·M² at its default
+#:   interference parameter M = 4 (a larger M needs a larger N and is an error).
+#: - ``pawn`` and ``delta``: 1000 runs, the Latin-hypercube size of SALib's PAWN and
+#:   delta examples (``latin.sample(problem, 1000)``); both estimate conditional
+#:   distributions from slices of the sample, which need many runs per slice.
+MIN_SAMPLE_SIZE = {"sobol": 512, "morris": 10, "efast": 65, "pawn": 1000, "delta": 1000}
 
 
 @dataclass
@@ -83,6 +113,11 @@ def sample(
         Morris: grid levels.
     M
         eFAST: interference parameter.
+
+    Warns
+    -----
+    SampleSizeWarning
+        When *n* is below :data:`MIN_SAMPLE_SIZE` of the method.
     """
     from SALib.sample import fast_sampler, latin
     from SALib.sample import morris as morris_sample
@@ -118,6 +153,15 @@ def sample(
         unit = latin.sample(p, n, seed=seed)
         options = {}
     unit = np.asarray(unit, dtype=float)
+    if n < MIN_SAMPLE_SIZE[method]:
+        what = "trajectories" if method == "morris" else "base sample size N"
+        warnings.warn(
+            f"{method}: {what} {n} is below {MIN_SAMPLE_SIZE[method]}, the least for stable "
+            f"indices (see mhimmune.studies.sa_sampling.MIN_SAMPLE_SIZE); treat the indices "
+            f"as a rough preview",
+            SampleSizeWarning,
+            stacklevel=2,
+        )
     return Sample(
         method=method,
         problem=problem,

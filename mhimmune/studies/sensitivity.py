@@ -48,9 +48,10 @@ from mhimmune.studies.sa_analysis import (
     IncompleteRunsError,
     analyze,
     empty_indices,
+    wide_intervals,
 )
 from mhimmune.studies.sa_problem import METHODS, Factor, Problem, define_problem
-from mhimmune.studies.sa_sampling import Sample, sample
+from mhimmune.studies.sa_sampling import MIN_SAMPLE_SIZE, Sample, SampleSizeWarning, sample
 from mhimmune.studies.sa_specs import load_spec, write_outputs
 
 __all__ = [
@@ -59,6 +60,9 @@ __all__ = [
     "Sample",
     "SensitivityResult",
     "IncompleteRunsError",
+    "SampleSizeWarning",
+    "MIN_SAMPLE_SIZE",
+    "wide_intervals",
     "METHODS",
     "INDEX_COLUMNS",
     "define_problem",
