@@ -161,12 +161,13 @@ EVERY = FieldSpec(
 _COUNT = FieldSpec("count", example="3", default=1)
 _REPEAT = {"every": EVERY, "count": _COUNT}
 
-#: Largest accepted dose per drug kind, in mg/kg per injection: a few times the highest
-#: doses used in published mouse studies, so a typo (1e6 mg/kg) is refused, not simulated.
-#: anti-PD-L1 and CD8-depleting antibodies: 10 mg/kg (200 µg per mouse) is the usual
-#: dose, ≤ 25 mg/kg the highest; BSO: 450-900 mg/kg i.p. (2-4 mmol/kg), up to ~1.8 g/kg;
-#: HSP90 inhibitors (17-AAG): 25-80 mg/kg; Fenton (CDT) and glucose-oxidase nanoagents:
-#: 5-20 mg/kg.
+#: Largest accepted dose per drug kind, in mg/kg per injection, so that a typo (1e6 mg/kg)
+#: is refused rather than simulated. These are assumed plausibility limits, a few times the
+#: highest doses of the studies the model cites: anti-PD-L1 10 mg/kg (Kosinsky et al. 2018
+#: [kosinsky2018]); BSO two 5 mmol/kg (1112 mg/kg) doses (Skapek et al. 1988 [skapek1988])
+#: and 400-1600 mg/kg i.v. ([bso_pk1989]). For CD8 depletion, HSP inhibitors, CDT and
+#: glucose-oxidase agents the limits are assumed from the model's own dose ranges (1-20
+#: mg/kg), with the same margin.
 DRUG_DOSE_LIMITS: Mapping[str, float] = MappingProxyType(
     {
         "anti_pdl1": 50.0,

@@ -116,7 +116,7 @@ def run_ensemble(
         DataFrame (or list of dicts) with one row per run and one numeric column per factor.
     executor
         Where the chunks run (:class:`~mhimmune.runs.executor.SerialExecutor`,
-        :class:`WorkerPool`, :class:`~mhimmune.runs.executor.DaskExecutor`); it stays open.
+        :class:`WorkerPool`, :class:`~mhimmune.runs.dask_executor.DaskExecutor`); it stays open.
         Without it, *n_jobs*, *client* and *pool* choose one (:func:`make_executor`).
     n_jobs
         Local worker processes, started for this call; 1 runs in this process.

@@ -6,7 +6,7 @@ Every study function (sensitivity, trial, synergy, optimisation, hypotheses) tak
 * ``None``: every run in this process (a :class:`~mhimmune.runs.executor.SerialExecutor`);
 * a :class:`~mhimmune.runs.executor.WorkerPool`: local worker processes that stay alive
   across the study's ensembles (and across studies given the same pool);
-* a :class:`~mhimmune.runs.executor.DaskExecutor`: a Dask cluster.
+* a :class:`~mhimmune.runs.dask_executor.DaskExecutor`: a Dask cluster.
 
 :func:`~mhimmune.runs.executor.make_executor` builds one from the former arguments
 (``make_executor(n_jobs=4)``, ``make_executor(client="tcp://host:8786")``). A study

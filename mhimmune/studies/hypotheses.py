@@ -164,7 +164,7 @@ def run_hypotheses(
     executor
         Where every ensemble of the optimisation, the trial and the synergy maps runs: a
         :class:`~mhimmune.runs.executor.WorkerPool`, a
-        :class:`~mhimmune.runs.executor.DaskExecutor` or a
+        :class:`~mhimmune.runs.dask_executor.DaskExecutor` or a
         :class:`~mhimmune.runs.executor.SerialExecutor` (e.g. from
         :func:`~mhimmune.runs.executor.make_executor`), used and not closed. ``None``:
         the spec's ``[run] n_jobs`` (default 1) builds one with

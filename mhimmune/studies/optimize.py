@@ -175,7 +175,7 @@ def optimize_schedule(
     executor
         Where every batch of the search runs: ``None`` in this process; a
         :class:`~mhimmune.runs.executor.WorkerPool` (local processes started once for all
-        the batches) or :class:`~mhimmune.runs.executor.DaskExecutor` (a Dask cluster),
+        the batches) or :class:`~mhimmune.runs.dask_executor.DaskExecutor` (a Dask cluster),
         e.g. from :func:`~mhimmune.runs.executor.make_executor`. It is used, not closed:
         the caller closes it (also on errors).
     progress

@@ -366,7 +366,7 @@ def schedule_heatmap(
     executor
         Where the grid's runs go: ``None`` in this process; a
         :class:`~mhimmune.runs.executor.WorkerPool` (local processes) or
-        :class:`~mhimmune.runs.executor.DaskExecutor`, e.g. from
+        :class:`~mhimmune.runs.dask_executor.DaskExecutor`, e.g. from
         :func:`~mhimmune.runs.executor.make_executor`. It is used, not closed.
     **run_kwargs
         Further options of :func:`mhimmune.runs.ensemble.run_ensemble` (``progress``,

@@ -181,7 +181,7 @@ def run_sensitivity(
     executor
         Where the runs go: ``None`` runs them in this process; a
         :class:`~mhimmune.runs.executor.WorkerPool` (local processes) or
-        :class:`~mhimmune.runs.executor.DaskExecutor` (a Dask cluster), e.g. from
+        :class:`~mhimmune.runs.dask_executor.DaskExecutor` (a Dask cluster), e.g. from
         :func:`~mhimmune.runs.executor.make_executor`. It is used, not closed.
     out, resume, progress, chunk_size
         Passed to :func:`~mhimmune.runs.ensemble.run_ensemble` (checkpoints, the tqdm

@@ -275,7 +275,7 @@ def synergy_grid(
     executor
         Where the grid's runs go: ``None`` in this process; a
         :class:`~mhimmune.runs.executor.WorkerPool` (local processes, e.g. one shared
-        with other studies) or :class:`~mhimmune.runs.executor.DaskExecutor`, e.g. from
+        with other studies) or :class:`~mhimmune.runs.dask_executor.DaskExecutor`, e.g. from
         :func:`~mhimmune.runs.executor.make_executor`. It is used, not closed.
     progress
         Show a tqdm bar (``None``: unless ``TQDM_DISABLE`` is set).

@@ -87,7 +87,7 @@ def run_trial(
     executor
         Where every ensemble of the trial runs: ``None`` in this process; a
         :class:`~mhimmune.runs.executor.WorkerPool` (local processes kept for all the
-        trial's ensembles) or :class:`~mhimmune.runs.executor.DaskExecutor`, e.g. from
+        trial's ensembles) or :class:`~mhimmune.runs.dask_executor.DaskExecutor`, e.g. from
         :func:`~mhimmune.runs.executor.make_executor`. It is used, not closed.
     progress
         Show tqdm bars (``None``: unless ``TQDM_DISABLE`` is set).
