@@ -135,34 +135,59 @@ class SynergyResult:
         """The grid point with the largest *metric*."""
         return self.table.loc[self.table[metric].idxmax()]
 
+    def metric_label(self, metric: str) -> str:
+        """Words (with the unit) for *metric*, e.g. ``Bliss excess in responder fraction``."""
+        a, b = self.labels
+        what = "responder fraction" if self.effect == "responder" else "tumour inhibition"
+        words = {
+            "e_ab": f"{what}, {a} + {b} (0–1)",
+            "e_a": f"{what}, {a} alone (0–1)",
+            "e_b": f"{what}, {b} alone (0–1)",
+            "bliss_expected": f"Bliss-expected {what} (0–1)",
+            "bliss_excess": f"Bliss excess in {what} (> 0: synergy)",
+            "hsa_excess": f"HSA excess in {what} (> 0: synergy)",
+            "cem43_min": "thermal dose CEM43 (min)",
+            "n_ok": "animals simulated successfully",
+        }
+        return words.get(metric, metric.replace("_", " "))
+
     def heatmap(self, metric: str = "bliss_excess", ax=None, annot: bool = True):
         """Heat-map of *metric*; excess metrics use a diverging palette centred on 0."""
         import matplotlib.pyplot as plt
         import seaborn as sns
+
+        from mhimmune.mh.plotting import factor_label  # deferred: imports matplotlib
 
         ax = ax or plt.subplots(figsize=(5, 4))[1]
         m = self.matrix(metric)
         if metric.endswith("excess"):
             lim = max(float(np.nanmax(np.abs(m.to_numpy()))), 1e-3)
             kw = dict(cmap="RdBu_r", center=0.0, vmin=-lim, vmax=lim)
-        else:
+        elif metric in ("e_ab", "e_a", "e_b", "bliss_expected"):
             kw = dict(cmap="viridis", vmin=0.0, vmax=1.0)
+        else:
+            kw = dict(cmap="viridis")
+        label = self.metric_label(metric)
         sns.heatmap(
             m,
             ax=ax,
             annot=annot,
             fmt=".2f",
             annot_kws={"fontsize": 7},
-            cbar_kws={"label": metric.replace("_", " ")},
+            cbar_kws={"label": label},
             **kw,
         )
-        ax.set_title(f"{metric.replace('_', ' ')} ({self.effect})", fontsize=9)
+        ax.set_title(_METRIC_TITLES.get(metric, label).format(*self.labels), fontsize=9)
         ax.set_xticklabels([f"{float(t.get_text()):g}" for t in ax.get_xticklabels()])
         ax.set_yticklabels([f"{float(t.get_text()):g}" for t in ax.get_yticklabels()], rotation=0)
+        ax.set_xlabel(factor_label(self.x))
+        ax.set_ylabel(factor_label(self.y))
         if "cem43_min" in self.table and self.x in _MH_AXES:
             cem = self.table.groupby(self.x)["cem43_min"].mean()
             ax.set_xlabel(
-                f"{self.x}\n(CEM43: " + ", ".join(f"{c:.0f}" for c in cem.values) + " min)"
+                f"{factor_label(self.x)}\n(thermal dose CEM43: "
+                + ", ".join(f"{c:.0f}" for c in cem.values)
+                + " min)"
             )
         return ax
 
@@ -172,7 +197,7 @@ class SynergyResult:
 
         from mhimmune.mh.plotting import HYPOTHESIS_NOTE  # deferred: imports matplotlib
 
-        fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+        fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
         for ax, metric in zip(axes, ("e_ab", "bliss_excess", "hsa_excess")):
             self.heatmap(metric, ax=ax)
         fig.suptitle(f"{self.labels[0]} × {self.labels[1]} synergy; {HYPOTHESIS_NOTE}", fontsize=9)
@@ -193,6 +218,16 @@ class SynergyResult:
     def __repr__(self) -> str:
         return f"<SynergyResult {self.x} × {self.y}>\n{self.summary()}"
 
+
+#: panel titles: the question each heat-map answers ({0}, {1}: the two agents)
+_METRIC_TITLES = {
+    "e_ab": "How well does {0} + {1} work?",
+    "e_a": "How well does {0} alone work?",
+    "e_b": "How well does {1} alone work?",
+    "bliss_expected": "What would independent action give?",
+    "bliss_excess": "Better than independent action? (Bliss)",
+    "hsa_excess": "Better than the best single agent? (HSA)",
+}
 
 _MH_AXES = {
     "field_kA_per_m",
