@@ -316,10 +316,26 @@ class TrialResult:
 
         ax = ax or plt.subplots(figsize=(6, 4))[1]
         palette = _palette(self.arm_names)
-        for name in arms or self.arm_names:
+        styles = ["-", "--", "-.", ":"]
+        drawn: list[tuple[str, pd.DataFrame]] = []
+        for i, name in enumerate(arms or self.arm_names):
             km = self.kaplan_meier(name)
-            ax.step(km["time"], km["survival"], where="post", color=palette[name], label=name)
-            if ci:
+            same = [n for n, other in drawn if _same_curve(km, other)]
+            drawn.append((name, km))
+            # coinciding curves: shifted by 1 % of the axis each and dashed differently
+            shift = 0.012 * len(same)
+            label = f"{name} (identical to {same[0]})" if same else name
+            ax.step(
+                km["time"],
+                km["survival"] - shift,
+                where="post",
+                color=palette[name],
+                ls=styles[i % len(styles)],
+                lw=2.6 - 0.4 * min(i, 3),
+                label=label,
+                zorder=2 + i,
+            )
+            if ci and not same:
                 ax.fill_between(
                     km["time"],
                     km["lower"].fillna(km["survival"]),
@@ -331,7 +347,7 @@ class TrialResult:
                 )
         ax.set_xlabel("days after the first treatment")
         ax.set_ylabel(f"fraction with tumour < {self.responder.endpoint_mm3:g} mm³")
-        ax.set_ylim(-0.02, 1.02)
+        ax.set_ylim(-0.06, 1.02)
         ax.legend(fontsize=8, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
         ax.set_title(
             f"Virtual trial (n = {self.n_animals} per arm); {HYPOTHESIS_NOTE}",
@@ -398,6 +414,14 @@ class TrialResult:
         self.plot_km(a1)
         self.plot_responders(a2)
         return fig
+
+
+def _same_curve(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    return (
+        len(a) == len(b)
+        and np.allclose(a["time"].to_numpy(float), b["time"].to_numpy(float))
+        and np.allclose(a["survival"].to_numpy(float), b["survival"].to_numpy(float))
+    )
 
 
 def _palette(names: Sequence[str]) -> dict[str, Any]:
