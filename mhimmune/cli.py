@@ -172,11 +172,7 @@ def run_demo(out: Path, variables: str | None = None) -> pd.DataFrame:
     model = load_model()
     selected = _variables(model, variables)
     results = [simulate(model, p) for p in plans]
-    frames = []
-    for r in results:
-        f = r.to_frame(selected)
-        f.insert(0, "protocol", r.protocol.name)
-        frames.append(f)
+    frames = [r.to_frame(selected) for r in results]
     summary = pd.concat([r.summary() for r in results], axis=1)
     write_csv(pd.concat(frames, ignore_index=True), out / "demo_trajectories.csv", index=False)
     write_csv(summary, out / "demo_summary.csv")

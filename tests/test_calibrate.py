@@ -142,7 +142,7 @@ def test_fit_rejects_bad_requests(model, synthetic, arms):
 
 def test_petab_problem_passes_linter(model, synthetic, arms, tmp_path):
     """Conditions from protocols (schedules as condition-set event values), observables,
-    measurements (hours) and the parameter table (internal units) pass petab's linter,
+    measurements (hours) and the parameter table (the table's units) pass petab's linter,
     and the files it writes read back."""
     import petab.v1 as petab
 
@@ -157,14 +157,20 @@ def test_petab_problem_passes_linter(model, synthetic, arms, tmp_path):
     }
     estimated = problem.parameter_df.index[problem.parameter_df["estimate"] == 1]
     assert set(estimated) == {*TRUTH, mhpetab.NOISE_PARAMETER}
-    # nominal values are the model's internal values (per hour), bounds bracket them
+    # nominal values and bounds are the parameter table's (1/d, min), bounds bracket them
     pdf = problem.parameter_df
     assert (pdf["lowerBound"] <= pdf["nominalValue"] + 1e-12).all()
     assert (pdf["nominalValue"] <= pdf["upperBound"] + 1e-12).all()
-    rate = pdf.loc["tumour_growth_rate", "nominalValue"]
-    assert rate == pytest.approx(
-        model.parameter_vector()[model.compiled.parameters.index("tumour_growth_rate")]
-    )
+    table = model.parameters()
+    for name in ("tumour_growth_rate", "heat_d0_43"):
+        assert pdf.loc[name, "nominalValue"] == pytest.approx(table.loc[name, "value"])
+        assert pdf.loc[name, "lowerBound"] == pytest.approx(table.loc[name, "lower"])
+        assert pdf.loc[name, "upperBound"] == pytest.approx(table.loc[name, "upper"])
+        assert pdf.loc[name, "parameterName"] == f"{name} [{table.loc[name, 'unit']}]"
+    # the SBML reads the internal value (1/h, h) through an assignment rule
+    sbml = problem.model.sbml_model
+    assert sbml.getParameter("tumour_growth_rate").getValue() == pytest.approx(0.4)
+    assert sbml.getAssignmentRuleByVariable("tumour_growth_rate_internal") is not None
     yaml_path = mhpetab.write_petab(problem, tmp_path / "petab")
     again = petab.Problem.from_yaml(yaml_path)
     assert not petab.lint_problem(again)

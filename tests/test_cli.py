@@ -33,7 +33,7 @@ def test_simulate_writes_results(tmp_path, capsys):
         main(["simulate", MH, "--set", "ctl_kill_rate=0.3", "--out", str(tmp_path), "--plot"]) == 0
     )
     traj = pd.read_csv(tmp_path / "mh_trajectories.csv")
-    assert list(traj.columns) == ["time_day", "variable", "value"]
+    assert list(traj.columns) == ["arm", "time_day", "variable", "value"]
     assert traj["time_day"].max() == pytest.approx(40.0)
     sessions = pd.read_csv(tmp_path / "mh_sessions.csv")
     assert len(sessions) == 3 and sessions["cem43_min"].gt(1).all()
@@ -89,7 +89,7 @@ def test_demo_writes_summary_trajectories_and_figure(tmp_path):
     assert summary.loc["peak_temperature_C", "untreated"] == pytest.approx(37.0)
     assert 42.0 < summary.loc["peak_temperature_C", "MH"] < 44.0
     traj = pd.read_csv(tmp_path / "demo_trajectories.csv")
-    assert set(traj["protocol"]) == set(summary.columns)
+    assert set(traj["arm"]) == set(summary.columns)
     model = mh.load_model()
     assert set(traj["variable"]) == set(select_variables(model))  # no internal species
     assert "temperature_C" in set(traj["variable"]) and "Theta" not in set(traj["variable"])

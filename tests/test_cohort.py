@@ -209,6 +209,8 @@ def test_trial_recist_categories_and_files(small_trial, tmp_path):
     paths = small_trial.save(tmp_path)
     back = pd.read_csv(paths["responders"])
     assert list(back["arm"]) == small_trial.arm_names
+    assert pd.read_csv(paths["animals"]).columns[0] == "arm"  # no unnamed index column
+    assert "cem43_total_min" in pd.read_csv(paths["mechanisms"]).columns
     vol = pd.read_csv(paths["volumes"])
     assert len(vol) == 4 * 8 * len(small_trial.time_day)
     c = vol[(vol["arm"] == "control") & (vol["animal"] == 3)]["total_mm3"].to_numpy()

@@ -11,7 +11,7 @@ from mhimmune.studies import hypotheses as hy
 
 CONTROL = pd.Series(
     {
-        "cem43_min": 0.0,
+        "cem43_total_min": 0.0,
         "damp_d1": 1.1,
         "mature_dc_d7": 0.057,
         "cd8_effectors_d7": 1.3,
@@ -25,7 +25,7 @@ CONTROL = pd.Series(
 def test_reason_names_the_links_that_move_in_chain_order():
     combo = pd.Series(
         {
-            "cem43_min": 82.0,
+            "cem43_total_min": 82.0,
             "damp_d1": 14.2,
             "mature_dc_d7": 0.77,
             "cd8_effectors_d7": 74.0,
@@ -50,7 +50,7 @@ def test_reason_names_decreases_too():
     effectors, PD-L1 not yet blocked at +7 d (model readouts of the virtual trial)."""
     combo = pd.Series(
         {
-            "cem43_min": 83.0,
+            "cem43_total_min": 83.0,
             "damp_d1": 18.0,
             "mature_dc_d7": 0.68,
             "cd8_effectors_d7": 70.0,
@@ -61,7 +61,7 @@ def test_reason_names_decreases_too():
     )
     late = pd.Series(
         {
-            "cem43_min": 83.0,
+            "cem43_total_min": 83.0,
             "damp_d1": 18.0,
             "mature_dc_d7": 0.23,
             "cd8_effectors_d7": 20.0,
@@ -80,7 +80,7 @@ def test_reason_names_decreases_too():
 def test_reason_ignores_changes_below_the_thresholds():
     """Changes under 1.5-fold (or 5 min CEM43, 0.3 occupancy) are not reasons."""
     near = CONTROL * 1.4
-    near["cem43_min"] = 4.0
+    near["cem43_total_min"] = 4.0
     near["pdl1_occupancy_d7"] = 0.25
     assert hy.mechanistic_reason(near, CONTROL) == "no link differs"
 

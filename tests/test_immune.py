@@ -244,9 +244,8 @@ def test_readouts_compare_gives_fold_changes_against_the_untreated_arm(demo_resu
     table = readouts.compare(demo_results, reference="untreated")
     assert list(table.columns) == [
         "arm",
-        "protocol",
         "readout",
-        "day",
+        "time_day",
         "unit",
         "value",
         "reference_value",

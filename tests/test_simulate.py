@@ -133,7 +133,8 @@ def test_cem43_state_matches_sampled_history(model):
 def test_tidy_and_wide_tables_agree(demo_results):
     res = demo_results["mh"]
     long = res.to_frame(["temperature_C"])
-    assert list(long.columns) == ["time_day", "variable", "value"]
+    assert list(long.columns) == ["arm", "time_day", "variable", "value"]
+    assert set(long["arm"]) == {res.protocol.name}
     assert np.allclose(long["value"].values, res["temperature_C"].values)
     assert isinstance(res.summary(), pd.Series)
     with pytest.raises(KeyError, match="close matches"):

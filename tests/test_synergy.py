@@ -40,7 +40,7 @@ def independent_toy(values):
     f_mh = 0.0 if values["n_sessions"] == 0 else min(0.9, values["field_kA_per_m"] / 20 * k)
     f_ab = 0.0 if values["pdl1_count"] == 0 else values["pdl1_dose_mg_per_kg"] / 25
     total = 1000.0 * k * (1 - f_mh) * (1 - f_ab)
-    return {"total_mm3": total, "cem43_min": values["field_kA_per_m"] * values["n_sessions"]}
+    return {"total_mm3": total, "cem43_total_min": values["field_kA_per_m"] * values["n_sessions"]}
 
 
 def test_grid_bliss_excess_is_zero_when_the_agents_act_independently():
@@ -60,7 +60,7 @@ def test_grid_bliss_excess_is_zero_when_the_agents_act_independently():
     assert (t["hsa_excess"] > 0).all()
     row = t[(t["field_kA_per_m"] == 10) & (t["pdl1_dose_mg_per_kg"] == 10)].iloc[0]
     assert row["e_b"] == pytest.approx(0.4)
-    assert row["cem43_min"] == pytest.approx(30.0)  # toy: field × 3 sessions
+    assert row["cem43_total_min"] == pytest.approx(30.0)  # toy: field × 3 sessions
     # 9 combinations + 3 MH-alone + 3 antibody-alone + 1 control schedules, each on 6 animals
     assert res.runs["schedule"].nunique() == 16 and len(res.runs) == 16 * 6
 
@@ -88,7 +88,7 @@ def test_grid_on_a_worker_pool_gives_the_serial_table():
 def test_responder_synergy_is_one_when_only_the_combination_responds():
     def toy(values):
         both = values["n_sessions"] > 0 and values["pdl1_count"] > 0
-        return {"total_mm3": 0.0 if both else 500.0, "cem43_min": 1.0}
+        return {"total_mm3": 0.0 if both else 500.0, "cem43_total_min": 1.0}
 
     res = sy.synergy_grid(
         ("field_kA_per_m", [10, 15]), ("pdl1_delay_day", [0, 3]), evaluator=toy, progress=False
@@ -114,7 +114,7 @@ def test_model_predicts_mh_and_anti_pdl1_synergise_at_high_field():
     assert t.loc[15, "e_ab"] > 0.99
     assert t.loc[15, "bliss_excess"] > 0.5
     assert abs(t.loc[8, "bliss_excess"]) < 0.1
-    assert t.loc[8, "cem43_min"] < 1.0 < t.loc[15, "cem43_min"]
+    assert t.loc[8, "cem43_total_min"] < 1.0 < t.loc[15, "cem43_total_min"]
 
 
 @pytest.mark.parametrize(
@@ -140,7 +140,7 @@ def test_fixed_factors_apply_to_every_schedule_of_the_grid():
 
     def toy(values):
         seen.append((values["feedback"], values["n_sessions"], values["pdl1_count"]))
-        return {"total_mm3": 100.0, "cem43_min": values["session_duration_min"]}
+        return {"total_mm3": 100.0, "cem43_total_min": values["session_duration_min"]}
 
     res = sy.synergy_grid(
         ("session_duration_min", [10, 20]),
@@ -150,7 +150,7 @@ def test_fixed_factors_apply_to_every_schedule_of_the_grid():
         progress=False,
     )
     assert {f for f, _, _ in seen} == {1.0}
-    assert res.table["cem43_min"].tolist() == [10.0, 20.0]
+    assert res.table["cem43_total_min"].tolist() == [10.0, 20.0]
     with pytest.raises(ParameterError, match="grid axes"):
         sy.synergy_grid(
             ("session_duration_min", [10]),
@@ -174,7 +174,7 @@ def test_thermal_dose_axis_under_feedback_gives_cem43_proportional_to_session_le
         effect="inhibition",
         progress=False,
     )
-    cem = res.table.set_index("session_duration_min")["cem43_min"]
+    cem = res.table.set_index("session_duration_min")["cem43_total_min"]
     assert 0.85 * 45 <= cem[60] - cem[15] <= 45
 
 

@@ -16,14 +16,19 @@ such as ``mh`` or ``mh_plus_pdl1``).
 schedules as events whose values each condition (one per arm) sets, an observable per
 measured site (tumour volume, log-normal noise with one estimated SD of log volume),
 the measurements (time in hours, the model's unit), and the parameter table from the
-model's tables (values and bounds in the model's internal units, PEtab scales from the
-``scale`` column). The problem passes ``petab``'s linter (:func:`lint`).
+model's tables (values and bounds in the table's units, as ``mhimmune params`` and
+:func:`mhimmune.calibrate.fit` show them, PEtab scales from the ``scale`` column). A
+parameter whose table unit is not the model's internal unit (e.g. 1/d for a rate the
+model takes in 1/h) enters the SBML as itself, in the table's unit, and an assignment
+rule gives the model its internal value ``<name>_internal``. The problem passes
+``petab``'s linter (:func:`lint`).
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import math
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -152,25 +157,66 @@ def _condition_id(arm: str) -> str:
     return sbml_id(arm)
 
 
+def _conversion(unit: str, internal: str) -> tuple[float, float]:
+    """``(a, b)`` with internal value = a · table value + b."""
+    b = float(ureg.Quantity(0.0, unit).to(internal).magnitude)
+    return float(ureg.Quantity(1.0, unit).to(internal).magnitude) - b, b
+
+
+def _converted(model: Model) -> dict[str, tuple[float, float]]:
+    """Parameters whose table unit differs from the internal unit: their ``(a, b)``."""
+    frame = model.parameters()
+    out = {}
+    for name, r in frame.iterrows():
+        if name in model.inputs:
+            continue
+        a, b = _conversion(r["unit"], r["internal_unit"])
+        if not (math.isclose(a, 1.0, rel_tol=1e-12) and b == 0.0):
+            out[str(name)] = (a, b)
+    return out
+
+
+def _table_unit_parameters(doc, model: Model, converted: Mapping[str, tuple[float, float]]):
+    """Make each *converted* parameter of the SBML *doc* a constant in the table's unit;
+    the model reads ``<name>_internal``, set by an assignment rule."""
+    import libsbml  # a dependency of petab
+
+    sm = doc.getModel()
+    units = model.parameters()["unit"]
+    for name, (a, b) in converted.items():
+        inner = f"{name}_internal"
+        while sm.getElementBySId(inner) is not None:
+            inner += "_"
+        elements = sm.getListOfAllElements()
+        for k in range(elements.getSize()):
+            elements.get(k).renameSIdRefs(name, inner)
+        par = sm.getParameter(name)
+        internal_value = par.getValue()
+        par.setId(inner)
+        par.setConstant(False)
+        table = sm.createParameter()
+        table.setId(name)
+        table.setName(f"{name} [{units[name]}]")
+        table.setValue((internal_value - b) / a)
+        table.setConstant(True)
+        rule = sm.createAssignmentRule()
+        rule.setVariable(inner)
+        formula = f"{a!r} * {name}" + (f" + {b!r}" if b else "")
+        rule.setMath(libsbml.parseL3Formula(formula))
+
+
 def _parameter_rows(model: Model, estimate: Sequence[str]) -> pd.DataFrame:
-    """PEtab parameter rows from the model's tables, in internal units."""
+    """PEtab parameter rows from the model's tables, in the tables' units."""
     frame = model.parameters()
     unknown = [n for n in estimate if n not in frame.index]
     if unknown:
         raise ParameterError(f"cannot estimate unknown parameter(s) {', '.join(unknown)}")
     rows = []
     for name, r in frame.iterrows():
-        unit, internal = r["unit"], r["internal_unit"]
-
-        def conv(x, unit=unit, internal=internal):
-            return (
-                float(ureg.Quantity(float(x), unit).to(internal).magnitude)
-                if pd.notna(x)
-                else np.nan
-            )
-
-        value = float(r["internal_value"])
-        lower, upper = conv(r["lower"]), conv(r["upper"])
+        unit = r["unit"]
+        value = float(r["value"])
+        lower = float(r["lower"]) if pd.notna(r["lower"]) else np.nan
+        upper = float(r["upper"]) if pd.notna(r["upper"]) else np.nan
         if np.isnan(lower):
             lower = value
         if np.isnan(upper):
@@ -187,7 +233,7 @@ def _parameter_rows(model: Model, estimate: Sequence[str]) -> pd.DataFrame:
         rows.append(
             {
                 "parameterId": name,
-                "parameterName": f"{name} [{internal}]",
+                "parameterName": f"{name} [{unit}]",
                 "parameterScale": scale,
                 "lowerBound": lower,
                 "upperBound": upper,
@@ -252,6 +298,8 @@ def to_petab(
     doc, schedule_values = conditions_document(
         model, {cond_ids[a]: p for a, p in arms.items()}, params
     )
+    converted = _converted(model)
+    _table_unit_parameters(doc, model, converted)
     sbml_model = SbmlModel(sbml_model=doc.getModel(), sbml_document=doc)
     condition_df = schedule_values.copy()
     condition_df.insert(0, "conditionName", [a for a in arms])
@@ -281,9 +329,10 @@ def to_petab(
         vec = model.parameter_vector(params)
         for name in params:
             if name in parameter_df.index:
-                parameter_df.loc[name, "nominalValue"] = float(
-                    vec[model.compiled.parameters.index(name)]
-                )
+                a, b = converted.get(name, (1.0, 0.0))
+                parameter_df.loc[name, "nominalValue"] = (
+                    float(vec[model.compiled.parameters.index(name)]) - b
+                ) / a
     return petab.Problem(
         model=sbml_model,
         condition_df=condition_df,

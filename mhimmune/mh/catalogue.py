@@ -59,14 +59,16 @@ SUMMARY_READOUTS: dict[str, generic.Readout] = {
         f"cem43_{cls}_min": _R(f"cem43_{cls}_min", "final", (f"cem43_min_{cls}",))
         for cls in CELL_CLASSES
     },
-    "auc_atp_treated": _R("auc_atp_treated", "auc", ("atp_e_treated",)),
-    "auc_hmgb1_treated": _R("auc_hmgb1_treated", "auc", ("hmgb1_treated",)),
-    "auc_hsp70e_treated": _R("auc_hsp70e_treated", "auc", ("hsp70_e_treated",)),
-    "auc_damp_signal": _R("auc_damp_signal", "auc", ("damp_signal",)),
+    "auc_atp_treated_mm3_day": _R("auc_atp_treated_mm3_day", "auc", ("atp_e_treated",)),
+    "auc_hmgb1_treated_mm3_day": _R("auc_hmgb1_treated_mm3_day", "auc", ("hmgb1_treated",)),
+    "auc_hsp70e_treated_mm3_day": _R("auc_hsp70e_treated_mm3_day", "auc", ("hsp70_e_treated",)),
+    "auc_damp_signal_mm3_day": _R("auc_damp_signal_mm3_day", "auc", ("damp_signal",)),
     "peak_crt_fraction": _R("peak_crt_fraction", "max", ("crt_fraction_treated",)),
     "peak_mature_dc_fraction": _R("peak_mature_dc_fraction", "max", ("mature_dc_fraction",)),
     "peak_cd8_effectors_Mcell": _R("peak_cd8_effectors_Mcell", "max", ("cd8_effectors_total",)),
-    "auc_cd8_effectors": _R("auc_cd8_effectors", "auc", ("cd8_effectors_total",)),
+    "auc_cd8_effectors_Mcell_day": _R(
+        "auc_cd8_effectors_Mcell_day", "auc", ("cd8_effectors_total",)
+    ),
     "peak_m1_m2_ratio": _R("peak_m1_m2_ratio", "max", ("m1_m2_ratio",)),
     "peak_pdl1_occupancy": _R("peak_pdl1_occupancy", "max", ("pdl1_occupancy",)),
 }

@@ -241,8 +241,9 @@ def compare(
     Returns
     -------
     pandas.DataFrame
-        Tidy: one row per arm and readout with columns ``arm, protocol, readout, day,
-        unit, value, reference_value, fold_change, description``. ``fold_change`` is
+        Tidy: one row per arm and readout with columns ``arm, readout, time_day,
+        unit, value, reference_value, fold_change, description`` (``arm``: the key of
+        *results*, or the protocol name for a list). ``fold_change`` is
         ``value / reference_value``; it is NaN where the reference value is 0 (e.g.
         antibody occupancy against an untreated arm).
     """
@@ -260,9 +261,8 @@ def compare(
             rows.append(
                 dict(
                     arm=key,
-                    protocol=named[key].protocol.name,
                     readout=label,
-                    day=spec.day(damp_day, cell_day),
+                    time_day=spec.day(damp_day, cell_day),
                     unit=spec.unit,
                     value=value,
                     reference_value=base,
@@ -274,9 +274,8 @@ def compare(
         rows,
         columns=[
             "arm",
-            "protocol",
             "readout",
-            "day",
+            "time_day",
             "unit",
             "value",
             "reference_value",

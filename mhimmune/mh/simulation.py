@@ -232,9 +232,12 @@ class SimulationResult:
         return self._wide
 
     def to_frame(self, variables: list[str] | None = None) -> pd.DataFrame:
-        """Tidy long table with columns ``time_day, variable, value``."""
+        """Tidy long table with columns ``arm, time_day, variable, value`` (``arm``: the
+        protocol name)."""
         w = self.wide if variables is None else self.wide[self._check(variables)]
-        return w.reset_index().melt(id_vars="time_day", var_name="variable", value_name="value")
+        frame = w.reset_index().melt(id_vars="time_day", var_name="variable", value_name="value")
+        frame.insert(0, "arm", self.protocol.name)
+        return frame
 
     def __getitem__(self, name: str) -> pd.Series:
         return self.wide[self._check([name])[0]]

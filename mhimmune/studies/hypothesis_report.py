@@ -27,7 +27,7 @@ __all__ = ["mechanistic_reason", "rank_arms", "report_markdown", "BASE_COMBINATI
 # compares fold changes, "level" absolute differences
 _REASON_LINKS = (
     (
-        "cem43_min",
+        "cem43_total_min",
         "more heat (CEM43 {a:.0f} vs {b:.0f} min)",
         "less heat (CEM43 {a:.0f} vs {b:.0f} min)",
         "level",
@@ -254,8 +254,10 @@ def _key_findings(trial, ranking, opt, synergy) -> list[str]:
             f"Synergy {name}: largest Bliss excess {b['bliss_excess']:+.2f} at "
             f"{res.x} = {b[res.x]:g}, {res.y} = {b[res.y]:g}"
             + (
-                f" (CEM43 {b['cem43_min']:.0f} min)"
-                if "cem43_min" in b and math.isfinite(b["cem43_min"]) and b["cem43_min"] > 0
+                f" (CEM43 {b['cem43_total_min']:.0f} min)"
+                if "cem43_total_min" in b
+                and math.isfinite(b["cem43_total_min"])
+                and b["cem43_total_min"] > 0
                 else ""
             )
             + "."

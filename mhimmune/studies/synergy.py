@@ -104,7 +104,7 @@ class SynergyResult:
     table
         One row per grid point: the two factors, ``e_a``, ``e_b``, ``e_ab`` (effects of
         A alone, B alone, both), ``bliss_expected``, ``bliss_excess``, ``hsa_excess``,
-        ``cem43_min`` (cohort-mean thermal dose of the combination), ``n_ok``.
+        ``cem43_total_min`` (cohort-mean thermal dose of the combination), ``n_ok``.
     runs
         Every simulated (schedule, animal) with its status and readouts.
     x, y
@@ -182,8 +182,8 @@ class SynergyResult:
         ax.set_yticklabels([f"{float(t.get_text()):g}" for t in ax.get_yticklabels()], rotation=0)
         ax.set_xlabel(factor_label(self.x))
         ax.set_ylabel(factor_label(self.y))
-        if "cem43_min" in self.table and self.x in _MH_AXES:
-            cem = self.table.groupby(self.x)["cem43_min"].mean()
+        if "cem43_total_min" in self.table and self.x in _MH_AXES:
+            cem = self.table.groupby(self.x)["cem43_total_min"].mean()
             ax.set_xlabel(
                 f"{factor_label(self.x)}\n(thermal dose CEM43: "
                 + ", ".join(f"{c:.0f}" for c in cem.values)
@@ -303,8 +303,9 @@ def synergy_grid(
         (thermostatted sessions at the template's target temperature, so that the thermal
         dose follows ``session_duration_min`` — a CEM43 axis).
     evaluator
-        Replace the model by any callable ``f(values) -> {"total_mm3": ..., "cem43_min": ...}``
-        (values: the full protocol factors and cohort columns); used by tests.
+        Replace the model by any callable
+        ``f(values) -> {"total_mm3": ..., "cem43_total_min": ...}`` (values: the full
+        protocol factors and cohort columns); used by tests.
     params
         Fixed parameter overrides.
     executor
@@ -387,7 +388,7 @@ def synergy_grid(
         )
     ev = evaluator or ModelEvaluator(
         template,
-        {"total_mm3": f"{_TOTAL}@{day:.12g}", "cem43_min": "cem43_total_min"},
+        {"total_mm3": f"{_TOTAL}@{day:.12g}", "cem43_total_min": "cem43_total_min"},
         params=params,
     )
     n = len(cohort)
@@ -400,8 +401,8 @@ def synergy_grid(
     total = runs["total_mm3"].to_numpy(float).reshape(len(schedules), n)
     ok = (runs["status"] == "ok").to_numpy().reshape(len(schedules), n)
     cem = (
-        runs["cem43_min"].to_numpy(float).reshape(len(schedules), n)
-        if "cem43_min" in runs
+        runs["cem43_total_min"].to_numpy(float).reshape(len(schedules), n)
+        if "cem43_total_min" in runs
         else np.full((len(schedules), n), np.nan)
     )
 
@@ -421,7 +422,7 @@ def synergy_grid(
                         "bliss_expected",
                         "bliss_excess",
                         "hsa_excess",
-                        "cem43_min",
+                        "cem43_total_min",
                     )
                 }
             )
@@ -464,7 +465,7 @@ def synergy_grid(
                 "bliss_excess": float((inh["ab"] - exp).mean()),
                 "hsa_excess": float((inh["ab"] - np.maximum(inh["a"], inh["b"])).mean()),
             }
-        row["cem43_min"] = float(np.mean(cem[ids["ab"]][good]))
+        row["cem43_total_min"] = float(np.mean(cem[ids["ab"]][good]))
         rows.append(row)
     table = pd.DataFrame(rows)
     return SynergyResult(

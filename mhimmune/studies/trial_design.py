@@ -152,7 +152,7 @@ class ResponderRule:
 #: an experiment's, not peaks (peaks over 60 days would pick up the late necrosis of large
 #: untreated tumours).
 MECHANISM_READOUTS: tuple[tuple[str, str, str, str], ...] = (
-    ("cem43_min", "cem43_total_min", "heating", "thermal dose CEM43 (min, all sessions)"),
+    ("cem43_total_min", "cem43_total_min", "heating", "thermal dose CEM43 (min, all sessions)"),
     (
         "cem43_t90_min",
         "cem43_t90_min",

@@ -279,15 +279,19 @@ class TrialResult:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         paths = {
-            "animals": write_csv(self.animals, out / "animals.csv"),
-            "responders": write_csv(self.responder_table().reset_index(), out / "responders.csv"),
-            "mechanisms": write_csv(self.mechanisms().reset_index(), out / "mechanisms.csv"),
+            "animals": write_csv(self.animals, out / "animals.csv", index=False),
+            "responders": write_csv(
+                self.responder_table().reset_index(), out / "responders.csv", index=False
+            ),
+            "mechanisms": write_csv(
+                self.mechanisms().reset_index(), out / "mechanisms.csv", index=False
+            ),
             "volumes": write_csv(
                 self.volume_frame(), out / "volumes.csv.gz", index=False, float_format="%.6g"
             ),
         }
         if "control" in self.arm_names and len(self.arms) > 1:
-            paths["logrank"] = write_csv(self.logrank(), out / "logrank.csv")
+            paths["logrank"] = write_csv(self.logrank(), out / "logrank.csv", index=False)
         return paths
 
     def volume_frame(self) -> pd.DataFrame:
