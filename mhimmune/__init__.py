@@ -8,6 +8,7 @@ The common path (virtual trials, synergy and schedule optimisation: ``mh.cohort`
     plan = mh.Protocol.from_toml("analyses/protocols/mh_plus_pdl1.toml")
     res = mh.simulate(model, plan)
     res.summary(); res.plot()
+    res = mh.simulate(model, plan, mh.variant("poor_delivery"))  # a named parameter set
 
 Outputs are predictions of a hypothesis-generating model.
 """
@@ -22,6 +23,7 @@ from mhimmune.core.errors import (
 )
 from mhimmune.core.model import Model, default_links, load_model
 from mhimmune.core.params import ParameterTable
+from mhimmune.core.variants import Variant, load_variant, variant, variants
 from mhimmune.mh import readouts  # noqa: F401  (mh.readouts.compare(...))
 from mhimmune.mh.field_safety import HfWarning
 from mhimmune.mh.protocol import Protocol
@@ -68,6 +70,10 @@ __all__ = [
     "simulate",
     "SimulationResult",
     "ParameterTable",
+    "variants",
+    "variant",
+    "load_variant",
+    "Variant",
     "MhimmuneError",
     "ProtocolError",
     "ParameterError",

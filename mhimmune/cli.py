@@ -71,7 +71,7 @@ def _jobs(jobs: int | None) -> int | None:
 
 def _cmd_check(args) -> int:
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", HfWarning)
+        warnings.simplefilter("always", HfWarning)  # checking is the point: always report H·f
         plan = _protocol(args.protocol)
     print(f"{plan.name}: {hours_to_days(plan.duration_h):g} days, valid")
     frame = plan.to_frame()
@@ -81,8 +81,8 @@ def _cmd_check(args) -> int:
             if len(frame)
             else "(no interventions)"
         )
-    for w in caught:
-        print(f"warning: {w.message}")
+    for w in caught:  # on stderr, as warnings of every command
+        print(f"warning: {w.message}", file=sys.stderr)
     return 0
 
 
@@ -110,11 +110,35 @@ def _cmd_params(args) -> int:
 
 
 def _overrides(args):
+    """``--variant`` (from ``--variants FILE`` or the shipped file), then ``--params``,
+    then ``--set``: later wins."""
     from mhimmune.core.io import parse_assignments, read_overrides
+    from mhimmune.core.variants import variant
 
-    over = read_overrides(args.params) if args.params else {}
+    over = {}
+    if getattr(args, "variant", None):
+        over.update(variant(args.variant, file=args.variants))
+    elif getattr(args, "variants", None):
+        raise MhimmuneError("--variants: give --variant NAME too (a variant of that file)")
+    over.update(read_overrides(args.params) if args.params else {})
     over.update(parse_assignments(args.set))
     return over
+
+
+def _cmd_variants(args) -> int:
+    from mhimmune.core.variants import read_variants, shipped_file
+
+    found = read_variants(args.file)
+    if not found:
+        print("(no variants)")
+    for v in found.values():
+        print(f"{v.name}: {v.description}")
+        if v.source:
+            print(f"  source: {v.source}")
+        for k, val in v.values.items():
+            print(f"  {k} = {val}")
+    print(f"\n{len(found)} variant(s) in {args.file or shipped_file()}")
+    return 0
 
 
 def _cmd_simulate(args) -> int:
@@ -123,8 +147,8 @@ def _cmd_simulate(args) -> int:
     from mhimmune.mh.simulation import simulate
 
     out = _out_dir(args.out)
+    overrides = _overrides(args)  # a bad variant or override fails before any warning
     plan = _protocol(args.protocol)
-    overrides = _overrides(args)
     model = load_model()
     variables = _variables(model, args.variables)
     res = simulate(model, plan, overrides, strict=True if args.strict else None)
@@ -292,8 +316,8 @@ def _cmd_export(args) -> int:
     from mhimmune.interop.export import write
 
     out = _out_file(args.out)
-    plan = _protocol(args.protocol) if args.protocol else None
     overrides = _overrides(args)
+    plan = _protocol(args.protocol) if args.protocol else None
     path = write(load_model(), args.format, out, plan, overrides)
     what = (
         f"with the schedule of {plan.name!r} as events"
@@ -302,6 +326,18 @@ def _cmd_export(args) -> int:
     )
     print(f"wrote {args.format.upper()} to {path} ({what}; time in hours)")
     return 0
+
+
+def _variant_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--variant",
+        metavar="NAME",
+        help="start from a named parameter set (see 'mhimmune variants'); "
+        "--params and --set apply on top",
+    )
+    parser.add_argument(
+        "--variants", metavar="FILE", help="variant file (TOML) for --variant; default: shipped"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -316,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--set", action="append", metavar="NAME=VALUE", help="override one parameter (repeatable)"
     )
+    _variant_options(s)
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--plot", action="store_true", help="also write a PNG figure")
     s.add_argument(
@@ -402,8 +439,12 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument(
         "--set", action="append", metavar="NAME=VALUE", help="override one parameter (repeatable)"
     )
+    _variant_options(x)
     x.add_argument("--out", required=True, help="output file")
     x.set_defaults(func=_cmd_export)
+    w = sub.add_parser("variants", help="list named parameter sets (variants) and their values")
+    w.add_argument("--file", help="variant file (TOML); default: the shipped one")
+    w.set_defaults(func=_cmd_variants)
     k = sub.add_parser("cache", help="show or clear the compiled-model cache")
     k.add_argument("action", choices=["dir", "clear"])
     k.set_defaults(func=_cmd_cache)

@@ -16,10 +16,10 @@ MH = str(resource_dir("protocols") / "mh.toml")
 
 def test_check_prints_schedule_and_hf(capsys):
     assert main(["check", MH]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "valid" in out and "3e+09" in out
     assert sum(line.strip().startswith("mh_session") for line in out.splitlines()) == 3
-    assert "warning: " in out and "Brezovich" in out
+    assert "warning: " in err and "Brezovich" in err  # warnings go to stderr
 
 
 def test_params_search(capsys):

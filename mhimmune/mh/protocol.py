@@ -47,7 +47,7 @@ from mhimmune.mh.events import (
     expand_sessions,
     format_sci,
 )
-from mhimmune.mh.field_safety import HfWarning
+from mhimmune.mh.field_safety import HfWarning, show_once
 from mhimmune.mh.kinds import (
     DURATION,
     KIND_SPECS,
@@ -214,6 +214,7 @@ class Protocol:
                 f"{day_text(e['start'])}, H·f = {format_sci(hf)})"
                 for e, hf in flags
             )
+            show_once()  # once per protocol text, unless the caller's filters say otherwise
             warnings.warn(
                 f"protocol {self._name!r}: H·f above the Brezovich (1988) limit "
                 f"{format_sci(BREZOVICH_LIMIT)} A m^-1 s^-1 in {listed}",

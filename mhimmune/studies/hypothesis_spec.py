@@ -1,7 +1,9 @@
 """Hypothesis specs: read and check the TOML (or dict) that :func:`run_hypotheses` runs.
 
 :func:`load_hypothesis_spec` checks the top-level keys and the types of the sections
-(template, cohort, responder, trial, synergy, optimize, run, params);
+(template, cohort, responder, trial, synergy, optimize, run, params); a ``variant = "NAME"``
+(from ``variants = "file.toml"``, relative to the spec, or the shipped file) is merged
+into ``params`` as fixed overrides, ``[params]`` on top;
 :data:`QUICK_LIMITS` are the sizes of a quick run.
 """
 
@@ -13,6 +15,7 @@ from typing import Any
 
 from mhimmune.core.errors import ParameterError
 from mhimmune.core.io import read_toml
+from mhimmune.core.variants import spec_overrides
 
 __all__ = ["load_hypothesis_spec", "QUICK_LIMITS"]
 
@@ -26,6 +29,8 @@ _TOP_KEYS = {
     "optimize",
     "run",
     "params",
+    "variant",
+    "variants",
 }
 
 #: sizes used by ``quick=True`` (and ``CI=true``): animals, grid levels per axis,
@@ -88,5 +93,10 @@ def load_hypothesis_spec(source: str | Path | Mapping[str, Any]) -> dict[str, An
                 f"{where}: optimize.objective must be 'responder' or 'burden' "
                 f"(got {opt.get('objective')!r})"
             )
+    params = spec_overrides(data, None if isinstance(source, Mapping) else Path(source))
+    data.pop("variant", None)
+    data.pop("variants", None)
+    if params is not None:
+        data["params"] = params
     data["_where"] = where
     return data

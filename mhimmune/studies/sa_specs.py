@@ -16,6 +16,7 @@ import numpy as np
 from mhimmune.core.errors import MhimmuneError
 from mhimmune.core.io import atomic_path, read_toml, write_csv
 from mhimmune.core.units import hours_to_days
+from mhimmune.core.variants import spec_overrides
 from mhimmune.mh.protocol import Protocol
 from mhimmune.mh.template import ScheduleTemplate
 
@@ -40,6 +41,8 @@ _SPEC_KEYS = {
     "factors",
     "outputs",
     "params",
+    "variant",
+    "variants",
     "simulate",
 }
 
@@ -52,7 +55,9 @@ def load_spec(path) -> dict:
     ``[template]`` table of :class:`~mhimmune.mh.template.ScheduleTemplate` keywords with
     units; ``[factors]`` (name = "table" | [lower, upper] | {lower, upper, dist});
     ``[outputs]`` with ``readouts``, ``trajectories`` and ``time_step_day``; ``[params]``
-    fixed overrides; ``[simulate]`` options of :func:`mhimmune.simulate`.
+    fixed overrides; ``variant = "NAME"`` a named parameter set applied as fixed overrides
+    under ``[params]`` (from ``variants = "file.toml"``, relative to the spec, or the
+    shipped file); ``[simulate]`` options of :func:`mhimmune.simulate`.
     """
     p = Path(path)
     data = read_toml(p)
@@ -107,7 +112,7 @@ def load_spec(path) -> dict:
         readouts=outputs.get("readouts"),
         trajectories=trajectories,
         time_grid_day=grid,
-        params=data.get("params"),
+        params=spec_overrides(data, p),
         seed=data.get("seed", 0),
         second_order=bool(data.get("second_order", False)),
         num_levels=_integer(data, "num_levels", 4, p),
