@@ -136,6 +136,13 @@ def folder(tmp_path) -> Path:
     return tmp_path
 
 
+@pytest.fixture(scope="module", autouse=True)
+def compiled_model():
+    """Compile (or load) the full model quietly first: on an empty cache the CLI's first
+    load would print its one-time compile notice, which is not part of the error."""
+    return mh.load_model(verbose=False)
+
+
 def _run(argv, capsys) -> tuple[int, list[str]]:
     code = main(argv)
     captured = capsys.readouterr()
