@@ -6,8 +6,8 @@ The archive is what tellurium, COPASI and other SED-ML tools open: a zip holding
 * ``model.xml``, the SBML export of the model with the protocol's schedule as events
   (:func:`mhimmune.interop.sbml.to_sbml`; time in hours), and
 * ``simulation.sedml``, a SED-ML Level 1 Version 3 document: a uniform time course from 0
-  to the protocol's duration with an output every :data:`OUTPUT_STEP_H` hours (the last
-  step is shorter when the duration is not a multiple), solved by CVODE (KISAO:0000019)
+  to the protocol's duration with an output every :data:`OUTPUT_STEP_H` hours (all steps
+  evenly a little shorter when the duration is not a multiple), solved by CVODE (KISAO:0000019)
   with the given tolerances; data generators for time (hours and days), the tumour
   volumes, the tumour temperature, CEM43 and a few immune observables (those the model
   has); a report of them all and three plots (tumour volumes, heating, immune cells).
