@@ -324,7 +324,8 @@ def _cmd_export(args) -> int:
         if plan is not None
         else "without a schedule"
     )
-    print(f"wrote {args.format.upper()} to {path} ({what}; time in hours)")
+    kind = "COMBINE archive (SBML + SED-ML)" if args.format == "combine" else args.format.upper()
+    print(f"wrote {kind} to {path} ({what}; time in hours)")
     return 0
 
 
@@ -431,9 +432,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--quiet", action="store_true", help="no progress bar")
     v.set_defaults(func=_cmd_validate)
     x = sub.add_parser(
-        "export", help="write the model with a protocol's schedule as SBML (events) or BNGL"
+        "export",
+        help="write the model with a protocol's schedule as SBML (events), BNGL, or a COMBINE "
+        "archive (SBML + SED-ML time course; needs --protocol)",
     )
-    x.add_argument("format", choices=["sbml", "bngl"])
+    x.add_argument("format", choices=["sbml", "bngl", "combine"])
     x.add_argument("--protocol", help="protocol (TOML) whose schedule is written; default: none")
     x.add_argument("--params", help="overrides: TOML (name = value) or TSV (parameterId, value)")
     x.add_argument(

@@ -12,6 +12,8 @@ the unit is not an offset scale such as °C. Species keep readable identifiers
 (``Tumour_treated_viable_mid``), observables their PySB names; time is in hours.
 :func:`conditions_document` writes one SBML for several protocols whose event values
 are parameters set per condition (how :mod:`mhimmune.interop.petab` carries schedules).
+Every species, parameter and reaction carries an SBO term (:func:`species_sbo`,
+:func:`parameter_sbo`; reactions SBO:0000375 process).
 
 Simulating the SBML in libroadrunner: give the absolute tolerance as a vector
 (``rr.integrator.absolute_tolerance = [1e-12] * n_species``); a scalar is multiplied by
@@ -43,6 +45,8 @@ __all__ = [
     "species_ids",
     "sbml_id",
     "scheduled_inputs",
+    "species_sbo",
+    "parameter_sbo",
 ]
 
 
@@ -198,6 +202,73 @@ def _base_document(model: Model, params: Mapping[str, Any] | None, units: bool):
     return doc, p
 
 
+#: SBO terms of species by monomer: simple chemicals (small molecules, ions, particle
+#: iron), macromolecules (antibodies, proteins, antigen), RNA, and cell populations
+#: (material entity: SBO has no term for a cell). Every other state (temperature rise,
+#: thermal dose, damage indices) is written as a species by PySB but is no amount of
+#: matter: SBO:0000285, material entity of unspecified nature.
+_SPECIES_SBO = {
+    **dict.fromkeys(
+        ("ATPe", "Adenosine", "Fe", "Cu", "Mn", "H2O2", "GSH", "GSox", "BSO", "HSPi", "BETi")
+        + ("CDTFe", "CDTCu", "CDTMn", "ParticleFe"),
+        247,  # simple chemical
+    ),
+    **dict.fromkeys(
+        ("AbDepot", "AbPlasma", "AbPeripheral", "AntiCD8", "GOx", "HMGB1", "HSP70", "HSP70e")
+        + ("PDL1", "Antigen", "Misfolded"),
+        245,  # macromolecule
+    ),
+    "HSPmRNA": 250,  # ribonucleic acid
+    **dict.fromkeys(
+        ("Tumour", "DC", "CD8", "CD4h", "Treg", "MDSC", "NK", "Mac"), 240
+    ),  # material entity
+}
+_UNSPECIFIED_ENTITY = 285
+_PARAMETER_SBO = 2  # quantitative systems description parameter
+_REACTION_SBO = 375  # process
+
+
+def species_sbo(monomer: str) -> int:
+    """SBO term (number) of a species whose first monomer is *monomer*."""
+    return _SPECIES_SBO.get(monomer, _UNSPECIFIED_ENTITY)
+
+
+def parameter_sbo(unit: str | None) -> int:
+    """SBO term (number) of a parameter in *unit* (a pint unit; ``None``: unknown).
+
+    Per time (1/h, 1/µM/h, Mcell/h, ...): SBO:0000009 kinetic constant; a time:
+    SBO:0000347 duration; °C or K: SBO:0000147 thermodynamic temperature; a temperature
+    difference: SBO:0000148; anything else SBO:0000002 quantitative systems description
+    parameter.
+    """
+    if not unit:
+        return _PARAMETER_SBO
+    try:
+        items = [(str(u), float(e)) for u, e in ureg.Quantity(1.0, unit).unit_items()]  # type: ignore[arg-type]
+        dims = [(str(ureg.Quantity(1.0, u).dimensionality), e) for u, e in items]
+    except Exception:
+        return _PARAMETER_SBO
+    if any(d == "[time]" and e < 0 for d, e in dims):
+        return 9
+    if dims == [("[time]", 1.0)]:
+        return 347
+    if len(items) == 1 and dims[0] == ("[temperature]", 1.0):
+        return 148 if items[0][0].startswith("delta_") else 147
+    return _PARAMETER_SBO
+
+
+def _add_sbo(sm, model: Model) -> None:
+    """SBO terms on every species, parameter and reaction of the SBML model *sm*."""
+    for sid, cp in zip(species_ids(model), model.pysb.species):
+        _check(sm.getSpecies(sid).setSBOTerm(species_sbo(cp.monomer_patterns[0].monomer.name)), sid)
+    for k in range(sm.getNumParameters()):
+        par = sm.getParameter(k)
+        unit = model.units.get(par.getId()) or model.inputs.get(par.getId())
+        _check(par.setSBOTerm(parameter_sbo(unit)), par.getId())
+    for k in range(sm.getNumReactions()):
+        _check(sm.getReaction(k).setSBOTerm(_REACTION_SBO), sm.getReaction(k).getId())
+
+
 def _rename(sm, renames: dict[str, str]) -> None:
     """Rename SIds everywhere in the model (definitions and references in math)."""
     for el in (sm.getSpecies(i) for i in range(sm.getNumSpecies())):
@@ -323,6 +394,7 @@ def to_sbml_document(
         doses = [[(_number(j.amount), j.dose) for j in s.jumps] for s in segments]
         _add_schedule(doc, model, [s.t0_h for s in segments], inputs, doses)
         doc.getModel().setName(f"{model.name}: {protocol.name}")
+    _add_sbo(doc.getModel(), model)
     _validate(doc, libsbml)
     return doc
 
@@ -392,6 +464,7 @@ def conditions_document(
                 table[cid][pid] = amounts[i].get(cid, 0.0)
         doses.append(row)
     _add_schedule(doc, model, times, inputs, doses)
+    _add_sbo(sm, model)
     _validate(doc, libsbml)
     frame = pd.DataFrame.from_dict(table, orient="index")
     frame.index.name = "conditionId"
