@@ -75,6 +75,9 @@ def test_every_command_line_shown_parses(line):
 
 
 def test_python_blocks_run_as_written_in_one_namespace(monkeypatch, capsys):
+    """Every README Python block runs as written, in order (at least three blocks; the
+    quick start defines ``model`` and ``plan``)."""
+    assert len(blocks("python")) >= 3
     monkeypatch.chdir(ROOT)
     monkeypatch.setenv("TQDM_DISABLE", "1")
     namespace: dict = {"__name__": "readme"}
@@ -89,3 +92,4 @@ def test_python_blocks_run_as_written_in_one_namespace(monkeypatch, capsys):
         if executor is not None:
             executor.close()
         plt.close("all")
+    assert "model" in namespace and "plan" in namespace
