@@ -39,11 +39,11 @@ import numpy as np
 
 
 def rhs(y, t, p):  # stand-in: the generated module defines the model's right-hand side
-    raise NotImplementedError("the BDF kernel runs only inside a generated model module")
+    raise RuntimeError("the BDF kernel runs only inside a generated model module")
 
 
 def jac_sparse(y, t, p):  # stand-in: the generated module defines the sparse Jacobian
-    raise NotImplementedError("the BDF kernel runs only inside a generated model module")
+    raise RuntimeError("the BDF kernel runs only inside a generated model module")
 
 
 # --- begin kernel ---

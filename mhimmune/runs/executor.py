@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 import weakref
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -80,7 +81,7 @@ class Tasks:
         return len(self.chunks)
 
 
-class Executor:
+class Executor(ABC):
     """Base of the executors: :meth:`execute` yields the raw result of each chunk as it ends.
 
     A raw result is a dict with ``runs`` (run numbers), ``status``, ``message``,
@@ -110,12 +111,13 @@ class Executor:
                 progress(len(raw["runs"]))
             yield raw
 
+    @abstractmethod
     def results(self, tasks: Tasks) -> Iterator[dict]:
         """Yield raw chunk results in any order (implemented by each executor)."""
-        raise NotImplementedError
 
     def close(self) -> None:
         """Free workers or connections this executor owns (nothing by default)."""
+        return None
 
     def __enter__(self) -> Executor:
         return self
