@@ -2,7 +2,7 @@
 compartments by fate, and dying and dead cells release DAMPs and antigen.
 
 Fates (per particle-load class, with the per-cell hazards of the stress link; a
-cell-level hazard h becomes the population flux h·N, DESIGN.md):
+cell-level hazard h becomes the population flux h·N):
 
 * viable --h_fate--> dying(fate) for fate in apoptotic, immunogenic (ICD), necrotic;
 * sublethal injury: for every lethal hit, ``sublethal_damage_ratio`` cells are

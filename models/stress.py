@@ -37,13 +37,40 @@ multiplies the metal-H2O2 steps by 1 + f_lys (F_pH - 1) (``lysosomal_fraction`` 
 the labile metal in lysosomes at pH 4.5-5, where Fenton chemistry is faster by
 ``lysosomal_fenton_factor``; default fraction 0 = off).
 
-Sources and sinks: H2O2 from basal (mitochondrial) production, raised by glucose oxidase
-and mildly by heat, removed by catalase and peroxiredoxin/GPx (lumped first order,
-cellular half-life ~1 ms, Sies 2014); labile iron imported and sequestered by ferritin;
+Sources and sinks: H2O2 from basal (mitochondrial) production (basal cytosolic level
+2.2 nM, Lyublinskaya & Antunes 2019 [lyublinskaya2019]), raised by glucose oxidase and
+mildly by heat, removed by catalase and peroxiredoxin/GPx (lumped first order, cellular
+half-life ~1 ms, Sies 2014), and exchanged across the membrane with a steady
+extracellular level (``h2o2_extracellular``, default 0; the permeation is set so that the
+cytosol reaches 1/390 of it, the gradient measured by Lyublinskaya & Antunes 2019), which
+is how exogenous H2O2 experiments are run; labile iron imported and sequestered by ferritin;
 iron released from dissolving heating particles (class share ∝ particle load); CDT
 depots releasing Fe²⁺ (iron agents) or Cu²⁺ / Mn³⁺ (copper and MnO2-type agents,
 which consume GSH on activation, eq. 7); copper and manganese are sequestered or
 exported.
+
+Particle surfaces (peroxidase-like catalysis, Gao et al. 2007 [gao2007]): iron-oxide
+heating particles turn H2O2 into •OH at their surface, first order in H2O2 and in the
+class's particle iron (``particle_peroxidase``, assumed order of magnitude), Arrhenius-
+scaled like eq. 1, so heat and particle load raise it.
+
+Iron-driven lipid peroxidation (ferroptosis; Dixon et al. 2012 [dixon2012], Yang et al.
+2014 [yang2014], chemistry reviewed by Conrad & Pratt 2019 [conrad2019]): oxidative
+damage stands for lipid hydroperoxides (LOOH). Fe²⁺ decomposes LOOH into alkoxyl
+radicals (one Fe²⁺ oxidised per event), each starting a chain of ``lipid_chain_length``
+new LOOH while peroxidisable lipid lasts (``lipid_peroxide_capacity``); GPX4 repairs LOOH
+with GSH (the existing GSH-dependent repair). The loop gain, new LOOH per repaired LOOH,
+is ``lipid_peroxidation_gain`` at basal Fe²⁺, GSH and 37 °C and scales with Fe²⁺,
+Arrhenius and the inverse GSH dependence of repair: below 1 the cell is stable, above 1
+peroxidation runs away (the ferroptosis switch). The gain (0.63) is fitted to the GSH
+level at which BSO becomes lethal (<= 10 % of control, Dorr et al. 1986 [dorr1986]), so
+the loop crosses 1 with an iron rise of ~1.6x at basal GSH. Consequences that follow from
+this structure and are not separately validated: CDT iron acts as a threshold (doses
+that raise labile Fe²⁺ a few-fold kill, smaller ones do nothing), BSO and CDT iron are
+strongly synergistic, and heavily loaded cells of an MH-treated tumour can cross the
+threshold from particle iron alone. Heat couples to this chemistry only while it lasts
+(Arrhenius of the Fe²⁺ steps and heat-raised H2O2), so a short session adds little to an
+iron dose at the cell level.
 
 **Reductions** (checked in ``tests/test_stress.py`` against the full mechanism, a
 separate scipy ODE with •OH, HO2• and H2O2 as explicit species and the radical-radical
@@ -167,11 +194,12 @@ def _input(name):
         return signal(name)
 
 
-def radicals(k, fe2, fe3, cu1, mn2, gsh, h2o2, temperature_factor, field_oh):
+def radicals(k, fe2, fe3, cu1, mn2, gsh, h2o2, temperature_factor, field_oh, surface=0):
     """Quasi-steady •OH and HO2• (µM) for the current metal, GSH and H2O2 state.
 
     *k*: rate constants (internal units); *temperature_factor*: Arrhenius × lysosome
-    factor of the metal-H2O2 steps; *field_oh*: µM/h. HO2• consumption by the metals is
+    factor of the metal-H2O2 steps; *field_oh*: µM/h; *surface*: first-order rate (1/h) at
+    which particle surfaces turn H2O2 into •OH (peroxidase-like catalysis). HO2• consumption by the metals is
     dropped against SOD (< 1e-2 of it below 100 µM Fe²⁺), which keeps the compiled
     Jacobian small; HO2• fluxes are themselves < 1e-3 of the Fenton fluxes (checked
     against the full mechanism in tests/test_stress.py).
@@ -181,7 +209,7 @@ def radicals(k, fe2, fe3, cu1, mn2, gsh, h2o2, temperature_factor, field_oh):
     krT = k["fe3_h2o2"] * temperature_factor
     kcuT = k["cu"] * temperature_factor
     kmnT = k["mn"] * temperature_factor
-    oh = ((k1T * fe2 + kcuT * cu1 + kmnT * mn2) * h2o2 + field_oh) / (
+    oh = ((k1T * fe2 + kcuT * cu1 + kmnT * mn2 + surface) * h2o2 + field_oh) / (
         k["oh_h2o2"] * h2o2 + k["oh_gsh"] * gsh + k["oh_fe"] * fe2 + k["oh_bio"]
     )
     ho2 = (krT * fe3 + k["oh_h2o2"] * oh) * h2o2 / k["sod"]
@@ -256,6 +284,12 @@ def declare():
     cdt_release = par("cdt_release", "1/h")
     cdt_tumour_uptake = par("cdt_tumour_uptake", "1/g")
     field_ros = par("lysosomal_field_ros", "1/h/(kA/m)^2/kHz")
+    h2o2_gradient = par("h2o2_membrane_gradient", "1")
+    h2o2_ext = par("h2o2_extracellular", "uM")
+    k_surface = par("particle_peroxidase", "1/uM/h")
+    lp_gain = par("lipid_peroxidation_gain", "1")
+    lp_chain = par("lipid_chain_length", "1")
+    lp_capacity = par("lipid_peroxide_capacity", "uM")
     # --- damage and fate parameters ---
     damage_yield = par("oxidative_damage_yield", "1")
     damage_repair = par("oxidative_damage_repair", "1/h")
@@ -289,6 +323,10 @@ def declare():
     # --- cell-independent expressions ---
     atp = Expression("atp_relative", 1 - gox_atp_drop * gox)
     h2o2_removal = Expression("h2o2_removal_rate", k["catalase"] + k["peroxidase"])
+    # (the Max guards only the placeholder values of an unfilled model; table bounds hold)
+    h2o2_permeation = Expression(
+        "h2o2_permeation_rate", h2o2_removal / sympy.Max(h2o2_gradient - 1, 1e-9)
+    )
     lysosome = 1 + lys_fraction * (lys_factor - 1)
     field_power = Expression("field_h2f", field**2 * freq)  # (kA/m)²·kHz, 0 outside sessions
     hf0 = 1 / (1 + s0)  # basal free HSP70 (relative)
@@ -306,12 +344,22 @@ def declare():
     oh_basal, *_ = radicals(
         k, labile_fe_initial, 0, 0, 0, gsh_initial, h2o2_initial, arrhenius_37 * lysosome, 0
     )
+    repair_basal = damage_repair * gsh_initial / (gsh_initial + repair_gsh_km)
+    # lipid hydroperoxide decomposition by Fe2+ (events per µM LOOH per µM Fe2+ per hour at
+    # 37 °C): each event oxidises one Fe2+ and starts a chain of ``lipid_chain_length`` new
+    # LOOH, so the basal loop gain against GPX4 repair is ``lipid_peroxidation_gain``
+    k_lp = Expression(
+        "lipid_peroxide_fe_rate",
+        lp_gain * repair_basal / (labile_fe_initial * sympy.Max(lp_chain - 1, 1e-9)),
+    )
+    # basal steady state of R·Ox = P + k·Fe·Ox·(ν(1 - Ox/cap) - 1), a quadratic in Ox
+    # (a = k·Fe·ν/cap, b = R - k·Fe·(ν - 1)), taken in its cancellation-free form
+    p_basal = damage_yield * k["oh_bio"] * oh_basal
+    quad_a = k_lp * labile_fe_initial * lp_chain / lp_capacity
+    quad_b = repair_basal - k_lp * labile_fe_initial * (lp_chain - 1)
     ox_basal = Expression(
         "oxidative_damage_basal",
-        damage_yield
-        * k["oh_bio"]
-        * oh_basal
-        / (damage_repair * gsh_initial / (gsh_initial + repair_gsh_km)),
+        2 * p_basal / (quad_b + sympy.sqrt(quad_b**2 + 4 * quad_a * p_basal)),
     )
 
     # CDT depots: one per metal in the tissue, released into every class (dose mg/kg ->
@@ -381,8 +429,12 @@ def declare():
             f"field_oh_production_{cls}",
             field_ros * particle_fe * load * UM_PER_MG_FE_PER_CM3 * field_power,
         )
+        surface = Expression(
+            f"particle_peroxidase_rate_{cls}",
+            k_surface * arrhenius * particle_fe * load * UM_PER_MG_FE_PER_CM3,
+        )
         oh_x, ho2_x, k1T_x, krT_x, kcuT_x, kmnT_x = radicals(
-            k, fe2, fe3, cu1, mn2, gsh_obs, h2o2, arrhenius * lysosome, field_oh
+            k, fe2, fe3, cu1, mn2, gsh_obs, h2o2, arrhenius * lysosome, field_oh, surface
         )
         k1T = Expression(f"k_fenton_T_{cls}", k1T_x)
         krT = Expression(f"k_fe3_h2o2_T_{cls}", krT_x)
@@ -397,13 +449,22 @@ def declare():
             None >> h2o2_m(cls=cls),
             Expression(
                 f"h2o2_production_rate_{cls}",
-                (k["catalase"] + k["peroxidase"])
+                (h2o2_removal + h2o2_permeation)
                 * h2o2_initial
                 * (1 + gox_h2o2_fold * gox)
                 * heat_h2o2_q10 ** ((temperature - 37) / 10),
             ),
         )
         Rule(f"h2o2_removal_{cls}", h2o2_m(cls=cls) >> None, h2o2_removal)
+        # exchange with the interstitium: the membrane keeps cytosolic H2O2 at 1/gradient
+        # of a steady extracellular level against the cell's removal
+        Rule(
+            f"h2o2_influx_{cls}",
+            None >> h2o2_m(cls=cls),
+            Expression(f"h2o2_influx_rate_{cls}", h2o2_permeation * h2o2_ext),
+        )
+        Rule(f"h2o2_efflux_{cls}", h2o2_m(cls=cls) >> None, h2o2_permeation)
+        Rule(f"particle_peroxidase_{cls}", h2o2_m(cls=cls) >> None, surface)
         Rule(
             f"h2o2_from_dismutation_{cls}",
             None >> h2o2_m(cls=cls),
@@ -523,6 +584,22 @@ def declare():
             f"oxidative_damage_repair_{cls}",
             oxd(cls=cls) + gsh(cls=cls) >> gsox(cls=cls),
             Expression(f"damage_repair_rate_{cls}", damage_repair / (gsh_obs + repair_gsh_km)),
+        )
+        # iron-catalysed lipid peroxidation (ferroptosis): Fe2+ decomposes LOOH into
+        # alkoxyl radicals that start new chains while peroxidisable lipid lasts
+        lp_arrhenius = arrhenius / arrhenius_37
+        Rule(
+            f"lipid_peroxide_decomposition_{cls}",
+            oxd(cls=cls) + fe(ox="ii", cls=cls) >> fe(ox="iii", cls=cls),
+            Expression(f"lipid_peroxide_fe_rate_{cls}", k_lp * lp_arrhenius),
+        )
+        Rule(
+            f"lipid_peroxidation_chain_{cls}",
+            None >> oxd(cls=cls),
+            Expression(
+                f"lipid_peroxidation_rate_{cls}",
+                k_lp * lp_arrhenius * fe2 * oxd_obs * lp_chain * (1 - oxd_obs / lp_capacity),
+            ),
         )
         Rule(
             f"heat_lesion_formation_{cls}",
