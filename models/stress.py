@@ -200,9 +200,9 @@ def radicals(k, fe2, fe3, cu1, mn2, gsh, h2o2, temperature_factor, field_oh, sur
     *k*: rate constants (internal units); *temperature_factor*: Arrhenius × lysosome
     factor of the metal-H2O2 steps; *field_oh*: µM/h; *surface*: first-order rate (1/h) at
     which particle surfaces turn H2O2 into •OH (peroxidase-like catalysis). HO2•
-    consumption by the metals is dropped against SOD (< 1e-2 of it below 100 µM Fe²⁺), which keeps the compiled
-    Jacobian small; HO2• fluxes are themselves < 1e-3 of the Fenton fluxes (checked
-    against the full mechanism in tests/test_stress.py).
+    consumption by the metals is dropped against SOD (< 1e-2 of it below 100 µM Fe²⁺),
+    which keeps the compiled Jacobian small; HO2• fluxes are themselves < 1e-3 of the
+    Fenton fluxes (checked against the full mechanism in tests/test_stress.py).
     Returns (oh, ho2, k1T, krT, kcuT, kmnT).
     """
     k1T = k["fenton"] * temperature_factor

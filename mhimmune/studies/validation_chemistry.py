@@ -125,4 +125,3 @@ def bso_alone_tumour_volume_ratio(
         v = res["tumour_volume_treated"]
         volume.append(float(np.interp(7.0 + day, v.index.values, v.values)))
     return volume[0] / volume[1]
-
