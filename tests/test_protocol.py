@@ -606,7 +606,7 @@ def test_feedback_session_round_trips():
             r"mh_session\[0\]\.uptake: must be a fraction in \(0, 1\]",
         ),
         (dict(dose="10 mg"), r"mh_session\[0\]\.dose: 10 mg is neither mg/cm\^3 nor mg/kg"),
-        (dict(target="60 degC"), r"mh_session\[0\]\.target: must be ≥ 37 degC and ≤ 50 degC"),
+        (dict(target="65 degC"), r"mh_session\[0\]\.target: must be ≥ 37 degC and ≤ 60 degC"),
         (dict(target="43 kA/m"), r"mh_session\[0\]\.target"),
     ],
 )

@@ -59,7 +59,7 @@ def test_variant_returns_checked_overrides_in_table_units():
         "region_exchange_length": 0.5,  # "0.5 mm", table unit mm
     }
     assert mh.variant("poor_delivery") == {"particle_load_sigma": 1.0}
-    assert mh.variant("lysosomal_field_effect") == {"lysosomal_field_ros": 1.46e-8}
+    assert mh.variant("lysosomal_field_effect") == {"lysosomal_field_ros": 8.36e-9}
 
 
 def test_variant_combines_with_further_overrides_later_wins():
@@ -213,7 +213,7 @@ def test_sensitivity_spec_applies_a_variant_under_its_params(tmp_path):
 
 def test_hypothesis_spec_applies_a_variant(tmp_path):
     spec = load_hypothesis_spec({"variant": "lysosomal_field_effect", "params": {"x": 1}})
-    assert spec["params"] == {"lysosomal_field_ros": 1.46e-8, "x": 1}
+    assert spec["params"] == {"lysosomal_field_ros": 8.36e-9, "x": 1}
     assert "variant" not in spec
     assert "variant" not in load_hypothesis_spec({"params": {"x": 1}})
     _file(tmp_path, USER, "mine.toml")

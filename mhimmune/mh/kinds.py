@@ -222,7 +222,7 @@ KIND_SPECS: Mapping[str, KindSpec] = MappingProxyType(
                         "43 degC",
                         minimum=37.0,
                         min_open=False,
-                        maximum=50.0,
+                        maximum=60.0,
                         default=None,
                     ),
                     **_REPEAT,
@@ -249,9 +249,9 @@ KIND_SPECS: Mapping[str, KindSpec] = MappingProxyType(
                 ("uptake", "Fraction in (0, 1] of an mg/kg dose that reaches the tumour."),
                 (
                     "target",
-                    'Target temperature for feedback control (``"43 degC"``, 37-50 °C); the '
-                    "field\nis then the maximal field and is turned down as the tumour "
-                    "reaches the target.",
+                    'Target temperature for feedback control (``"43 degC"``, 37-60 °C: mild '
+                    "hyperthermia\nup to thermoablation); the field is then the maximal "
+                    "field and is turned down as\nthe tumour reaches the target.",
                 ),
                 (
                     "every",

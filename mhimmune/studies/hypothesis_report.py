@@ -34,6 +34,20 @@ _REASON_LINKS = (
         5.0,
     ),
     (
+        "gsh_d1",
+        "more glutathione (+1 d ×{r:.1f})",
+        "less glutathione (+1 d ÷{r:.1f})",
+        "ratio",
+        1.5,
+    ),
+    (
+        "oxidative_d1",
+        "more lipid peroxidation (+1 d: {a:.2f} vs {b:.2f} of the half-lethal damage)",
+        "less lipid peroxidation (+1 d: {a:.2f} vs {b:.2f} of the half-lethal damage)",
+        "level",
+        0.1,
+    ),
+    (
         "damp_d1",
         "more immunogenic cell death (DAMPs at +1 d ×{r:.1f})",
         "less immunogenic cell death (DAMPs at +1 d ÷{r:.1f})",
@@ -77,7 +91,8 @@ def mechanistic_reason(candidate: pd.Series, reference: pd.Series) -> str:
 
     Both are rows of :meth:`mhimmune.studies.cohort.TrialResult.mechanisms` (cohort medians).
     A link is named when its readout changes by ≥ 1.5-fold either way (CEM43 by ≥ 5 min,
-    PD-L1 occupancy by ≥ 0.3), in the order of the chain: heat → ICD → DC maturation →
+    PD-L1 occupancy by ≥ 0.3, lipid peroxidation by ≥ 0.1 of the half-lethal damage), in
+    the order of the chain: heat → glutathione → lipid peroxidation → ICD → DC maturation →
     CD8 priming → checkpoint → macrophages → suppression. Returns ``"no link differs"``
     when none does.
     """

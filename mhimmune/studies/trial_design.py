@@ -159,6 +159,18 @@ MECHANISM_READOUTS: tuple[tuple[str, str, str, str], ...] = (
         "heating",
         "thermal dose CEM43T90 of the coolest 90 % of the heated region (min)",
     ),
+    (
+        "gsh_d1",
+        "gsh_uM_mid@+1",
+        "stress: glutathione",
+        "glutathione of mid-load treated cells 1 d after the first MH session (µM)",
+    ),
+    (
+        "oxidative_d1",
+        "oxidative_damage_relative@+1",
+        "stress: lipid peroxidation",
+        "oxidative (lipid-peroxide) damage 1 d after the first MH session (of half-lethal)",
+    ),
     ("damp_d1", "damp_signal@+1", "death (ICD)", "DAMP signal 1 d after the first MH session"),
     (
         "mature_dc_d7",

@@ -61,8 +61,8 @@ ROLES = ("calibration", "validation")
 #: calibration target mh_vs_bath_herea2018_osteosarcoma_16pct (Herea et al. 2018: magnetic
 #: heating 16 % more cytotoxic than water-bath heating at the same temperature)
 HYPOTHESES: dict[str, tuple[dict[str, float], tuple[str, ...]]] = {
-    "intracellular field effect on (lysosomal_field_ros = 1.46e-8)": (
-        {"lysosomal_field_ros": 1.46e-8},
+    "intracellular field effect on (lysosomal_field_ros = 8.36e-9)": (
+        {"lysosomal_field_ros": 8.36e-9},
         ("mh_vs_bath",),
     ),
 }
