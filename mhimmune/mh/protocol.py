@@ -243,6 +243,10 @@ class Protocol:
     hsp_inhibitor = _builder("hsp_inhibitor")
     glucose_oxidase = _builder("glucose_oxidase")
     cd8_depletion = _builder("cd8_depletion")
+    cd4_depletion = _builder("cd4_depletion")
+    nk_depletion = _builder("nk_depletion")
+    macrophage_depletion = _builder("macrophage_depletion")
+    treg_depletion = _builder("treg_depletion")
     rechallenge = _builder("rechallenge")
 
     def with_duration(self, duration: Any) -> Protocol:
@@ -378,8 +382,8 @@ class Protocol:
         """Start of the first treatment in hours (MH session or dose of a kind in
         :data:`TREATMENT_KINDS`); ``None`` for an untreated protocol.
 
-        Rechallenges and CD8 depletion are experimental manipulations, not treatments,
-        and do not count.
+        Rechallenges and depletions (CD8, CD4, NK, macrophage, Treg) are experimental
+        manipulations, not treatments, and do not count.
         """
         times = [s.start_h for s in self._sessions]
         times += [b.time_h for b in self._boluses if b.kind in TREATMENT_KINDS]
