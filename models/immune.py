@@ -501,6 +501,7 @@ def declare():
     )
     provide("ctl_infiltration_treated", Expression("ctl_infiltration_treated", tils / cd45))
     provide(
-        "treg_fraction", Expression("treg_fraction", treg_obs / (treg_obs + th_obs + cd4_bystander + 1e-9))
+        "treg_fraction",
+        Expression("treg_fraction", treg_obs / (treg_obs + th_obs + cd4_bystander + 1e-9)),
     )
     provide("mdsc_fraction", Expression("mdsc_fraction", mdsc_obs / cd45))
