@@ -168,16 +168,18 @@ def declare():
     # ---- CD4 help, Tregs, MDSCs ----
     ag_half = par("antigen_half_priming", "mm^3")
     antigen_signal = Expression("antigen_presentation", hill(antigen, ag_half))
+    # athymic (nude) hosts have no mature T cells: 0 removes T-cell priming and Tregs
+    t_cells = par("t_cell_competence", "fraction")
     th_rate = par("cd4_priming", "1/h")
     th_death = par("cd4_death", "1/h")
     th_half = par("cd4_help_half", "Mcell")
     help_max = par("cd4_help_max", "1")
-    cd4_bystander = par("cd4_bystander", "Mcell")
+    cd4_bystander = Expression("cd4_bystander_cells", t_cells * par("cd4_bystander", "Mcell"))
     present(th())  # no tumour-specific helpers before the tumour has released antigen
     Rule(
         "cd4_priming_step",
         None >> th(),
-        Expression("cd4_priming_flux", th_rate * dcm_obs * antigen_signal),
+        Expression("cd4_priming_flux", t_cells * th_rate * dcm_obs * antigen_signal),
     )
     Rule("cd4_death_step", th() >> None, th_death)
     th_obs = Observable("cd4_helper", th())
@@ -186,12 +188,13 @@ def declare():
     treg_expansion = par("treg_expansion", "Mcell/h")
     treg_death = par("treg_death", "1/h")
     burden_half = par("burden_half", "mm^3")
-    Initial(treg(), Expression("treg_initial", treg_source / treg_death))
+    Initial(treg(), Expression("treg_initial", t_cells * treg_source / treg_death))
     Rule(
         "treg_influx",
         None >> treg(),
         Expression(
-            "treg_influx_flux", treg_source + treg_expansion * burden / (burden + burden_half)
+            "treg_influx_flux",
+            t_cells * (treg_source + treg_expansion * burden / (burden + burden_half)),
         ),
     )
     Rule("treg_death_step", treg() >> None, treg_death)
@@ -327,7 +330,7 @@ def declare():
         None >> cd8(loc="ln", state="primed"),
         Expression(
             "cd8_priming_flux",
-            prime * dcm_obs * antigen_signal * help_factor * ln_suppression * ln_pdl1,
+            t_cells * prime * dcm_obs * antigen_signal * help_factor * ln_suppression * ln_pdl1,
         ),
     )
     mem_obs = Observable("cd8_memory", cd8(loc="blood", state="mem"))

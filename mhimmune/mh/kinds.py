@@ -340,7 +340,7 @@ KIND_SPECS: Mapping[str, KindSpec] = MappingProxyType(
 KINDS: tuple[str, ...] = tuple(KIND_SPECS)
 
 #: top-level keys of a protocol table besides the intervention kinds
-TOP_KEYS = ("name", "duration", "description", "allow_above_hergt")
+TOP_KEYS = ("name", "duration", "description", "allow_above_hergt", "tumour", "host")
 
 
 # ----------------------------------------------------------------------------- treatment
