@@ -35,7 +35,7 @@ import mhimmune as mh
 from mhimmune.core.errors import ParameterError
 from mhimmune.core.units import HOURS_PER_DAY
 
-__all__ = ["EXPERIMENTS", "experiment", "cell_history", "parameter_overrides"]
+__all__ = ["EXPERIMENTS", "experiment", "cell_history", "parameter_overrides", "mouse_run"]
 
 #: experiment name -> function(**arguments) -> model value
 EXPERIMENTS: dict[str, Callable[..., float]] = {}
@@ -256,6 +256,13 @@ def _no_field_warning():
 def _mouse_run(plan: mh.Protocol, params: Mapping[str, Any] | None = None):
     with _no_field_warning():
         return mh.simulate(_mouse(), plan, {**_OVERRIDES, **(params or {})}, output_step="1 h")
+
+
+def mouse_run(plan: mh.Protocol, params: Mapping[str, Any] | None = None):
+    """The default mouse model simulated under *plan* (hourly output), with the overrides
+    of :func:`parameter_overrides` and then *params* on top; the presets the protocol
+    names (tumour, host) apply beneath both. The H·f warning is silenced."""
+    return _mouse_run(plan, params)
 
 
 def _bso_plan(dose_mg_per_kg: float, count: int, every_h: float, hours: float) -> mh.Protocol:
