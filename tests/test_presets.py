@@ -156,8 +156,8 @@ def test_cli_lists_presets_and_simulates_with_one(tmp_path, capsys):
 
 
 def test_a_cohort_varies_around_the_preset_growth_rate(model):
-    """sample_cohort(nominal=model.baseline) centres the animals on the preset: the median
+    """sample_cohort(base=model.baseline) centres the animals on the preset: the median
     growth rate of 41 B16-F10 animals is within 10 % of 0.3 /d (CT26: 0.4 /d)."""
     b16 = mh.load_model(tumour="b16f10", verbose=False)
-    cohort = mh.cohort.sample_cohort(41, seed=3, nominal=b16.baseline)
+    cohort = mh.cohort.sample_cohort(41, seed=3, base=b16.baseline)
     assert cohort["tumour_growth_rate"].median() == pytest.approx(0.3, rel=0.1)

@@ -236,7 +236,7 @@ def sample_cohort(
     covariance=None,
     seed: int = 0,
     parameters: Any = None,
-    nominal: Mapping[str, float] | None = None,
+    base: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """Draw a virtual cohort: one row per animal, one column per varied parameter.
 
@@ -264,10 +264,10 @@ def sample_cohort(
         Seed of the random generator: the same seed gives the same cohort.
     parameters
         Parameter table files for the nominal values (default: the model's tables).
-    nominal
+    base
         Values (table units) replacing the tables' nominal values, e.g. the
         ``baseline`` of a model loaded with a tumour preset
-        (``nominal=model.baseline``), so the animals vary around that tumour line.
+        (``base=model.baseline``), so the animals vary around that tumour line.
 
     Returns
     -------
@@ -285,8 +285,8 @@ def sample_cohort(
             raise ParameterError("covariance: give correlation or covariance, not both")
         var, correlation = _from_covariance(covariance, var)
     table = ParameterTable.load(parameters)
-    if nominal:
-        table = table.with_values(nominal)
+    if base:
+        table = table.with_values(base)
     names = [str(x) for x in var.index]
     unknown = [x for x in names if x not in table]
     if unknown:
