@@ -25,6 +25,7 @@ from mhimmune.studies.validation_experiments import experiment, mouse_run
 
 __all__ = [
     "preset_growth_rate",
+    "preset_doubling_time",
     "preset_pdl1_inhibition",
     "preset_pdl1_inhibition_ratio",
     "preset_ctl_infiltration_ratio",
@@ -49,6 +50,12 @@ def preset_growth_rate(tumour: str, day_from: float = 1.0, day_to: float = 7.0) 
     """Early exponential growth rate (1/d) of the untreated tumour of a preset."""
     v = mouse_run(_plan(max(day_to + 1.0, 10.0), tumour))["tumour_volume_treated"]
     return math.log(_at(v, day_to) / _at(v, day_from)) / (day_to - day_from)
+
+
+@experiment
+def preset_doubling_time(tumour: str, day_from: float = 7.0, day_to: float = 14.0) -> float:
+    """Volume doubling time (d) of the untreated tumour of a preset between two days."""
+    return math.log(2.0) / preset_growth_rate(tumour, day_from, day_to)
 
 
 @experiment
