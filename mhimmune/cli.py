@@ -74,6 +74,9 @@ def _cmd_check(args) -> int:
         warnings.simplefilter("always", HfWarning)  # checking is the point: always report H·f
         plan = _protocol(args.protocol)
     print(f"{plan.name}: {hours_to_days(plan.duration_h):g} days, valid")
+    presets = [f"{k} {v}" for k, v in (("tumour", plan.tumour), ("host", plan.host)) if v]
+    if presets:
+        print("presets: " + ", ".join(presets))
     frame = plan.to_frame()
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(

@@ -81,6 +81,15 @@ def test_presets_round_trip_through_toml():
     assert (plan.tumour, plan.host) == ("mc38", "nude")
     assert mh.Protocol.from_toml(plan.to_toml()) == plan
     assert plan != mh.Protocol(duration="10 d")
+    assert repr(plan).endswith("no interventions, tumour mc38, host nude>")
+
+
+def test_check_prints_the_presets_of_a_protocol(tmp_path, capsys):
+    """`mhimmune check` names the presets a protocol asks for."""
+    path = tmp_path / "p.toml"
+    path.write_text('duration = "10 d"\ntumour = "4t1"\n')
+    assert main(["check", str(path)]) == 0
+    assert "presets: tumour 4t1" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

@@ -523,7 +523,8 @@ class Protocol:
         for e in self._entries:
             counts[e.kind] = counts.get(e.kind, 0) + e["count"]
         events = ", ".join(f"{k}×{n}" for k, n in counts.items()) or "no interventions"
-        return f"<Protocol {self._name!r}: {format_time(self._duration_h)}, {events}>"
+        named = "".join(f", {k} {v}" for k, v in zip(("tumour", "host"), self._presets) if v)
+        return f"<Protocol {self._name!r}: {format_time(self._duration_h)}, {events}{named}>"
 
     def __reduce__(self):
         return (_restore, tuple(getattr(self, slot) for slot in self.__slots__))
