@@ -9,6 +9,7 @@ The common path (virtual trials, synergy and schedule optimisation: ``mh.cohort`
     res = mh.simulate(model, plan)
     res.summary(); res.plot()
     res = mh.simulate(model, plan, mh.variant("poor_delivery"))  # a named parameter set
+    mh.simulate(mh.load_model(tumour="4t1", host="nude"), plan)  # tumour line and host
 
 Outputs are predictions of a hypothesis-generating model.
 """
@@ -21,11 +22,12 @@ from mhimmune.core.errors import (
     SolverError,
     UnitError,
 )
-from mhimmune.core.model import Model, default_links, load_model
+from mhimmune.core.model import Model, default_links
 from mhimmune.core.params import ParameterTable
 from mhimmune.core.variants import Variant, load_variant, variant, variants
 from mhimmune.mh import readouts  # noqa: F401  (mh.readouts.compare(...))
 from mhimmune.mh.field_safety import HfWarning
+from mhimmune.mh.presets import hosts, load_model, tumours
 from mhimmune.mh.protocol import Protocol
 from mhimmune.mh.simulation import SimulationResult, simulate
 
@@ -74,6 +76,8 @@ __all__ = [
     "variant",
     "load_variant",
     "Variant",
+    "tumours",
+    "hosts",
     "MhimmuneError",
     "ProtocolError",
     "ParameterError",

@@ -74,6 +74,9 @@ def _cmd_check(args) -> int:
         warnings.simplefilter("always", HfWarning)  # checking is the point: always report H·f
         plan = _protocol(args.protocol)
     print(f"{plan.name}: {hours_to_days(plan.duration_h):g} days, valid")
+    presets = [f"{k} {v}" for k, v in (("tumour", plan.tumour), ("host", plan.host)) if v]
+    if presets:
+        print("presets: " + ", ".join(presets))
     frame = plan.to_frame()
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(
@@ -141,15 +144,31 @@ def _cmd_variants(args) -> int:
     return 0
 
 
+def _cmd_presets(args) -> int:
+    from mhimmune.core.variants import read_variants
+    from mhimmune.mh.presets import preset_file
+
+    path = preset_file(args.kind)
+    found = read_variants(path, f"{args.kind}s")
+    for v in found.values():
+        print(f"{v.name}: {v.description}")
+        if v.source:
+            print(f"  source: {v.source}")
+        for k, val in v.values.items():
+            print(f"  {k} = {val}")
+    print(f"\n{len(found)} {args.kind} preset(s) in {path}")
+    return 0
+
+
 def _cmd_simulate(args) -> int:
     from mhimmune.core.io import save_figure, write_csv
-    from mhimmune.core.model import load_model
+    from mhimmune.mh.presets import load_model
     from mhimmune.mh.simulation import simulate
 
     out = _out_dir(args.out)
     overrides = _overrides(args)  # a bad variant or override fails before any warning
     plan = _protocol(args.protocol)
-    model = load_model()
+    model = load_model(tumour=args.tumour, host=args.host)
     variables = _variables(model, args.variables)
     res = simulate(model, plan, overrides, strict=True if args.strict else None)
     stem = Path(args.protocol).stem
@@ -354,6 +373,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--set", action="append", metavar="NAME=VALUE", help="override one parameter (repeatable)"
     )
     _variant_options(s)
+    s.add_argument(
+        "--tumour", metavar="NAME", help="tumour preset (see 'mhimmune tumours'); default CT26"
+    )
+    s.add_argument(
+        "--host", metavar="NAME", help="host preset (see 'mhimmune hosts'); default: mouse"
+    )
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--plot", action="store_true", help="also write a PNG figure")
     s.add_argument(
@@ -448,6 +473,10 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("variants", help="list named parameter sets (variants) and their values")
     w.add_argument("--file", help="variant file (TOML); default: the shipped one")
     w.set_defaults(func=_cmd_variants)
+    t = sub.add_parser("tumours", help="list the tumour presets (cell lines) and their values")
+    t.set_defaults(func=_cmd_presets, kind="tumour")
+    o = sub.add_parser("hosts", help="list the host presets (mouse, nude) and their values")
+    o.set_defaults(func=_cmd_presets, kind="host")
     k = sub.add_parser("cache", help="show or clear the compiled-model cache")
     k.add_argument("action", choices=["dir", "clear"])
     k.set_defaults(func=_cmd_cache)

@@ -39,7 +39,8 @@ Trafficking and killing
     (irreversibly) in proportion to free PD-L1.
 
 Checkpoint
-    PD-L1 on tumour cells is induced by IFN-γ from effector T cells and NK cells
+    PD-L1 on tumour cells (``pdl1_basal_level`` at rest, 1 for CT26; the tumour presets
+    set it per line) is induced by IFN-γ from effector T cells and NK cells
     (adaptive resistance) and, optionally, by heat stress (``pdl1_heat_induction``,
     default off). Free PD-L1 = PD-L1·(1 - antibody occupancy). A BET inhibitor released
     from the particles at MH temperatures (Gao et al. 2023 [gao2023]; default off:
@@ -52,7 +53,7 @@ Innate cells of the treated tumour
     less with CD47 ("don't eat me", SIRPα); MDSCs and Tregs expand with tumour burden.
 
 Immune killing and phagocytosis act on viable and on sublethally damaged cells.
-A CD8-depleting antibody adds a death rate to every CD8 population.
+Depleting antibodies and clodronate liposomes are in the depletion link (``depletion.py``).
 Immune cells are in 10⁶ cells (Mcell); tumour in mm³ (about 10⁶ cells per mm³);
 IFN-γ (quasi-steady: it is consumed within about an hour) as its producers per mm³ of
 tumour (Mcell/mm³ of effector-cell equivalents), a proxy of its concentration.
@@ -74,7 +75,6 @@ READS = {
     "stress_ligand": ("1", 1.0),
     "cd47_relative": ("1", 1.0),
     "pdl1_occupancy": ("fraction", 0.0),
-    "cd8_depletion_effect": ("fraction", 0.0),
     "tumour_volume_treated": ("mm^3", 200.0),
     "tumour_volume_distant": ("mm^3", 100.0),
     "viable_treated": ("mm^3", 200.0),
@@ -115,7 +115,6 @@ def declare():
     stress = signal("stress_ligand")
     cd47 = signal("cd47_relative")
     occupancy = signal("pdl1_occupancy")
-    depletion = signal("cd8_depletion_effect")
     volume = {s: signal(f"tumour_volume_{s}") for s in SITES}
     viable = {s: signal(f"viable_{s}") for s in SITES}
     # immune cells attack viable and sublethally damaged (growth-arrested) cells alike
@@ -169,16 +168,18 @@ def declare():
     # ---- CD4 help, Tregs, MDSCs ----
     ag_half = par("antigen_half_priming", "mm^3")
     antigen_signal = Expression("antigen_presentation", hill(antigen, ag_half))
+    # athymic (nude) hosts have no mature T cells: 0 removes T-cell priming and Tregs
+    t_cells = par("t_cell_competence", "fraction")
     th_rate = par("cd4_priming", "1/h")
     th_death = par("cd4_death", "1/h")
     th_half = par("cd4_help_half", "Mcell")
     help_max = par("cd4_help_max", "1")
-    cd4_bystander = par("cd4_bystander", "Mcell")
+    cd4_bystander = Expression("cd4_bystander_cells", t_cells * par("cd4_bystander", "Mcell"))
     present(th())  # no tumour-specific helpers before the tumour has released antigen
     Rule(
         "cd4_priming_step",
         None >> th(),
-        Expression("cd4_priming_flux", th_rate * dcm_obs * antigen_signal),
+        Expression("cd4_priming_flux", t_cells * th_rate * dcm_obs * antigen_signal),
     )
     Rule("cd4_death_step", th() >> None, th_death)
     th_obs = Observable("cd4_helper", th())
@@ -187,12 +188,13 @@ def declare():
     treg_expansion = par("treg_expansion", "Mcell/h")
     treg_death = par("treg_death", "1/h")
     burden_half = par("burden_half", "mm^3")
-    Initial(treg(), Expression("treg_initial", treg_source / treg_death))
+    Initial(treg(), Expression("treg_initial", t_cells * treg_source / treg_death))
     Rule(
         "treg_influx",
         None >> treg(),
         Expression(
-            "treg_influx_flux", treg_source + treg_expansion * burden / (burden + burden_half)
+            "treg_influx_flux",
+            t_cells * (treg_source + treg_expansion * burden / (burden + burden_half)),
         ),
     )
     Rule("treg_death_step", treg() >> None, treg_death)
@@ -226,6 +228,7 @@ def declare():
     pdl1_inhibition = par("pdl1_inhibition", "1")
     pdl1_priming_inhibition = par("pdl1_priming_inhibition", "1")
     pdl1_turnover = par("pdl1_turnover", "1/h")
+    pdl1_basal = par("pdl1_basal_level", "1")
     pdl1_induction = par("pdl1_ifng_induction", "1")
     ifn_half = par("ifng_half_pdl1", "Mcell/mm^3")
     heat_induction = par("pdl1_heat_induction", "1")
@@ -312,7 +315,6 @@ def declare():
     recall = par("cd8_memory_recall", "1/h")
     mem_ag_half = par("memory_antigen_half", "mm^3")
     burst = par("cd8_recall_burst", "1")
-    depletion_rate = par("cd8_depletion_rate", "1/h")
     kill = par("ctl_kill_rate", "mm^3/Mcell/h")
     kill_max = par("ctl_kill_max", "1/h")
     target_floor = par("ctl_target_floor", "mm^3")
@@ -328,7 +330,7 @@ def declare():
         None >> cd8(loc="ln", state="primed"),
         Expression(
             "cd8_priming_flux",
-            prime * dcm_obs * antigen_signal * help_factor * ln_suppression * ln_pdl1,
+            t_cells * prime * dcm_obs * antigen_signal * help_factor * ln_suppression * ln_pdl1,
         ),
     )
     mem_obs = Observable("cd8_memory", cd8(loc="blood", state="mem"))
@@ -357,11 +359,6 @@ def declare():
     )
     Rule("cd8_memory_death_step", cd8(loc="blood", state="mem") >> None, mem_death)
     Rule("cd8_blood_death", cd8(loc="blood", state="eff") >> None, eff_death)
-    Rule(
-        "cd8_depletion",
-        cd8() >> None,
-        Expression("cd8_depletion_hazard", depletion_rate * depletion),
-    )
     Observable("cd8_primed", cd8(loc="ln", state="primed"))
     blood = Observable("cd8_effector_blood", cd8(loc="blood", state="eff"))
     effectors, ifng = {}, {}
@@ -387,14 +384,14 @@ def declare():
             ),
         )
         pdl1_obs = Observable(f"pdl1_{site}", pdl1(site=site))
-        Initial(pdl1(site=site), Expression(f"pdl1_initial_{site}", sympy.Float(1.0)))
+        Initial(pdl1(site=site), Expression(f"pdl1_initial_{site}", pdl1_basal))
         drive = 1 + pdl1_induction * ifng[site] / (ifng[site] + ifn_half)
         if site == "treated":
             drive = (drive + heat_pdl1) * pdl1_transcription
         Rule(
             f"pdl1_expression_{site}",
             None >> pdl1(site=site),
-            Expression(f"pdl1_expression_rate_{site}", pdl1_turnover * drive),
+            Expression(f"pdl1_expression_rate_{site}", pdl1_turnover * pdl1_basal * drive),
         )
         Rule(f"pdl1_turnover_{site}", pdl1(site=site) >> None, pdl1_turnover)
         free = Expression(f"pdl1_free_{site}", pdl1_obs * (1 - occupancy))
@@ -507,6 +504,7 @@ def declare():
     )
     provide("ctl_infiltration_treated", Expression("ctl_infiltration_treated", tils / cd45))
     provide(
-        "treg_fraction", Expression("treg_fraction", treg_obs / (treg_obs + th_obs + cd4_bystander))
+        "treg_fraction",
+        Expression("treg_fraction", treg_obs / (treg_obs + th_obs + cd4_bystander + 1e-9)),
     )
     provide("mdsc_fraction", Expression("mdsc_fraction", mdsc_obs / cd45))

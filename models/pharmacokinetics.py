@@ -12,10 +12,12 @@ Target occupancy in the tumour is C_t/(C_t + K_D) with the tumour interstitial
 concentration C_t = ρ·C_plasma (ρ = ``ab_tumour_partition``; Kosinsky use the plasma
 concentration, ρ = 1; IgG interstitial levels in tumours are often lower).
 
-BSO (GSH-synthesis inhibitor), HSP inhibitor, glucose oxidase, anti-CD8 depleting
-antibody: one compartment each, amount in mg/kg body weight, first-order
-elimination, effect E = D/(D + EC50). These are deliberately coarse exposure
-models; their constants are marked as assumed in ``parameters/model/pharmacokinetics.tsv``.
+BSO (GSH-synthesis inhibitor), HSP inhibitor, glucose oxidase, and the depleting agents
+(anti-CD8, anti-CD4, anti-NK1.1 and anti-CD25 antibodies, clodronate liposomes; their
+effects are used by the depletion link): one compartment each, amount in mg/kg body
+weight, first-order elimination, effect E = D/(D + EC50). These are deliberately coarse
+exposure models; their constants are marked as assumed or cited in
+``parameters/model/pharmacokinetics.tsv``.
 """
 
 from pysb import Expression, Monomer, Observable, Rule
@@ -29,6 +31,10 @@ PROVIDES = {
     "hsp_inhibitor_effect": "fraction",
     "gox_effect": "fraction",
     "cd8_depletion_effect": "fraction",
+    "cd4_depletion_effect": "fraction",
+    "nk_depletion_effect": "fraction",
+    "macrophage_depletion_effect": "fraction",
+    "treg_depletion_effect": "fraction",
     "body_weight": "kg",
 }
 
@@ -38,6 +44,10 @@ SMALL_DRUGS = [
     ("HSPi", "hsp_inhibitor", "hspi", "hsp_inhibitor_effect"),
     ("GOx", "glucose_oxidase", "gox", "gox_effect"),
     ("AntiCD8", "cd8_depletion", "anticd8", "cd8_depletion_effect"),
+    ("AntiCD4", "cd4_depletion", "anticd4", "cd4_depletion_effect"),
+    ("AntiNK", "nk_depletion", "antink", "nk_depletion_effect"),
+    ("Clodronate", "macrophage_depletion", "clodronate", "macrophage_depletion_effect"),
+    ("AntiCD25", "treg_depletion", "anticd25", "treg_depletion_effect"),
 ]
 
 

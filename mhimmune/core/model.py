@@ -51,7 +51,13 @@ class Model:
         table: ParameterTable,
         links: Sequence[str],
         standalone: bool,
+        baseline: Mapping[str, float] | None = None,
+        labels: Mapping[str, str] | None = None,
     ):
+        #: values (table units) that replaced the loaded tables' values (a named preset)
+        self.baseline = dict(baseline or {})
+        #: names of the named parameter sets the model was loaded with (e.g. a preset)
+        self.labels = dict(labels or {})
         self._builder = builder
         self.compiled = compiled
         self.table = table
@@ -126,9 +132,10 @@ class Model:
 
     def __repr__(self) -> str:
         s = self.size()
+        named = "".join(f"; {k} {v}" for k, v in self.labels.items())
         return (
             f"<mhimmune.Model {self.name!r}: {s['species']} species, {s['reactions']} reactions, "
-            f"{s['parameters']} parameters; links {' -> '.join(self.links)}>"
+            f"{s['parameters']} parameters; links {' -> '.join(self.links)}{named}>"
         )
 
     # ------------------------------------------------------------ parameters
@@ -269,6 +276,8 @@ def load_model(
     *,
     standalone: bool = False,
     verbose: bool = True,
+    values: Mapping[str, Any] | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> Model:
     """Build, compile (or load from the cache) and parameterise a model.
 
@@ -284,6 +293,12 @@ def load_model(
         parameters with the reading link's stub values.
     verbose
         Print one line while a model is compiled for the first time.
+    values
+        Parameter values replacing the tables' values (table units or strings with a
+        unit; each must lie within its parameter's [lower, upper]), kept as the model's
+        :attr:`Model.baseline`; names the chosen links do not declare are ignored.
+    labels
+        Names of the parameter sets *values* come from, kept as :attr:`Model.labels`.
     """
     if isinstance(links, str):
         links = [links]  # one link module by name
@@ -299,4 +314,11 @@ def load_model(
     )
     compiled = compile_model(builder, verbose=verbose)
     table = ParameterTable.load(parameters)
-    return Model(builder, compiled, table, links, standalone)
+    baseline: dict[str, float] = {}
+    if values:
+        if not isinstance(values, Mapping):
+            raise ParameterError(f"values: expected a mapping name -> value, got {values!r}")
+        used = {k: v for k, v in values.items() if k in builder.units}
+        table = table.with_values(used)
+        baseline = {k: table.value(k) for k in used}
+    return Model(builder, compiled, table, links, standalone, baseline, labels)

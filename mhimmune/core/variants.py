@@ -45,7 +45,7 @@ __all__ = [
 
 #: keys of a variant table that are not parameter overrides
 META_KEYS = ("description", "source")
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$")
 
 
 @dataclass(frozen=True)
@@ -57,12 +57,13 @@ class Variant:
     source: str | None
     values: Mapping[str, Any] = field(default_factory=dict)
     origin: str = "<variants>"
+    kind: str = "variant"
 
     def overrides(self, table: ParameterTable | None = None) -> dict[str, float]:
         """The overrides checked against *table* (default: the shipped tables), as floats
         in the table unit; errors name the variant, its file and the field."""
         table = ParameterTable.load() if table is None else table
-        where = f"variant {self.name!r} ({self.origin})"
+        where = f"{self.kind} {self.name!r} ({self.origin})"
         out: dict[str, float] = {}
         for key, value in self.values.items():
             if key not in table:
@@ -84,14 +85,17 @@ def shipped_file() -> Path:
         raise ParameterError(f"cannot locate the shipped variants: {exc}") from None
 
 
-def read_variants(path: str | Path | None = None) -> dict[str, Variant]:
+def read_variants(path: str | Path | None = None, section: str = "variants") -> dict[str, Variant]:
     """The variants of *path* (default: the shipped file) by name, in file order.
 
     The file's structure is checked (a ``[variants]`` table of tables, a non-empty
     ``description`` string, an optional ``source`` string, numbers or strings as values);
-    parameter names and units are checked by :meth:`Variant.overrides`.
+    parameter names and units are checked by :meth:`Variant.overrides`. Files of named
+    parameter sets of another kind keep their tables under another *section*
+    (``[section.NAME]``); the format is the same.
     """
     p = shipped_file() if path is None else Path(path)
+    what = _singular(section)
     origin = display_origin(p)
     if not p.is_file():
         raise ParameterError(f"variants: no such file {str(p)!r}")
@@ -101,19 +105,19 @@ def read_variants(path: str | Path | None = None) -> dict[str, Variant]:
         raise ParameterError(f"{origin}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ParameterError(f"{origin}: invalid TOML ({exc})") from None
-    extra = sorted(set(data) - {"variants"})
-    if extra or not isinstance(data.get("variants"), dict):
+    extra = sorted(set(data) - {section})
+    if extra or not isinstance(data.get(section), dict):
         raise ParameterError(
-            f"{origin}: a variant file holds [variants.NAME] tables only"
+            f"{origin}: a {what} file holds [{section}.NAME] tables only"
             + (f" (unknown top-level keys {extra})" if extra else "")
         )
     out: dict[str, Variant] = {}
-    for name, body in data["variants"].items():
-        where = f"variant {name!r} ({origin})"
+    for name, body in data[section].items():
+        where = f"{what} {name!r} ({origin})"
         if not _NAME.match(name):
             raise ParameterError(f"{where}: a name is letters, digits, '_' or '-'")
         if not isinstance(body, dict):
-            raise ParameterError(f"{where}: must be a table ([variants.{name}])")
+            raise ParameterError(f"{where}: must be a table ([{section}.{name}])")
         description = body.get("description")
         if not isinstance(description, str) or not description.strip():
             raise ParameterError(f"{where}: description: give a non-empty string")
@@ -127,17 +131,23 @@ def read_variants(path: str | Path | None = None) -> dict[str, Variant]:
                     f"{where}: {key}: a value is a number (table unit) or a string with a "
                     f"unit (got {value!r})"
                 )
-        out[name] = Variant(name, description.strip(), source, values, origin)
+        out[name] = Variant(name, description.strip(), source, values, origin, what)
     return out
 
 
-def _find(name: str, path: str | Path | None) -> Variant:
-    found = read_variants(path)
+def _singular(section: str) -> str:
+    return section[:-1] if section.endswith("s") else section
+
+
+def _find(name: str, path: str | Path | None, section: str = "variants") -> Variant:
+    if not isinstance(name, str):
+        raise ParameterError(f"{_singular(section)}: give a name (got {name!r})")
+    found = read_variants(path, section)
     if name not in found:
         origin = display_origin(shipped_file() if path is None else Path(path))
         known = ", ".join(found) or "none"
         raise ParameterError(
-            f"variant {name!r}: not in {origin}{suggest(name, found)} (known: {known})"
+            f"{_singular(section)} {name!r}: not in {origin}{suggest(name, found)} (known: {known})"
         )
     return found[name]
 
@@ -148,14 +158,16 @@ def variant(
     *,
     file: str | Path | None = None,
     table: ParameterTable | None = None,
+    section: str = "variants",
 ) -> dict[str, Any]:
     """The checked overrides of variant *name* (from *file*, default the shipped one).
 
     *overrides* are applied on top (later wins) and checked as well. Values are floats
     in the table unit; pass the result as ``params=`` wherever overrides are taken.
+    *section* is the file's table of named sets (``[section.NAME]``).
     """
     table = ParameterTable.load() if table is None else table
-    out: dict[str, Any] = dict(_find(name, file).overrides(table))
+    out: dict[str, Any] = dict(_find(name, file, section).overrides(table))
     if overrides:
         extra = Variant(name, "further overrides", None, dict(overrides), "further overrides")
         out.update(extra.overrides(table))
@@ -169,9 +181,10 @@ def load_variant(
     return variant(name, file=path, table=table)
 
 
-def variants(file: str | Path | None = None) -> pd.DataFrame:
+def variants(file: str | Path | None = None, section: str = "variants") -> pd.DataFrame:
     """The variants of *file* (default: the shipped ones): one row per variant with its
-    ``description``, ``source`` and ``overrides`` (``name = value`` as written)."""
+    ``description``, ``source`` and ``overrides`` (``name = value`` as written);
+    *section* as in :func:`read_variants`."""
     rows = [
         {
             "name": v.name,
@@ -179,7 +192,7 @@ def variants(file: str | Path | None = None) -> pd.DataFrame:
             "source": v.source or "",
             "overrides": "; ".join(f"{k} = {val}" for k, val in v.values.items()),
         }
-        for v in read_variants(file).values()
+        for v in read_variants(file, section).values()
     ]
     return pd.DataFrame(rows, columns=["name", "description", "source", "overrides"]).set_index(
         "name"

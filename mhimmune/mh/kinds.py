@@ -167,7 +167,9 @@ _REPEAT = {"every": EVERY, "count": _COUNT}
 #: [kosinsky2018]); BSO two 5 mmol/kg (1112 mg/kg) doses (Skapek et al. 1988 [skapek1988])
 #: and 400-1600 mg/kg i.v. ([bso_pk1989]). For CD8 depletion, HSP inhibitors, CDT and
 #: glucose-oxidase agents the limits are assumed from the model's own dose ranges (1-20
-#: mg/kg), with the same margin.
+#: mg/kg), with the same margin; the depleting antibodies (anti-CD8, -CD4, -NK1.1, -CD25)
+#: are given at about 10 mg/kg (200 µg per mouse), clodronate liposomes at about 50 mg/kg
+#: of clodronate (200 µL of a 5 mg/mL suspension per 20 g mouse), both with a 5-fold margin.
 DRUG_DOSE_LIMITS: Mapping[str, float] = MappingProxyType(
     {
         "anti_pdl1": 50.0,
@@ -176,6 +178,10 @@ DRUG_DOSE_LIMITS: Mapping[str, float] = MappingProxyType(
         "hsp_inhibitor": 200.0,
         "glucose_oxidase": 100.0,
         "cd8_depletion": 50.0,
+        "cd4_depletion": 50.0,
+        "nk_depletion": 50.0,
+        "macrophage_depletion": 250.0,
+        "treg_depletion": 50.0,
     }
 )
 
@@ -292,6 +298,23 @@ KIND_SPECS: Mapping[str, KindSpec] = MappingProxyType(
         "cd8_depletion": _drug_kind(
             "cd8_depletion", "Return a copy with CD8-depleting antibody doses added."
         ),
+        "cd4_depletion": _drug_kind(
+            "cd4_depletion",
+            "Return a copy with CD4-depleting antibody doses added (removes CD4 helper cells "
+            "and Tregs).",
+        ),
+        "nk_depletion": _drug_kind(
+            "nk_depletion", "Return a copy with NK-depleting antibody (anti-NK1.1) doses added."
+        ),
+        "macrophage_depletion": _drug_kind(
+            "macrophage_depletion",
+            "Return a copy with clodronate-liposome doses (mg clodronate/kg) added, which "
+            "deplete macrophages.",
+        ),
+        "treg_depletion": _drug_kind(
+            "treg_depletion",
+            "Return a copy with Treg-depleting anti-CD25 doses added (partial depletion).",
+        ),
         "rechallenge": KindSpec(
             MappingProxyType(
                 {
@@ -317,7 +340,7 @@ KIND_SPECS: Mapping[str, KindSpec] = MappingProxyType(
 KINDS: tuple[str, ...] = tuple(KIND_SPECS)
 
 #: top-level keys of a protocol table besides the intervention kinds
-TOP_KEYS = ("name", "duration", "description", "allow_above_hergt")
+TOP_KEYS = ("name", "duration", "description", "allow_above_hergt", "tumour", "host")
 
 
 # ----------------------------------------------------------------------------- treatment

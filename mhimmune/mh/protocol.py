@@ -64,6 +64,7 @@ from mhimmune.mh.kinds import (
     parse_entry,
     parse_quantity,
 )
+from mhimmune.mh.presets import preset_names
 from mhimmune.mh.protocol_toml import dumps, read_source
 
 __all__ = [
@@ -127,6 +128,10 @@ class Protocol:
     allow_above_hergt
         Accept MH sessions with H·f above the Hergt–Dutz limit (5e9 A m^-1 s^-1),
         with a warning instead of an error.
+    tumour, host
+        Names of a tumour and a host preset (:mod:`mhimmune.mh.presets`: ``"4t1"``,
+        ``"nude"``...) that :func:`~mhimmune.mh.simulation.simulate` applies; ``None``
+        keeps the model's.
     """
 
     __slots__ = (
@@ -134,6 +139,7 @@ class Protocol:
         "_duration_h",
         "_description",
         "_allow",
+        "_presets",
         "_entries",
         "_sessions",
         "_boluses",
@@ -143,6 +149,7 @@ class Protocol:
     _duration_h: float
     _description: str | None
     _allow: bool
+    _presets: tuple[str | None, str | None]
     _entries: tuple[Entry, ...]
     _sessions: tuple[MHSession, ...]
     _boluses: tuple[Bolus, ...]
@@ -155,6 +162,8 @@ class Protocol:
         name: str = "protocol",
         description: str | None = None,
         allow_above_hergt: bool = False,
+        tumour: str | None = None,
+        host: str | None = None,
     ):
         duration_h = parse_quantity(duration, DURATION, "duration")
         if not isinstance(name, str):
@@ -165,7 +174,8 @@ class Protocol:
             raise ProtocolError(
                 f"allow_above_hergt: must be true or false (got {allow_above_hergt!r})"
             )
-        self._init(name, duration_h, description, allow_above_hergt, (), parent=None)
+        presets = (_preset("tumour", tumour), _preset("host", host))
+        self._init(name, duration_h, description, allow_above_hergt, (), None, presets)
 
     # -- construction ----------------------------------------------------------------
 
@@ -177,9 +187,11 @@ class Protocol:
         allow: bool,
         entries: tuple[Entry, ...],
         parent: Protocol | None,
+        presets: tuple[str | None, str | None] = (None, None),
     ) -> None:
         set_ = object.__setattr__
         set_(self, "_name", name)
+        set_(self, "_presets", presets)
         set_(self, "_duration_h", duration_h)
         set_(self, "_description", description)
         set_(self, "_allow", allow)
@@ -196,7 +208,8 @@ class Protocol:
             self._description,
             self._allow,
             self._entries if entries is None else entries,
-            parent=self,
+            self,
+            self._presets,
         )
         return new
 
@@ -243,6 +256,10 @@ class Protocol:
     hsp_inhibitor = _builder("hsp_inhibitor")
     glucose_oxidase = _builder("glucose_oxidase")
     cd8_depletion = _builder("cd8_depletion")
+    cd4_depletion = _builder("cd4_depletion")
+    nk_depletion = _builder("nk_depletion")
+    macrophage_depletion = _builder("macrophage_depletion")
+    treg_depletion = _builder("treg_depletion")
     rechallenge = _builder("rechallenge")
 
     def with_duration(self, duration: Any) -> Protocol:
@@ -280,6 +297,8 @@ class Protocol:
             name=data.get("name", "protocol"),
             description=data.get("description"),
             allow_above_hergt=data.get("allow_above_hergt", False),
+            tumour=data.get("tumour"),
+            host=data.get("host"),
         )
         entries: list[Entry] = []
         for kind in KINDS:
@@ -295,7 +314,8 @@ class Protocol:
             base._description,
             base._allow,
             tuple(entries),
-            parent=None,
+            None,
+            base._presets,
         )
         return new
 
@@ -327,6 +347,9 @@ class Protocol:
             out["description"] = self._description
         if self._allow:
             out["allow_above_hergt"] = True
+        for key, value in zip(("tumour", "host"), self._presets):
+            if value is not None:
+                out[key] = value
         for kind in KINDS:
             tables = []
             for e in (x for x in self._entries if x.kind == kind):
@@ -360,6 +383,16 @@ class Protocol:
         return self._description
 
     @property
+    def tumour(self) -> str | None:
+        """Name of the tumour preset the protocol asks for, or ``None``."""
+        return self._presets[0]
+
+    @property
+    def host(self) -> str | None:
+        """Name of the host preset the protocol asks for, or ``None``."""
+        return self._presets[1]
+
+    @property
     def allow_above_hergt(self) -> bool:
         """Whether H·f above the Hergt–Dutz limit is accepted (with a warning)."""
         return self._allow
@@ -378,8 +411,8 @@ class Protocol:
         """Start of the first treatment in hours (MH session or dose of a kind in
         :data:`TREATMENT_KINDS`); ``None`` for an untreated protocol.
 
-        Rechallenges and CD8 depletion are experimental manipulations, not treatments,
-        and do not count.
+        Rechallenges and depletions (CD8, CD4, NK, macrophage, Treg) are experimental
+        manipulations, not treatments, and do not count.
         """
         times = [s.start_h for s in self._sessions]
         times += [b.time_h for b in self._boluses if b.kind in TREATMENT_KINDS]
@@ -468,7 +501,14 @@ class Protocol:
     # -- dunder ----------------------------------------------------------------------
 
     def _key(self) -> tuple:
-        return (self._name, self._duration_h, self._description, self._allow, self._entries)
+        return (
+            self._name,
+            self._duration_h,
+            self._description,
+            self._allow,
+            self._presets,
+            self._entries,
+        )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Protocol):
@@ -483,10 +523,21 @@ class Protocol:
         for e in self._entries:
             counts[e.kind] = counts.get(e.kind, 0) + e["count"]
         events = ", ".join(f"{k}×{n}" for k, n in counts.items()) or "no interventions"
-        return f"<Protocol {self._name!r}: {format_time(self._duration_h)}, {events}>"
+        named = "".join(f", {k} {v}" for k, v in zip(("tumour", "host"), self._presets) if v)
+        return f"<Protocol {self._name!r}: {format_time(self._duration_h)}, {events}{named}>"
 
     def __reduce__(self):
         return (_restore, tuple(getattr(self, slot) for slot in self.__slots__))
+
+
+def _preset(kind: str, name: Any) -> str | None:
+    """A preset name of *kind* checked against the shipped presets (``None`` passes)."""
+    if name is None:
+        return None
+    known = preset_names(kind)
+    if not isinstance(name, str) or name not in known:
+        raise ProtocolError(f"{kind}: unknown {kind} preset {name!r}; known: {', '.join(known)}")
+    return name
 
 
 def _restore(*state: Any) -> Protocol:

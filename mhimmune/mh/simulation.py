@@ -24,6 +24,7 @@ from mhimmune.core.simulate import METHODS, SolverStatus, Trajectories, integrat
 from mhimmune.core.units import convert, days_to_hours, hours_to_days
 from mhimmune.mh.catalogue import SUMMARY_READOUTS
 from mhimmune.mh.inputs import SessionHeating, protocol_schedule, session_heating
+from mhimmune.mh.presets import protocol_overrides
 from mhimmune.mh.protocol import Protocol
 from mhimmune.runs.readout import evaluate
 
@@ -54,7 +55,9 @@ def simulate(
     protocol
         The treatment schedule (:class:`mhimmune.Protocol`).
     params
-        Parameter overrides by name, in the table's unit or as strings with a unit.
+        Parameter overrides by name, in the table's unit or as strings with a unit; they
+        apply on top of the tumour and host presets the protocol names
+        (:func:`~mhimmune.mh.presets.protocol_overrides`).
     output_step, session_output_step
         Spacing of recorded time points overall (default 6 h) and during MH sessions
         and the hour after each (default 1 min). Integration accuracy does not depend
@@ -117,7 +120,7 @@ def simulate(
             f"params: expected a mapping of parameter overrides (name -> value), "
             f"got {type(params).__name__}"
         )
-    params = dict(params or {})
+    params = {**protocol_overrides(model, protocol), **dict(params or {})}
     problems = (
         []
         if strict is False

@@ -163,17 +163,22 @@ class ModelEvaluator:
     ) -> ModelEvaluator:
         """An evaluator whose workers rebuild *model* (its links; default parameter tables).
 
-        Raises :class:`~mhimmune.core.errors.ParameterError` when *model* carries a custom
-        parameter table that workers cannot rebuild (pass ``parameters=`` files then).
+        The values a model was loaded with in place of the tables' (its
+        :attr:`~mhimmune.core.model.Model.baseline`, e.g. a named preset) are passed to
+        every run as fixed overrides, beneath *params*. Raises
+        :class:`~mhimmune.core.errors.ParameterError` when *model* carries a custom parameter
+        table that workers cannot rebuild (pass ``parameters=`` files then).
         """
         kwargs.setdefault(
             "links", None if tuple(model.links) == default_links() else list(model.links)
         )
         kwargs.setdefault("standalone", model.standalone)
+        if model.baseline:  # values replacing the tables travel to workers as overrides
+            kwargs["params"] = {**model.baseline, **dict(kwargs.get("params") or {})}
         ev = cls(protocol, readouts, **kwargs)
         fresh = model_for(ev.links, ev.parameters, ev.standalone)
         if fresh is not model and not np.array_equal(
-            fresh.parameter_vector({}), model.parameter_vector({})
+            fresh.parameter_vector(model.baseline), model.parameter_vector({})
         ):
             raise ParameterError(
                 "model: its parameter values differ from the tables workers load; "

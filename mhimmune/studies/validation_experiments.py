@@ -35,7 +35,7 @@ import mhimmune as mh
 from mhimmune.core.errors import ParameterError
 from mhimmune.core.units import HOURS_PER_DAY
 
-__all__ = ["EXPERIMENTS", "experiment", "cell_history", "mouse_run", "parameter_overrides"]
+__all__ = ["EXPERIMENTS", "experiment", "cell_history", "parameter_overrides", "mouse_run"]
 
 #: experiment name -> function(**arguments) -> model value
 EXPERIMENTS: dict[str, Callable[..., float]] = {}
@@ -259,8 +259,9 @@ def _mouse_run(plan: mh.Protocol, params: Mapping[str, Any] | None = None):
 
 
 def mouse_run(plan: mh.Protocol, params: Mapping[str, Any] | None = None):
-    """Simulate *plan* in the default mouse model (hourly output) with the experiments'
-    parameter overrides and *params*; the field-safety warning is silenced."""
+    """The default mouse model simulated under *plan* (hourly output), with the overrides
+    of :func:`parameter_overrides` and then *params* on top; the presets the protocol
+    names (tumour, host) apply beneath both. The H·f warning is silenced."""
     return _mouse_run(plan, params)
 
 

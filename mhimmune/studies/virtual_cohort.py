@@ -236,6 +236,7 @@ def sample_cohort(
     covariance=None,
     seed: int = 0,
     parameters: Any = None,
+    base: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """Draw a virtual cohort: one row per animal, one column per varied parameter.
 
@@ -263,6 +264,10 @@ def sample_cohort(
         Seed of the random generator: the same seed gives the same cohort.
     parameters
         Parameter table files for the nominal values (default: the model's tables).
+    base
+        Values (table units) replacing the tables' nominal values, e.g. the
+        ``baseline`` of a model loaded with a tumour preset
+        (``base=model.baseline``), so the animals vary around that tumour line.
 
     Returns
     -------
@@ -280,6 +285,8 @@ def sample_cohort(
             raise ParameterError("covariance: give correlation or covariance, not both")
         var, correlation = _from_covariance(covariance, var)
     table = ParameterTable.load(parameters)
+    if base:
+        table = table.with_values(base)
     names = [str(x) for x in var.index]
     unknown = [x for x in names if x not in table]
     if unknown:
