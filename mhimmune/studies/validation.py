@@ -36,8 +36,10 @@ from mhimmune.core.errors import MhimmuneError, ParameterError
 from mhimmune.core.io import file_mode
 from mhimmune.core.params import ParameterTable
 from mhimmune.core.resources import resource_dir
-from mhimmune.studies import validation_chemistry  # noqa: F401  (registers experiments)
-from mhimmune.studies import validation_tumours  # noqa: F401  (registers its experiments)
+from mhimmune.studies import (
+    validation_chemistry,  # noqa: F401  (registers experiments)
+    validation_tumours,  # noqa: F401  (registers its experiments)
+)
 from mhimmune.studies.validation_experiments import EXPERIMENTS, parameter_overrides
 
 __all__ = [
