@@ -166,3 +166,16 @@ def test_fit_calibration_recovers_the_field_effect_that_gives_herea_16_percent(t
     assert fit["cost"] < 1e-6
     ((params, _groups),) = va.HYPOTHESES.values()
     assert params["lysosomal_field_ros"] == pytest.approx(fit["lysosomal_field_ros"], rel=0.03)
+
+
+def test_known_miss_causes_name_shipped_targets_and_reach_the_report(targets):
+    """Every diagnosed cause in known_misses.tsv belongs to a shipped target, and a missed
+    target's reason in the report carries its cause after the side it misses on (Adkins et
+    al. 2017 threshold: the model has no ICD temperature threshold)."""
+    causes = va.load_miss_causes()
+    assert causes and set(causes) <= set(targets["id"])
+    res = va.run_validation(targets, only="icd_adkins2017_temperature_threshold", progress=False)
+    row = res.table.iloc[0]
+    assert row["status"] == "fail"
+    assert row["reason"].startswith("model below the accepted range: ")
+    assert "no temperature threshold" in row["reason"]

@@ -47,6 +47,7 @@ __all__ = [
     "ROLES",
     "ValidationResult",
     "load_targets",
+    "load_miss_causes",
     "load_references",
     "parse_experiment",
     "run_validation",
@@ -78,6 +79,19 @@ _CLIP = (1e-2, 1e2)
 
 def _default_targets() -> Path:
     return resource_dir("validation") / "targets.tsv"
+
+
+def load_miss_causes(path: str | Path | None = None) -> dict[str, str]:
+    """Diagnosed causes of the targets the model misses (``known_misses.tsv`` beside the
+    targets: columns ``id`` and ``cause``), by target id. The report appends a target's
+    cause to its reason when the model misses it; an id that no target has is an error."""
+    path = Path(path) if path is not None else resource_dir("validation") / "known_misses.tsv"
+    if not path.is_file():
+        return {}
+    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    if list(table.columns) != ["id", "cause"]:
+        raise ParameterError(f"{path.name}: columns must be id, cause")
+    return dict(zip(table["id"], table["cause"]))
 
 
 def _number(text: str, where: str) -> float:
@@ -191,6 +205,10 @@ def run_validation(
     ValidationResult
     """
     table = targets if isinstance(targets, pd.DataFrame) else load_targets(targets)
+    causes = load_miss_causes()
+    unknown = sorted(set(causes) - set(table["id"]))
+    if unknown and targets is None:  # the shipped table and its causes go together
+        raise ParameterError(f"known_misses.tsv: no target with id(s) {', '.join(unknown)}")
     table = _selected(table, only)
     from tqdm.auto import tqdm  # deferred: only the CLI and notebooks draw bars
 
@@ -211,8 +229,10 @@ def run_validation(
                     cache[key] = float(EXPERIMENTS[name](**kwargs))
                 value = cache[key]
                 ok = _verdict(value, row)
-                out.update(model=value, status="pass" if ok else "fail",
-                           reason="" if ok else _miss_reason(value, row))  # fmt: skip
+                reason = "" if ok else _miss_reason(value, row)
+                if not ok and row["id"] in causes:
+                    reason += f": {causes[row['id']]}"
+                out.update(model=value, status="pass" if ok else "fail", reason=reason)
             except MhimmuneError as exc:
                 out.update(model=math.nan, status="model failed",
                            reason=f"{type(exc).__name__}: {exc}")  # fmt: skip
