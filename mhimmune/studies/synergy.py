@@ -42,7 +42,7 @@ from mhimmune.runs.ensemble import run_ensemble
 from mhimmune.runs.executor import Executor
 from mhimmune.studies import stats
 from mhimmune.studies.execution import study_executor
-from mhimmune.studies.trial_design import ResponderRule
+from mhimmune.studies.trial_design import VOLUME_ZERO_TOLERANCE_MM3, ResponderRule
 from mhimmune.studies.virtual_cohort import check_cohort, nominal_cohort
 
 __all__ = [
@@ -400,6 +400,9 @@ def synergy_grid(
     runs.insert(2, "animal", np.tile(np.asarray(cohort.index), len(schedules)))
     total = runs["total_mm3"].to_numpy(float).reshape(len(schedules), n)
     ok = (runs["status"] == "ok").to_numpy().reshape(len(schedules), n)
+    # as in trials: volumes within the zero tolerance of 0 are 0, more negative ones failed
+    ok = ok & ~(total < -VOLUME_ZERO_TOLERANCE_MM3)
+    total = np.where(ok & (total < 0), 0.0, total)
     cem = (
         runs["cem43_total_min"].to_numpy(float).reshape(len(schedules), n)
         if "cem43_total_min" in runs

@@ -1,0 +1,52 @@
+"""The ensemble tolerances are chosen by this test: readouts of ensemble runs stay within
+1e-3 of their spread across the design of a tight-tolerance reference."""
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mhimmune as mh
+from mhimmune.mh.evaluator import ModelEvaluator
+from mhimmune.mh.field_safety import HfWarning
+from mhimmune.runs.evaluator import ENSEMBLE_TOLERANCES
+from mhimmune.studies import sensitivity as sa
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def schedule_design():
+    """16 rows of the 16-factor schedule Sobol design of analyses/sa/schedule.toml."""
+    spec = sa.load_spec(ROOT / "analyses" / "sa" / "schedule.toml")
+    problem = sa.define_problem(spec["factors"], table=mh.load_model(verbose=False))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        design = sa.sample(problem, "sobol", 64, seed=spec["seed"]).design.iloc[:16]
+    return spec, design
+
+
+def _scalars(spec, design, options):
+    ev = ModelEvaluator(spec["protocol"], spec["readouts"], simulate_options=options)
+    ev.setup(list(design.columns))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HfWarning)
+        rows = [ev(r.to_dict()) for _, r in design.iterrows()]
+    keys = [k for k in rows[0] if np.isscalar(rows[0][k])]
+    return keys, np.array([[float(x[k]) for k in keys] for x in rows])
+
+
+def test_ensemble_tolerances_keep_readouts_within_1e_3_of_their_spread(schedule_design):
+    """Every scalar readout (volumes, CEM43, DAMP and CD8 AUCs, cure) of 16 schedule-design
+    runs at the ensemble defaults (rtol 1e-4, atol 1e-7) differs from a rtol 1e-9 / atol
+    1e-12 reference by at most 1e-3 of that readout's range over the design."""
+    spec, design = schedule_design
+    assert ENSEMBLE_TOLERANCES == {"rtol": 1e-4, "atol": 1e-7}
+    keys, ref = _scalars(spec, design, {"rtol": 1e-9, "atol": 1e-12})
+    _, fast = _scalars(spec, design, {})
+    spread = ref.max(axis=0) - ref.min(axis=0)
+    err = np.abs(fast - ref).max(axis=0) / np.where(spread > 0, spread, 1.0)
+    worst = dict(zip(keys, err))
+    assert max(worst.values()) <= 1e-3, worst
+    assert np.all(np.isfinite(fast))
