@@ -244,6 +244,25 @@ def thermotolerance_decay_halftime(
     return float(math.log(2) / -slope) if slope < 0 else math.inf
 
 
+@experiment
+def thermotolerance_lost_interval(
+    prime_C: float, prime_h: float, test_C: float = 43.0, test_h: float = 1.0, within: float = 0.1
+) -> float:
+    """Interval (h) after a priming heating from which the excess protection (ratio - 1)
+    stays below *within* of its maximum (crossing interpolated linearly between the
+    sampled intervals, up to 120 h); infinite if it is still above at 120 h."""
+    intervals = np.concatenate([_INTERVALS, [84.0, 96.0, 120.0]])
+    excess = _protection((prime_C, prime_h), (test_C, test_h), intervals) - 1.0
+    k = int(np.argmax(excess))
+    above = np.nonzero(excess[k:] > within * excess[k])[0]
+    last = k + int(above[-1])
+    if last == len(intervals) - 1:
+        return math.inf
+    x0, x1, y0, y1 = intervals[last], intervals[last + 1], excess[last], excess[last + 1]
+    level = within * excess[k]
+    return float(x0 + (x1 - x0) * (y0 - level) / (y0 - y1))
+
+
 # ------------------------------------------------------------------ glutathione and BSO
 @contextlib.contextmanager
 def _no_field_warning():
