@@ -18,7 +18,12 @@ from mhimmune.studies import hypotheses as hy
 from mhimmune.studies.hypothesis_spec import trial_options
 from mhimmune.studies.seed_stability import seed_stability
 from mhimmune.studies.trial_design import ResponderRule
-from mhimmune.studies.trial_options import DistantTumour, Rechallenge, caliper_noise
+from mhimmune.studies.trial_options import (
+    DistantTumour,
+    Rechallenge,
+    caliper_noise,
+    distant_inputs,
+)
 
 from .conftest import load_protocol
 
@@ -260,3 +265,18 @@ def test_report_states_site_design_and_seed_stability(tmp_path):
     assert t.loc["mh+anti_pdl1", "n_seeds"] == 2 and t.loc["mh+anti_pdl1", "size"] == 4
     assert t.loc["control", "max"] == 0.0
     assert (tmp_path / "seed_stability.csv").is_file()
+
+
+def test_distant_inputs_remove_the_day0_distant_tumour_for_other_designs():
+    """The day-0 default leaves cohort and parameters alone; one-tumour mice get
+    tumour_initial_distant = 0 (parameter and cohort column) and no implant; a day-5
+    inoculation of 2 mm³ is one implant (5, 2)."""
+    cohort = co.sample_cohort(2, seed=0)
+    same, params, implants = distant_inputs(DistantTumour(), cohort, {"a": 1})
+    assert same is cohort and params == {"a": 1} and implants == []
+    none, params, implants = distant_inputs(None, cohort, {})
+    assert params["tumour_initial_distant"] == 0.0 and implants == []
+    assert (none["tumour_initial_distant"] == 0.0).all()
+    assert (cohort["tumour_initial_distant"] > 0).all()  # the caller's cohort is not changed
+    _, _, implants = distant_inputs(DistantTumour(day=5, volume_mm3=2), cohort, {})
+    assert implants == [(5.0, 2.0)]

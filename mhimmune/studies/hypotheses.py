@@ -81,6 +81,7 @@ from mhimmune.studies.seed_stability import seed_stability
 from mhimmune.studies.synergy import synergy_grid
 from mhimmune.studies.trial import run_trial
 from mhimmune.studies.trial_design import STANDARD_ARMS, TRIAL_VOLUMES, Arm, ResponderRule
+from mhimmune.studies.trial_options import DistantTumour, ImplantTemplate, distant_inputs
 from mhimmune.studies.virtual_cohort import load_variability, sample_cohort
 
 __all__ = [
@@ -247,6 +248,12 @@ def run_hypotheses(
         ) from None
     params = dict(data.get("params", {}))
     files: dict[str, Path] = {}
+    design = trial_options(dict(data.get("trial", {})), where)
+    # optimisation and synergy maps use the same mice (one or two tumours, inoculation day)
+    design_cohort, design_params, implants = distant_inputs(
+        design.get("distant", DistantTumour()), cohort, params
+    )
+    design_template = ImplantTemplate(template, implants) if implants else template
 
     with _executor_for(executor, run) as executor:  # one set of workers for all ensembles
         # 1. schedule optimisation --------------------------------------------------
@@ -271,7 +278,7 @@ def run_hypotheses(
                 ),
                 "burden": f"{'+'.join(site_vars)}@+{day:g}",
             }
-            ev = ModelEvaluator(template, readouts, params=params)
+            ev = ModelEvaluator(design_template, readouts, params=design_params)
             space = {
                 k: (list(v) if isinstance(v, list) else tuple(v) if isinstance(v, tuple) else v)
                 for k, v in dict(o["space"]).items()
@@ -293,7 +300,7 @@ def run_hypotheses(
             opt_result = optimize_schedule(
                 ev,
                 space,
-                cohort=cohort,
+                cohort=design_cohort,
                 objective=objective,
                 aggregate=o.get("aggregate", "mean"),
                 maximize=objective == "responder",
@@ -342,7 +349,6 @@ def run_hypotheses(
                 )
             )
         arms += extra_arms
-        design = trial_options(tr, where)
 
         def run_arms(c: pd.DataFrame):
             return run_trial(
@@ -397,12 +403,12 @@ def run_hypotheses(
             res = synergy_grid(
                 (s["x"], xs),
                 (s["y"], ys),
-                cohort=cohort,
-                template=template,
+                cohort=design_cohort,
+                template=design_template,
                 effect=s.get("effect", "responder"),
                 responder=responder,
                 fixed=dict(s.get("fixed", {})),
-                params=params,
+                params=design_params,
                 executor=executor,
                 progress=progress,
             )

@@ -55,6 +55,7 @@ from mhimmune.studies.trial_options import (
     ImplantTemplate,
     Rechallenge,
     caliper_noise,
+    distant_inputs,
     implanted,
 )
 from mhimmune.studies.trial_result import SITE_COLUMNS, TrialResult
@@ -161,14 +162,7 @@ def run_trial(
             "responder.site: 'distant' needs a distant tumour (distant is None: one tumour)"
         )
     caliper_noise(np.zeros(1), caliper_cv, np.random.default_rng(0))  # checks the CV
-    implants: list[tuple[float, float]] = []
-    params = dict(params or {})
-    if distant is None or not distant.is_default:  # no model-made distant tumour at day 0
-        params["tumour_initial_distant"] = 0.0
-        if "tumour_initial_distant" in cohort:
-            cohort = cohort.assign(tumour_initial_distant=0.0)
-        if distant is not None:
-            implants.append((distant.day, distant.implant_mm3))
+    cohort, params, implants = distant_inputs(distant, cohort, dict(params or {}))
     if rechallenge is not None:
         implants.append((rechallenge.day, rechallenge.volume_mm3))
     extend = rechallenge.read_day if rechallenge is not None else None

@@ -41,6 +41,7 @@ __all__ = [
     "Rechallenge",
     "ImplantTemplate",
     "implanted",
+    "distant_inputs",
     "caliper_noise",
     "DEFAULT_CALIPER_CV",
     "DEFAULT_INOCULUM_MM3",
@@ -201,6 +202,23 @@ def implanted(protocol, implants: Sequence[tuple[float, float]], duration_day: f
             time=ureg.Quantity(day, "d"), volume=ureg.Quantity(volume, "mm^3")
         )
     return protocol
+
+
+def distant_inputs(
+    distant: DistantTumour | None, cohort, params: dict[str, Any]
+) -> tuple[Any, dict[str, Any], list[tuple[float, float]]]:
+    """The cohort, fixed parameters and implants ``[(day, volume_mm3)]`` that give mice
+    the *distant* tumour design: unchanged for the model's own day-0 tumour; otherwise no
+    distant tumour at day 0 (``tumour_initial_distant`` = 0 in *params* and in the cohort
+    column) and, for a later inoculation, its implant."""
+    params = dict(params)
+    if distant is not None and distant.is_default:
+        return cohort, params, []
+    params["tumour_initial_distant"] = 0.0
+    if "tumour_initial_distant" in cohort:
+        cohort = cohort.assign(tumour_initial_distant=0.0)
+    implants = [] if distant is None else [(distant.day, distant.implant_mm3)]
+    return cohort, params, implants
 
 
 def caliper_noise(values: np.ndarray, cv: float, rng: np.random.Generator) -> np.ndarray:
