@@ -280,3 +280,17 @@ def test_distant_inputs_remove_the_day0_distant_tumour_for_other_designs():
     assert (cohort["tumour_initial_distant"] > 0).all()  # the caller's cohort is not changed
     _, _, implants = distant_inputs(DistantTumour(day=5, volume_mm3=2), cohort, {})
     assert implants == [(5.0, 2.0)]
+
+
+def test_saved_tables_have_each_tumour_and_the_rechallenge(late_distant_rechallenged, tmp_path):
+    """volumes.csv.gz has treated_mm3 + distant_mm3 = total_mm3 (rel 1e-5, 6 digits
+    written); responders.csv the per-site fractions; rechallenge.csv 3/3 rejections."""
+    paths = late_distant_rechallenged.save(tmp_path)
+    vol = pd.read_csv(paths["volumes"])
+    np.testing.assert_allclose(
+        vol["treated_mm3"] + vol["distant_mm3"], vol["total_mm3"], rtol=1e-5, atol=1e-9
+    )
+    resp = pd.read_csv(paths["responders"]).set_index("arm")
+    assert {"fraction_treated", "fraction_distant", "fraction_total"} <= set(resp.columns)
+    rc = pd.read_csv(paths["rechallenge"]).set_index("arm")
+    assert rc.loc["mh+anti_pdl1", "rejected"] == 3

@@ -368,9 +368,10 @@ class TrialResult:
 
     # ------------------------------------------------------------------- output
     def save(self, out: str | Path) -> dict[str, Path]:
-        """Write ``animals.csv``, ``responders.csv``, ``logrank.csv``,
-        ``mechanisms.csv`` and ``volumes.csv.gz`` (gzip; long: arm, animal, time_day,
-        total_mm3, 6 significant digits) to *out* atomically; returns the paths by name."""
+        """Write ``animals.csv``, ``responders.csv`` (per-site fractions too),
+        ``logrank.csv``, ``mechanisms.csv``, ``rechallenge.csv`` (with a rechallenge) and
+        ``volumes.csv.gz`` (gzip; long: arm, animal, time_day, total_mm3, treated_mm3,
+        distant_mm3, 6 significant digits) to *out* atomically; returns the paths by name."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         paths = {
@@ -394,20 +395,20 @@ class TrialResult:
         return paths
 
     def volume_frame(self) -> pd.DataFrame:
-        """Tumour-volume curves as a tidy table: arm, animal, time_day, total_mm3."""
+        """Tumour-volume curves as a tidy table: arm, animal, time_day, total_mm3 (and
+        treated_mm3, distant_mm3 when the trial recorded each tumour)."""
         parts = []
         for name, arr in self.volumes.items():
             n, m = arr.shape
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "arm": name,
-                        "animal": np.repeat(np.asarray(self.cohort.index), m),
-                        "time_day": np.tile(self.time_day, n),
-                        "total_mm3": arr.ravel(),
-                    }
-                )
-            )
+            frame = {
+                "arm": name,
+                "animal": np.repeat(np.asarray(self.cohort.index), m),
+                "time_day": np.tile(self.time_day, n),
+                "total_mm3": arr.ravel(),
+            }
+            for site, per_arm in (self.site_volumes or {}).items():
+                frame[f"{site}_mm3"] = np.asarray(per_arm[name]).ravel()
+            parts.append(pd.DataFrame(frame))
         return pd.concat(parts, ignore_index=True)
 
     # ------------------------------------------------------------------- plots
