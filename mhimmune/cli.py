@@ -309,6 +309,8 @@ def _cmd_hypotheses(args) -> int:
 
     _out_dir(args.out)
     _jobs(args.jobs)
+    if args.seeds is not None and args.seeds < 1:
+        raise MhimmuneError(f"--seeds: must be an integer ≥ 1 (got {args.seeds})")
     # without --jobs the spec's [run] n_jobs chooses (run_hypotheses builds and closes it)
     with (
         warnings.catch_warnings(),
@@ -321,6 +323,7 @@ def _cmd_hypotheses(args) -> int:
             quick=True if args.quick else None,
             executor=executor,
             progress=not args.quiet,
+            seeds=args.seeds,
         )
     print(rep)
     print(
@@ -445,6 +448,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     h.add_argument(
         "--quick", action="store_true", help="small cohort and coarse grids (as with CI=true)"
+    )
+    h.add_argument(
+        "--seeds",
+        type=int,
+        help="re-run the trial over this many cohort seeds and report the responder "
+        "fractions' range and Wilson 95 %% intervals (default: the spec's [stability] seeds)",
     )
     h.add_argument("--quiet", action="store_true", help="no progress bars")
     h.set_defaults(func=_cmd_hypotheses)

@@ -5,7 +5,9 @@ from a simulation's arrays (tumour volumes, read as 0 below one cell; peak tempe
 CEM43 of the mean temperature, of T90 and of each particle-load region; DAMP areas,
 immune peaks and the experiment-comparable readouts of :mod:`mhimmune.mh.readouts`);
 :data:`VOCABULARY` is the table given to :mod:`mhimmune.runs.readout` (those names,
-the ``total_tumour_volume`` alias and the ``cure`` flag: total tumour ≤ 1 mm³);
+the ``total_tumour_volume`` alias, the ``cure`` flag: total tumour ≤ 1 mm³, and the
+assay percentages of :data:`~mhimmune.mh.readouts.ASSAY_RATIOS`, e.g.
+``cd8_pct_of_cd45_treated@14``);
 :data:`DEFAULT_READOUTS` are the readouts an evaluator computes when none are given.
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from mhimmune.mh.cell_classes import CELL_CLASSES
-from mhimmune.mh.readouts import summary_specs
+from mhimmune.mh.readouts import ASSAY_RATIOS, summary_specs
 from mhimmune.runs import readout as generic
 from mhimmune.runs.readout import Flag, Vocabulary
 
@@ -80,6 +82,7 @@ VOCABULARY = Vocabulary(
     named=SUMMARY_READOUTS,
     aliases={"total_tumour_volume": TUMOUR_VOLUMES},
     flags={"cure": Flag(TUMOUR_VOLUMES, 1.0)},
+    ratios=ASSAY_RATIOS,
 )
 
 #: default readouts: the scalars of ``SimulationResult.summary()`` (those the model has)

@@ -18,6 +18,17 @@ interpolation between recorded points; the same day in every arm):
 All values refer to the treated (heated) tumour and its draining immune pool. They are
 model indices: compare arms (fold change), not absolute numbers with a lab's assay.
 
+:data:`ASSAY_RATIOS` names the flow-cytometry percentages as gates report them,
+computed from the model's cell numbers (derived variables of the readout language,
+e.g. ``cd8_pct_of_cd45_treated@+7``). Approximations: CD45+ is the sum of the modelled
+immune cells (CD8 effector and exhausted cells in the treated tumour, CD4 helper,
+bystander CD4, Treg, NK, macrophage, MDSC and DC pools of the model's one systemic /
+tumour-draining compartment), not a count of every leukocyte in a digest; CD4+ is
+helper + bystander CD4 + Treg; DCs (CD11c+) are the immature + mature DC pool; the
+macrophages are the M1 + M2 macrophages of the treated tumour. Unmodelled populations
+(B cells, neutrophils, γδ T cells) are absent from every denominator, so percentages run
+higher than a lab's.
+
 Example::
 
     import mhimmune.mh.readouts
@@ -34,12 +45,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from mhimmune.runs.readout import Ratio
+
 if TYPE_CHECKING:  # mh.simulation imports this module
     from mhimmune.mh.simulation import SimulationResult
 
 __all__ = [
     "ExperimentReadout",
     "EXPERIMENT_READOUTS",
+    "ASSAY_RATIOS",
+    "ASSAY_LABELS",
+    "assay_readouts",
     "DAMP_READOUT_DAY",
     "CELL_READOUT_DAY",
     "experiment_readouts",
@@ -146,6 +162,42 @@ EXPERIMENT_READOUTS: tuple[ExperimentReadout, ...] = (
         "anti-PD-L1 target occupancy in the tumour",
     ),
 )
+
+
+#: flow-cytometry percentages from the model's cell numbers (Mcell): name -> Ratio (×100)
+ASSAY_RATIOS: dict[str, Ratio] = {
+    "cd8_pct_of_cd45_treated": Ratio(
+        ("cd8_effector_treated", "cd8_exhausted_treated"), ("immune_cells_treated",), 100.0
+    ),
+    "treg_pct_of_cd4": Ratio(("treg",), ("treg", "cd4_helper", "cd4_bystander_cells"), 100.0),
+    "mature_dc_pct_of_dc": Ratio(("dc_mature",), ("dc_mature", "dc_immature"), 100.0),
+    "m1_pct_of_macrophages": Ratio(("macrophage_m1",), ("macrophage_m1", "macrophage_m2"), 100.0),
+}
+#: how a lab names each gate
+ASSAY_LABELS: dict[str, str] = {
+    "cd8_pct_of_cd45_treated": "CD8+ % of CD45+ (treated tumour)",
+    "treg_pct_of_cd4": "Treg (FoxP3+) % of CD4+",
+    "mature_dc_pct_of_dc": "mature DC (CD80/CD86+) % of CD11c+",
+    "m1_pct_of_macrophages": "M1 % of macrophages (F4/80+, treated tumour)",
+}
+
+
+def assay_readouts(result, day: float = CELL_READOUT_DAY) -> pd.Series:
+    """The :data:`ASSAY_RATIOS` percentages of one simulation at *day* (linear
+    interpolation of numerator and denominator); a ratio whose variables the model lacks
+    is left out."""
+    w = result.wide
+    t = w.index.values
+    if day > t[-1] + 1e-9:
+        raise ValueError(f"day: {day:g} is after the end of the simulation ({t[-1]:g} d)")
+    out: dict[str, float] = {}
+    for name, q in ASSAY_RATIOS.items():
+        if not all(v in w for v in q.numerator + q.denominator):
+            continue
+        top = sum(float(np.interp(day, t, w[v].values)) for v in q.numerator)
+        below = sum(float(np.interp(day, t, w[v].values)) for v in q.denominator)
+        out[name] = q.scale * top / below if below > 0 else float("nan")
+    return pd.Series(out, name=result.protocol.name, dtype=float)
 
 
 def experiment_readouts(

@@ -108,7 +108,7 @@ class ModelEvaluator:
     def __init__(
         self,
         protocol: Any,
-        readouts: Sequence[str | Readout] | Mapping[str, str] | None = None,
+        readouts: Sequence[str | Readout] | Mapping[str, str | Readout] | None = None,
         *,
         trajectories: Sequence[str] = (),
         time_grid_day: Sequence[float] | None = None,
@@ -215,6 +215,7 @@ class ModelEvaluator:
                 "template": is_template(self.protocol),
                 "readouts": [
                     (r.name, r.kind, r.variables, r.day, r.threshold, r.relative)
+                    + ((r.denominator, r.scale) if r.denominator else ())
                     for r in self.readouts
                 ],
                 "trajectories": self.trajectory_names,
@@ -250,9 +251,9 @@ class ModelEvaluator:
             if v not in index:
                 index[v] = (0, i) if i < n_species else (1, i - n_species)
         if self._default_readouts:  # like summary(): only readouts whose variables exist
-            self.readouts = [r for r in self.readouts if all(v in index for v in r.variables)]
+            self.readouts = [r for r in self.readouts if all(v in index for v in r.all_variables)]
         missing = sorted(
-            {v for r in self.readouts for v in r.variables if v not in index}
+            {v for r in self.readouts for v in r.all_variables if v not in index}
             | {v for v in self.trajectory_names if v not in index}
         )
         if missing:

@@ -19,7 +19,15 @@ import numpy as np
 
 from mhimmune.core.errors import ParameterError
 
-__all__ = ["Readout", "Flag", "Vocabulary", "STAT_KINDS", "EMPTY_VOCABULARY", "evaluate"]
+__all__ = [
+    "Readout",
+    "Flag",
+    "Ratio",
+    "Vocabulary",
+    "STAT_KINDS",
+    "EMPTY_VOCABULARY",
+    "evaluate",
+]
 
 #: readout kinds computed by a statistic of the series; any other kind is a threshold flag
 STAT_KINDS: tuple[str, ...] = ("final", "min", "max", "auc", "at")
@@ -42,6 +50,24 @@ class Flag:
 
 
 @dataclass(frozen=True)
+class Ratio:
+    """A derived variable of a :class:`Vocabulary`: *scale* × sum(*numerator*) /
+    sum(*denominator*) (e.g. a percentage of a parent population).
+
+    Parameters
+    ----------
+    numerator, denominator
+        Recorded variables summed above and below the line.
+    scale
+        Factor (100 for a percentage).
+    """
+
+    numerator: tuple[str, ...]
+    denominator: tuple[str, ...]
+    scale: float = 1.0
+
+
+@dataclass(frozen=True)
 class Vocabulary:
     """The names a domain adds to the readout language.
 
@@ -52,6 +78,9 @@ class Vocabulary:
     aliases
         Variable aliases: a name usable wherever a variable is, standing for the sum of
         the given variables.
+    ratios
+        Derived variables usable wherever a single variable is (``NAME@DAY``,
+        ``max:NAME``): a readout of the ratio of two sums (:class:`Ratio`).
     flags
         Threshold-flag words: ``WORD``, ``WORD@DAY``, ``WORD<=THRESHOLD`` give a readout
         of kind ``WORD`` that is 1 when the summed variables are ≤ the threshold at the
@@ -61,6 +90,7 @@ class Vocabulary:
     named: Mapping[str, Readout] = field(default_factory=dict)
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     flags: Mapping[str, Flag] = field(default_factory=dict)
+    ratios: Mapping[str, Ratio] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -90,6 +120,9 @@ class Readout:
     floor
         Detection limit: a ``final``, ``min``, ``max`` or ``at`` value whose magnitude is
         below it reads as 0 (e.g. one cell's volume, below which a population is extinct).
+    denominator, scale
+        A ratio readout: the statistic of *scale* × sum(*variables*) / sum(*denominator*)
+        (NaN where the denominator is 0); no denominator: of the sum itself.
     """
 
     name: str
@@ -99,6 +132,8 @@ class Readout:
     threshold: float | None = None
     relative: bool = False
     floor: float = 0.0
+    denominator: tuple[str, ...] = ()
+    scale: float = 1.0
 
     #: vocabulary :meth:`parse` uses when none is given (empty: statistics of variables)
     vocabulary: ClassVar[Vocabulary]
@@ -106,8 +141,21 @@ class Readout:
     def renamed(self, name: str) -> Readout:
         """The same readout under another column name."""
         return Readout(
-            name, self.kind, self.variables, self.day, self.threshold, self.relative, self.floor
+            name,
+            self.kind,
+            self.variables,
+            self.day,
+            self.threshold,
+            self.relative,
+            self.floor,
+            self.denominator,
+            self.scale,
         )
+
+    @property
+    def all_variables(self) -> tuple[str, ...]:
+        """Every recorded variable the readout reads (numerator and denominator)."""
+        return self.variables + self.denominator
 
     @classmethod
     def parse(
@@ -171,15 +219,21 @@ class Readout:
                     f"readout {spec!r}: unknown kind {kind!r}; use final, min, "
                     f"max (peak), auc, VAR@DAY{flags}"
                 )
+            if var in voc.ratios:
+                q = voc.ratios[var]
+                return Readout(label, kind, q.numerator, denominator=q.denominator, scale=q.scale)
             return Readout(label, kind, _variables(var, voc))
         if "@" in text:
             var, d = text.split("@", 1)
+            ratio = voc.ratios.get(var)
             return Readout(
                 label,
                 "at",
-                _variables(var, voc),
+                ratio.numerator if ratio else _variables(var, voc),
                 _float(d.removeprefix("+"), spec),
                 relative=d.startswith("+"),
+                denominator=ratio.denominator if ratio else (),
+                scale=ratio.scale if ratio else 1.0,
             )
         named = f"a named readout ({', '.join(voc.named)}) " if voc.named else ""
         flags = "".join(f" or {w}" for w in voc.flags)
@@ -250,6 +304,10 @@ def evaluate(
     out: dict[str, float] = {}
     for r in readouts:
         y = series(r.variables)
+        if r.denominator:
+            below = series(r.denominator)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                y = np.where(below != 0, r.scale * y / np.where(below != 0, below, 1.0), np.nan)
         if r.kind == "auc":
             out[r.name] = float(np.trapezoid(y, t_day))
             continue

@@ -29,8 +29,15 @@ Spec (TOML)::
     [responder]                     # ResponderRule
     threshold_mm3 = 10
     day_after_first_treatment = 50
+    site = "total"                  # or "treated", "distant"
     [trial]
     arms = ["control", "mh", "anti_pdl1", "mh+anti_pdl1"]
+    distant = { day = 3, volume_mm3 = 1 }   # or "none" (one tumour), "day0" (default)
+    rechallenge_day = 60            # cured animals rechallenged (1 mm³, read 30 d later)
+    caliper_cv = 0.15               # log-normal caliper noise on recorded volumes
+    [stability]                     # re-run the trial over cohort seeds and sizes
+    seeds = 5
+    sizes = [10, 20]
     [[synergy]]
     x = "field_kA_per_m"
     x_values = [8, 12, 15]
@@ -65,13 +72,16 @@ from mhimmune.core.io import atomic_path, save_figure, write_csv
 from mhimmune.mh.evaluator import ModelEvaluator
 from mhimmune.mh.template import ScheduleTemplate
 from mhimmune.runs.executor import Executor, make_executor
+from mhimmune.runs.readout import Readout
 from mhimmune.studies.execution import study_executor
 from mhimmune.studies.hypothesis_report import mechanistic_reason, rank_arms, report_markdown
-from mhimmune.studies.hypothesis_spec import QUICK_LIMITS, load_hypothesis_spec
+from mhimmune.studies.hypothesis_spec import QUICK_LIMITS, load_hypothesis_spec, trial_options
 from mhimmune.studies.optimize import Constraints, optimize_schedule
+from mhimmune.studies.seed_stability import seed_stability
 from mhimmune.studies.synergy import synergy_grid
 from mhimmune.studies.trial import run_trial
 from mhimmune.studies.trial_design import STANDARD_ARMS, TRIAL_VOLUMES, Arm, ResponderRule
+from mhimmune.studies.trial_options import DistantTumour, ImplantTemplate, distant_inputs
 from mhimmune.studies.virtual_cohort import load_variability, sample_cohort
 
 __all__ = [
@@ -112,6 +122,7 @@ class HypothesisReport:
     files: dict[str, Path] = field(default_factory=dict)
     seconds: float = 0.0
     title: str = ""
+    stability: Any = None
 
     def __repr__(self) -> str:
         top = self.ranking.head(3)
@@ -149,6 +160,7 @@ def run_hypotheses(
     quick: bool | None = None,
     executor: Executor | None = None,
     progress: bool | None = None,
+    seeds: int | None = None,
 ) -> HypothesisReport:
     """Optimise, trial and map synergy as *spec* says; write ``report.md`` and figures to *out*.
 
@@ -172,6 +184,12 @@ def run_hypotheses(
         this call and closed at its end (``n_jobs = 1``: in this process).
     progress
         Progress bars (default: on unless ``TQDM_DISABLE`` is set).
+    seeds
+        Re-run the trial over this many cohort seeds (and the ``[stability] sizes``,
+        default the spec's cohort size) to report how stable each arm's responder
+        fraction is; overrides ``[stability] seeds``. Quick runs use at most
+        ``QUICK_LIMITS["stability_seeds"]`` seeds of ``QUICK_LIMITS["stability_size"]``
+        animals.
 
     Returns
     -------
@@ -226,10 +244,16 @@ def run_hypotheses(
     except TypeError:
         raise ParameterError(
             f"{where}: [responder]: allowed keys threshold_mm3, "
-            f"day_after_first_treatment, endpoint_mm3 (got {sorted(rr)})"
+            f"day_after_first_treatment, endpoint_mm3, site (got {sorted(rr)})"
         ) from None
     params = dict(data.get("params", {}))
     files: dict[str, Path] = {}
+    design = trial_options(dict(data.get("trial", {})), where)
+    # optimisation and synergy maps use the same mice (one or two tumours, inoculation day)
+    design_cohort, design_params, implants = distant_inputs(
+        design.get("distant", DistantTumour()), cohort, params
+    )
+    design_template = ImplantTemplate(template, implants) if implants else template
 
     with _executor_for(executor, run) as executor:  # one set of workers for all ensembles
         # 1. schedule optimisation --------------------------------------------------
@@ -239,11 +263,22 @@ def run_hypotheses(
             o = dict(data["optimize"])
             objective = o.get("objective", "responder")
             day = responder.day_after_first_treatment
-            readouts = {
-                "responder": f"cure<={responder.threshold_mm3:g}@+{day:g}",
-                "burden": f"{'+'.join(TRIAL_VOLUMES)}@+{day:g}",
+            site_vars = {"treated": TRIAL_VOLUMES[:1], "distant": TRIAL_VOLUMES[1:]}.get(
+                responder.site, TRIAL_VOLUMES
+            )
+            # a threshold flag on the rule's site ("cure" kind)
+            readouts: dict[str, str | Readout] = {
+                "responder": Readout(
+                    "responder",
+                    "cure",
+                    site_vars,
+                    float(day),
+                    float(responder.threshold_mm3),
+                    relative=True,
+                ),
+                "burden": f"{'+'.join(site_vars)}@+{day:g}",
             }
-            ev = ModelEvaluator(template, readouts, params=params)
+            ev = ModelEvaluator(design_template, readouts, params=design_params)
             space = {
                 k: (list(v) if isinstance(v, list) else tuple(v) if isinstance(v, tuple) else v)
                 for k, v in dict(o["space"]).items()
@@ -265,7 +300,7 @@ def run_hypotheses(
             opt_result = optimize_schedule(
                 ev,
                 space,
-                cohort=cohort,
+                cohort=design_cohort,
                 objective=objective,
                 aggregate=o.get("aggregate", "mean"),
                 maximize=objective == "responder",
@@ -314,15 +349,20 @@ def run_hypotheses(
                 )
             )
         arms += extra_arms
-        trial = run_trial(
-            arms,
-            cohort,
-            template=template,
-            responder=responder,
-            params=params,
-            executor=executor,
-            progress=progress,
-        )
+
+        def run_arms(c: pd.DataFrame):
+            return run_trial(
+                arms,
+                c,
+                template=template,
+                responder=responder,
+                params=params,
+                executor=executor,
+                progress=progress,
+                **design,
+            )
+
+        trial = run_arms(cohort)
         files.update({f"trial_{k}": v for k, v in trial.save(out / "trial").items()})
         fig = trial.figure()
         files["km_figure"] = save_figure(fig, out / "kaplan_meier.png")
@@ -330,6 +370,25 @@ def run_hypotheses(
         axes = trial.plot_volumes()
         files["volumes_figure"] = save_figure(axes[0].figure, out / "tumour_volumes.png")
         plt.close(axes[0].figure)
+
+        # 2b. seed stability ------------------------------------------------------------
+        stab = dict(data.get("stability", {}))
+        n_seeds = seeds if seeds is not None else stab.get("seeds")
+        stability = None
+        if n_seeds:
+            sizes = [int(x) for x in stab.get("sizes", [n_animals])]
+            n_seeds = int(n_seeds)
+            if quick:
+                n_seeds = min(n_seeds, QUICK_LIMITS["stability_seeds"])
+                sizes = sorted({min(x, QUICK_LIMITS["stability_size"]) for x in sizes})
+            stability = seed_stability(
+                run_arms,
+                n_seeds,
+                sizes,
+                cohort_kwargs={"variability": variability, "correlation": coh.get("correlation")},
+            )
+            write_csv(stability.table, out / "seed_stability.csv", index=False)
+            files["seed_stability"] = out / "seed_stability.csv"
 
         # 3. synergy maps -----------------------------------------------------------------
         synergy = {}
@@ -344,12 +403,12 @@ def run_hypotheses(
             res = synergy_grid(
                 (s["x"], xs),
                 (s["y"], ys),
-                cohort=cohort,
-                template=template,
+                cohort=design_cohort,
+                template=design_template,
                 effect=s.get("effect", "responder"),
                 responder=responder,
                 fixed=dict(s.get("fixed", {})),
-                params=params,
+                params=design_params,
                 executor=executor,
                 progress=progress,
             )
@@ -377,6 +436,7 @@ def run_hypotheses(
         out,
         seconds,
         quick,
+        stability=stability,
     )
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text(text, encoding="utf-8")
@@ -389,4 +449,5 @@ def run_hypotheses(
         files=files,
         seconds=seconds,
         title=title,
+        stability=stability,
     )

@@ -17,7 +17,7 @@ import pandas as pd
 from scipy.stats import fisher_exact
 
 from mhimmune.core.units import hours_to_days
-from mhimmune.studies.trial_design import MECHANISM_READOUTS
+from mhimmune.studies.trial_design import ASSAY_MECHANISMS, MECHANISM_READOUTS
 
 __all__ = ["mechanistic_reason", "rank_arms", "report_markdown", "BASE_COMBINATION"]
 
@@ -299,9 +299,98 @@ def _fmt_schedule(factors: Mapping[str, float]) -> str:
     return ", ".join(f"{k} = {v:g}" for k, v in factors.items()) or "template defaults"
 
 
+def _design_lines(trial) -> list[str]:
+    """Set-up lines for the tumours, the rechallenge and the caliper noise of *trial*."""
+    distant = trial.distant
+    if distant is None:
+        mice = "one-tumour mice (no distant tumour)"
+    elif distant.is_default:
+        mice = "two-tumour mice: treated and distant tumour inoculated on day 0"
+    else:
+        mice = f"two-tumour mice: treated tumour on day 0, {distant.describe()}"
+    lines = [f"- Mice: {mice}."]
+    rc = getattr(trial, "rechallenge", None)
+    if rc is not None:
+        lines.append(
+            f"- Rechallenge: {rc.volume_mm3:g} mm³ at the distant site on day {rc.day:g}; "
+            f"an animal cured before it (total ≤ {rc.cure_threshold_mm3:g} mm³) rejects it "
+            f"when the implant is ≤ {rc.cure_threshold_mm3:g} mm³ on day {rc.read_day:g}."
+        )
+    cv = getattr(trial, "caliper_cv", 0.0)
+    if cv:
+        lines.append(
+            f"- Recorded volumes carry log-normal caliper noise (CV {100 * cv:.0f} %; "
+            f"inter-observer differences of ~15 %, Euhus et al. 1986, J Surg Oncol 31:229)."
+        )
+    return lines
+
+
+def _site_and_stability_lines(trial, stability) -> list[str]:
+    """Responder fractions by site, rechallenge rejection, seed stability (markdown)."""
+    rt = trial.responder_table()
+    L = [
+        "### Responders by tumour",
+        "",
+        "| arm | treated | distant | total |",
+        "|---|---:|---:|---:|",
+    ]
+    for arm, r in rt.iterrows():
+        cells = [
+            "–" if not math.isfinite(r[f"fraction_{s}"]) else f"{100 * r[f'fraction_{s}']:.0f} %"
+            for s in ("treated", "distant", "total")
+        ]
+        L.append(f"| {arm} | " + " | ".join(cells) + " |")
+    L.append("")
+    if getattr(trial, "rechallenge", None) is not None:
+        rc = trial.rechallenge_table()
+        L += ["### Rechallenge", "", "| arm | cured | rejected | 95 % CI |", "|---|---:|---:|---|"]
+        for arm, r in rc.iterrows():
+            ci = (
+                f"{100 * r['ci_low']:.0f}–{100 * r['ci_high']:.0f} %"
+                if math.isfinite(r["ci_low"])
+                else "–"
+            )
+            cured = f"{int(r['cured'])}/{int(r['n_ok'])}"
+            L.append(f"| {arm} | {cured} | {int(r['rejected'])} | {ci} |")
+        L.append("")
+    if stability is not None:
+        t = stability.table
+        L += [
+            "### Seed stability",
+            "",
+            f"The trial re-run with {int(t['n_seeds'].max())} cohort seeds per size: the "
+            "across-seed range of each arm's responder fraction, and the Wilson 95 % interval "
+            "one experiment of that size would report at the mean fraction.",
+            "",
+            "| arm | animals | mean | range across seeds | Wilson 95 % |",
+            "|---|---:|---:|---|---|",
+        ]
+        for _, r in t.iterrows():
+            L.append(
+                f"| {r['arm']} | {int(r['size'])} | {100 * r['mean']:.0f} % | "
+                f"{100 * r['min']:.0f}–{100 * r['max']:.0f} % | "
+                f"{100 * r['wilson_low']:.0f}–{100 * r['wilson_high']:.0f} % |"
+            )
+        L.append("")
+    return L
+
+
 def report_markdown(
-    title, template, cohort, responder, trial, ranking, opt, synergy, files, out, seconds, quick
+    title,
+    template,
+    cohort,
+    responder,
+    trial,
+    ranking,
+    opt,
+    synergy,
+    files,
+    out,
+    seconds,
+    quick,
+    stability=None,
 ) -> str:
+    """The text of ``report.md``."""
     rel = {k: Path(v).relative_to(out).as_posix() for k, v in files.items()}
     L = [
         f"# {title}",
@@ -328,10 +417,11 @@ def report_markdown(
         f"log-normal between-animal variability of "
         + ", ".join(f"`{k}` (σ {v['sigma']:g})" for k, v in var.items())
         + ".",
-        f"- Responder: total tumour (treated + distant) ≤ {responder.threshold_mm3:g} mm³ "
+        f"- Responder: {responder.site_text} ≤ {responder.threshold_mm3:g} mm³ "
         f"{responder.day_after_first_treatment:g} d after the first treatment "
-        f"(day {trial.responder_day:.4g}); time-to-event endpoint: total tumour ≥ "
-        f"{responder.endpoint_mm3:g} mm³.",
+        f'(day {trial.responder_day:.4g}; `site = "{responder.site}"`); time-to-event '
+        f"endpoint: total tumour ≥ {responder.endpoint_mm3:g} mm³.",
+        *_design_lines(trial),
         "",
     ]
     L += (
@@ -378,8 +468,9 @@ def report_markdown(
         f"![Tumour volume of every animal]({rel['volumes_figure']})",
         "",
     ]
+    L += _site_and_stability_lines(trial, stability)
     mech = trial.mechanisms()
-    labels = {c: lab for c, _, _, lab in MECHANISM_READOUTS}
+    labels = {c: lab for c, _, _, lab in (*MECHANISM_READOUTS, *ASSAY_MECHANISMS)}
     L += [
         "### Mechanistic readouts (cohort medians)",
         "",

@@ -16,8 +16,9 @@ from typing import Any
 from mhimmune.core.errors import ParameterError
 from mhimmune.core.io import read_toml
 from mhimmune.core.variants import spec_overrides
+from mhimmune.studies.trial_options import DistantTumour, Rechallenge
 
-__all__ = ["load_hypothesis_spec", "QUICK_LIMITS"]
+__all__ = ["load_hypothesis_spec", "QUICK_LIMITS", "TRIAL_KEYS", "trial_options"]
 
 _TOP_KEYS = {
     "title",
@@ -31,11 +32,30 @@ _TOP_KEYS = {
     "params",
     "variant",
     "variants",
+    "stability",
 }
 
 #: sizes used by ``quick=True`` (and ``CI=true``): animals, grid levels per axis,
 #: optimisation candidates, bootstrap resamples
-QUICK_LIMITS = {"n_animals": 6, "grid_levels": 2, "budget": 6, "n_boot": 50}
+QUICK_LIMITS = {
+    "n_animals": 6,
+    "grid_levels": 2,
+    "budget": 6,
+    "n_boot": 50,
+    "stability_seeds": 2,
+    "stability_size": 4,
+}
+#: keys of the [trial] table
+TRIAL_KEYS = (
+    "arms",
+    "custom_arms",
+    "distant",
+    "rechallenge_day",
+    "rechallenge_volume_mm3",
+    "rechallenge_followup_day",
+    "caliper_cv",
+    "caliper_seed",
+)
 
 
 def load_hypothesis_spec(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
@@ -52,9 +72,30 @@ def load_hypothesis_spec(source: str | Path | Mapping[str, Any]) -> dict[str, An
         raise ParameterError(
             f"{where}: unknown keys {sorted(unknown)}; allowed: {', '.join(sorted(_TOP_KEYS))}"
         )
-    for key in ("template", "cohort", "responder", "trial", "optimize", "run", "params"):
+    for key in (
+        "template",
+        "cohort",
+        "responder",
+        "trial",
+        "optimize",
+        "run",
+        "params",
+        "stability",
+    ):
         if key in data and not isinstance(data[key], Mapping):
             raise ParameterError(f"{where}: [{key}] must be a table")
+    extra_trial = set(data.get("trial", {})) - set(TRIAL_KEYS)
+    if extra_trial:
+        raise ParameterError(
+            f"{where}: [trial]: unknown keys {sorted(extra_trial)}; "
+            f"allowed: {', '.join(TRIAL_KEYS)}"
+        )
+    stab = data.get("stability", {})
+    extra_stab = set(stab) - {"seeds", "sizes"}
+    if extra_stab:
+        raise ParameterError(
+            f"{where}: [stability]: unknown keys {sorted(extra_stab)}; allowed: seeds, sizes"
+        )
     syn = data.get("synergy", [])
     if isinstance(syn, Mapping):
         syn = [syn]
@@ -100,3 +141,30 @@ def load_hypothesis_spec(source: str | Path | Mapping[str, Any]) -> dict[str, An
         data["params"] = params
     data["_where"] = where
     return data
+
+
+def trial_options(trial: Mapping[str, Any], where: str = "spec") -> dict[str, Any]:
+    """The design keywords of :func:`~mhimmune.studies.trial.run_trial` from a spec's
+    [trial] table: ``distant`` (``"none"``, ``"day0"`` or ``{day, volume_mm3}``),
+    ``rechallenge_day`` (with ``rechallenge_volume_mm3``, ``rechallenge_followup_day``),
+    ``caliper_cv`` and ``caliper_seed``."""
+    out: dict[str, Any] = {}
+    if "distant" in trial:
+        out["distant"] = DistantTumour.from_spec(trial["distant"], f"{where}: trial.distant")
+    if "rechallenge_day" in trial:
+        kw = {"day": trial["rechallenge_day"]}
+        for key, name in (
+            ("rechallenge_volume_mm3", "volume_mm3"),
+            ("rechallenge_followup_day", "followup_day"),
+        ):
+            if key in trial:
+                kw[name] = trial[key]
+        out["rechallenge"] = Rechallenge(**kw)
+    elif "rechallenge_volume_mm3" in trial or "rechallenge_followup_day" in trial:
+        raise ParameterError(
+            f"{where}: trial.rechallenge_day: needed by the other rechallenge keys"
+        )
+    if "caliper_cv" in trial:
+        out["caliper_cv"] = trial["caliper_cv"]
+        out["caliper_seed"] = int(trial.get("caliper_seed", 0))
+    return out

@@ -59,6 +59,8 @@ __all__ = [
 OFF_MH: Mapping[str, float] = {"n_sessions": 0}
 OFF_ANTI_PDL1: Mapping[str, float] = {"pdl1_count": 0}
 _TOTAL = "tumour_volume_treated+tumour_volume_distant"
+# the tumour a responder rule's site reads (total: _TOTAL)
+_SITE = {"treated": "tumour_volume_treated", "distant": "tumour_volume_distant"}
 
 
 def _fractions(name: str, x) -> np.ndarray:
@@ -388,7 +390,10 @@ def synergy_grid(
         )
     ev = evaluator or ModelEvaluator(
         template,
-        {"total_mm3": f"{_TOTAL}@{day:.12g}", "cem43_total_min": "cem43_total_min"},
+        {
+            "total_mm3": f"{_SITE.get(responder.site, _TOTAL)}@{day:.12g}",
+            "cem43_total_min": "cem43_total_min",
+        },
         params=params,
     )
     n = len(cohort)

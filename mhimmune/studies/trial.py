@@ -13,6 +13,11 @@ classifies the animals:
   endpoint volume (default 2000 mm³ for treated + distant tumour together; humane
   endpoints of 1500–2000 mm³ per tumour are common), censored at the end.
 
+The rule may read the treated or the distant tumour instead of the total
+(``ResponderRule(site=...)``); the design options of :mod:`~mhimmune.studies.trial_options`
+give one- or two-tumour mice with the distant tumour inoculated on a chosen day, a
+rechallenge of cured animals and caliper noise on the recorded volumes.
+
 Model outputs are predictions of a hypothesis-generating model.
 """
 
@@ -37,6 +42,7 @@ from mhimmune.runs.executor import Executor
 from mhimmune.runs.readout import Readout as GenericReadout
 from mhimmune.studies.execution import study_executor
 from mhimmune.studies.trial_design import (
+    ASSAY_MECHANISMS,
     MECHANISM_READOUTS,
     STANDARD_ARMS,
     TRIAL_VOLUMES,
@@ -44,7 +50,15 @@ from mhimmune.studies.trial_design import (
     ResponderRule,
     standard_arms,
 )
-from mhimmune.studies.trial_result import TrialResult
+from mhimmune.studies.trial_options import (
+    DistantTumour,
+    ImplantTemplate,
+    Rechallenge,
+    caliper_noise,
+    distant_inputs,
+    implanted,
+)
+from mhimmune.studies.trial_result import SITE_COLUMNS, TrialResult
 from mhimmune.studies.virtual_cohort import check_cohort, nominal_cohort
 
 __all__ = ["run_trial"]
@@ -61,6 +75,10 @@ def run_trial(
     params: Mapping[str, Any] | None = None,
     executor: Executor | None = None,
     progress: bool | None = None,
+    distant: DistantTumour | None = DistantTumour(),
+    rechallenge: Rechallenge | None = None,
+    caliper_cv: float = 0.0,
+    caliper_seed: int = 0,
 ) -> TrialResult:
     """Give every animal of *cohort* every arm and classify the outcomes.
 
@@ -91,6 +109,17 @@ def run_trial(
         :func:`~mhimmune.runs.executor.make_executor`. It is used, not closed.
     progress
         Show tqdm bars (``None``: unless ``TQDM_DISABLE`` is set).
+    distant
+        The distant tumour (:class:`~mhimmune.studies.trial_options.DistantTumour`):
+        default inoculated on day 0 with the model's size; a later day and an implant
+        volume; ``None``: one-tumour mice (no distant tumour).
+    rechallenge
+        :class:`~mhimmune.studies.trial_options.Rechallenge` of every animal on a day at or
+        after the responder day (protocols lengthened to its follow-up); ``None``: none.
+    caliper_cv, caliper_seed
+        Multiplicative log-normal measurement noise of this coefficient of variation on
+        every recorded volume (curves and the volumes the classification reads; each
+        tumour measured on its own), drawn from *caliper_seed*; 0: exact volumes.
 
     Returns
     -------
@@ -122,6 +151,31 @@ def run_trial(
     cohort = nominal_cohort() if cohort is None else check_cohort(cohort, PROTOCOL_FACTORS)
     if not (isinstance(grid_step_day, (int, float)) and 0 < grid_step_day <= 5):
         raise ParameterError(f"grid_step_day: must be in (0, 5] days (got {grid_step_day!r})")
+    if distant is not None and not isinstance(distant, DistantTumour):
+        raise ParameterError(
+            f"distant: expected a DistantTumour or None (one tumour), got {distant!r}"
+        )
+    if rechallenge is not None and not isinstance(rechallenge, Rechallenge):
+        raise ParameterError(f"rechallenge: expected a Rechallenge or None, got {rechallenge!r}")
+    if distant is None and responder.site == "distant":
+        raise ParameterError(
+            "responder.site: 'distant' needs a distant tumour (distant is None: one tumour)"
+        )
+    caliper_noise(np.zeros(1), caliper_cv, np.random.default_rng(0))  # checks the CV
+    cohort, params, implants = distant_inputs(distant, cohort, dict(params or {}))
+    if rechallenge is not None:
+        implants.append((rechallenge.day, rechallenge.volume_mm3))
+    extend = rechallenge.read_day if rechallenge is not None else None
+    if implants or extend is not None:
+        template = ImplantTemplate(template, implants, extend)
+        arm_list = [
+            a
+            if a.protocol is None
+            else Arm(
+                a.name, protocol=implanted(a.protocol, implants, extend), description=a.description
+            )
+            for a in arm_list
+        ]
 
     with warnings.catch_warnings():  # H·f warnings: the template's choice, reported by plans
         warnings.simplefilter("ignore", HfWarning)
@@ -140,6 +194,15 @@ def run_trial(
                 f"+ {responder.day_after_first_treatment:g}); lengthen the "
                 f"template's duration or shorten the responder day"
             )
+    if rechallenge is not None and rechallenge.day < resp_day - 1e-9:
+        raise ParameterError(
+            f"rechallenge.day: {rechallenge.day:g} is before the responder day "
+            f"{resp_day:.4g}; rechallenge cured animals after they are classified"
+        )
+    if distant is not None and distant.day > resp_day:
+        raise ParameterError(
+            f"distant.day: {distant.day:g} is after the responder day {resp_day:.4g}"
+        )
     # mechanistic readouts (@+D) are sampled D days after each arm's anchor: its first MH
     # session, else its first treatment, else (untreated) the trial's first treatment
     mh_starts = [
@@ -154,7 +217,10 @@ def run_trial(
         first = plan.first_treatment_h
         return untreated_anchor if first is None else hours_to_days(first)
 
-    mechanisms = {name: Readout.parse(spec, name=name) for name, spec, _, _ in MECHANISM_READOUTS}
+    mechanisms = {
+        name: Readout.parse(spec, name=name)
+        for name, spec, _, _ in (*MECHANISM_READOUTS, *ASSAY_MECHANISMS)
+    }
 
     def shifted(ro: GenericReadout, day0: float) -> GenericReadout:
         if not ro.relative:
@@ -164,12 +230,23 @@ def run_trial(
 
     def readouts_for(day0: float) -> list[GenericReadout]:
         """The readouts of an arm anchored at *day0*, each named as its column."""
-        return [shifted(ro, day0) for ro in mechanisms.values()] + [
-            Readout("total_at_start_mm3", "at", TRIAL_VOLUMES, start_day),
-            Readout("total_at_responder_day_mm3", "at", TRIAL_VOLUMES, resp_day),
-        ]
+        out = [shifted(ro, day0) for ro in mechanisms.values()]
+        for site, var in SITE_COLUMNS.items():
+            out += [
+                Readout(f"{site}_at_start_mm3", "at", var, start_day),
+                Readout(f"{site}_at_responder_day_mm3", "at", var, resp_day),
+            ]
+        if rechallenge is not None:  # just before the implant, and at the follow-up
+            out += [
+                Readout(
+                    "total_before_rechallenge_mm3", "at", TRIAL_VOLUMES, rechallenge.day - 1e-3
+                ),
+                Readout("rechallenge_site_mm3", "at", (TRIAL_VOLUMES[1],), rechallenge.read_day),
+            ]
+        return out
 
-    frames, curves = [], []
+    frames: list[pd.DataFrame] = []
+    curves: list[tuple[str, dict[str, np.ndarray]]] = []
     grid_end = hours_to_days(min(p.duration_h for p in plans.values()))
     grid = np.arange(0.0, grid_end + 1e-9, float(grid_step_day))
     groups: dict[float, list[Arm]] = {}
@@ -237,13 +314,34 @@ def run_trial(
             rows.insert(0, "arm", name)
             frames.append(rows.drop(columns=["run"]))
             t = traj[(traj["run"] >= k * n) & (traj["run"] < (k + 1) * n)]
-            total = t.pivot_table(index="run", columns="time_day", values="value", aggfunc="sum")
-            total = total.reindex(range(k * n, (k + 1) * n))
-            curves.append((name, total.to_numpy()))
+            per_site = {}
+            for site, var in SITE_COLUMNS.items():
+                if site == "total":
+                    continue
+                curve = t[t["variable"] == var[0]].pivot_table(
+                    index="run", columns="time_day", values="value", aggfunc="sum"
+                )
+                per_site[site] = curve.reindex(range(k * n, (k + 1) * n)).to_numpy()
+            curves.append((name, per_site))
     order = {name: i for i, name in enumerate(names)}
     frames.sort(key=lambda f: order[f["arm"].iloc[0]])
     animals = pd.concat(frames, ignore_index=True)
-    volumes = {name: arr for name, arr in sorted(curves, key=lambda c: order[c[0]])}
+    site_volumes = {
+        site: {name: c[site] for name, c in sorted(curves, key=lambda c: order[c[0]])}
+        for site in ("treated", "distant")
+    }
+    if caliper_cv > 0:  # each tumour measured on its own; totals are sums of measurements
+        rng = np.random.default_rng(caliper_seed)
+        for site in ("treated", "distant"):
+            for name in names:
+                site_volumes[site][name] = caliper_noise(site_volumes[site][name], caliper_cv, rng)
+            for col in (f"{site}_at_start_mm3", f"{site}_at_responder_day_mm3"):
+                animals[col] = caliper_noise(animals[col].to_numpy(float), caliper_cv, rng)
+        for when in ("at_start", "at_responder_day"):
+            animals[f"total_{when}_mm3"] = (
+                animals[f"treated_{when}_mm3"] + animals[f"distant_{when}_mm3"]
+            )
+    volumes = {n: site_volumes["treated"][n] + site_volumes["distant"][n] for n in names}
     return TrialResult(
         animals=animals,
         volumes=volumes,
@@ -254,4 +352,8 @@ def run_trial(
         responder=responder,
         start_day=start_day,
         recist=recist,
+        site_volumes=site_volumes,
+        distant=distant,
+        rechallenge=rechallenge,
+        caliper_cv=float(caliper_cv),
     )

@@ -20,7 +20,9 @@ __all__ = [
     "STANDARD_ARMS",
     "standard_arms",
     "ResponderRule",
+    "RESPONDER_SITES",
     "MECHANISM_READOUTS",
+    "ASSAY_MECHANISMS",
     "TRIAL_VOLUMES",
     "VOLUME_ZERO_TOLERANCE_MM3",
 ]
@@ -103,6 +105,10 @@ def standard_arms(*names: str) -> list[Arm]:
 # ========================================================================= responders
 
 
+#: tumours a responder rule can read: the treated, the distant, or both summed
+RESPONDER_SITES = ("treated", "distant", "total")
+
+
 @dataclass(frozen=True)
 class ResponderRule:
     """How animals are classified.
@@ -110,19 +116,28 @@ class ResponderRule:
     Parameters
     ----------
     threshold_mm3
-        Responder: total tumour (treated + distant) ≤ this at the responder day.
+        Responder: the tumour of *site* ≤ this at the responder day.
     day_after_first_treatment
         Responder day, counted from the first treatment of the trial (the earliest
         treatment of any arm; the control arm is read on the same day).
     endpoint_mm3
-        Event of the time-to-event analysis: total tumour reaches this volume.
+        Event of the time-to-event analysis: total tumour reaches this volume (a humane
+        endpoint on the animal's whole burden, whatever *site* is).
+    site
+        The tumour the responder and RECIST-like classification read: ``"treated"``,
+        ``"distant"`` or ``"total"`` (treated + distant, the default).
     """
 
     threshold_mm3: float = 10.0
     day_after_first_treatment: float = 50.0
     endpoint_mm3: float = 2000.0
+    site: str = "total"
 
     def __post_init__(self):
+        if self.site not in RESPONDER_SITES:
+            raise ParameterError(
+                f"responder.site: must be one of {', '.join(RESPONDER_SITES)} (got {self.site!r})"
+            )
         for name, lo in (
             ("threshold_mm3", 0.0),
             ("day_after_first_treatment", 0.0),
@@ -143,6 +158,15 @@ class ResponderRule:
                 f"responder.endpoint_mm3 ({self.endpoint_mm3:g}) must exceed "
                 f"threshold_mm3 ({self.threshold_mm3:g})"
             )
+
+    @property
+    def site_text(self) -> str:
+        """The tumour the rule reads, in words (``"total tumour (treated + distant)"``)."""
+        return {
+            "total": "total tumour (treated + distant)",
+            "treated": "treated tumour",
+            "distant": "distant tumour",
+        }[self.site]
 
 
 #: Mechanistic readouts recorded per animal, in the order of the chain, with the link
@@ -192,6 +216,24 @@ MECHANISM_READOUTS: tuple[tuple[str, str, str, str], ...] = (
     ),
     ("m1_m2_d7", "m1_m2_ratio@+7", "immune: macrophage polarisation", "M1/M2 ratio at +7 d"),
     ("treg_fraction_d7", "treg_fraction@+7", "immune: suppression", "Treg fraction at +7 d"),
+)
+#: the same links as flow cytometry reports them (percentages of the parent gate from the
+#: model's cell numbers; approximations in :mod:`mhimmune.mh.readouts`), at +7 d
+ASSAY_MECHANISMS: tuple[tuple[str, str, str, str], ...] = (
+    (
+        "cd8_pct_cd45_d7",
+        "cd8_pct_of_cd45_treated@+7",
+        "assay: CD8 infiltration",
+        "CD8+ % of CD45+ in the treated tumour at +7 d",
+    ),
+    ("treg_pct_cd4_d7", "treg_pct_of_cd4@+7", "assay: Treg", "Treg % of CD4+ at +7 d"),
+    (
+        "mature_dc_pct_d7",
+        "mature_dc_pct_of_dc@+7",
+        "assay: DC maturation",
+        "mature DC % of CD11c+ at +7 d",
+    ),
+    ("m1_pct_d7", "m1_pct_of_macrophages@+7", "assay: macrophages", "M1 % of macrophages at +7 d"),
 )
 #: the tumour volumes whose sum is the total tumour of an animal
 TRIAL_VOLUMES = ("tumour_volume_treated", "tumour_volume_distant")

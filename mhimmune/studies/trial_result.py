@@ -12,7 +12,7 @@ Model outputs are predictions of a hypothesis-generating model.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +23,24 @@ from mhimmune.core.errors import ParameterError
 from mhimmune.core.io import write_csv
 from mhimmune.studies import stats
 from mhimmune.studies.trial_design import (
+    ASSAY_MECHANISMS,
     MECHANISM_READOUTS,
+    RESPONDER_SITES,
+    TRIAL_VOLUMES,
     VOLUME_ZERO_TOLERANCE_MM3,
     Arm,
     ResponderRule,
 )
+from mhimmune.studies.trial_options import DistantTumour, Rechallenge
 
-__all__ = ["TrialResult"]
+__all__ = ["TrialResult", "SITE_COLUMNS"]
+
+#: the tumour variables each responder site reads (summed)
+SITE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "treated": (TRIAL_VOLUMES[0],),
+    "distant": (TRIAL_VOLUMES[1],),
+    "total": TRIAL_VOLUMES,
+}
 
 
 @dataclass
@@ -42,10 +53,17 @@ class TrialResult:
         One row per (arm, animal): status, message, cohort parameters, arm factors,
         mechanistic readouts (:data:`MECHANISM_READOUTS`, sampled after each arm's first
         MH session, or first treatment without MH), ``total_at_start_mm3``,
-        ``total_at_responder_day_mm3``, and the classification columns ``responder``,
-        ``time_to_event_day``, ``event`` (and ``recist`` when asked).
+        ``total_at_responder_day_mm3`` (and ``treated_``/``distant_`` of both), and the
+        classification columns ``responder`` (the rule's site), ``responder_treated``,
+        ``responder_distant``, ``responder_total``, ``time_to_event_day``, ``event`` (and
+        ``recist`` when asked; ``cured_before_rechallenge``, ``rejected_rechallenge``
+        with a rechallenge).
     volumes
         Arm name -> array (animals × times) of total tumour volume (mm³) on *time_day*.
+    site_volumes
+        ``"treated"``/``"distant"`` -> arm name -> array of that tumour's volume.
+    distant, rechallenge, caliper_cv
+        The design options the trial ran with (see :mod:`~mhimmune.studies.trial_options`).
     time_day
         The recording grid (days from day 0).
     start_day
@@ -61,17 +79,33 @@ class TrialResult:
     responder: ResponderRule
     start_day: float
     recist: bool = True
+    site_volumes: dict[str, dict[str, np.ndarray]] | None = None
+    distant: DistantTumour | None = field(default_factory=DistantTumour)
+    rechallenge: Rechallenge | None = None
+    caliper_cv: float = 0.0
 
     def __post_init__(self):
         a = self.animals
         self._check_volumes()
         ok = (a["status"] == "ok").to_numpy()
-        a["responder"] = pd.array([pd.NA] * len(a), dtype="boolean")
-        if ok.any():
-            a.loc[ok, "responder"] = stats.responders(
-                a.loc[ok, "total_at_responder_day_mm3"].to_numpy(float),
-                self.responder.threshold_mm3,
-            )
+        for site in RESPONDER_SITES:
+            col = f"{site}_at_responder_day_mm3"
+            a[f"responder_{site}"] = pd.array([pd.NA] * len(a), dtype="boolean")
+            if ok.any() and col in a and (site != "distant" or self.distant is not None):
+                a.loc[ok, f"responder_{site}"] = stats.responders(
+                    a.loc[ok, col].to_numpy(float), self.responder.threshold_mm3
+                )
+        a["responder"] = a[f"responder_{self.responder.site}"]
+        if self.rechallenge is not None and "rechallenge_site_mm3" in a:
+            limit = self.rechallenge.cure_threshold_mm3
+            cured = pd.array([pd.NA] * len(a), dtype="boolean")
+            rejected = pd.array([pd.NA] * len(a), dtype="boolean")
+            before = a["total_before_rechallenge_mm3"].to_numpy(float)
+            after = a["rechallenge_site_mm3"].to_numpy(float)
+            cured[ok] = before[ok] <= limit
+            rejected[ok & (before <= limit)] = after[ok & (before <= limit)] <= limit
+            a["cured_before_rechallenge"] = cured
+            a["rejected_rechallenge"] = rejected
         a["time_to_event_day"] = np.nan
         a["event"] = pd.array([pd.NA] * len(a), dtype="boolean")
         for name in self.arm_names:
@@ -91,11 +125,12 @@ class TrialResult:
         if self.recist:
             a["recist"] = pd.Categorical([None] * len(a), categories=stats.RECIST_CATEGORIES)
             if ok.any():
-                base = a.loc[ok, "total_at_start_mm3"].to_numpy(float)
+                site = self.responder.site
+                base = a.loc[ok, f"{site}_at_start_mm3"].to_numpy(float)
                 a.loc[ok, "recist"] = np.asarray(
                     stats.recist_categories(
                         base,
-                        a.loc[ok, "total_at_responder_day_mm3"].to_numpy(float),
+                        a.loc[ok, f"{site}_at_responder_day_mm3"].to_numpy(float),
                         cr_threshold_mm3=self.responder.threshold_mm3,
                     )
                 )
@@ -106,7 +141,12 @@ class TrialResult:
         negative values mean an inaccurate run, which is marked failed (status
         ``"negative_volume"``) and left out of every statistic."""
         a = self.animals
-        cols = ["total_at_start_mm3", "total_at_responder_day_mm3"]
+        cols = [
+            f"{site}_{when}_mm3"
+            for site in RESPONDER_SITES
+            for when in ("at_start", "at_responder_day")
+            if f"{site}_{when}_mm3" in a
+        ]
         for name in self.arm_names:
             idx = np.nonzero((a["arm"] == name).to_numpy())[0]
             vol = np.array(self.volumes[name], dtype=float)  # own, writable copy
@@ -125,6 +165,10 @@ class TrialResult:
                 )
             vol[ok & ~bad] = np.where(vol[ok & ~bad] < 0, 0.0, vol[ok & ~bad])
             self.volumes[name] = vol
+            for per_site in (self.site_volumes or {}).values():
+                v = np.array(per_site[name], dtype=float)
+                v[ok & ~bad] = np.where(v[ok & ~bad] < 0, 0.0, v[ok & ~bad])
+                per_site[name] = v
             keep = idx[ok & ~bad]
             for c in cols:
                 a.loc[keep, c] = a.loc[keep, c].clip(lower=0.0)
@@ -168,7 +212,10 @@ class TrialResult:
 
         Returns a table indexed by arm: ``n`` (animals), ``n_ok`` (successful runs),
         ``responders``, ``fraction``, ``ci_low``, ``ci_high`` (*method*:
-        ``wilson``, ``clopper-pearson`` or ``jeffreys``), ``median_time_to_event_day``.
+        ``wilson``, ``clopper-pearson`` or ``jeffreys``; the rule's site),
+        ``median_time_to_event_day``, and ``fraction_treated``, ``fraction_distant``,
+        ``fraction_total``: the responder fraction read at each site (NaN for the
+        distant site of one-tumour mice).
         """
         rows = []
         for name in self.arm_names:
@@ -176,8 +223,15 @@ class TrialResult:
             k, m = int(ok["responder"].sum()), len(ok)
             p, lo, hi = stats.proportion_ci(k, m, confidence, method) if m else (np.nan,) * 3
             km = self.kaplan_meier(name) if m else None
+            per_site = {
+                f"fraction_{site}": float(ok[f"responder_{site}"].astype(float).mean())
+                if m and ok[f"responder_{site}"].notna().all()
+                else np.nan
+                for site in RESPONDER_SITES
+            }
             rows.append(
-                {
+                per_site
+                | {
                     "arm": name,
                     "n": self.n_animals,
                     "n_ok": m,
@@ -186,6 +240,37 @@ class TrialResult:
                     "ci_low": lo,
                     "ci_high": hi,
                     "median_time_to_event_day": stats.median_time(km) if km is not None else np.nan,
+                }
+            )
+        cols = [c for c in rows[0] if not c.startswith("fraction_")]
+        cols += [f"fraction_{site}" for site in RESPONDER_SITES]
+        return pd.DataFrame(rows)[cols].set_index("arm")
+
+    def rechallenge_table(self, confidence: float = 0.95) -> pd.DataFrame:
+        """Per arm: animals cured before the rechallenge (``cured``, ``n_ok``), those of
+        them that rejected it (``rejected``), the rejecting fraction of the cured with a
+        Wilson interval (NaN when none was cured)."""
+        if self.rechallenge is None:
+            raise ParameterError("rechallenge: this trial was run without a rechallenge")
+        rows = []
+        for name in self.arm_names:
+            ok = self.successful(name)
+            cured = int(ok["cured_before_rechallenge"].sum())
+            rejected = int(ok["rejected_rechallenge"].fillna(False).sum())
+            p, lo, hi = (
+                stats.proportion_ci(rejected, cured, confidence, "wilson")
+                if cured
+                else (np.nan,) * 3
+            )
+            rows.append(
+                {
+                    "arm": name,
+                    "n_ok": len(ok),
+                    "cured": cured,
+                    "rejected": rejected,
+                    "fraction_rejected": p,
+                    "ci_low": lo,
+                    "ci_high": hi,
                 }
             )
         return pd.DataFrame(rows).set_index("arm")
@@ -232,7 +317,7 @@ class TrialResult:
         readout (:data:`MECHANISM_READOUTS`), arms × readouts."""
         if statistic not in ("median", "mean"):
             raise ParameterError(f"statistic: must be 'median' or 'mean' (got {statistic!r})")
-        cols = [m[0] for m in MECHANISM_READOUTS if m[0] in self.animals]
+        cols = [m[0] for m in (*MECHANISM_READOUTS, *ASSAY_MECHANISMS) if m[0] in self.animals]
         g = self.successful().groupby("arm", sort=False)[cols]
         out = g.median() if statistic == "median" else g.mean()
         return out.reindex(self.arm_names)
@@ -242,7 +327,7 @@ class TrialResult:
         rt = self.responder_table()
         lines = [
             f"Virtual trial: {self.n_animals} animals × {len(self.arms)} arms; responder = "
-            f"total tumour ≤ {self.responder.threshold_mm3:g} mm³ at day "
+            f"{self.responder.site_text} ≤ {self.responder.threshold_mm3:g} mm³ at day "
             f"{self.responder_day:.4g} ({self.responder.day_after_first_treatment:g} d after "
             f"the first treatment on day {self.start_day:.4g}); model predictions."
         ]
@@ -251,6 +336,16 @@ class TrialResult:
                 f"  {name:<28} {int(r['responders']):>4}/{int(r['n_ok']):<4} "
                 f"{100 * r['fraction']:5.1f} % (95 % CI {100 * r['ci_low']:.1f}–"
                 f"{100 * r['ci_high']:.1f} %)"
+            )
+        if self.rechallenge is not None:
+            rc = self.rechallenge_table()
+            lines.append(
+                f"  rechallenge ({self.rechallenge.volume_mm3:g} mm³ on day "
+                f"{self.rechallenge.day:g}): rejected by "
+                + ", ".join(
+                    f"{name} {int(r['rejected'])}/{int(r['cured'])} cured"
+                    for name, r in rc.iterrows()
+                )
             )
         if self.n_failed:
             lines.append(f"  {self.n_failed} runs failed and are left out (see .failures)")
@@ -273,9 +368,10 @@ class TrialResult:
 
     # ------------------------------------------------------------------- output
     def save(self, out: str | Path) -> dict[str, Path]:
-        """Write ``animals.csv``, ``responders.csv``, ``logrank.csv``,
-        ``mechanisms.csv`` and ``volumes.csv.gz`` (gzip; long: arm, animal, time_day,
-        total_mm3, 6 significant digits) to *out* atomically; returns the paths by name."""
+        """Write ``animals.csv``, ``responders.csv`` (per-site fractions too),
+        ``logrank.csv``, ``mechanisms.csv``, ``rechallenge.csv`` (with a rechallenge) and
+        ``volumes.csv.gz`` (gzip; long: arm, animal, time_day, total_mm3, treated_mm3,
+        distant_mm3, 6 significant digits) to *out* atomically; returns the paths by name."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         paths = {
@@ -290,25 +386,29 @@ class TrialResult:
                 self.volume_frame(), out / "volumes.csv.gz", index=False, float_format="%.6g"
             ),
         }
+        if self.rechallenge is not None:
+            paths["rechallenge"] = write_csv(
+                self.rechallenge_table().reset_index(), out / "rechallenge.csv", index=False
+            )
         if "control" in self.arm_names and len(self.arms) > 1:
             paths["logrank"] = write_csv(self.logrank(), out / "logrank.csv", index=False)
         return paths
 
     def volume_frame(self) -> pd.DataFrame:
-        """Tumour-volume curves as a tidy table: arm, animal, time_day, total_mm3."""
+        """Tumour-volume curves as a tidy table: arm, animal, time_day, total_mm3 (and
+        treated_mm3, distant_mm3 when the trial recorded each tumour)."""
         parts = []
         for name, arr in self.volumes.items():
             n, m = arr.shape
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "arm": name,
-                        "animal": np.repeat(np.asarray(self.cohort.index), m),
-                        "time_day": np.tile(self.time_day, n),
-                        "total_mm3": arr.ravel(),
-                    }
-                )
-            )
+            frame = {
+                "arm": name,
+                "animal": np.repeat(np.asarray(self.cohort.index), m),
+                "time_day": np.tile(self.time_day, n),
+                "total_mm3": arr.ravel(),
+            }
+            for site, per_arm in (self.site_volumes or {}).items():
+                frame[f"{site}_mm3"] = np.asarray(per_arm[name]).ravel()
+            parts.append(pd.DataFrame(frame))
         return pd.concat(parts, ignore_index=True)
 
     # ------------------------------------------------------------------- plots
