@@ -218,3 +218,28 @@ def test_cli_hypotheses_quick_writes_the_report(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "report.md" in out and "hypothesis-generating" in out
     assert (tmp_path / "report.md").stat().st_size > 2000
+
+
+def test_spec_tumour_and_host_presets_reach_cohort_params_and_report(tmp_path):
+    """A spec naming ``tumour = "mc38"`` runs with the MC38 preset (growth rate 0.252 /d,
+    fitted to its doubling time) and says so in the report's set-up; an unknown preset is
+    refused naming the known ones; a non-text preset is refused naming the key."""
+    from mhimmune.mh.presets import preset_overrides
+
+    mc38 = preset_overrides("mc38")
+    spec = {
+        **SMALL,
+        "tumour": "mc38",
+        "trial": {"arms": ["control", "mh"]},
+    }
+    spec.pop("synergy", None)
+    spec.pop("optimize", None)
+    rep = hy.run_hypotheses(spec, tmp_path, quick=True, progress=False)
+    text = (tmp_path / "report.md").read_text()
+    assert "tumour line `mc38`, host `mouse`" in text
+    assert rep is not None
+    with pytest.raises(ParameterError, match="mc38|known"):
+        hy.run_hypotheses({**spec, "tumour": "no_such_line"}, tmp_path / "x", quick=True)
+    with pytest.raises(ParameterError, match="tumour must be a preset name"):
+        hy.run_hypotheses({**spec, "tumour": 3}, tmp_path / "y", quick=True)
+    assert mc38["tumour_growth_rate"] == pytest.approx(0.252, rel=1e-3)

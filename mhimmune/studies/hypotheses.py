@@ -70,6 +70,7 @@ import pandas as pd
 from mhimmune.core.errors import ParameterError
 from mhimmune.core.io import atomic_path, save_figure, write_csv
 from mhimmune.mh.evaluator import ModelEvaluator
+from mhimmune.mh.presets import preset_overrides
 from mhimmune.mh.template import ScheduleTemplate
 from mhimmune.runs.executor import Executor, make_executor
 from mhimmune.runs.readout import Readout
@@ -232,11 +233,13 @@ def run_hypotheses(
             f"{where}: [cohort]: unknown keys {sorted(bad)}; allowed: n, seed, "
             f"variability, sigma, correlation"
         )
+    preset = preset_overrides(data.get("tumour"), data.get("host"))
     cohort = sample_cohort(
         n_animals,
         variability=variability,
         correlation=coh.get("correlation"),
         seed=int(coh.get("seed", 0)),
+        base=preset or None,
     )
     rr = dict(data.get("responder", {}))
     try:
@@ -246,7 +249,7 @@ def run_hypotheses(
             f"{where}: [responder]: allowed keys threshold_mm3, "
             f"day_after_first_treatment, endpoint_mm3, site (got {sorted(rr)})"
         ) from None
-    params = dict(data.get("params", {}))
+    params = {**preset, **dict(data.get("params", {}))}
     files: dict[str, Path] = {}
     design = trial_options(dict(data.get("trial", {})), where)
     # optimisation and synergy maps use the same mice (one or two tumours, inoculation day)
@@ -437,6 +440,7 @@ def run_hypotheses(
         seconds,
         quick,
         stability=stability,
+        mice=(data.get("tumour", "ct26"), data.get("host", "mouse")),
     )
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -389,8 +389,9 @@ def report_markdown(
     seconds,
     quick,
     stability=None,
+    mice=("ct26", "mouse"),
 ) -> str:
-    """The text of ``report.md``."""
+    """The text of ``report.md``; *mice* names the tumour and host presets."""
     rel = {k: Path(v).relative_to(out).as_posix() for k, v in files.items()}
     L = [
         f"# {title}",
@@ -411,6 +412,8 @@ def report_markdown(
     L += [
         "## Set-up",
         "",
+        f"- Mice: tumour line `{mice[0]}`, host `{mice[1]}` (presets: `mhimmune tumours`, "
+        "`mhimmune hosts`).",
         f"- Template: {hours_to_days(template.duration_h):g} d, agent `{template.agent}`; defaults "
         f"{_fmt_schedule({k: v for k, v in template.defaults.items() if k in _SETUP_FACTORS})}.",
         f"- Virtual cohort: {len(cohort)} animals (seed {cohort.attrs.get('seed')}); "

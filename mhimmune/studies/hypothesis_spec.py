@@ -3,7 +3,9 @@
 :func:`load_hypothesis_spec` checks the top-level keys and the types of the sections
 (template, cohort, responder, trial, synergy, optimize, run, params); a ``variant = "NAME"``
 (from ``variants = "file.toml"``, relative to the spec, or the shipped file) is merged
-into ``params`` as fixed overrides, ``[params]`` on top;
+into ``params`` as fixed overrides, ``[params]`` on top; ``tumour = "NAME"`` and
+``host = "NAME"`` choose presets (``mhimmune tumours``, ``mhimmune hosts``): the cohort
+varies around the preset's values, which sit beneath ``[params]``;
 :data:`QUICK_LIMITS` are the sizes of a quick run.
 """
 
@@ -33,6 +35,8 @@ _TOP_KEYS = {
     "variant",
     "variants",
     "stability",
+    "tumour",
+    "host",
 }
 
 #: sizes used by ``quick=True`` (and ``CI=true``): animals, grid levels per axis,
@@ -134,6 +138,9 @@ def load_hypothesis_spec(source: str | Path | Mapping[str, Any]) -> dict[str, An
                 f"{where}: optimize.objective must be 'responder' or 'burden' "
                 f"(got {opt.get('objective')!r})"
             )
+    for key in ("tumour", "host"):
+        if key in data and not isinstance(data[key], str):
+            raise ParameterError(f"{where}: {key} must be a preset name (got {data[key]!r})")
     params = spec_overrides(data, None if isinstance(source, Mapping) else Path(source))
     data.pop("variant", None)
     data.pop("variants", None)
