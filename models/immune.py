@@ -81,7 +81,9 @@ Vaccination
     killed cells) add antigen to what DCs present and DAMPs that mature DCs (a second
     Hill term, ``vaccine_maturation_half``), both cleared at ``vaccine_clearance``;
     memory forms once the vaccine antigen is gone, so a later challenge (``rechallenge``)
-    meets a recall response. Magnitudes assumed.
+    meets a recall response (HSP70-rich necrotic cells after MH induce antitumour
+    immunity, Ito et al. 2006, Cancer Immunol Immunother 55:320 [ito2006]). Magnitudes
+    assumed.
 
 Immune killing and phagocytosis act on viable and on sublethally damaged cells.
 Depleting antibodies and clodronate liposomes are in the depletion link (``depletion.py``).
