@@ -71,6 +71,11 @@ def _run(model, plan, params=None):
         ),
         (
             "vaccination",
+            {"time": "0 d", "dose": "0.5 fraction"},
+            "vaccination[0].dose: must be killed cells in mm^3",
+        ),
+        (
+            "vaccination",
             {"time": "0 d", "dose": "5 mm^3", "count": 2},
             "vaccination[0].every: required",
         ),

@@ -376,6 +376,11 @@ def parse_entry(kind: str, index: int, raw: Any) -> Entry:
             )
     if kind == "vaccination":
         dose = values["dose"]
+        if dose.unit == "cell" and "cell" not in str(to_quantity(raw["dose"], path).units):
+            raise ProtocolError(
+                f"{path}.dose: must be killed cells in mm^3 ('5 mm^3') or a number of cells "
+                f"('5e6 cell'), got {raw['dose']!r}"
+            )
         mm3 = dose.value / CELLS_PER_MM3 if dose.unit == "cell" else dose.value
         if mm3 > VACCINE_MAX_MM3:
             raise ProtocolError(
