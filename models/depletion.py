@@ -16,7 +16,16 @@ protocol kind             agent (typical mouse dose)              cells removed
 ``macrophage_depletion``  clodronate liposomes (~50 mg/kg)        macrophages, M1 and M2
 ``treg_depletion``        anti-CD25 (PC61; 10 mg/kg)              Tregs (partially: Tregs
                                                                  that escape keep suppressing)
+``anti_ctla4``            anti-CTLA-4 (9D9, IgG2a; 10 mg/kg)      Tregs, by Fc-receptor-bearing
+                                                                 macrophages (Simpson et al.
+                                                                 2013 [simpson2013], Selby et
+                                                                 al. 2013 [selby2013]); also
+                                                                 raises priming (immune.py)
 ========================  =====================================  ===========================
+
+The anti-CTLA-4 hazard is its occupancy times ``ctla4_treg_depletion_rate``. The model has
+one Treg pool (tumour and draining node together), so the loss of intratumoural Tregs is
+applied to all of it; the peripheral Treg expansion Selby et al. saw is not modelled.
 
 Sources and assumptions of the rates are in ``parameters/model/depletion.tsv`` (anti-NK1.1
 given weekly keeps NK cells depleted for weeks, Seaman et al. 1987 [seaman1987];
@@ -37,6 +46,7 @@ READS = {
     "nk_depletion_effect": ("fraction", 0.0),
     "macrophage_depletion_effect": ("fraction", 0.0),
     "treg_depletion_effect": ("fraction", 0.0),
+    "ctla4_occupancy": ("fraction", 0.0),
 }
 PROVIDES: dict = {}
 
@@ -47,6 +57,7 @@ DEPLETIONS = [
     ("nk_depletion", ("NK",), "nk_depletion_rate", "nk_depletion_effect"),
     ("macrophage_depletion", ("Mac",), "macrophage_depletion_rate", "macrophage_depletion_effect"),
     ("treg_depletion", ("Treg",), "treg_depletion_rate", "treg_depletion_effect"),
+    ("ctla4_treg_depletion", ("Treg",), "ctla4_treg_depletion_rate", "ctla4_occupancy"),
 ]
 
 

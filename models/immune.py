@@ -1,5 +1,6 @@
 """Immune link: DAMPs -> dendritic cells -> lymph-node priming -> effector T cells that
-traffic to both tumours; memory; NK cells, macrophages M1/M2, Tregs, MDSCs; PD-1/PD-L1.
+traffic to both tumours; memory; NK cells, macrophages M1/M2, Tregs, MDSCs; PD-1/PD-L1,
+CTLA-4; vaccination with killed tumour cells.
 
 Structure after Kosinsky et al. 2018 (J Immunother Cancer 6:17) [kosinsky2018] and the
 QSP-IO platform (Jafarnejad 2019; Sové et al. 2020 [sove2020]), reduced. One systemic
@@ -35,14 +36,37 @@ Trafficking and killing
     h = x/(1 + x/h_max) with x = k·r·s/(1 + a·PD-L1_free); free PD-L1 (Nikolopoulou et
     al. 2018 form) and MDSCs and adenosine (s) lower each CTL's efficacy, so a tumour
     with few CTLs per cell is held back by PD-L1 while many CTLs per cell (a small
-    rechallenge met by memory) still kill at the maximal rate. Effectors exhaust
-    (irreversibly) in proportion to free PD-L1.
+    rechallenge met by memory) still kill at the maximal rate.
+
+Exhaustion
+    Effectors exhaust in proportion to engaged PD-1 (free PD-L1 on unblocked PD-1) into
+    a progenitor-exhausted pool (TCF1+PD-1+), which becomes terminally exhausted at a
+    constant rate; neither pool kills. PD-1/PD-L1 blockade (anti-PD-L1, anti-PD-1;
+    blockade = 1 - (1 - occupancy_PD-L1)(1 - occupancy_PD-1)) returns progenitor cells to
+    effectors; terminally exhausted cells are not reinvigorated (Miller et al. 2019, Nat
+    Immunol 20:326 [miller2019]; Siddiqui et al. 2019, Immunity 50:195 [siddiqui2019];
+    Im et al. 2016, Nature 537:417 [im2016]).
+
+    What this changes about "late anti-PD-L1 fails": with one irreversible exhausted
+    state (earlier versions of this model) the failure of doses a week after MH was built
+    in, since blockade could only slow further exhaustion. Now late blockade still finds
+    and reinvigorates progenitors; it fails when that pool has run out into the terminal
+    one (~4 days, ``cd8_terminal_exhaustion``, assumed) faster than blockade returns it
+    (~4 days at full blockade, ``cd8_reinvigoration``, assumed and tuned so that late
+    doses rescue no more animals than before) while the tumour outgrows the response. So
+    the outcome depends on these two rates rather than on a rule (nominal animal: late
+    MH + anti-PD-L1 leaves the distant tumour at ~1200 mm³ on day 25, 1290 mm³ with
+    irreversible exhaustion, against ~1e-9 mm³ for doses given with MH).
 
 Checkpoint
     PD-L1 on tumour cells (``pdl1_basal_level`` at rest, 1 for CT26; the tumour presets
     set it per line) is induced by IFN-γ from effector T cells and NK cells
     (adaptive resistance) and, optionally, by heat stress (``pdl1_heat_induction``,
-    default off). Free PD-L1 = PD-L1·(1 - antibody occupancy). A BET inhibitor released
+    default off). Free PD-L1 = PD-L1·(1 - anti-PD-L1 occupancy); anti-PD-1 blocks the
+    receptor on T cells, lowering engaged PD-1 in killing and exhaustion like anti-PD-L1,
+    but not the DC PD-L1 arm of priming. Anti-CTLA-4 frees CD80/86 for CD28 and raises
+    CD8 and CD4 priming by (1 + ``ctla4_priming_gain``·occupancy); its Fc-mediated
+    depletion of intratumoural Tregs is in the depletion link. A BET inhibitor released
     from the particles at MH temperatures (Gao et al. 2023 [gao2023]; default off:
     ``beti_loading = 0``) lowers PD-L1 transcription.
 
@@ -51,6 +75,15 @@ Innate cells of the treated tumour
     recruited as M2, repolarise to M1 on DAMPs and IFN-γ and back to M2 on IL-10/TGF-β
     (from Tregs and MDSCs), and phagocytose tumour cells more when CRT is exposed and
     less with CD47 ("don't eat me", SIRPα); MDSCs and Tregs expand with tumour burden.
+
+Vaccination
+    MH-killed (heat-killed) tumour cells injected as a vaccine (``vaccination``, mm³ of
+    killed cells) add antigen to what DCs present and DAMPs that mature DCs (a second
+    Hill term, ``vaccine_maturation_half``), both cleared at ``vaccine_clearance``;
+    memory forms once the vaccine antigen is gone, so a later challenge (``rechallenge``)
+    meets a recall response (HSP70-rich necrotic cells after MH induce antitumour
+    immunity, Ito et al. 2006, Cancer Immunol Immunother 55:320 [ito2006]). Magnitudes
+    assumed.
 
 Immune killing and phagocytosis act on viable and on sublethally damaged cells.
 Depleting antibodies and clodronate liposomes are in the depletion link (``depletion.py``).
@@ -62,7 +95,7 @@ tumour (Mcell/mm³ of effector-cell equivalents), a proxy of its concentration.
 import sympy
 from pysb import Expression, Initial, Monomer, Observable, Rule
 
-from mhimmune.core.modelkit import component, hill, par, present, provide, signal
+from mhimmune.core.modelkit import bolus, component, hill, par, present, provide, signal
 from mhimmune.core.units import HOURS_PER_DAY
 
 READS = {
@@ -75,6 +108,8 @@ READS = {
     "stress_ligand": ("1", 1.0),
     "cd47_relative": ("1", 1.0),
     "pdl1_occupancy": ("fraction", 0.0),
+    "pd1_occupancy": ("fraction", 0.0),
+    "ctla4_occupancy": ("fraction", 0.0),
     "tumour_volume_treated": ("mm^3", 200.0),
     "tumour_volume_distant": ("mm^3", 100.0),
     "viable_treated": ("mm^3", 200.0),
@@ -110,11 +145,27 @@ def immune_attack(name, site, hazard, fate="apop"):
 
 def declare():
     damp = signal("damp_density")
-    antigen = Expression("antigen_total", signal("antigen_treated") + signal("antigen_distant"))
+    # vaccine of MH-killed tumour cells (mm³), cleared from the injection site and node
+    vaccine = Monomer("Vaccine")
+    present(vaccine())
+    bolus("vaccination", vaccine(), 1.0)
+    Rule("vaccine_clearance_step", vaccine() >> None, par("vaccine_clearance", "1/h"))
+    vaccine_obs = Observable("vaccine_mm3", vaccine())
+    antigen = Expression(
+        "antigen_total",
+        signal("antigen_treated") + signal("antigen_distant") + vaccine_obs,
+    )
     crt = signal("crt_fraction_treated")
     stress = signal("stress_ligand")
     cd47 = signal("cd47_relative")
     occupancy = signal("pdl1_occupancy")
+    pd1_occupancy = signal("pd1_occupancy")
+    # CTLA-4 blockade frees CD80/86 for CD28: more priming (CD8 and CD4)
+    ctla4_priming = Expression(
+        "ctla4_priming_factor", 1 + par("ctla4_priming_gain", "1") * signal("ctla4_occupancy")
+    )
+    # PD-1/PD-L1 engagement left by either antibody, and the blockade that reinvigorates
+    blockade = Expression("pd1_pathway_blockade", 1 - (1 - occupancy) * (1 - pd1_occupancy))
     volume = {s: signal(f"tumour_volume_{s}") for s in SITES}
     viable = {s: signal(f"viable_{s}") for s in SITES}
     # immune cells attack viable and sublethally damaged (growth-arrested) cells alike
@@ -131,7 +182,7 @@ def declare():
     cd8 = Monomer(
         "CD8",
         ["loc", "state"],
-        {"loc": ["ln", "blood", *SITES], "state": ["primed", "eff", "exh", "mem"]},
+        {"loc": ["ln", "blood", *SITES], "state": ["primed", "eff", "pex", "tex", "mem"]},
     )
     th = Monomer("CD4h")
     treg = Monomer("Treg")
@@ -153,12 +204,17 @@ def declare():
     Initial(dc(state="imm"), dci0)
     Initial(dc(state="mat"), dcm0)
     damp_activation = Expression("damp_activation", hill(damp, damp_half, 2))
+    # killed cells of a vaccine carry their own DAMPs (HSP70, CRT) to the node's DCs
+    vaccine_activation = hill(vaccine_obs, par("vaccine_maturation_half", "mm^3"), 2)
     Rule("dc_influx", None >> dc(state="imm"), dc_source)
     Rule("dc_immature_death_step", dc(state="imm") >> None, dc_death)
     Rule(
         "dc_maturation",
         dc(state="imm") >> dc(state="mat"),
-        Expression("dc_maturation_rate", dc_basal + dc_mat * damp_activation),
+        Expression(
+            "dc_maturation_rate",
+            dc_basal + dc_mat * (1 - (1 - damp_activation) * (1 - vaccine_activation)),
+        ),
     )
     Rule("dc_mature_death_step", dc(state="mat") >> None, dcm_death)
     dci_obs = Observable("dc_immature", dc(state="imm"))
@@ -179,7 +235,9 @@ def declare():
     Rule(
         "cd4_priming_step",
         None >> th(),
-        Expression("cd4_priming_flux", t_cells * th_rate * dcm_obs * antigen_signal),
+        Expression(
+            "cd4_priming_flux", t_cells * th_rate * dcm_obs * antigen_signal * ctla4_priming
+        ),
     )
     Rule("cd4_death_step", th() >> None, th_death)
     th_obs = Observable("cd4_helper", th())
@@ -310,6 +368,9 @@ def declare():
     eff_death = par("cd8_effector_death", "1/h")
     exh_rate = par("cd8_exhaustion", "1/h")
     exh_death = par("cd8_exhausted_death", "1/h")
+    pex_death = par("cd8_progenitor_exhausted_death", "1/h")
+    terminal = par("cd8_terminal_exhaustion", "1/h")
+    reinvigoration = par("cd8_reinvigoration", "1/h")
     mem_rate = par("cd8_memory_formation", "1/h")
     mem_death = par("cd8_memory_death", "1/h")
     recall = par("cd8_memory_recall", "1/h")
@@ -323,14 +384,22 @@ def declare():
     present(cd8(loc="blood", state="mem"))
     for site in SITES:
         present(cd8(loc=site, state="eff"))
-        present(cd8(loc=site, state="exh"))
+        present(cd8(loc=site, state="pex"))
+        present(cd8(loc=site, state="tex"))
     help_factor = 1 + help_max * help_level
     Rule(
         "cd8_priming_step",
         None >> cd8(loc="ln", state="primed"),
         Expression(
             "cd8_priming_flux",
-            t_cells * prime * dcm_obs * antigen_signal * help_factor * ln_suppression * ln_pdl1,
+            t_cells
+            * prime
+            * dcm_obs
+            * antigen_signal
+            * help_factor
+            * ln_suppression
+            * ln_pdl1
+            * ctla4_priming,
         ),
     )
     mem_obs = Observable("cd8_memory", cd8(loc="blood", state="mem"))
@@ -364,7 +433,9 @@ def declare():
     effectors, ifng = {}, {}
     for site in SITES:
         eff = Observable(f"cd8_effector_{site}", cd8(loc=site, state="eff"))
-        Observable(f"cd8_exhausted_{site}", cd8(loc=site, state="exh"))
+        Observable(f"cd8_exhausted_{site}", cd8(loc=site, state="pex") + cd8(loc=site, state="tex"))
+        Observable(f"cd8_progenitor_exhausted_{site}", cd8(loc=site, state="pex"))
+        Observable(f"cd8_terminal_exhausted_{site}", cd8(loc=site, state="tex"))
         effectors[site] = eff
         # IFN-γ level: producers per mm³ of tumour (CTLs, and activated NK cells at the heated site)
         producers = eff + nk_ifn * nka if site == "treated" else eff
@@ -394,14 +465,31 @@ def declare():
             Expression(f"pdl1_expression_rate_{site}", pdl1_turnover * pdl1_basal * drive),
         )
         Rule(f"pdl1_turnover_{site}", pdl1(site=site) >> None, pdl1_turnover)
-        free = Expression(f"pdl1_free_{site}", pdl1_obs * (1 - occupancy))
+        Expression(f"pdl1_free_{site}", pdl1_obs * (1 - occupancy))
+        # PD-L1 engaging PD-1: blocked on the ligand (anti-PD-L1) or the receptor (anti-PD-1)
+        free = Expression(f"pd1_engaged_{site}", pdl1_obs * (1 - blockade))
         Rule(
             f"cd8_exhaustion_{site}",
-            cd8(loc=site, state="eff") >> cd8(loc=site, state="exh"),
+            cd8(loc=site, state="eff") >> cd8(loc=site, state="pex"),
             Expression(f"cd8_exhaustion_rate_{site}", exh_rate * free),
         )
+        Rule(
+            f"cd8_terminal_exhaustion_{site}",
+            cd8(loc=site, state="pex") >> cd8(loc=site, state="tex"),
+            terminal,
+        )
+        Rule(
+            f"cd8_reinvigoration_{site}",
+            cd8(loc=site, state="pex") >> cd8(loc=site, state="eff"),
+            Expression(f"cd8_reinvigoration_rate_{site}", reinvigoration * blockade),
+        )
         Rule(f"cd8_effector_death_{site}", cd8(loc=site, state="eff") >> None, eff_death)
-        Rule(f"cd8_exhausted_death_{site}", cd8(loc=site, state="exh") >> None, exh_death)
+        Rule(
+            f"cd8_progenitor_exhausted_death_{site}",
+            cd8(loc=site, state="pex") >> None,
+            pex_death,
+        )
+        Rule(f"cd8_exhausted_death_{site}", cd8(loc=site, state="tex") >> None, exh_death)
         ratio = Expression(f"effector_target_ratio_{site}", eff / (targets[site] + target_floor))
         # PD-L1, MDSCs and adenosine lower the killing efficacy of each CTL; enough CTLs
         # per target still reach the maximal hazard

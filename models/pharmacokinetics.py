@@ -12,6 +12,11 @@ Target occupancy in the tumour is C_t/(C_t + K_D) with the tumour interstitial
 concentration C_t = ρ·C_plasma (ρ = ``ab_tumour_partition``; Kosinsky use the plasma
 concentration, ρ = 1; IgG interstitial levels in tumours are often lower).
 
+anti-PD-1 and anti-CTLA-4: the same structure, one compartment each (depot -> plasma ->),
+with their own constants (``pd1ab_*``, ``ctla4ab_*``; a mouse IgG in a mouse, assumed
+values marked in the table), occupancy C/(C + K_D) of PD-1 on T cells and of CTLA-4;
+they share the body weight and the IgG molecular weight with anti-PD-L1.
+
 BSO (GSH-synthesis inhibitor), HSP inhibitor, glucose oxidase, and the depleting agents
 (anti-CD8, anti-CD4, anti-NK1.1 and anti-CD25 antibodies, clodronate liposomes; their
 effects are used by the depletion link): one compartment each, amount in mg/kg body
@@ -27,6 +32,8 @@ from mhimmune.core.modelkit import bolus, par, present, provide
 READS: dict = {}
 PROVIDES = {
     "pdl1_occupancy": "fraction",
+    "pd1_occupancy": "fraction",
+    "ctla4_occupancy": "fraction",
     "bso_effect": "fraction",
     "hsp_inhibitor_effect": "fraction",
     "gox_effect": "fraction",
@@ -49,6 +56,28 @@ SMALL_DRUGS = [
     ("Clodronate", "macrophage_depletion", "clodronate", "macrophage_depletion_effect"),
     ("AntiCD25", "treg_depletion", "anticd25", "treg_depletion_effect"),
 ]
+
+#: further antibodies, one compartment each: (monomer prefix, dose kind, parameter prefix,
+#: provided occupancy signal)
+ANTIBODIES = [
+    ("AntiPD1", "anti_pd1", "pd1ab", "pd1_occupancy"),
+    ("AntiCTLA4", "anti_ctla4", "ctla4ab", "ctla4_occupancy"),
+]
+
+
+def one_compartment_antibody(mono, kind, prefix, signal_name, body_weight, mw):
+    """Depot -> plasma -> elimination of one antibody (nmol); provides its occupancy
+    C/(C + K_D) of the plasma concentration C (nM) as *signal_name*."""
+    depot, plasma = Monomer(f"{mono}Depot"), Monomer(f"{mono}Plasma")
+    present(depot())
+    present(plasma())
+    Rule(f"{prefix}_absorption", depot() >> plasma(), par(f"{prefix}_ka", "1/h"))
+    Rule(f"{prefix}_elimination", plasma() >> None, par(f"{prefix}_kel", "1/h"))
+    amount = Observable(f"{prefix}_plasma_nmol", plasma())
+    conc = Expression(f"{prefix}_plasma_nM", 1000 * amount / par(f"{prefix}_volume", "mL"))
+    kd = par(f"{prefix}_kd", "nM")
+    provide(signal_name, Expression(signal_name, conc / (conc + kd)))
+    bolus(kind, depot(), body_weight * 1e6 / mw)
 
 
 def declare():
@@ -80,6 +109,8 @@ def declare():
     provide("pdl1_occupancy", Expression("pdl1_occupancy", tumour_conc / (tumour_conc + kd)))
     # mg/kg -> nmol: dose[mg/kg] * BW[kg] / MW[g/mol] * 1e6
     bolus("anti_pdl1", depot(), body_weight * 1e6 / mw)
+    for mono, kind, prefix, sig in ANTIBODIES:
+        one_compartment_antibody(mono, kind, prefix, sig, body_weight, mw)
 
     # --- small drugs (mg/kg equivalents) ---
     for mono, kind, prefix, sig in SMALL_DRUGS:

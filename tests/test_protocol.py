@@ -349,7 +349,8 @@ BAD = {
     ),
     "unknown kind": (
         lambda: Protocol.from_toml('duration = "40 d"\n[[radiotherapy]]\ntime = "7 d"\n'),
-        r"^radiotherapy: unknown intervention kind; known kinds: mh_session, anti_pdl1, cdt",
+        r"^radiotherapy: unknown intervention kind; known kinds: mh_session, anti_pdl1, anti_pd1, "
+        r"anti_ctla4, cdt",
     ),
     "unknown top-level key": (
         lambda: Protocol.from_dict({"duration": "40 d", "durration": "30 d"}),

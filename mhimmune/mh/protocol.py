@@ -251,6 +251,8 @@ class Protocol:
 
     mh_session = _builder("mh_session")
     anti_pdl1 = _builder("anti_pdl1")
+    anti_pd1 = _builder("anti_pd1")
+    anti_ctla4 = _builder("anti_ctla4")
     cdt = _builder("cdt")
     bso = _builder("bso")
     hsp_inhibitor = _builder("hsp_inhibitor")
@@ -261,6 +263,7 @@ class Protocol:
     macrophage_depletion = _builder("macrophage_depletion")
     treg_depletion = _builder("treg_depletion")
     rechallenge = _builder("rechallenge")
+    vaccination = _builder("vaccination")
 
     def with_duration(self, duration: Any) -> Protocol:
         """Return a copy with another protocol duration (``"60 d"``; > 0, ≤ 5 years)."""

@@ -1,17 +1,17 @@
 """The MH schedule factory: protocol factors and the template that builds protocols from them.
 
-:data:`PROTOCOL_FACTORS` lists the factors (field, frequency, session count and timing,
-feedback, anti-PD-L1 series, BSO / HSP-inhibitor / chemodynamic agents) with their units,
-defaults and sensitivity ranges; :class:`ScheduleTemplate` turns factor values (bare numbers
-in the factor units, e.g. one design row of an ensemble) into a validated
-:class:`~mhimmune.Protocol`; :func:`schedule_scan` runs a two-factor grid of schedules.
+:data:`PROTOCOL_FACTORS` (in :mod:`mhimmune.mh.factors`) lists the factors (field, frequency,
+session count and timing, feedback, anti-PD-L1 / anti-PD-1 / anti-CTLA-4 series, BSO /
+HSP-inhibitor / chemodynamic agents) with their units, defaults and sensitivity ranges;
+:class:`ScheduleTemplate` turns factor values (bare numbers in the factor units, e.g. one
+design row of an ensemble) into a validated :class:`~mhimmune.Protocol`;
+:func:`schedule_scan` runs a two-factor grid of schedules.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -21,6 +21,7 @@ import pandas as pd
 from mhimmune.core.errors import ProtocolError
 from mhimmune.core.units import convert, days_to_hours, hours_to_days, ureg
 from mhimmune.mh.agents import get_agent
+from mhimmune.mh.factors import ANTIBODY_SERIES, PROTOCOL_FACTORS, FactorInfo
 from mhimmune.mh.protocol import Protocol
 from mhimmune.runs.designs import grid_design
 from mhimmune.runs.ensemble import run_ensemble
@@ -28,229 +29,6 @@ from mhimmune.runs.ensemble import run_ensemble
 __all__ = ["FactorInfo", "PROTOCOL_FACTORS", "ScheduleTemplate", "schedule_scan"]
 
 
-@dataclass(frozen=True)
-class FactorInfo:
-    """A protocol factor of :class:`ScheduleTemplate`.
-
-    Parameters
-    ----------
-    keyword
-        Keyword of :class:`ScheduleTemplate` holding its default (given with a unit).
-    unit
-        Unit of the bare factor value (also in the factor's name); ``"1"`` for counts
-        and 0/1 switches.
-    kind
-        ``"quantity"``, ``"count"`` (integer ≥ 0) or ``"switch"`` (0 or 1).
-    default
-        Default value in *unit*.
-    lower, upper
-        Default range for sensitivity analysis, in *unit*.
-    dist
-        Default distribution for sensitivity analysis: ``uniform``, ``loguniform`` or
-        ``integer``.
-    description
-        What the factor is.
-    """
-
-    keyword: str
-    unit: str
-    kind: str
-    default: float
-    lower: float
-    upper: float
-    dist: str
-    description: str
-
-
-#: The protocol factors a :class:`ScheduleTemplate` understands, by factor name.
-PROTOCOL_FACTORS: Mapping[str, FactorInfo] = {
-    "mh_start_day": FactorInfo(
-        "mh_start", "d", "quantity", 7.0, 5.0, 10.0, "uniform", "start of the first MH session"
-    ),
-    "field_kA_per_m": FactorInfo(
-        "field", "kA/m", "quantity", 15.0, 8.0, 18.0, "uniform", "field amplitude H"
-    ),
-    "frequency_kHz": FactorInfo(
-        "frequency", "kHz", "quantity", 200.0, 150.0, 270.0, "uniform", "field frequency f"
-    ),
-    "session_duration_min": FactorInfo(
-        "session_duration",
-        "min",
-        "quantity",
-        30.0,
-        15.0,
-        60.0,
-        "uniform",
-        "length of one MH session",
-    ),
-    "feedback": FactorInfo(
-        "feedback",
-        "1",
-        "switch",
-        0,
-        0,
-        1,
-        "integer",
-        "feedback-controlled sessions: the field (then the maximal field) is "
-        "turned down once the tumour reaches target_temperature_C: 0 or 1",
-    ),
-    "target_temperature_C": FactorInfo(
-        "target_temperature",
-        "degC",
-        "quantity",
-        43.0,
-        41.0,
-        46.0,
-        "uniform",
-        "target temperature of feedback sessions",
-    ),
-    "n_sessions": FactorInfo(
-        "n_sessions", "1", "count", 3, 1, 5, "integer", "number of MH sessions (0: no MH)"
-    ),
-    "session_interval_day": FactorInfo(
-        "session_interval",
-        "d",
-        "quantity",
-        2.0,
-        1.0,
-        4.0,
-        "uniform",
-        "interval between MH session starts",
-    ),
-    "particle_dose_mg_per_cm3": FactorInfo(
-        "particle_dose",
-        "mg/cm^3",
-        "quantity",
-        3.5,
-        1.5,
-        7.0,
-        "uniform",
-        "particle dose (mg Fe per cm³ of tumour)",
-    ),
-    "pdl1_delay_day": FactorInfo(
-        "pdl1_delay",
-        "d",
-        "quantity",
-        0.0,
-        -3.0,
-        6.0,
-        "uniform",
-        "first anti-PD-L1 dose relative to the first MH session start",
-    ),
-    "pdl1_dose_mg_per_kg": FactorInfo(
-        "pdl1_dose",
-        "mg/kg",
-        "quantity",
-        10.0,
-        2.5,
-        20.0,
-        "loguniform",
-        "anti-PD-L1 dose per injection",
-    ),
-    "pdl1_interval_day": FactorInfo(
-        "pdl1_interval",
-        "d",
-        "quantity",
-        3.0,
-        2.0,
-        6.0,
-        "uniform",
-        "interval between anti-PD-L1 doses",
-    ),
-    "pdl1_count": FactorInfo(
-        "pdl1_count",
-        "1",
-        "count",
-        3,
-        1,
-        5,
-        "integer",
-        "number of anti-PD-L1 doses (0: no antibody)",
-    ),
-    "bso": FactorInfo(
-        "bso",
-        "1",
-        "switch",
-        0,
-        0,
-        1,
-        "integer",
-        "BSO (GSH-synthesis inhibitor) before each MH session: 0 or 1",
-    ),
-    "bso_dose_mg_per_kg": FactorInfo(
-        "bso_dose", "mg/kg", "quantity", 200.0, 50.0, 400.0, "loguniform", "BSO dose per injection"
-    ),
-    "bso_lead_h": FactorInfo(
-        "bso_lead",
-        "h",
-        "quantity",
-        2.0,
-        0.5,
-        24.0,
-        "uniform",
-        "BSO given this long before each MH session",
-    ),
-    "hsp_inhibitor": FactorInfo(
-        "hsp_inhibitor",
-        "1",
-        "switch",
-        0,
-        0,
-        1,
-        "integer",
-        "HSP inhibitor before each MH session: 0 or 1",
-    ),
-    "hsp_inhibitor_dose_mg_per_kg": FactorInfo(
-        "hsp_inhibitor_dose",
-        "mg/kg",
-        "quantity",
-        50.0,
-        15.0,
-        100.0,
-        "loguniform",
-        "HSP-inhibitor dose per injection",
-    ),
-    "hsp_inhibitor_lead_h": FactorInfo(
-        "hsp_inhibitor_lead",
-        "h",
-        "quantity",
-        2.0,
-        0.5,
-        24.0,
-        "uniform",
-        "HSP inhibitor given this long before each session",
-    ),
-    "cdt": FactorInfo(
-        "cdt",
-        "1",
-        "switch",
-        0,
-        0,
-        1,
-        "integer",
-        "chemodynamic (iron Fenton) agent before each MH session: 0 or 1",
-    ),
-    "cdt_dose_mg_per_kg": FactorInfo(
-        "cdt_dose",
-        "mg/kg",
-        "quantity",
-        5.0,
-        1.0,
-        20.0,
-        "loguniform",
-        "CDT-agent dose per injection",
-    ),
-    "cdt_lead_h": FactorInfo(
-        "cdt_lead",
-        "h",
-        "quantity",
-        2.0,
-        0.5,
-        24.0,
-        "uniform",
-        "CDT agent given this long before each MH session",
-    ),
-}
 _BY_KEYWORD = {f.keyword: name for name, f in PROTOCOL_FACTORS.items()}
 
 
@@ -260,10 +38,12 @@ class ScheduleTemplate:
     The template holds one default per factor of :data:`PROTOCOL_FACTORS`; :meth:`build`
     replaces some by bare numbers in the unit of the factor's name and returns a
     validated :class:`~mhimmune.Protocol`. The MH series starts at ``mh_start`` with
-    ``n_sessions`` sessions every ``session_interval``; the antibody series starts
-    ``pdl1_delay`` after the first session (negative: before it); with ``feedback = 1``
-    sessions are thermostatted at ``target_temperature`` (the thermal dose per session
-    is then set by its length: at 43 °C, CEM43 ≈ minutes above target); BSO, the HSP
+    ``n_sessions`` sessions every ``session_interval``; each antibody series (anti-PD-L1,
+    ``pdl1_*``; anti-PD-1, ``pd1_*``; anti-CTLA-4, ``ctla4_*``; only anti-PD-L1 is on by
+    default) starts ``<ab>_delay`` after the first session (negative: before it); with
+    ``feedback = 1`` sessions are thermostatted at ``target_temperature`` (the thermal
+    dose per session is then set by its length: at 43 °C, CEM43 ≈ minutes above target);
+    BSO, the HSP
     inhibitor and the chemodynamic (iron) agent, when switched on, are given ``*_lead``
     before each MH session.
 
@@ -424,26 +204,29 @@ class ScheduleTemplate:
                 every=Q(interval, "h") if n_mh > 1 else None,
                 count=n_mh,
             )
-        n_ab = int(v["pdl1_count"])
-        t_ab = start + days_to_hours(v["pdl1_delay_day"])
-        every_ab = days_to_hours(v["pdl1_interval_day"])
-        if n_ab > 0:
+        for prefix, (method, label) in ANTIBODY_SERIES.items():
+            n_ab = int(v[f"{prefix}_count"])
+            t_ab = start + days_to_hours(v[f"{prefix}_delay_day"])
+            every_ab = days_to_hours(v[f"{prefix}_interval_day"])
+            if n_ab == 0:
+                continue
             if t_ab < 0:
                 raise ProtocolError(
-                    f"factor.pdl1_delay_day: the first anti-PD-L1 dose would be "
+                    f"factor.{prefix}_delay_day: the first {label} dose would be "
                     f"at day {hours_to_days(t_ab):g} < 0 (mh_start_day {v['mh_start_day']:g}"
-                    f" + pdl1_delay_day {v['pdl1_delay_day']:g})"
+                    f" + {prefix}_delay_day {v[f'{prefix}_delay_day']:g})"
                 )
             if n_ab > 1 and every_ab <= 0:
                 raise ProtocolError(
-                    f"factor.pdl1_interval_day: must be > 0 (got {v['pdl1_interval_day']:g})"
+                    f"factor.{prefix}_interval_day: must be > 0 "
+                    f"(got {v[f'{prefix}_interval_day']:g})"
                 )
             if self.truncate:
                 n_ab = sum(1 for k in range(n_ab) if t_ab + k * every_ab < end)
             if n_ab:
-                plan = plan.anti_pdl1(
+                plan = getattr(plan, method)(
                     time=Q(t_ab, "h"),
-                    dose=Q(v["pdl1_dose_mg_per_kg"], "mg/kg"),
+                    dose=Q(v[f"{prefix}_dose_mg_per_kg"], "mg/kg"),
                     every=Q(every_ab, "h") if n_ab > 1 else None,
                     count=n_ab,
                 )

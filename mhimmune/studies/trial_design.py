@@ -76,6 +76,16 @@ STANDARD_ARMS: Mapping[str, Arm] = {
     "mh": Arm("mh", dict(_OFF_AB), description="MH alone"),
     "anti_pdl1": Arm("anti_pdl1", dict(_OFF_MH), description="anti-PD-L1 alone"),
     "mh+anti_pdl1": Arm("mh+anti_pdl1", {}, description="MH + anti-PD-L1"),
+    "anti_pd1": Arm(
+        "anti_pd1", {**_OFF_MH, **_OFF_AB, "pd1_count": 3}, description="anti-PD-1 alone"
+    ),
+    "mh+anti_pd1": Arm("mh+anti_pd1", {**_OFF_AB, "pd1_count": 3}, description="MH + anti-PD-1"),
+    "anti_ctla4": Arm(
+        "anti_ctla4", {**_OFF_MH, **_OFF_AB, "ctla4_count": 3}, description="anti-CTLA-4 alone"
+    ),
+    "mh+anti_ctla4": Arm(
+        "mh+anti_ctla4", {**_OFF_AB, "ctla4_count": 3}, description="MH + anti-CTLA-4"
+    ),
     "mh+cdt": Arm("mh+cdt", {**_OFF_AB, "cdt": 1}, description="MH + chemodynamic agent"),
     "mh+bso": Arm("mh+bso", {**_OFF_AB, "bso": 1}, description="MH + BSO"),
     "mh+hsp_inhibitor": Arm(
