@@ -184,7 +184,12 @@ def test_assay_percentages_match_the_model_fractions():
     m1 = at["macrophage_m1"] / (at["macrophage_m1"] + at["macrophage_m2"])
     assert pct["m1_pct_of_macrophages"] == pytest.approx(100 * m1, rel=1e-6)
     assert 0 < pct["m1_pct_of_macrophages"] < 100
-    ev = ModelEvaluator(plan, [f"{name}@14" for name in ASSAY_RATIOS])
+    # the single-run tolerances of mh.simulate, not the looser ensemble defaults
+    ev = ModelEvaluator(
+        plan,
+        [f"{name}@14" for name in ASSAY_RATIOS],
+        simulate_options={"rtol": 1e-6, "atol": 1e-9},
+    )
     out = ev({})
     for name in ASSAY_RATIOS:
         assert out[f"{name}@14"] == pytest.approx(pct[name], rel=1e-6), name
