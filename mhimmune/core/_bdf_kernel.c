@@ -165,7 +165,7 @@ int integrate(const double *y0, double t0, double t1, const double *tout, int no
         int accepted = 0, n_iter = 0;
         double t_new = t;
         while (!accepted) {
-            if (h_abs < min_step) { code = 2; goto done; }
+            if (!(h_abs >= min_step)) { code = 2; goto done; }  /* also a NaN step */
             t_new = t + h_abs;
             if (t_new >= t1) {
                 t_new = t1;

@@ -284,7 +284,7 @@ def bdf_segment(
             lu_ok = False
         step_accepted = False
         while not step_accepted:
-            if h_abs < min_step:
+            if not h_abs >= min_step:  # also a NaN step
                 return Y, y, 2, stats, h_abs
             # the step is h_abs exactly (the differences D are scaled to it); t_new only
             # carries the rounding of the clock, which an autonomous system never sees
