@@ -125,7 +125,7 @@ def _segment_bdf(c, y, t0, t1, tout, p, rtol, atol, hmax, max_steps, out):
     ok = code == 0
     message = "" if ok else _BDF_MESSAGES.get(int(code), "non-finite output")
     reached = t1 if ok else t0
-    return ok, message, reached, tuple(int(v) for v in stats[:6])
+    return ok, message, reached, stats[:6].tolist()
 
 
 def _segment_lsoda(c, y, t0, t1, tout, p, rtol, atol, hmax, max_steps, out):
@@ -216,7 +216,9 @@ def integrate(
     # recorded times: each segment's start and the grid inside it (its end is the next
     # segment's start, recorded after that segment's jumps), then the schedule's end
     bounds = [(seg.t0_h, seg.t1_h) for seg in schedule.segments]
-    pieces = [np.concatenate([[t0], grid[(grid > t0) & (grid < t1)]]) for t0, t1 in bounds]
+    cut = np.searchsorted(grid, np.array(bounds), side="right")  # grid is sorted
+    cut[:, 1] = np.searchsorted(grid, [t1 for _t0, t1 in bounds], side="left")
+    pieces = [np.concatenate([[t0], grid[a:b]]) for (t0, _t1), (a, b) in zip(bounds, cut)]
     starts = np.cumsum([0] + [len(x) for x in pieces])
     time_h = np.concatenate([*pieces, [schedule.duration_h]])
     states = np.empty((len(time_h), len(y)))
