@@ -181,7 +181,8 @@ def integrate(
         hours. Integration accuracy does not depend on them: every segment is
         integrated adaptively.
     rtol, atol
-        Relative and absolute tolerances.
+        Relative and absolute tolerances. Recorded values in (-atol, 0), zero within the
+        integration's accuracy, are recorded as 0.
     max_step_h
         Largest step the integrator may take, hours; 0 = unlimited.
     fine_max_step_h
@@ -243,8 +244,14 @@ def integrate(
         ok, message, reached, counts = segment(
             c, y, t0, t1, tout, p, rtol, atol, h, max_steps_per_segment, states[i0 : i1 + 1]
         )
-        if ok and not np.isfinite(states[i0 : i1 + 1]).all():
+        rows = states[i0 : i1 + 1]
+        if ok and not np.isfinite(rows).all():
             ok, message, reached = False, "non-finite output", t0
+        y_end = rows[-1].copy()  # the next segment continues from the unrounded state
+        # a value below zero by less than the absolute tolerance is zero within the
+        # integration's accuracy (an interpolant or a step overshooting a state that
+        # decays to 0 by a rounding error): recorded as 0, so that amounts stay >= 0
+        rows[(rows < 0.0) & (rows > -atol)] = 0.0
         status.segments += 1
         status.steps += counts[0]
         status.rhs_evaluations += counts[1]
@@ -262,7 +269,7 @@ def integrate(
                 time_h=reached,
                 overrides=params,
             )
-        y = states[i1].copy()
+        y = y_end
         # derived quantities with this segment's inputs
         if derived_into is not None:
             derived_into(states[i0:i1], p, derived[i0:i1])
@@ -272,7 +279,7 @@ def integrate(
     pre_jump[end] = y.copy()
     for i in idx_in.values():
         p[i] = 0.0
-    derived[-1] = c.derived_series(y[None, :], p)[0]
+    derived[-1] = c.derived_series(states[-1:], p)[0]
     return Trajectories(
         time_h=time_h,
         states=states,
