@@ -64,8 +64,9 @@ def is_template(protocol: Any) -> bool:
 #: integration tolerances of ensemble runs unless a study sets its own: chosen by
 #: tests/test_ensemble_tolerance.py so that every scalar readout of the 16-factor schedule
 #: design stays within 1e-3 of its spread across the design of a rtol 1e-9 reference
-#: (measured 1.4e-4), about 40 % faster than the single-run defaults (rtol 1e-6, atol 1e-9)
-ENSEMBLE_TOLERANCES: dict[str, float] = {"rtol": 1e-4, "atol": 1e-7}
+#: (measured 3.9e-4 on 32 rows), about 35 % faster than the single-run defaults
+#: (rtol 1e-6, atol 1e-9)
+ENSEMBLE_TOLERANCES: dict[str, float] = {"rtol": 1e-5, "atol": 1e-7}
 
 
 class ModelEvaluator:
