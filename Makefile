@@ -70,6 +70,7 @@ virtual-trial: $(STAMP)
 
 hypotheses: $(STAMP)
 	$(VENV)/bin/mhimmune hypotheses analyses/hypotheses/mh_pdl1.toml --out analyses/hypotheses/results
+	$(VENV)/bin/mhimmune hypotheses analyses/hypotheses/mh_checkpoints_mc38.toml --out analyses/hypotheses/results_mc38
 
 # the validation suite: every published target simulated with the default model;
 # writes report.md, validation.csv and validation.png (about 15 s)

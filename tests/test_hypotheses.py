@@ -236,7 +236,7 @@ def test_spec_tumour_and_host_presets_reach_cohort_params_and_report(tmp_path):
     spec.pop("optimize", None)
     rep = hy.run_hypotheses(spec, tmp_path, quick=True, progress=False)
     text = (tmp_path / "report.md").read_text()
-    assert "tumour line `mc38`, host `mouse`" in text
+    assert "Tumour line `mc38`, host `mouse`" in text
     assert rep is not None
     with pytest.raises(ParameterError, match="mc38|known"):
         hy.run_hypotheses({**spec, "tumour": "no_such_line"}, tmp_path / "x", quick=True)

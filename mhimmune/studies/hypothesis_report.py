@@ -76,6 +76,20 @@ _REASON_LINKS = (
         0.3,
     ),
     (
+        "pd1_occupancy_d7",
+        "PD-1 blocked (occupancy {a:.2f} vs {b:.2f})",
+        "PD-1 not blocked (occupancy {a:.2f} vs {b:.2f})",
+        "level",
+        0.3,
+    ),
+    (
+        "ctla4_occupancy_d7",
+        "CTLA-4 blocked (occupancy {a:.2f} vs {b:.2f})",
+        "CTLA-4 not blocked (occupancy {a:.2f} vs {b:.2f})",
+        "level",
+        0.3,
+    ),
+    (
         "m1_m2_d7",
         "M1 shift of macrophages (M1/M2 ×{r:.1f})",
         "M2 shift of macrophages (M1/M2 ÷{r:.1f})",
@@ -91,9 +105,10 @@ def mechanistic_reason(candidate: pd.Series, reference: pd.Series) -> str:
 
     Both are rows of :meth:`mhimmune.studies.cohort.TrialResult.mechanisms` (cohort medians).
     A link is named when its readout changes by ≥ 1.5-fold either way (CEM43 by ≥ 5 min,
-    PD-L1 occupancy by ≥ 0.3, lipid peroxidation by ≥ 0.1 of the half-lethal damage), in
-    the order of the chain: heat → glutathione → lipid peroxidation → ICD → DC maturation →
-    CD8 priming → checkpoint → macrophages → suppression. Returns ``"no link differs"``
+    PD-L1, PD-1 or CTLA-4 occupancy by ≥ 0.3, lipid peroxidation by ≥ 0.1 of the
+    half-lethal damage), in the order of the chain: heat → glutathione → lipid
+    peroxidation → ICD → DC maturation → CD8 priming → checkpoint → macrophages →
+    suppression. Returns ``"no link differs"``
     when none does.
     """
     parts = []
@@ -412,7 +427,7 @@ def report_markdown(
     L += [
         "## Set-up",
         "",
-        f"- Mice: tumour line `{mice[0]}`, host `{mice[1]}` (presets: `mhimmune tumours`, "
+        f"- Tumour line `{mice[0]}`, host `{mice[1]}` (presets: `mhimmune tumours`, "
         "`mhimmune hosts`).",
         f"- Template: {hours_to_days(template.duration_h):g} d, agent `{template.agent}`; defaults "
         f"{_fmt_schedule({k: v for k, v in template.defaults.items() if k in _SETUP_FACTORS})}.",

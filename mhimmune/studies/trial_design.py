@@ -224,6 +224,18 @@ MECHANISM_READOUTS: tuple[tuple[str, str, str, str], ...] = (
         "immune: checkpoint blockade",
         "anti-PD-L1 target occupancy at +7 d",
     ),
+    (
+        "pd1_occupancy_d7",
+        "pd1_occupancy@+7",
+        "immune: checkpoint blockade",
+        "anti-PD-1 target occupancy at +7 d",
+    ),
+    (
+        "ctla4_occupancy_d7",
+        "ctla4_occupancy@+7",
+        "immune: checkpoint blockade",
+        "anti-CTLA-4 target occupancy at +7 d",
+    ),
     ("m1_m2_d7", "m1_m2_ratio@+7", "immune: macrophage polarisation", "M1/M2 ratio at +7 d"),
     ("treg_fraction_d7", "treg_fraction@+7", "immune: suppression", "Treg fraction at +7 d"),
 )
