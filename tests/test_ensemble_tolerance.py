@@ -39,10 +39,10 @@ def _scalars(spec, design, options):
 
 def test_ensemble_tolerances_keep_readouts_within_1e_3_of_their_spread(schedule_design):
     """Every scalar readout (volumes, CEM43, DAMP and CD8 AUCs, cure) of 16 schedule-design
-    runs at the ensemble defaults (rtol 1e-5, atol 1e-7) differs from a rtol 1e-9 / atol
+    runs at the ensemble defaults (rtol 1e-6, atol 1e-9) differs from a rtol 1e-9 / atol
     1e-12 reference by at most 1e-3 of that readout's range over the design."""
     spec, design = schedule_design
-    assert ENSEMBLE_TOLERANCES == {"rtol": 1e-5, "atol": 1e-7}
+    assert ENSEMBLE_TOLERANCES == {"rtol": 1e-6, "atol": 1e-9}
     keys, ref = _scalars(spec, design, {"rtol": 1e-9, "atol": 1e-12})
     _, fast = _scalars(spec, design, {})
     spread = ref.max(axis=0) - ref.min(axis=0)
