@@ -73,7 +73,7 @@ hypotheses: $(STAMP)
 	$(VENV)/bin/mhimmune hypotheses analyses/hypotheses/mh_checkpoints_mc38.toml --out analyses/hypotheses/results_mc38
 
 # the validation suite: every published target simulated with the default model;
-# writes report.md, validation.csv and validation.png (about 15 s)
+# writes report.md, validation.csv and validation.png (about 25 s)
 .PHONY: validate
 validate: $(STAMP)
 	TQDM_DISABLE=1 $(VENV)/bin/mhimmune validate --out analyses/validation/results

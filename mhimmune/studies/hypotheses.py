@@ -388,7 +388,11 @@ def run_hypotheses(
                 run_arms,
                 n_seeds,
                 sizes,
-                cohort_kwargs={"variability": variability, "correlation": coh.get("correlation")},
+                cohort_kwargs={
+                    "variability": variability,
+                    "correlation": coh.get("correlation"),
+                    "base": preset or None,
+                },
             )
             write_csv(stability.table, out / "seed_stability.csv", index=False)
             files["seed_stability"] = out / "seed_stability.csv"

@@ -491,8 +491,22 @@ class TrialResult:
         import matplotlib.pyplot as plt
 
         k = len(self.arms)
-        if axes is None:
-            axes = plt.subplots(1, k, figsize=(2.6 * k, 2.8), sharey=True, squeeze=False)[1][0]
+        if axes is None:  # at most 7 panels per row
+            cols = min(k, 7)
+            rows = -(-k // cols)
+            grid = plt.subplots(
+                rows,
+                cols,
+                figsize=(2.6 * cols, 2.9 * rows),
+                sharey=True,
+                squeeze=False,
+                layout="constrained",
+            )[1]
+            for ax in grid.ravel()[k:]:
+                ax.set_visible(False)
+            axes = list(grid.ravel()[:k])
+            for r in range(rows):
+                grid[r][0].set_ylabel("total tumour (mm³)" + (", ≥ 1e-3 shown" if log else ""))
         palette = _palette(self.arm_names)
         for ax, name in zip(axes, self.arm_names):
             arr = self.volumes[name]
@@ -505,7 +519,8 @@ class TrialResult:
             ax.set_xlabel("day")
             if log:
                 ax.set_yscale("log")
-        axes[0].set_ylabel("total tumour (mm³)" + (" (shown ≥ 1e-3)" if log else ""))
+        if not axes[0].get_ylabel():
+            axes[0].set_ylabel("total tumour (mm³)" + (", ≥ 1e-3 shown" if log else ""))
         return axes
 
     def figure(self):
