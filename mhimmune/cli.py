@@ -134,14 +134,19 @@ def _cmd_variants(args) -> int:
     found = read_variants(args.file)
     if not found:
         print("(no variants)")
+    _print_named_sets(found)
+    print(f"\n{len(found)} variant(s) in {args.file or shipped_file()}")
+    return 0
+
+
+def _print_named_sets(found) -> None:
+    """Print named parameter sets (variants, presets): description, source, overrides."""
     for v in found.values():
         print(f"{v.name}: {v.description}")
         if v.source:
             print(f"  source: {v.source}")
         for k, val in v.values.items():
             print(f"  {k} = {val}")
-    print(f"\n{len(found)} variant(s) in {args.file or shipped_file()}")
-    return 0
 
 
 def _cmd_presets(args) -> int:
@@ -150,12 +155,7 @@ def _cmd_presets(args) -> int:
 
     path = preset_file(args.kind)
     found = read_variants(path, f"{args.kind}s")
-    for v in found.values():
-        print(f"{v.name}: {v.description}")
-        if v.source:
-            print(f"  source: {v.source}")
-        for k, val in v.values.items():
-            print(f"  {k} = {val}")
+    _print_named_sets(found)
     print(f"\n{len(found)} {args.kind} preset(s) in {path}")
     return 0
 
