@@ -169,7 +169,8 @@ def test_assay_percentages_match_the_model_fractions():
     """At day 14 of MH + anti-PD-L1: CD8 % of CD45+ = 100 × ctl_infiltration_treated,
     Treg % of CD4+ = 100 × treg_fraction, mature DC % = 100 × mature_dc_fraction (each to
     rel 1e-6), M1 % = 100 · r/(1 + r) of the M1/M2 ratio r; the readout language gives
-    the same number (rel 1e-6)."""
+    the same number (rel 1e-6), and so do ``summary()`` and an ensemble's default
+    readouts (``<assay>_day14``)."""
     model = mh.load_model(verbose=False)
     plan = load_protocol("mh_plus_pdl1")
     res = mh.simulate(model, plan)
@@ -193,6 +194,14 @@ def test_assay_percentages_match_the_model_fractions():
     out = ev({})
     for name in ASSAY_RATIOS:
         assert out[f"{name}@14"] == pytest.approx(pct[name], rel=1e-6), name
+    # summary() carries the same percentages, named <assay>_day14
+    summary = res.summary()
+    for name in ASSAY_RATIOS:
+        assert summary[f"{name}_day14"] == pytest.approx(pct[name], rel=1e-9), name
+    # and an ensemble with the default readouts computes them from arrays alike
+    default = ModelEvaluator(plan, simulate_options={"rtol": 1e-6, "atol": 1e-9})({})
+    for name in ASSAY_RATIOS:
+        assert default[f"{name}_day14"] == pytest.approx(pct[name], rel=1e-6), name
 
 
 def test_assay_names_parse_as_ratio_readouts():

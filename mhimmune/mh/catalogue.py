@@ -3,7 +3,8 @@
 :data:`SUMMARY_READOUTS` computes the scalars of :meth:`mhimmune.SimulationResult.summary`
 from a simulation's arrays (tumour volumes, read as 0 below one cell; peak temperature;
 CEM43 of the mean temperature, of T90 and of each particle-load region; DAMP areas,
-immune peaks and the experiment-comparable readouts of :mod:`mhimmune.mh.readouts`);
+immune peaks, the experiment-comparable readouts of :mod:`mhimmune.mh.readouts` and its
+flow-cytometry percentages on day 14);
 :data:`VOCABULARY` is the table given to :mod:`mhimmune.runs.readout` (those names,
 the ``total_tumour_volume`` alias, the ``cure`` flag: total tumour ≤ 1 mm³, and the
 assay percentages of :data:`~mhimmune.mh.readouts.ASSAY_RATIOS`, e.g.
@@ -16,7 +17,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from mhimmune.mh.cell_classes import CELL_CLASSES
-from mhimmune.mh.readouts import ASSAY_RATIOS, summary_specs
+from mhimmune.mh.readouts import ASSAY_RATIOS, CELL_READOUT_DAY, summary_specs
 from mhimmune.runs import readout as generic
 from mhimmune.runs.readout import Flag, Vocabulary
 
@@ -76,6 +77,13 @@ SUMMARY_READOUTS: dict[str, generic.Readout] = {
 }
 # the experiment-comparable readouts of SimulationResult.summary() (values at fixed days)
 SUMMARY_READOUTS.update({k: _R(k, kind, (var,), day) for k, kind, var, day in summary_specs()})
+# flow-cytometry percentages as gates report them, on the day the cell readouts are sampled
+SUMMARY_READOUTS.update(
+    {
+        key: _R(key, "at", q.numerator, CELL_READOUT_DAY, denominator=q.denominator, scale=q.scale)
+        for key, q in ((f"{name}_day{CELL_READOUT_DAY:g}", q) for name, q in ASSAY_RATIOS.items())
+    }
+)
 
 #: the names the readout language knows for the MH model
 VOCABULARY = Vocabulary(

@@ -324,7 +324,9 @@ class SimulationResult:
         """Scalar readouts: tumour volumes, temperature, thermal dose, DAMPs, immune peaks,
         and the experiment-like readouts of :mod:`mhimmune.mh.readouts` (CRT-positive
         fraction, extracellular ATP and HMGB1, mature DCs, CTL infiltration, Treg and MDSC
-        fractions, M1/M2, phagocytosis, PD-L1 occupancy; values at day 8 or 14).
+        fractions, M1/M2, phagocytosis, PD-L1 occupancy; values at day 8 or 14) and the
+        flow-cytometry percentages of :data:`mhimmune.mh.readouts.ASSAY_RATIOS` on day 14
+        (e.g. ``cd8_pct_of_cd45_treated_day14``, ``treg_pct_of_cd4_day14``).
 
         The readouts are those of :data:`mhimmune.mh.catalogue.SUMMARY_READOUTS` (the
         same ones ensembles compute) that this model has. Tumour volumes below one cell
@@ -339,7 +341,7 @@ class SimulationResult:
         chosen = [
             r
             for r in SUMMARY_READOUTS.values()
-            if set(r.variables) <= names and (r.day is None or r.day <= end_day + 1e-9)
+            if set(r.all_variables) <= names and (r.day is None or r.day <= end_day + 1e-9)
         ]
         w = self.wide
         out = evaluate(
