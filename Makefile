@@ -77,3 +77,9 @@ hypotheses: $(STAMP)
 .PHONY: validate
 validate: $(STAMP)
 	TQDM_DISABLE=1 $(VENV)/bin/mhimmune validate --out analyses/validation/results
+
+# re-fit the calibration blocks (analyses/validation/calibration.toml), then validate;
+# writes calibration.md beside report.md (about 2 minutes)
+.PHONY: calibrate
+calibrate: $(STAMP)
+	TQDM_DISABLE=1 $(VENV)/bin/mhimmune validate --calibrate --out analyses/validation/results

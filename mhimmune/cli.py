@@ -293,6 +293,13 @@ def _cmd_validate(args) -> int:
     from mhimmune.studies.validation import run_validation
 
     _out_dir(args.out)
+    if args.calibrate:
+        from mhimmune.studies.validation_fit import run_calibration, stale_parameters
+
+        cal = run_calibration(args.calibrate if args.calibrate != "-" else None)
+        print(f"wrote {cal.save(args.out)[0]} ({len(cal.table)} fitted values)")
+        for item in stale_parameters(cal):
+            print(f"stale table value (differs from its fit): {item}")
     res = run_validation(args.targets, only=args.only, progress=not args.quiet)
     paths = res.save(args.out)
     print(res.scores().to_string())
@@ -464,6 +471,14 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--only", help="comma-separated groups or target ids (default: all)")
     v.add_argument("--targets", help="targets table (TSV); default: the shipped one")
     v.add_argument("--quiet", action="store_true", help="no progress bar")
+    v.add_argument(
+        "--calibrate",
+        nargs="?",
+        const="-",
+        metavar="TOML",
+        help="first re-fit the calibration blocks (default: the shipped calibration.toml) "
+        "and write calibration.md, naming table values that differ from their fits",
+    )
     v.set_defaults(func=_cmd_validate)
     x = sub.add_parser(
         "export",

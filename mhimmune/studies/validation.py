@@ -24,7 +24,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -249,7 +249,7 @@ def run_validation(
 
 
 def fit_calibration(
-    parameters: dict[str, float | tuple[float, float, float]],
+    parameters: Mapping[str, float | tuple[float, float, float]],
     ids: Sequence[str],
     targets: pd.DataFrame | None = None,
     maxfev: int = 200,

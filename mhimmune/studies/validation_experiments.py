@@ -35,7 +35,14 @@ import mhimmune as mh
 from mhimmune.core.errors import ParameterError
 from mhimmune.core.units import HOURS_PER_DAY
 
-__all__ = ["EXPERIMENTS", "experiment", "cell_history", "parameter_overrides", "mouse_run"]
+__all__ = [
+    "EXPERIMENTS",
+    "experiment",
+    "cell_history",
+    "parameter_overrides",
+    "current_overrides",
+    "mouse_run",
+]
 
 #: experiment name -> function(**arguments) -> model value
 EXPERIMENTS: dict[str, Callable[..., float]] = {}
@@ -60,6 +67,11 @@ def parameter_overrides(params: Mapping[str, float]):
     finally:
         _OVERRIDES.clear()
         _OVERRIDES.update(saved)
+
+
+def current_overrides() -> dict[str, float]:
+    """The overrides :func:`parameter_overrides` applies now (a copy; empty outside it)."""
+    return dict(_OVERRIDES)
 
 
 def experiment(fn: Callable[..., float]) -> Callable[..., float]:

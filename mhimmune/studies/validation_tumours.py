@@ -21,16 +21,33 @@ import warnings
 import numpy as np
 
 import mhimmune as mh
-from mhimmune.studies.validation_experiments import experiment, mouse_run
+from mhimmune.core.errors import ParameterError
+from mhimmune.mh.presets import preset_overrides
+from mhimmune.studies.validation_experiments import current_overrides, experiment, mouse_run
 
 __all__ = [
+    "ANTIBODIES",
     "preset_growth_rate",
+    "preset_days_to_volume",
+    "preset_antibody_inhibition",
+    "preset_antibody_responders",
+    "preset_antibody_volume_fold",
+    "preset_volume_after_inoculation",
+    "preset_days_after_inoculation",
+    "preset_immune_percent",
     "preset_doubling_time",
     "preset_pdl1_inhibition",
     "preset_pdl1_inhibition_ratio",
     "preset_ctl_infiltration_ratio",
     "host_cd8_effectors_peak",
 ]
+
+
+#: antibody name in the experiments -> Protocol builder method
+ANTIBODIES: dict[str, str] = {"pdl1": "anti_pdl1", "pd1": "anti_pd1", "ctla4": "anti_ctla4"}
+
+#: one-tumour mouse: the model's distant tumour is absent (experiments on single implants)
+ONE_TUMOUR: dict[str, float] = {"tumour_initial_distant": 0.0}
 
 
 def _plan(days: float, tumour: str | None, host: str | None = None) -> mh.Protocol:
@@ -104,3 +121,187 @@ def host_cd8_effectors_peak(host: str = "nude", tumour: str | None = None) -> fl
             count=3,
         )
     return float(mouse_run(_anti_pdl1(plan))["cd8_effectors_total"].max())
+
+
+def _day_reaching(v, volume_mm3: float, tumour: str) -> float:
+    """First day the recorded volume series *v* reaches *volume_mm3* (linear in log V)."""
+    t, y = v.index.values, v.values
+    above = np.nonzero(y >= volume_mm3)[0]
+    if volume_mm3 <= y[0]:
+        raise ParameterError(
+            f"start_volume: {volume_mm3:g} mm³ is not above the {tumour} tumour's initial "
+            f"{y[0]:.3g} mm³"
+        )
+    if not len(above):
+        raise ParameterError(
+            f"start_volume: the untreated {tumour} tumour never reaches {volume_mm3:g} mm³ "
+            f"(largest {y.max():.3g} mm³)"
+        )
+    i = int(above[0])
+    f = math.log(volume_mm3 / y[i - 1]) / math.log(y[i] / y[i - 1])
+    return float(t[i - 1] + f * (t[i] - t[i - 1]))
+
+
+def _untreated(tumour: str, days: float, host: str | None, params=None):
+    return mouse_run(_plan(days, tumour, host), {**ONE_TUMOUR, **(params or {})})
+
+
+@experiment
+def preset_days_to_volume(tumour: str, start_volume: float, end_volume: float) -> float:
+    """Days an untreated one-tumour mouse's tumour of a preset takes to grow from
+    *start_volume* to *end_volume* (mm³)."""
+    v = _untreated(tumour, 120.0, None)["tumour_volume_treated"]
+    return _day_reaching(v, end_volume, tumour) - _day_reaching(v, start_volume, tumour)
+
+
+def _treated_plan(
+    tumour: str,
+    antibody: str,
+    dose_mg_per_kg: float,
+    first_day: float,
+    every_day: float,
+    count: int,
+    days: float,
+    host: str | None,
+) -> mh.Protocol:
+    if antibody not in ANTIBODIES and antibody != "none":
+        raise ParameterError(
+            f"antibody: {antibody!r} is not one of {', '.join(ANTIBODIES)} or none"
+        )
+    plan = _plan(days, tumour, host)
+    if antibody == "none":
+        return plan
+    return getattr(plan, ANTIBODIES[antibody])(
+        time=f"{first_day} d", dose=f"{dose_mg_per_kg} mg/kg", every=f"{every_day} d", count=count
+    )
+
+
+@experiment
+def preset_antibody_inhibition(
+    tumour: str,
+    antibody: str = "pdl1",
+    dose_mg_per_kg: float = 10.0,
+    start_volume: float = 100.0,
+    every_day: float = 3.0,
+    count: int = 3,
+    days_after: float = 14.0,
+    host: str | None = None,
+) -> float:
+    """Growth inhibition by one antibody alone in a one-tumour mouse of a preset:
+    1 - V_treated/V_untreated *days_after* days after the first dose, which is given on
+    the day the untreated tumour reaches *start_volume* (mm³), as studies randomise
+    mice at a tumour size (0 = no effect, 1 = eradication)."""
+    untreated = _untreated(tumour, 120.0, host)["tumour_volume_treated"]
+    first = _day_reaching(untreated, start_volume, tumour)
+    end = first + days_after
+    plan = _treated_plan(tumour, antibody, dose_mg_per_kg, first, every_day, count, end + 1.0, host)
+    treated = mouse_run(plan, ONE_TUMOUR)["tumour_volume_treated"]
+    return 1.0 - _at(treated, end) / _at(untreated, end)
+
+
+@experiment
+def preset_antibody_volume_fold(
+    tumour: str,
+    antibody: str = "pdl1",
+    dose_mg_per_kg: float = 10.0,
+    start_volume: float = 100.0,
+    every_day: float = 3.0,
+    count: int = 3,
+    days_after: float = 14.0,
+) -> float:
+    """Volume of a one-tumour mouse's tumour *days_after* days after the first antibody
+    dose over its volume at that dose (< 1: the tumour regressed), the first dose given
+    when the untreated tumour reaches *start_volume* (mm³)."""
+    untreated = _untreated(tumour, 120.0, None)["tumour_volume_treated"]
+    first = _day_reaching(untreated, start_volume, tumour)
+    end = first + days_after
+    plan = _treated_plan(tumour, antibody, dose_mg_per_kg, first, every_day, count, end + 1.0, None)
+    treated = mouse_run(plan, ONE_TUMOUR)["tumour_volume_treated"]
+    return _at(treated, end) / start_volume
+
+
+#: how :func:`preset_antibody_responders` classifies an animal
+RESPONSES: tuple[str, ...] = ("complete", "regression")
+
+
+@experiment
+def preset_antibody_responders(
+    tumour: str,
+    antibody: str = "pdl1",
+    dose_mg_per_kg: float = 10.0,
+    start_volume: float = 100.0,
+    every_day: float = 3.0,
+    count: int = 3,
+    follow_days: float = 40.0,
+    response: str = "complete",
+    animals: int = 40,
+    seed: int = 2026,
+) -> float:
+    """Fraction of responders in a virtual cohort of one-tumour mice (varied around the
+    preset) *follow_days* after the first antibody dose (``antibody="none"``: untreated),
+    given when the typical untreated tumour reaches *start_volume* (mm³).
+
+    *response* ``complete``: the tumour is gone (below 1 mm³); ``regression``: it is
+    smaller than at the first dose.
+    """
+    if response not in RESPONSES:
+        raise ParameterError(f"response: {response!r} is not one of {', '.join(RESPONSES)}")
+    untreated = _untreated(tumour, 120.0, None)["tumour_volume_treated"]
+    first = _day_reaching(untreated, start_volume, tumour)
+    end = first + follow_days
+    plan = _treated_plan(tumour, antibody, dose_mg_per_kg, first, every_day, count, end, None)
+    # animals vary around the preset (and around values being scored or fitted)
+    base = {**preset_overrides(tumour=tumour), **current_overrides()}
+    cohort = mh.cohort.sample_cohort(animals, seed=seed, base=base)
+    responders = 0
+    for _, row in cohort.iterrows():
+        v = mouse_run(plan, {**row.to_dict(), **ONE_TUMOUR})["tumour_volume_treated"]
+        limit = 1.0 if response == "complete" else _at(v, first)
+        responders += bool(v.iloc[-1] < limit)
+    return responders / len(cohort)
+
+
+def _inoculated(tumour: str, cells: float, days: float):
+    if not 1e3 <= cells <= 1e8:
+        raise ParameterError(f"cells: {cells:g} is outside 1e3-1e8 inoculated cells")
+    params = {"tumour_initial_treated": cells * 1e-6}
+    return _untreated(tumour, days, None, params)["tumour_volume_treated"]
+
+
+@experiment
+def preset_volume_after_inoculation(tumour: str, cells: float, day: float) -> float:
+    """Volume (mm³) of an untreated one-tumour mouse's tumour of a preset *day* days after
+    inoculating *cells* tumour cells (1e6 cells = 1 mm³; growth without an implantation lag,
+    as the model has none)."""
+    return _at(_inoculated(tumour, cells, day + 1.0), day)
+
+
+@experiment
+def preset_days_after_inoculation(tumour: str, cells: float, volume: float) -> float:
+    """Days an untreated one-tumour mouse's tumour of a preset takes to reach *volume*
+    (mm³) after inoculating *cells* tumour cells (as :func:`preset_volume_after_inoculation`)."""
+    return _day_reaching(_inoculated(tumour, cells, 150.0), volume, tumour)
+
+
+@experiment
+def preset_immune_percent(
+    tumour: str, population: str = "cd8", of: str = "cd45", at_volume: float = 500.0
+) -> float:
+    """A flow-cytometry percentage of the untreated one-tumour mouse's tumour of a preset
+    when it reaches *at_volume* (mm³): *population* ``cd8`` (effector and exhausted CD8
+    T cells) or ``cd45`` (all modelled immune cells) as a percentage *of* ``cd45`` or
+    ``live`` cells (tumour cells at 1 Mcell per mm³ plus immune cells)."""
+    res = _untreated(tumour, 120.0, None)
+    day = _day_reaching(res["tumour_volume_treated"], at_volume, tumour)
+    cd45 = _at(res["immune_cells_treated"], day)
+    top = {
+        "cd8": _at(res["cd8_effector_treated"], day) + _at(res["cd8_exhausted_treated"], day),
+        "cd45": cd45,
+    }
+    below = {"cd45": cd45, "live": at_volume + cd45}
+    if population not in top or of not in below:
+        raise ParameterError(
+            f"population/of: {population!r} of {of!r}; allowed population cd8 or cd45, "
+            "of cd45 or live"
+        )
+    return 100.0 * top[population] / below[of]

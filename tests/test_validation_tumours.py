@@ -1,0 +1,96 @@
+"""Tumour-line experiments of the validation suite: growth between two volumes, antibody
+monotherapy started at a tumour size, responders of a virtual cohort, flow percentages."""
+
+import math
+
+import pytest
+
+from mhimmune.core.errors import ParameterError
+from mhimmune.mh.presets import preset_overrides
+from mhimmune.studies import validation  # noqa: F401  (registers the experiments)
+from mhimmune.studies.validation_experiments import EXPERIMENTS, parameter_overrides
+from mhimmune.studies.validation_tumours import (
+    preset_antibody_inhibition,
+    preset_antibody_responders,
+    preset_days_to_volume,
+    preset_growth_rate,
+    preset_immune_percent,
+)
+
+
+def test_new_experiments_are_registered():
+    for name in (
+        "preset_days_to_volume",
+        "preset_antibody_inhibition",
+        "preset_antibody_responders",
+        "preset_immune_percent",
+    ):
+        assert name in EXPERIMENTS
+
+
+def test_days_between_volumes_follow_the_exponential_growth_rate():
+    """From 50 to 100 mm³ (far below the 2,500 mm³ capacity) an untreated tumour doubles
+    in ln 2 / r days, r its early growth rate (within 10 %); ten-fold growth from 100 to
+    1,000 mm³ takes longer than 100 to 500 mm³."""
+    for tumour in ("ct26", "mc38"):
+        r = preset_growth_rate(tumour)
+        assert preset_days_to_volume(tumour, 50.0, 100.0) == pytest.approx(
+            math.log(2) / r, rel=0.10
+        )
+        assert preset_days_to_volume(tumour, 100.0, 1000.0) > preset_days_to_volume(
+            tumour, 100.0, 500.0
+        )
+
+
+def test_faster_growth_rate_shortens_the_days_between_volumes():
+    """Raising the growth rate by 25 % (an override, as fits apply it) shortens the time
+    from 100 to 1,000 mm³."""
+    base = preset_days_to_volume("ct26", 100.0, 1000.0)
+    rate = preset_overrides(tumour="ct26")["tumour_growth_rate"]
+    with parameter_overrides({"tumour_growth_rate": 1.25 * rate}):
+        assert preset_days_to_volume("ct26", 100.0, 1000.0) < 0.9 * base
+
+
+@pytest.mark.parametrize("antibody", ["pdl1", "pd1", "ctla4"])
+def test_antibody_alone_inhibits_growth_between_zero_and_one(antibody):
+    """Each checkpoint antibody alone slows, never speeds, the growth of a one-tumour mouse's
+    tumour: 0 <= inhibition < 1."""
+    value = preset_antibody_inhibition("mc38", antibody, days_after=10.0)
+    assert 0.0 <= value < 1.0
+
+
+def test_more_t_cell_killing_gives_more_inhibition_by_anti_pdl1():
+    """Doubling the per-cell CTL killing rate raises the growth inhibition of anti-PD-L1
+    alone (MC38, 14 days after the first dose)."""
+    base = preset_antibody_inhibition("mc38", "pdl1")
+    with parameter_overrides({"ctl_kill_rate": 1.2}):
+        assert preset_antibody_inhibition("mc38", "pdl1") > base
+
+
+def test_flow_percentages_are_percentages_and_nest():
+    """CD8 % of live cells < CD8 % of CD45+ <= 100, and CD45+ % of live cells < 100."""
+    cd8_cd45 = preset_immune_percent("ct26", "cd8", "cd45")
+    cd8_live = preset_immune_percent("ct26", "cd8", "live")
+    cd45_live = preset_immune_percent("ct26", "cd45", "live")
+    assert 0 < cd8_live < cd8_cd45 <= 100
+    assert 0 < cd45_live < 100
+    assert cd8_live == pytest.approx(cd8_cd45 * cd45_live / 100, rel=1e-9)
+
+
+def test_responders_of_a_small_cohort_are_a_fraction():
+    value = preset_antibody_responders("mc38", "pdl1", animals=4, follow_days=20.0)
+    assert value in (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: preset_antibody_inhibition("ct26", "anti-pd1"), "antibody: 'anti-pd1'"),
+        (lambda: preset_antibody_inhibition("ct26", start_volume=1.0), "start_volume: 1 mm³"),
+        (lambda: preset_days_to_volume("ct26", 100.0, 1e5), "never reaches 100000 mm³"),
+        (lambda: preset_immune_percent("ct26", "cd4"), "population/of: 'cd4'"),
+    ],
+)
+def test_bad_experiment_arguments_are_refused_with_the_field(call, message):
+    with pytest.raises(ParameterError, match=message):
+        call()
