@@ -254,7 +254,8 @@ def fit_calibration(
     targets: pd.DataFrame | None = None,
     maxfev: int = 200,
 ) -> dict[str, float]:
-    """Fit parameters to calibration targets only (sum of squared log(model/published)).
+    """Fit parameters to calibration targets only (sum of squared log(model/published); a
+    model value below 1e-3 of the published one counts as that floor).
 
     Parameters
     ----------
@@ -304,7 +305,10 @@ def fit_calibration(
     def residuals(x: np.ndarray) -> np.ndarray:
         with parameter_overrides(dict(zip(names, np.exp(x)))):
             model = np.array([EXPERIMENTS[name](**kw) for name, kw in calls])
-        return np.log(np.maximum(model, 1e-12) / rows["value"].to_numpy(float))
+        published = rows["value"].to_numpy(float)
+        # a zero (e.g. no animal cured) counts as 1e-3 of the published value, so that one
+        # such row cannot outweigh the others by orders of magnitude
+        return np.log(np.maximum(model, 1e-3 * published) / published)
 
     x0 = np.log([spec[n][0] for n in names])
     # derivative-free (Powell): several readouts are read off sampled curves

@@ -391,7 +391,7 @@ def icd_threshold_temperature(hours: float = 1.0, share: float = 0.1) -> float:
 def _mh_plan(target_C: float, minutes: float, count: int, every_d: float, days: float, **kw):
     """Thermostatted sessions from day 7; the field cap (24 kA/m at 200 kHz, H·f 4.8e9, below
     the Hergt-Dutz limit) lets 3.5 mg Fe/cm³ of 19-nm particles reach up to ~50 °C."""
-    plan = mh.Protocol(duration=f"{days} d", name=f"MH {target_C} degC")
+    plan = mh.Protocol(duration=f"{days} d", name=f"MH {target_C} degC", tumour=kw.get("tumour"))
     with _no_field_warning():
         return plan.mh_session(
             start="7 d",
@@ -414,11 +414,17 @@ def mh_cure_fraction(
     every_d: float = 1.0,
     animals: int = 20,
     seed: int = 2026,
+    tumour: str | None = None,
 ) -> float:
     """Fraction of a virtual cohort whose treated tumour is extinct (below one cell) 30 days
-    after thermostatted MH sessions starting on day 7 (distant tumour present)."""
-    cohort = mh.cohort.sample_cohort(animals, seed=seed)
-    plan = _mh_plan(target_C, minutes, count, every_d, 37.0)
+    after thermostatted MH sessions starting on day 7 (distant tumour present); the
+    animals vary around the *tumour* preset (default: the tables) and around the values
+    being scored or fitted (:func:`parameter_overrides`)."""
+    from mhimmune.mh.presets import preset_overrides  # deferred: presets load TOML
+
+    base = {**preset_overrides(tumour=tumour), **_OVERRIDES}
+    cohort = mh.cohort.sample_cohort(animals, seed=seed, base=base)
+    plan = _mh_plan(target_C, minutes, count, every_d, 37.0, tumour=tumour)
     cured = 0
     for _, row in cohort.iterrows():
         res = _mouse_run(plan, row.to_dict())

@@ -6,7 +6,9 @@ fits (start and search range, in the parameter table's units), the calibration t
 ids it fits them to (:func:`~mhimmune.studies.validation.fit_calibration`, which refuses
 validation rows) and, for a value that belongs to a tumour preset, the preset. The fitted
 values are copied into the tables (``parameters/model/*.tsv`` or
-``parameters/tumours.toml``) with a source naming the targets; :func:`run_calibration`
+``parameters/tumours.toml``) with a source naming the targets. Blocks run in order, and a
+block hands the values it fitted to the blocks after it (table values to all, a preset's
+values to the blocks of that preset), as the tables will hold them. :func:`run_calibration`
 re-runs every fit and reports, beside each fitted value, the value the tables hold, so a
 stale table shows.
 
@@ -68,12 +70,19 @@ class CalibrationBlock:
         Calibration target ids (``analyses/validation/targets.tsv``).
     tumour
         The tumour preset the fitted values belong to (``None``: the parameter tables).
+    maxfev
+        Largest number of evaluations per fit of this block (``None``: the caller's).
+    interval_targets
+        The targets whose published ends are refitted for the interval (``None``: all
+        with a range); fewer keeps blocks of slow, cohort-based targets affordable.
     """
 
     name: str
     parameters: dict[str, tuple[float, float, float]]
     targets: tuple[str, ...]
     tumour: str | None = None
+    maxfev: int | None = None
+    interval_targets: tuple[str, ...] | None = None
 
 
 def load_blocks(path: str | Path | None = None) -> list[CalibrationBlock]:
@@ -103,6 +112,12 @@ def load_blocks(path: str | Path | None = None) -> list[CalibrationBlock]:
                 parameters=params,  # type: ignore[arg-type]
                 targets=targets,
                 tumour=b.get("tumour"),
+                maxfev=int(b["maxfev"]) if "maxfev" in b else None,
+                interval_targets=(
+                    tuple(str(t) for t in b["interval_targets"])
+                    if "interval_targets" in b
+                    else None
+                ),
             )
         )
     if not blocks:
@@ -137,7 +152,9 @@ class CalibrationReport:
             "(`analyses/validation/calibration.toml`; sum of squared log errors). The "
             "interval is the spread of refits with each target at the ends of its "
             "published range: the uncertainty those ranges carry, not a confidence "
-            "interval. `table` is the value the shipped tables hold; a stale one differs "
+            "interval. Blocks run in order; a block without a tumour preset fits table "
+            "values that the later blocks then use. `table` is the value the shipped "
+            "tables hold; a stale one differs "
             f"from its fit by more than {STALE_RELATIVE:.0%}. These fits calibrate a "
             "hypothesis-generating model; validation targets are scored apart "
             "(`report.md`).",
@@ -226,45 +243,34 @@ def run_calibration(
     targets = load_targets()
     rows = targets.set_index("id")
     table = ParameterTable.load()
-    out, per_target = [], []
+    out: list[dict] = []
+    per_target: list[dict] = []
+    applied: dict[str, float] = {}  # table values fitted by earlier blocks
+    by_preset: dict[str, dict[str, float]] = {}  # preset values fitted by earlier blocks
     for b in blocks:
         missing = sorted(set(b.targets) - set(rows.index))
         if missing:
             raise ParameterError(f"block {b.name!r}: no target with id {', '.join(missing)}")
         started = time.perf_counter()
-        fit = fit_calibration(dict(b.parameters), b.targets, targets, maxfev=maxfev)
-        fitted = {k: fit[k] for k in b.parameters}
-        spread: dict[str, list[float]] = {k: [v] for k, v in fitted.items()}
-        if intervals:
-            for tid in b.targets:
-                lo, hi = float(rows.loc[tid, "low"]), float(rows.loc[tid, "high"])
-                if not (lo > 0 and math.isfinite(hi) and hi > lo):
-                    continue  # one-sided or unranged: no end to refit at
-                for end in (lo, hi):
-                    moved = targets.copy()
-                    moved.loc[moved["id"] == tid, "value"] = end
-                    start = {k: (fitted[k], *b.parameters[k][1:]) for k in fitted}
-                    refit = fit_calibration(start, b.targets, moved, maxfev=maxfev)
-                    for k in fitted:
-                        spread[k].append(refit[k])
+        with parameter_overrides({**applied, **by_preset.get(b.tumour or "", {})}):
+            fitted, cost, spread = _fit_block(b, targets, rows, intervals, b.maxfev or maxfev)
+            model = _model_values(b, fitted, rows)
+        seconds = time.perf_counter() - started
         for k, v in fitted.items():
             current = _table_value(k, b.tumour, table)
-            has_interval = len(spread[k]) > 1
             out.append(
                 dict(
                     block=b.name,
                     parameter=k,
                     tumour=b.tumour or "",
                     fitted=v,
-                    interval_low=min(spread[k]) if has_interval else math.nan,
-                    interval_high=max(spread[k]) if has_interval else math.nan,
+                    interval_low=min(spread[k]) if len(spread[k]) > 1 else math.nan,
+                    interval_high=max(spread[k]) if len(spread[k]) > 1 else math.nan,
                     table=current,
                     stale=bool(abs(current - v) > STALE_RELATIVE * abs(v)),
-                    cost=fit["cost"],
+                    cost=cost,
                 )
             )
-        model = _model_values(b, fitted, rows)
-        seconds = time.perf_counter() - started
         for tid, m in zip(b.targets, model):
             r = rows.loc[tid]
             per_target.append(
@@ -278,7 +284,35 @@ def run_calibration(
                     seconds=seconds,
                 )  # fmt: skip
             )
+        # later blocks see the tables (and this preset) as this block fitted them
+        if b.tumour is None:
+            applied.update(fitted)
+        else:
+            by_preset.setdefault(b.tumour, {}).update(fitted)
     return CalibrationReport(pd.DataFrame(out), pd.DataFrame(per_target))
+
+
+def _fit_block(
+    b: CalibrationBlock, targets: pd.DataFrame, rows: pd.DataFrame, intervals: bool, maxfev: int
+) -> tuple[dict[str, float], float, dict[str, list[float]]]:
+    """Fitted values, cost, and each value with its refits at the targets' published ends."""
+    fit = fit_calibration(dict(b.parameters), b.targets, targets, maxfev=maxfev)
+    fitted = {k: fit[k] for k in b.parameters}
+    spread: dict[str, list[float]] = {k: [v] for k, v in fitted.items()}
+    if intervals:
+        chosen = b.targets if b.interval_targets is None else b.interval_targets
+        for tid in chosen:
+            lo, hi = float(rows.loc[tid, "low"]), float(rows.loc[tid, "high"])
+            if not (lo > 0 and math.isfinite(hi) and hi > lo):
+                continue  # one-sided or unranged: no end to refit at
+            for end in (lo, hi):
+                moved = targets.copy()
+                moved.loc[moved["id"] == tid, "value"] = end
+                start = {k: (fitted[k], *b.parameters[k][1:]) for k in fitted}
+                refit = fit_calibration(start, b.targets, moved, maxfev=maxfev)
+                for k in fitted:
+                    spread[k].append(refit[k])
+    return fitted, fit["cost"], spread
 
 
 def stale_parameters(report: CalibrationReport) -> list[str]:
