@@ -26,11 +26,17 @@ hallmarks CRT + ATP + HMGB1 (Kroemer et al. 2013, Annu Rev Immunol 31:51 [kroeme
 * HSP70 is released by ICD and necrotic cells in proportion to their HSP70 content;
 * tumour antigen is released when debris of any fate is cleared.
 
-The DAMP signal is a weighted sum of these (weights below); dendritic cells sense its
-density, the DAMP signal per mm³ of tumour (``damp_density``, cell-equivalents per
-tumour volume), so that the basal apoptosis of a large tumour does not look like a
-burst of immunogenic death. Apoptotic death makes antigen but few DAMPs, so
-immunogenic death at the same kill matures more DCs.
+The DAMP signal is a weighted sum of these (weights below), kept per site
+(``damp_signal_treated``, ``damp_signal_distant``; ``damp_signal`` is their sum, the
+readout of the plots and DAMP AUCs). Dendritic cells sense its density at their own
+site: the site's DAMP signal per mm³ of that tumour (+ 1 mm³, so a vanishing tumour
+does not divide by zero): ``damp_density_treated`` and ``damp_density_distant``
+(cell-equivalents per tumour volume), so that the basal apoptosis of a large tumour
+does not look like a burst of immunogenic death, and heat-killed cells of the treated
+tumour do not mature the DCs draining the distant one. ``damp_density`` is the treated
+site's (the density an MH session raises; kept under its earlier name). Apoptotic
+death makes antigen but few DAMPs, so immunogenic death at the same kill matures more
+DCs.
 """
 
 from pysb import Expression, Monomer, Observable, Rule
@@ -44,9 +50,13 @@ READS = {
 }
 PROVIDES = {
     "damp_signal": "mm^3",
+    "damp_signal_treated": "mm^3",
+    "damp_signal_distant": "mm^3",
     "antigen_treated": "mm^3",
     "antigen_distant": "mm^3",
     "damp_density": "fraction",
+    "damp_density_treated": "fraction",
+    "damp_density_distant": "fraction",
     "crt_fraction_treated": "fraction",
     "adenosine_treated": "mm^3",
     "adenosine_distant": "mm^3",
@@ -107,7 +117,7 @@ def declare():
     hmgb1_weight = par("damp_weight_hmgb1", "1")
     hsp_weight = par("damp_weight_hsp70", "1")
 
-    damp_terms = []
+    damp_terms = {}
     for site in SITES:
         for m in (atp, ado, hmgb1, hsp_ext, antigen):
             present(m(site=site))
@@ -160,11 +170,25 @@ def declare():
         hsp_obs = Observable(f"hsp70_e_{site}", hsp_ext(site=site))
         provide(f"adenosine_{site}", Observable(f"adenosine_{site}", ado(site=site)))
         provide(f"antigen_{site}", Observable(f"antigen_{site}", antigen(site=site)))
-        damp_terms.append(
-            crt_weight * crt_cells
-            + atp_weight * atp_obs
-            + hmgb1_weight * hmgb1_obs
-            + hsp_weight * hsp_obs
+        damp_terms[site] = provide(
+            f"damp_signal_{site}",
+            Expression(
+                f"damp_signal_{site}",
+                crt_weight * crt_cells
+                + atp_weight * atp_obs
+                + hmgb1_weight * hmgb1_obs
+                + hsp_weight * hsp_obs,
+            ),
+        )
+        # what DCs sense is the DAMP level in the tissue: the amount per mm³ of the site's
+        # tumour (a large tumour's basal apoptosis must not look like a burst of
+        # immunogenic death; +1 mm³ keeps a vanishing tumour finite)
+        provide(
+            f"damp_density_{site}",
+            Expression(
+                f"damp_density_{site}",
+                damp_terms[site] / (component(f"tumour_volume_{site}") + 1),
+            ),
         )
 
     total_treated = component("tumour_volume_treated")
@@ -176,13 +200,6 @@ def declare():
             crt_background + component("crt_positive_cells_treated") / (total_treated + 1e-9),
         ),
     )
-    damp = provide("damp_signal", Expression("damp_signal", sum(damp_terms)))
-    # what DCs sense is the DAMP level in the tissue: the amount per mm³ of tumour (a
-    # large tumour's basal apoptosis must not look like a burst of immunogenic death)
-    provide(
-        "damp_density",
-        Expression(
-            "damp_density",
-            damp / (component("tumour_volume_treated") + component("tumour_volume_distant") + 1),
-        ),
-    )
+    provide("damp_signal", Expression("damp_signal", sum(damp_terms.values())))
+    # the heated site's density under its earlier name
+    provide("damp_density", Expression("damp_density", component("damp_density_treated")))

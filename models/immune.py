@@ -3,22 +3,42 @@ traffic to both tumours; memory; NK cells, macrophages M1/M2, Tregs, MDSCs; PD-1
 CTLA-4; vaccination with killed tumour cells.
 
 Structure after Kosinsky et al. 2018 (J Immunother Cancer 6:17) [kosinsky2018] and the
-QSP-IO platform (Jafarnejad 2019; Sové et al. 2020 [sove2020]), reduced. One systemic
-compartment (draining lymph node and blood) serves both tumours, so a response primed
-by the heated tumour can reach the distant one.
+QSP-IO platform (Jafarnejad 2019; Sové et al. 2020 [sove2020]), reduced. Each tumour
+has its own dendritic cells and draining lymph node; T cells primed in either node
+join one systemic pool (blood) that serves both tumours, so a response primed by the
+heated tumour can reach the distant one.
 
-Dendritic cells
-    Immature DCs enter the tumour-draining pool and mature on DAMPs (saturating Hill
-    function, n = 2 as Kosinsky's Hill function of tumour cell death, of the DAMP
-    density: DAMP signal per mm³ of tumour) plus a basal rate (4 % mature at
-    baseline); mature DCs carry antigen to the node.
+Dendritic cells, one draining lymph node per site
+    Immature DCs enter each site's tumour-draining pool: one supply (``dc_source``)
+    shared by the sites in proportion to their DC recruitment, which follows each
+    tumour's volume over about a week (``dc_recruitment_adaptation``; a session that
+    shrinks a tumour within a day does not take its DC supply away at once; with no
+    tumour at all the treated site keeps the whole supply). They mature on their own
+    site's DAMPs (saturating Hill function, n = 2 as Kosinsky's Hill function of tumour
+    cell death, of the site's DAMP density: DAMP signal per mm³ of that tumour) plus a
+    basal rate, then migrate to the site's draining node (``dc_migration``, a mean
+    transit of about a day) and die there. Mature DCs do not die before they reach the
+    node, so at baseline the node holds b·I/d_m mature DCs, 4 % of the site's DCs
+    (``dc_basal_maturation``). A node presents the antigen its DCs took up at their
+    site: the site's antigen lagged by the same transit. The vaccine is taken up by the
+    DCs draining to the treated site's node (its antigen and its DAMPs); memory cells
+    recirculate through both nodes and are recalled by the total antigen.
+
+    Readouts: ``mature_dc_fraction`` is the treated site's node (its mature DCs as a
+    fraction of them plus the site's immature DCs; tissue and node-resident immature DCs
+    are one pool), the tissue the mild-MH flow data most likely stained
+    (J Nanobiotechnol 2023 [spiorpp2023]; the tissue is not stated in its abstract,
+    tumour-draining lymph nodes are the usual one); ``mature_dc_fraction_distant`` the
+    distant site's; ``dc_migrating_{site}`` the mature DCs still on their way.
 
 Priming and expansion
-    Mature DCs prime tumour-specific CD8 T cells in proportion to antigen availability
-    (Hill), helped by CD4 helper cells (primed by the same DCs) and suppressed by Tregs
-    and by PD-L1 on the DCs themselves (Mayoux et al. 2020, Sci Transl Med 12:eaav7431;
-    Oh et al. 2020, Nat Cancer 1:681: DC PD-L1 is a main target of anti-PD-L1); the
-    lumped clonal expansion delivers effectors to the blood after a few days.
+    Each node's mature DCs prime tumour-specific CD8 T cells in proportion to the
+    availability of its site's antigen (Hill); primed cells of both nodes join one
+    pipeline. Priming is helped by CD4 helper cells (primed by the same DCs) and
+    suppressed by Tregs and by PD-L1 on the DCs themselves (Mayoux et al. 2020, Sci
+    Transl Med 12:eaav7431; Oh et al. 2020, Nat Cancer 1:681: DC PD-L1 is a main target
+    of anti-PD-L1); the lumped clonal expansion delivers effectors to the blood after a
+    few days.
     Effectors contract; some become long-lived memory cells, more with CD4 help and
     once antigen is cleared (Kaech & Cui 2012, Nat Rev Immunol 12:749). Memory
     cells are reactivated by antigen alone, with a lower antigen threshold and no need
@@ -99,7 +119,8 @@ from mhimmune.core.modelkit import bolus, component, hill, par, present, provide
 from mhimmune.core.units import HOURS_PER_DAY
 
 READS = {
-    "damp_density": ("fraction", 0.0),
+    "damp_density_treated": ("fraction", 0.0),
+    "damp_density_distant": ("fraction", 0.0),
     "antigen_treated": ("mm^3", 0.0),
     "antigen_distant": ("mm^3", 0.0),
     "crt_fraction_treated": ("fraction", 0.0),
@@ -120,6 +141,7 @@ READS = {
 PROVIDES = {
     "cd8_effectors_total": "Mcell",
     "mature_dc_fraction": "fraction",
+    "mature_dc_fraction_distant": "fraction",
     "m1_m2_ratio": "1",
     "ctl_infiltration_treated": "fraction",
     "treg_fraction": "fraction",
@@ -143,18 +165,131 @@ def immune_attack(name, site, hazard, fate="apop"):
         )
 
 
+def dendritic_cells(dc, volume, vaccine, antigen):
+    """Dendritic cells of both sites, each draining to its own lymph node.
+
+    Immature DCs enter each site's pool (one supply shared by the sites in proportion to
+    their DC recruitment, which follows tumour volume over about a week), mature on that
+    site's DAMP density (and, at the treated site, on a vaccine) and migrate to the
+    site's draining node, where they present antigen until they die; the antigen they
+    present is what they took up at the site (*antigen*, per site), carried with the
+    same transit. Returns the node-resident mature DCs per site (Observables), the DAMP
+    activation per site (Expressions) and the antigen in each node (Observables,
+    mm³)."""
+    dc_source = par("dc_source", "Mcell/h")
+    dc_death = par("dc_immature_death", "1/h")
+    dc_basal = par("dc_basal_maturation", "1/h")
+    dc_mat = par("dc_maturation_max", "1/h")
+    damp_half = par("damp_half_maturation", "fraction")
+    migration = par("dc_migration", "1/h")
+    dcm_death = par("dc_mature_death", "1/h")
+    # killed cells of a vaccine carry their own DAMPs (HSP70, CRT) to the DCs that take
+    # them up: those draining to the treated site's node
+    vaccine_activation = hill(vaccine, par("vaccine_maturation_half", "mm^3"), 2)
+    # the DC supply is shared by the sites in proportion to their DC recruitment, which
+    # follows each tumour's volume over about a week (vasculature and chemokine-producing
+    # cells remodel slowly: a session that shrinks a tumour within a day does not take
+    # its DC supply away); 1 mm³ at the treated site keeps all of it there when there is
+    # no tumour (a vaccinated naive mouse)
+    adaptation = par("dc_recruitment_adaptation", "1/h")
+    recruitment = Monomer("DCRecruitment", ["site"], {"site": list(SITES)})
+    floor = {"treated": 1, "distant": 0}
+    capacity = {}
+    for site in SITES:
+        Initial(
+            recruitment(site=site),
+            Expression(
+                f"dc_recruitment_initial_{site}", component(f"tumour_initial_{site}") + floor[site]
+            ),
+        )
+        Rule(
+            f"dc_recruitment_gain_{site}",
+            None >> recruitment(site=site),
+            Expression(
+                f"dc_recruitment_gain_flux_{site}", adaptation * (volume[site] + floor[site])
+            ),
+        )
+        Rule(f"dc_recruitment_loss_{site}", recruitment(site=site) >> None, adaptation)
+        capacity[site] = Observable(f"dc_recruitment_{site}", recruitment(site=site))
+    initial = {s: component(f"dc_recruitment_initial_{s}") for s in SITES}
+    ln, activation = {}, {}
+    for site in SITES:
+        imm, mig, node = (dc(site=site, state=x) for x in ("imm", "mig", "ln"))
+        share = Expression(
+            f"dc_influx_share_{site}", capacity[site] / (capacity["treated"] + capacity["distant"])
+        )
+        share0 = initial[site] / (initial["treated"] + initial["distant"])
+        # untreated steady state: b·I/d_m mature DCs in the node (mature DCs leave the
+        # tumour rather than die there)
+        imm0 = Expression(f"dc_immature_initial_{site}", dc_source * share0 / (dc_death + dc_basal))
+        Initial(imm, imm0)
+        Initial(mig, Expression(f"dc_migrating_initial_{site}", dc_basal * imm0 / migration))
+        Initial(node, Expression(f"dc_mature_initial_{site}", dc_basal * imm0 / dcm_death))
+        activation[site] = Expression(
+            f"damp_activation_{site}", hill(signal(f"damp_density_{site}"), damp_half, 2)
+        )
+        drive = activation[site]
+        if site == "treated":
+            drive = 1 - (1 - drive) * (1 - vaccine_activation)
+        Rule(
+            f"dc_influx_{site}",
+            None >> imm,
+            Expression(f"dc_influx_flux_{site}", dc_source * share),
+        )
+        Rule(f"dc_immature_death_{site}", imm >> None, dc_death)
+        Rule(
+            f"dc_maturation_{site}",
+            imm >> mig,
+            Expression(f"dc_maturation_rate_{site}", dc_basal + dc_mat * drive),
+        )
+        Rule(f"dc_migration_{site}", mig >> node, migration)
+        Rule(f"dc_mature_death_{site}", node >> None, dcm_death)
+        imm_obs = Observable(f"dc_immature_{site}", imm)
+        mig_obs = Observable(f"dc_migrating_{site}", mig)
+        ln[site] = Observable(f"dc_mature_{site}", node)
+        Expression(f"dc_pool_{site}", imm_obs + mig_obs + ln[site])
+        # the node's DCs as flow cytometry of the node sees them: its mature DCs among
+        # them and the site's immature pool (tissue and node-resident DCs lumped)
+        Expression(f"mature_dc_fraction_{site}", ln[site] / (ln[site] + imm_obs + 1e-9))
+    # the readouts under their earlier names are the treated site's node
+    Observable("dc_immature", dc(site="treated", state="imm"))
+    Observable("dc_mature", dc(site="treated", state="ln"))
+    provide(
+        "mature_dc_fraction",
+        Expression("mature_dc_fraction", component("mature_dc_fraction_treated")),
+    )
+    provide("mature_dc_fraction_distant", component("mature_dc_fraction_distant"))
+    # antigen reaches the node with the DCs that took it up: the site's antigen lagged
+    # by one migration transit (first order, the same rate)
+    carried = Monomer("AntigenLN", ["site"], {"site": list(SITES)})
+    node_antigen = {}
+    for site in SITES:
+        present(carried(site=site))
+        Rule(
+            f"antigen_transport_{site}",
+            None >> carried(site=site),
+            Expression(f"antigen_transport_flux_{site}", migration * antigen[site]),
+        )
+        Rule(f"antigen_node_turnover_{site}", carried(site=site) >> None, migration)
+        node_antigen[site] = Observable(f"antigen_node_{site}", carried(site=site))
+    return ln, activation, node_antigen
+
+
 def declare():
-    damp = signal("damp_density")
     # vaccine of MH-killed tumour cells (mm³), cleared from the injection site and node
     vaccine = Monomer("Vaccine")
     present(vaccine())
     bolus("vaccination", vaccine(), 1.0)
     Rule("vaccine_clearance_step", vaccine() >> None, par("vaccine_clearance", "1/h"))
     vaccine_obs = Observable("vaccine_mm3", vaccine())
-    antigen = Expression(
-        "antigen_total",
-        signal("antigen_treated") + signal("antigen_distant") + vaccine_obs,
-    )
+    # antigen DCs of each site take up: its own tumour's; the vaccine's DCs drain to the
+    # treated site's node (the one vaccine injection site of the model)
+    site_antigen = {
+        "treated": Expression("antigen_uptake_treated", signal("antigen_treated") + vaccine_obs),
+        "distant": Expression("antigen_uptake_distant", signal("antigen_distant")),
+    }
+    # what recirculating memory cells can meet
+    antigen = Expression("antigen_total", site_antigen["treated"] + site_antigen["distant"])
     crt = signal("crt_fraction_treated")
     stress = signal("stress_ligand")
     cd47 = signal("cd47_relative")
@@ -178,7 +313,7 @@ def declare():
     adenosine = {s: signal(f"adenosine_{s}") for s in SITES}
     burden = volume["treated"] + volume["distant"]
 
-    dc = Monomer("DC", ["state"], {"state": ["imm", "mat"]})
+    dc = Monomer("DC", ["site", "state"], {"site": list(SITES), "state": ["imm", "mig", "ln"]})
     cd8 = Monomer(
         "CD8",
         ["loc", "state"],
@@ -192,38 +327,20 @@ def declare():
     pdl1 = Monomer("PDL1", ["site"], {"site": list(SITES)})
     beti = Monomer("BETi")
 
-    # ---- dendritic cells ----
-    dc_source = par("dc_source", "Mcell/h")
-    dc_death = par("dc_immature_death", "1/h")
-    dc_basal = par("dc_basal_maturation", "1/h")
-    dc_mat = par("dc_maturation_max", "1/h")
-    damp_half = par("damp_half_maturation", "fraction")
-    dcm_death = par("dc_mature_death", "1/h")
-    dci0 = Expression("dc_immature_initial", dc_source / (dc_death + dc_basal))
-    dcm0 = Expression("dc_mature_initial", dc_basal * dci0 / dcm_death)
-    Initial(dc(state="imm"), dci0)
-    Initial(dc(state="mat"), dcm0)
-    damp_activation = Expression("damp_activation", hill(damp, damp_half, 2))
-    # killed cells of a vaccine carry their own DAMPs (HSP70, CRT) to the node's DCs
-    vaccine_activation = hill(vaccine_obs, par("vaccine_maturation_half", "mm^3"), 2)
-    Rule("dc_influx", None >> dc(state="imm"), dc_source)
-    Rule("dc_immature_death_step", dc(state="imm") >> None, dc_death)
-    Rule(
-        "dc_maturation",
-        dc(state="imm") >> dc(state="mat"),
-        Expression(
-            "dc_maturation_rate",
-            dc_basal + dc_mat * (1 - (1 - damp_activation) * (1 - vaccine_activation)),
-        ),
-    )
-    Rule("dc_mature_death_step", dc(state="mat") >> None, dcm_death)
-    dci_obs = Observable("dc_immature", dc(state="imm"))
-    dcm_obs = Observable("dc_mature", dc(state="mat"))
-    provide("mature_dc_fraction", Expression("mature_dc_fraction", dcm_obs / (dcm_obs + dci_obs)))
+    # ---- dendritic cells: one tumour-draining pool and lymph node per site ----
+    dc_ln, damp_activation, node_antigen = dendritic_cells(dc, volume, vaccine_obs, site_antigen)
 
     # ---- CD4 help, Tregs, MDSCs ----
     ag_half = par("antigen_half_priming", "mm^3")
-    antigen_signal = Expression("antigen_presentation", hill(antigen, ag_half))
+    # each node's mature DCs present its site's antigen; primed cells of both nodes join
+    # one pipeline (Mcell of antigen-presenting mature DCs)
+    presentation = Expression(
+        "dc_antigen_presentation",
+        sum(
+            dc_ln[s] * Expression(f"antigen_presentation_{s}", hill(node_antigen[s], ag_half))
+            for s in SITES
+        ),
+    )
     # athymic (nude) hosts have no mature T cells: 0 removes T-cell priming and Tregs
     t_cells = par("t_cell_competence", "fraction")
     th_rate = par("cd4_priming", "1/h")
@@ -235,9 +352,7 @@ def declare():
     Rule(
         "cd4_priming_step",
         None >> th(),
-        Expression(
-            "cd4_priming_flux", t_cells * th_rate * dcm_obs * antigen_signal * ctla4_priming
-        ),
+        Expression("cd4_priming_flux", t_cells * th_rate * presentation * ctla4_priming),
     )
     Rule("cd4_death_step", th() >> None, th_death)
     th_obs = Observable("cd4_helper", th())
@@ -392,14 +507,7 @@ def declare():
         None >> cd8(loc="ln", state="primed"),
         Expression(
             "cd8_priming_flux",
-            t_cells
-            * prime
-            * dcm_obs
-            * antigen_signal
-            * help_factor
-            * ln_suppression
-            * ln_pdl1
-            * ctla4_priming,
+            t_cells * prime * presentation * help_factor * ln_suppression * ln_pdl1 * ctla4_priming,
         ),
     )
     mem_obs = Observable("cd8_memory", cd8(loc="blood", state="mem"))
@@ -444,7 +552,7 @@ def declare():
         # tumour to effector T cells; a cold tumour admits only a fraction
         inflamed = ifng[site] / (ifng[site] + cxcl_half)
         if site == "treated":
-            inflamed = 1 - (1 - inflamed) * (1 - damp_activation)
+            inflamed = 1 - (1 - inflamed) * (1 - damp_activation["treated"])
         Expression(f"tumour_inflammation_{site}", inflamed)
         Rule(
             f"cd8_trafficking_{site}",
@@ -536,7 +644,7 @@ def declare():
         Expression(
             "m2_to_m1_rate",
             m1_to_m2 * m1_basal / (1 - m1_basal)
-            + m2_to_m1 * (0.5 * damp_activation + 0.5 * ifn_t / (ifn_t + mac_ifn_half)),
+            + m2_to_m1 * (0.5 * damp_activation["treated"] + 0.5 * ifn_t / (ifn_t + mac_ifn_half)),
         ),
     )
     # IL-10/TGF-β from Tregs and MDSCs, relative to the untreated host
@@ -587,8 +695,7 @@ def declare():
         + m1
         + m2
         + mdsc_obs
-        + dci_obs
-        + dcm_obs,
+        + component("dc_pool_treated"),
     )
     provide("ctl_infiltration_treated", Expression("ctl_infiltration_treated", tils / cd45))
     provide(

@@ -66,7 +66,7 @@ OUTPUTS: tuple[tuple[str, str, str], ...] = (
     ("tumour_volume_distant", "distant tumour volume (mm^3)", "tumour"),
     ("temperature_C", "tumour temperature (degC)", "heating"),
     ("cem43_min", "CEM43 (min)", "heating"),
-    ("dc_mature", "mature dendritic cells (1e6 cells)", "immune"),
+    ("dc_mature", "mature dendritic cells, treated-site node (1e6 cells)", "immune"),
     ("cd8_effector_treated", "CD8 effectors, treated tumour (1e6 cells)", "immune"),
     ("cd8_effector_distant", "CD8 effectors, distant tumour (1e6 cells)", "immune"),
     ("treg", "regulatory T cells (1e6 cells)", "immune"),

@@ -215,7 +215,7 @@ _SPECIES_SBO = {
     ),
     **dict.fromkeys(
         ("AbDepot", "AbPlasma", "AbPeripheral", "AntiCD8", "GOx", "HMGB1", "HSP70", "HSP70e")
-        + ("PDL1", "Antigen", "Misfolded"),
+        + ("PDL1", "Antigen", "AntigenLN", "Misfolded"),
         245,  # macromolecule
     ),
     "HSPmRNA": 250,  # ribonucleic acid

@@ -83,7 +83,7 @@ DEFAULT_PANELS = [
     Panel(
         "Are dendritic cells activated?",
         ("mature_dc_fraction",),
-        "mature fraction of dendritic cells (0–1)",
+        "mature fraction of DCs, treated-site lymph node (0–1)",
         unit_interval=True,
     ),
     Panel(

@@ -120,7 +120,7 @@ EXPERIMENT_READOUTS: tuple[ExperimentReadout, ...] = (
         "mature_dc_fraction",
         "damp",
         "fraction",
-        "mature fraction of tumour-draining dendritic cells",
+        "mature fraction of dendritic cells in the treated tumour's draining lymph node",
     ),
     ExperimentReadout(
         "ctl_infiltration",
