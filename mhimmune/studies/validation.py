@@ -255,7 +255,7 @@ def fit_calibration(
     maxfev: int = 200,
 ) -> dict[str, float]:
     """Fit parameters to calibration targets only (sum of squared log(model/published); a
-    model value below 1e-3 of the published one counts as that floor).
+    model value below a tenth of the published one counts as that tenth).
 
     Parameters
     ----------
@@ -306,9 +306,9 @@ def fit_calibration(
         with parameter_overrides(dict(zip(names, np.exp(x)))):
             model = np.array([EXPERIMENTS[name](**kw) for name, kw in calls])
         published = rows["value"].to_numpy(float)
-        # a zero (e.g. no animal cured) counts as 1e-3 of the published value, so that one
-        # such row cannot outweigh the others by orders of magnitude
-        return np.log(np.maximum(model, 1e-3 * published) / published)
+        # a zero (e.g. no animal of a finite cohort cured) counts as a tenth of the
+        # published value: a 10-fold miss, so that one such row cannot swamp the others
+        return np.log(np.maximum(model, 0.1 * published) / published)
 
     x0 = np.log([spec[n][0] for n in names])
     # derivative-free (Powell): several readouts are read off sampled curves
