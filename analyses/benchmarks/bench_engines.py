@@ -115,14 +115,13 @@ def bench_pysb(mh, model, plan, res, runs, rtol, atol):
     """PySB ScipyOdeSimulator, one run() per schedule segment, doses applied between."""
     from pysb.simulator import ScipyOdeSimulator
 
-    from mhimmune.interop.export import schedule
+    from mhimmune.mh.inputs import protocol_schedule, session_heating
 
     c = model.compiled
     p0 = model.parameter_vector()
     scales = c.bolus_scales(p0)
     idx = {n: i for i, n in enumerate(c.parameters)}
-    events = schedule(model, plan)
-    ends = [e.time_h for e in events[1:]] + [plan.duration_h]
+    segments = protocol_schedule(model, plan, session_heating(plan)).segments
     grid = res.time_h
     try:
         import Cython  # noqa: F401  (PySB compiles its right-hand side with it when present)
@@ -145,14 +144,17 @@ def bench_pysb(mh, model, plan, res, runs, rtol, atol):
     def run():
         y = np.asarray(c.init(p0), float)
         p = p0.copy()
-        for e, t1 in zip(events, ends):
-            for i, amount in e.doses:
-                s = c.bolus_species[i]
-                target = amount * scales[i]
-                y[s] = max(y[s], target) if c.bolus_modes[i] == "top_up" else y[s] + target
-            for n, v in e.inputs.items():
-                p[idx[n]] = v
-            tspan = np.concatenate([[e.time_h], grid[(grid > e.time_h) & (grid < t1)], [t1]])
+        for seg in segments:
+            t0, t1 = seg.t0_h, seg.t1_h
+            for jump in seg.jumps:
+                target = jump.amount * scales[jump.dose]
+                if jump.mode == "top_up":
+                    y[jump.state] = max(y[jump.state], target)
+                else:
+                    y[jump.state] += target
+            for n in model.inputs:
+                p[idx[n]] = seg.inputs.get(n, 0.0)
+            tspan = np.concatenate([[t0], grid[(grid > t0) & (grid < t1)], [t1]])
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 r = sim.run(tspan=tspan, initials=y, param_values=p)
@@ -202,7 +204,12 @@ def bench_pysb(mh, model, plan, res, runs, rtol, atol):
     return (
         y_end,
         times,
-        {"setup_s": t_setup, "first_run_s": t_first, "compiler": compiler, "segments": len(events)},
+        {
+            "setup_s": t_setup,
+            "first_run_s": t_first,
+            "compiler": compiler,
+            "segments": len(segments),
+        },
     )
 
 
