@@ -230,20 +230,18 @@ def test_backends_agree(model, tmp_path, monkeypatch):
     plan = load_protocol("mh")
     a, b = mh.simulate(model, plan), mh.simulate(alt, plan)
     assert np.allclose(a.states, b.states, rtol=1e-8, atol=1e-12)
-    # one algorithm: the same steps, right-hand sides and Jacobian (re-)evaluations
-    assert (a.status.steps, a.status.rhs_evaluations, a.status.jacobian_evaluations) == (
-        b.status.steps,
-        b.status.rhs_evaluations,
-        b.status.jacobian_evaluations,
-    )
+    # one algorithm: the same steps, right-hand sides, Jacobian (re-)evaluations, LU
+    # factorisations, linear solves and rejected steps
+    assert a.status == b.status
 
 
 def test_jacobian_is_reused_across_steps(model):
     """The BDF kernel keeps its Jacobian across steps: a fresh one at the start of every
-    segment, then at most every 20 steps or after a Newton convergence failure."""
+    segment, then at most every 10 steps or after a Newton convergence failure; on the
+    default protocol fewer than one Jacobian per 8 steps."""
     res = mh.simulate(model, load_protocol("mh_plus_pdl1"))
     s = res.status
-    assert s.segments <= s.jacobian_evaluations < s.steps / 10
+    assert s.segments <= s.jacobian_evaluations < s.steps / 8
 
 
 def test_unknown_integrator_is_an_error(model):

@@ -6,26 +6,46 @@
  * list (Markowitz ordering, symbolic fill-in) is computed at compile time, as in
  * KPP-generated chemistry solvers (Sandu et al. 1997, Atmos Environ 31:3459).
  *
- * Jacobian reuse as in scipy's BDF and CVODE (Hindmarsh et al. 2005, ACM TOMS 31:363):
- * J is kept across steps and re-evaluated at the start of every call (segment), every
- * MSBJ accepted steps, and after a Newton convergence failure with a J older than the
- * current step (the step is then retried with the same h; only a failure with a fresh J
- * halves h). The LU of I - cJ is refactorised whenever c = h / alpha_k changes (step size
- * or order) or J is re-evaluated; the sparse LU costs about five right-hand sides, less
- * than the extra Newton iterations a matrix with an outdated c would cost (CVODE's 30 %
- * tolerance on c measured slower here). Newton convergence is judged by the observed
- * contraction rate (scipy's solve_bdf_system, at least two iterations): a stale J only
- * slows convergence, it cannot make a step accept an unconverged solution.
+ * Newton iteration, Jacobian and matrix reuse as in CVODE (Hindmarsh et al. 2005, ACM TOMS
+ * 31:363): J is evaluated at the start of every call (segment), every MSBJ accepted steps
+ * and after a Newton convergence failure with a J older than the current step (the step
+ * is then retried with the same h; only a failure with a fresh J halves h). The LU of
+ * I - cJ is refactorised when J is re-evaluated, every MSBP accepted steps, after an
+ * error-test failure, or when c = h / alpha_k moved by more than DGMAX from the
+ * factorised c; in between, the Newton correction is scaled by 2 / (1 + c / c_LU).
+ * Newton stops when the estimated remaining error is below NLSCOEF of the local error
+ * tolerance: the first correction's norm itself, later ones times the contraction rate
+ * estimate crate (kept across steps, 1 after a refactorisation). CVODE also weights the
+ * first correction by a crate carried from earlier steps; here that let first
+ * corrections up to 30x too large pass as converged, biasing ablative runs by 1e-3 of
+ * their readouts at rtol 1e-6. A stale matrix can only slow convergence (the rate test then
+ * fails and J is refreshed), never accept an unconverged step. On an error-test failure
+ * h shrinks (at most to ETAMXF of it from the second failure of a step on) and from the
+ * MXNEF1-th failure the order drops to 1 with a fresh derivative (CVODE's path). After a
+ * successful step, h and the order are kept unless the step could grow by THRESH
+ * (CVODE's rule), which leaves c, and so the LU, unchanged.
  *
- * The generated part above defines N, LU_NNZ, the LU index arrays, rhs() and
- * jac_sparse(). Times are segment-local: the model is autonomous.
+ * The generated part above defines N, LU_NNZ, the LU index arrays, rhs(), jac_sparse()
+ * and the straight-line factor() and lu_solve(). Times are segment-local: the model is
+ * autonomous.
  */
 /* --- begin kernel --- */
 #define MAX_ORDER 5
 #define NEWTON_MAXITER 4
 #define MIN_FACTOR 0.2
 #define MAX_FACTOR 10.0
-#define MSBJ 20  /* re-evaluate J at least every MSBJ accepted steps */
+#define MSBJ 10      /* re-evaluate J at least every MSBJ accepted steps (CVODE: 50; with
+                        20 or more, runs in ablative corners of the schedule design fail) */
+#define MSBP 20      /* refactorise I - cJ at least every MSBP accepted steps */
+#define DGMAX 0.3    /* refactorise when c = h / alpha_k changed by more than this fraction */
+#define NLSCOEF 0.03 /* Newton error allowed, as a fraction of the local error tolerance
+                        (CVODE: 0.1, which here leaves 2e-4 relative global errors at rtol 1e-6) */
+#define CRDOWN 0.3   /* contraction rate estimate: crate = max(CRDOWN crate, del / del_old) */
+#define RDIV 2.0     /* Newton diverges when a correction is RDIV times the previous one */
+#define THRESH 1.5   /* keep h and order unless the step could grow by THRESH */
+#define ETAMXF 0.2   /* largest step factor after the second error-test failure of a step */
+#define MXNEF1 3     /* error-test failures of a step after which the order drops to 1 */
+#define N_STATS 6
 
 static const double KAPPA[MAX_ORDER + 1] = {0.0, -0.1850, -1.0 / 9.0, -0.0823, -0.0415, 0.0};
 static double GAMMA_[MAX_ORDER + 1], ALPHA[MAX_ORDER + 1], ERROR_CONST[MAX_ORDER + 2];
@@ -41,13 +61,18 @@ static void init_constants(void) {
     constants_ready = 1;
 }
 
-static double rms(const double *x, const double *scale, double factor) {
+/* root mean square of factor * x / scale, given the inverse weights 1 / scale */
+static double rms(const double *restrict x, const double *restrict inv_scale, double factor) {
     double s = 0.0;
     for (int i = 0; i < N; i++) {
-        double v = factor * x[i] / scale[i];
+        double v = x[i] * inv_scale[i];
         s += v * v;
     }
-    return sqrt(s / N);
+    return fabs(factor) * sqrt(s / N);
+}
+
+static void inv_weights(const double *restrict x, double rtol, double atol, double *restrict out) {
+    for (int i = 0; i < N; i++) out[i] = 1.0 / (atol + rtol * fabs(x[i]));
 }
 
 static void compute_r(int order, double factor, double m[MAX_ORDER + 1][MAX_ORDER + 1]) {
@@ -85,40 +110,9 @@ static void change_d(double *D, int order, double factor) {
     memcpy(D, tmp, sizeof(double) * (order + 1) * N);
 }
 
-/* W = I - c J in the filled pattern, then LU in place; 0 on a vanishing pivot */
-static int factor(double *w, const double *jv, double c) {
-    for (int k = 0; k < LU_NNZ; k++) w[k] = -c * jv[k];
-    for (int i = 0; i < N; i++) w[LU_DIAG[i]] += 1.0;
-    for (int k = 0; k < LU_NOPS; k++) {
-        int b = LU_OP_B[k];
-        if (b < 0) {
-            double piv = w[LU_OP_A[k]];
-            if (fabs(piv) < 1e-12) return 0;
-            w[LU_OP_T[k]] /= piv;
-        } else {
-            w[LU_OP_T[k]] -= w[LU_OP_A[k]] * w[b];
-        }
-    }
-    for (int i = 0; i < N; i++)
-        if (fabs(w[LU_DIAG[i]]) < 1e-12) return 0;
-    return 1;
-}
-
-static void lu_solve(const double *w, const double *b, double *out) {
-    double x[N];
-    for (int i = 0; i < N; i++) x[i] = b[LU_PERM[i]];
-    for (int i = 0; i < N; i++) {
-        double s = x[i];
-        for (int k = LU_FW_PTR[i]; k < LU_FW_PTR[i + 1]; k++) s -= w[LU_FW_IDX[k]] * x[LU_FW_COL[k]];
-        x[i] = s;
-    }
-    for (int i = N - 1; i >= 0; i--) {
-        double s = x[i];
-        for (int k = LU_BW_PTR[i]; k < LU_BW_PTR[i + 1]; k++) s -= w[LU_BW_IDX[k]] * x[LU_BW_COL[k]];
-        x[i] = s / w[LU_DIAG[i]];
-    }
-    for (int i = 0; i < N; i++) out[LU_PERM[i]] = x[i];
-}
+/* factor(w, jv, c) (W = I - cJ, LU in place, diagonal of U inverted; 0 on a vanishing
+ * pivot) and lu_solve(w, b, x) are generated per model as straight-line code by
+ * mhimmune.core.codegen, above this kernel. */
 
 /* for tests: solve (I - cJ(y)) x = b with the sparse LU; returns 0 on a vanishing pivot */
 int newton_solve(const double *y, const double *p, double c, const double *b, double *x) {
@@ -131,26 +125,28 @@ int newton_solve(const double *y, const double *p, double c, const double *b, do
 
 /* Integrate from t0 to t1 (segment-local times), writing states at tout[0..nout) into Y
  * (row-major) and the final state into y_end. Returns 0 success, 1 too many steps,
- * 2 step size too small, 3 non-finite state. stats: steps, rhs, jac, LU. */
+ * 2 step size too small, 3 non-finite state. stats: steps, rhs, jac, LU, linear solves,
+ * rejected step attempts (error test or Newton failures). */
 int integrate(const double *y0, double t0, double t1, const double *tout, int nout,
               const double *p, double rtol, double atol, double hmax, long max_steps,
               double *Y, double *y_end, long *stats) {
     init_constants();
     double D[(MAX_ORDER + 3) * N];  /* on the stack: re-entrant, safe for threads */
-    double y[N], f[N], y1[N], f1[N], scale[N], y_pred[N], psi[N], yn[N], d[N], dy[N], rhs_b[N];
+    double y[N], f[N], y1[N], f1[N], scale[N] /* inverse weights */, y_pred[N], psi[N], yn[N], d[N], dy[N], rhs_b[N];
     double jv[LU_NNZ], w[LU_NNZ];
     int k_out = 0, order = 1, n_equal = 0, code = 0;
-    /* current_jac: J was evaluated since the last accepted step; jac_age: accepted steps
-     * since J was evaluated; lu_ok: w holds the LU of I - lu_c J for the J in jv */
-    int current_jac, jac_age = 0, lu_ok = 0;
-    double t = t0, h_abs, h = 0.0, lu_c = 0.0, safety = 0.9;
-    stats[0] = stats[1] = stats[2] = stats[3] = 0;
+    /* current_jac: J was evaluated since the last accepted step; jac_age / lu_age: accepted
+     * steps since J was evaluated / I - cJ factorised; lu_ok: w holds the LU of
+     * I - lu_c J for the J in jv; crate: Newton contraction rate estimate (CVODE's) */
+    int current_jac, jac_age = 0, lu_age = 0, lu_ok = 0;
+    double t = t0, h_abs, h = 0.0, lu_c = 0.0, safety = 0.9, crate = 1.0;
+    for (int i = 0; i < N_STATS; i++) stats[i] = 0;
     memcpy(y, y0, sizeof y);
     while (k_out < nout && tout[k_out] <= t0) { memcpy(Y + k_out * N, y0, sizeof y); k_out++; }
     if (t1 <= t0) { memcpy(y_end, y, sizeof y); return 0; }
     rhs(y, p, f); stats[1]++;
     double span = t1 - t0;
-    for (int i = 0; i < N; i++) scale[i] = atol + rtol * fabs(y[i]);
+    inv_weights(y, rtol, atol, scale);
     double d0 = rms(y, scale, 1.0), d1 = rms(f, scale, 1.0);
     double h0 = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
     if (h0 > span) h0 = span;
@@ -165,7 +161,6 @@ int integrate(const double *y0, double t0, double t1, const double *tout, int no
     for (int i = 0; i < N; i++) { D[i] = y[i]; D[N + i] = f[i] * h_abs; }
     jac_sparse(y, p, jv); stats[2]++;  /* always a fresh J at the start of a segment */
     current_jac = 1;
-    double newton_tol = fmax(10 * 2.220446049250313e-16 / rtol, fmin(0.03, sqrt(rtol)));
     long steps = 0;
     while (t < t1) {
         if (steps >= max_steps) { code = 1; goto done; }
@@ -176,10 +171,10 @@ int integrate(const double *y0, double t0, double t1, const double *tout, int no
             jac_sparse(y, p, jv); stats[2]++;
             current_jac = 1; jac_age = 0; lu_ok = 0;
         }
-        int accepted = 0, n_iter = 0;
+        int accepted = 0, n_iter = 0, nef = 0;
         double t_new = t;
         while (!accepted) {
-            if (h_abs < min_step) { code = 2; goto done; }
+            if (!(h_abs >= min_step)) { code = 2; goto done; }  /* also a NaN step */
             t_new = t + h_abs;
             if (t_new >= t1) {
                 t_new = t1;
@@ -188,45 +183,53 @@ int integrate(const double *y0, double t0, double t1, const double *tout, int no
                 h_abs = t1 - t;
             }
             h = h_abs;
-            for (int i = 0; i < N; i++) {
-                double s = 0.0;
-                for (int k = 0; k <= order; k++) s += D[k * N + i];
-                y_pred[i] = s;
-                scale[i] = atol + rtol * fabs(s);
-                double q = 0.0;
-                for (int k = 1; k <= order; k++) q += D[k * N + i] * GAMMA_[k];
-                psi[i] = q / ALPHA[order];
+            /* predictor y_pred = sum D[k], psi = sum gamma_k D[k] / alpha (k >= 1) */
+            for (int i = 0; i < N; i++) { y_pred[i] = D[i] + D[N + i]; psi[i] = D[N + i] * GAMMA_[1]; }
+            for (int k = 2; k <= order; k++) {
+                const double *restrict dk = D + k * N;
+                double g = GAMMA_[k];
+                for (int i = 0; i < N; i++) { y_pred[i] += dk[i]; psi[i] += dk[i] * g; }
             }
+            double inv_alpha = 1.0 / ALPHA[order];
+            for (int i = 0; i < N; i++) psi[i] *= inv_alpha;
+            inv_weights(y_pred, rtol, atol, scale);
             double c = h / ALPHA[order];
-            if (!lu_ok || c != lu_c) {
+            if (!lu_ok || lu_age >= MSBP || fabs(c / lu_c - 1.0) > DGMAX) {
                 stats[3]++;
                 if (!factor(w, jv, c)) {
+                    stats[5]++;
                     h_abs *= 0.5; change_d(D, order, 0.5); n_equal = 0; lu_ok = 0;
                     continue;
                 }
-                lu_c = c; lu_ok = 1;
+                lu_c = c; lu_ok = 1; lu_age = 0; crate = 1.0;
             }
+            /* Newton iteration on the NDF system with the matrix I - lu_c J; when c differs
+             * from lu_c the correction is scaled by 2 / (1 + c / lu_c) (CVODE's BDF rule).
+             * Converged when the estimated remaining error is below NLSCOEF of the local
+             * error tolerance: |dy| on the first iteration (one iteration is enough when
+             * the first correction is that small), crate * |dy| on later ones. */
+            double corr = 2.0 / (1.0 + c / lu_c), ntol = NLSCOEF / ERROR_CONST[order];
+            double del_old = 0.0;
             int converged = 0;
-            double dy_norm_old = -1.0;
             memcpy(yn, y_pred, sizeof yn);
             for (int i = 0; i < N; i++) d[i] = 0.0;
             n_iter = 0;
             for (int k = 0; k < NEWTON_MAXITER; k++) {
                 rhs(yn, p, f); stats[1]++;
-                int finite = 1;
-                for (int i = 0; i < N; i++) if (!isfinite(f[i])) { finite = 0; break; }
-                if (!finite) break;
                 for (int i = 0; i < N; i++) rhs_b[i] = c * f[i] - psi[i] - d[i];
-                lu_solve(w, rhs_b, dy);
-                double dy_norm = rms(dy, scale, 1.0);
-                double rate = dy_norm_old > 0 ? dy_norm / dy_norm_old : -1.0;
-                if (rate >= 0 && (rate >= 1 || pow(rate, NEWTON_MAXITER - k) / (1 - rate) * dy_norm > newton_tol)) break;
+                lu_solve(w, rhs_b, dy); stats[4]++;
+                if (c != lu_c) for (int i = 0; i < N; i++) dy[i] *= corr;
+                double del = rms(dy, scale, 1.0);
+                if (!isfinite(del)) break;  /* a non-finite right-hand side: not converged */
                 for (int i = 0; i < N; i++) { yn[i] += dy[i]; d[i] += dy[i]; }
                 n_iter = k + 1;
-                if (dy_norm == 0 || (rate >= 0 && rate / (1 - rate) * dy_norm < newton_tol)) { converged = 1; break; }
-                dy_norm_old = dy_norm;
+                if (k > 0) crate = fmax(CRDOWN * crate, del / del_old);
+                if (del * (k > 0 ? fmin(1.0, crate) : 1.0) <= ntol) { converged = 1; break; }
+                if (k > 0 && del > RDIV * del_old) break;  /* diverging */
+                del_old = del;
             }
             if (!converged) {
+                stats[5]++;
                 if (!current_jac) {  /* stale J: re-evaluate it and retry the same step */
                     jac_sparse(y_pred, p, jv); stats[2]++;
                     current_jac = 1; jac_age = 0; lu_ok = 0;
@@ -236,11 +239,25 @@ int integrate(const double *y0, double t0, double t1, const double *tout, int no
                 continue;
             }
             safety = 0.9 * (2 * NEWTON_MAXITER + 1) / (2 * NEWTON_MAXITER + n_iter);
-            for (int i = 0; i < N; i++) scale[i] = atol + rtol * fabs(yn[i]);
+            inv_weights(yn, rtol, atol, scale);
             double error_norm = rms(d, scale, ERROR_CONST[order]);
             if (error_norm > 1) {
+                /* error-test failure (CVODE's path): a smaller h, at most ETAMXF of it
+                 * from the second failure on; from the MXNEF1-th failure the order drops
+                 * to 1 and the history restarts from a fresh derivative; the matrix is
+                 * refactorised for the retry */
+                stats[5]++; nef++;
                 double fct = fmax(MIN_FACTOR, safety * pow(error_norm, -1.0 / (order + 1)));
-                h_abs *= fct; change_d(D, order, fct); n_equal = 0;
+                if (nef >= 2 && fct > ETAMXF) fct = ETAMXF;
+                h_abs *= fct; n_equal = 0; lu_ok = 0;
+                if (nef >= MXNEF1 && order > 1) {
+                    order = 1;
+                    rhs(y, p, f); stats[1]++;
+                    for (int i = 0; i < N; i++) D[N + i] = h_abs * f[i];
+                    memset(D + 2 * N, 0, sizeof(double) * (MAX_ORDER + 1) * N);
+                } else {
+                    change_d(D, order, fct);
+                }
             } else {
                 accepted = 1;
             }
@@ -252,8 +269,11 @@ int integrate(const double *y0, double t0, double t1, const double *tout, int no
             D[(order + 2) * N + i] = d[i] - D[(order + 1) * N + i];
             D[(order + 1) * N + i] = d[i];
         }
-        for (int k = order; k >= 0; k--)
-            for (int i = 0; i < N; i++) D[k * N + i] += D[(k + 1) * N + i];
+        for (int k = order; k >= 0; k--) {
+            double *restrict dk = D + k * N;
+            const double *restrict dk1 = D + (k + 1) * N;
+            for (int i = 0; i < N; i++) dk[i] += dk1[i];
+        }
         while (k_out < nout && tout[k_out] <= t) {
             double tt = tout[k_out], prod = 1.0;
             double *row = Y + k_out * N;
@@ -264,10 +284,10 @@ int integrate(const double *y0, double t0, double t1, const double *tout, int no
             }
             k_out++;
         }
-        current_jac = 0; jac_age++;
+        current_jac = 0; jac_age++; lu_age++;
         for (int i = 0; i < N; i++) if (!isfinite(y[i])) { code = 3; goto done; }
         if (n_equal < order + 1) continue;
-        for (int i = 0; i < N; i++) scale[i] = atol + rtol * fabs(y[i]);
+        inv_weights(y, rtol, atol, scale);
         double e_m = order > 1 ? rms(D + order * N, scale, ERROR_CONST[order - 1]) : INFINITY;
         double e_p = order < MAX_ORDER ? rms(D + (order + 2) * N, scale, ERROR_CONST[order + 1]) : INFINITY;
         double e_n = rms(d, scale, ERROR_CONST[order]);
@@ -278,11 +298,12 @@ int integrate(const double *y0, double t0, double t1, const double *tout, int no
         double best = f_n;
         if (f_m > best) { best = f_m; delta = -1; }
         if (f_p > best) { best = f_p; delta = 1; }
-        order += delta;
         double fct = fmin(MAX_FACTOR, safety * best);
+        n_equal = 0;
+        if (fct >= 1.0 && fct < THRESH) continue;  /* keep h and order: c unchanged */
+        order += delta;
         h_abs *= fct;
         change_d(D, order, fct);
-        n_equal = 0;
     }
 done:
     while (k_out < nout) { memcpy(Y + k_out * N, y, sizeof y); k_out++; }

@@ -9,18 +9,27 @@ model's Jacobian pattern, computed once at compile time) as in KPP-generated che
 solvers (Sandu et al. 1997, Atmos Environ 31:3459); its operations are given as index
 arrays, so the LU of an 80-species model costs about a thousand multiply-adds.
 
-The Jacobian is reused across steps as in scipy's BDF and CVODE (Hindmarsh et al. 2005,
-ACM TOMS 31:363): it is re-evaluated at the start of every call (segment), every
+Newton iteration, Jacobian and matrix reuse follow CVODE (Hindmarsh et al. 2005, ACM
+TOMS 31:363): the Jacobian is evaluated at the start of every call (segment), every
 ``MSBJ`` accepted steps, and after a Newton convergence failure with a Jacobian older
 than the current step (the step is then retried with the same h; only a failure with a
-fresh Jacobian halves h). The LU of I - cJ is refactorised whenever c = h / alpha_k
-changes (step size or order) or J is re-evaluated: the sparse LU costs about five
-right-hand sides, less than the extra Newton iterations a matrix with an outdated c
-costs (CVODE's 30 % tolerance on c measured slower here). Newton convergence is judged
-by the observed contraction rate (scipy's ``solve_bdf_system``, at least two
-iterations), so a stale Jacobian only slows convergence; it cannot make a step accept an
-unconverged solution. ``_bdf_kernel.c`` implements the same algorithm operation by
-operation.
+fresh Jacobian halves h). The LU of I - cJ is refactorised when J is re-evaluated, every
+``MSBP`` accepted steps, after an error-test failure, or when c = h / alpha_k moved by
+more than ``DGMAX`` from the factorised c; in between, the Newton correction is scaled
+by 2 / (1 + c / c_LU). Newton stops when the estimated remaining error is below
+``NLSCOEF`` of the local error tolerance: the first correction's norm itself, later ones
+times the contraction rate estimate ``crate`` (kept across steps, reset to 1 by a
+refactorisation). CVODE also weights the first correction by a ``crate`` carried from
+earlier steps; here that let first corrections up to 30x too large pass as converged,
+biasing ablative runs by 1e-3 of their readouts at rtol 1e-6. A stale matrix only slows
+convergence (the rate test then fails and J is refreshed), it cannot make a step accept
+an unconverged solution. On an error-test failure h shrinks (at most to ``ETAMXF`` of it
+from the second failure of a step on) and from the ``MXNEF1``-th failure the order drops
+to 1 with a fresh derivative (CVODE's path). After a successful step, h and the order
+are kept unless the step could grow by ``THRESH`` (CVODE's rule), which leaves c, and so
+the LU, unchanged. ``_bdf_kernel.c`` implements the same
+algorithm operation by operation (its LU is generated as straight-line code with the
+same operations in the same order).
 
 The names ``rhs`` and ``jac_sparse`` are the generated model functions of the module
 this text is appended to; the index arrays are arguments. :mod:`mhimmune.core.codegen`
@@ -51,7 +60,18 @@ MAX_ORDER = 5
 NEWTON_MAXITER = 4
 MIN_FACTOR = 0.2
 MAX_FACTOR = 10.0
-MSBJ = 20  # re-evaluate the Jacobian at least every MSBJ accepted steps
+MSBJ = 10  # re-evaluate the Jacobian at least every MSBJ accepted steps (CVODE: 50; with
+# 20 or more, runs in ablative corners of the schedule design fail)
+MSBP = 20  # refactorise I - cJ at least every MSBP accepted steps
+DGMAX = 0.3  # refactorise when c = h / alpha_k changed by more than this fraction
+NLSCOEF = 0.03  # Newton error allowed, as a fraction of the local error tolerance (CVODE: 0.1,
+# which here leaves 2e-4 relative global errors at rtol 1e-6)
+CRDOWN = 0.3  # contraction rate estimate: crate = max(CRDOWN crate, del / del_old)
+RDIV = 2.0  # Newton diverges when a correction is RDIV times the previous one
+THRESH = 1.5  # keep h and order unless the step could grow by THRESH
+ETAMXF = 0.2  # largest step factor after the second error-test failure of a step
+MXNEF1 = 3  # error-test failures of a step after which the order drops to 1
+N_STATS = 6  # steps, rhs, Jacobians, LU factorisations, linear solves, rejected attempts
 
 _KAPPA = np.array([0.0, -0.1850, -1.0 / 9.0, -0.0823, -0.0415, 0.0])
 _GAMMA = np.zeros(MAX_ORDER + 1)
@@ -62,12 +82,21 @@ _ERROR_CONST = _KAPPA * _GAMMA + 1.0 / np.arange(1, MAX_ORDER + 2)
 
 
 @nb.njit(cache=True)
-def _rms(x, scale):
+def _rms(x, inv_scale):
+    """Root mean square of x / scale, given the inverse weights 1 / scale."""
     s = 0.0
     for i in range(x.shape[0]):
-        v = x[i] / scale[i]
+        v = x[i] * inv_scale[i]
         s += v * v
     return math.sqrt(s / x.shape[0])
+
+
+@nb.njit(cache=True)
+def _inv_weights(x, rtol, atol):
+    out = np.empty(x.shape[0])
+    for i in range(x.shape[0]):
+        out[i] = 1.0 / (atol + rtol * abs(x[i]))
+    return out
 
 
 @nb.njit(cache=True)
@@ -103,10 +132,12 @@ def _change_d(d, order, factor):
 
 @nb.njit(cache=True)
 def _factor(w, jvals, c, diag, op_t, op_a, op_b):
-    """W = I - c J in the filled pattern, then LU in place; False on a vanishing pivot.
+    """W = I - c J in the filled pattern, then LU in place with the diagonal of U
+    inverted; False on a vanishing pivot.
 
-    Operation k is ``w[t] /= w[a]`` when ``op_b[k] < 0`` (a is the pivot), else
-    ``w[t] -= w[a] * w[b]``, in elimination order.
+    Operation k is ``w[t] *= 1 / w[a]`` when ``op_b[k] < 0`` (a is the pivot), else
+    ``w[t] -= w[a] * w[b]``, in elimination order (the C backend generates the same
+    operations as straight-line code).
     """
     for k in range(w.shape[0]):
         w[k] = -c * jvals[k]
@@ -118,18 +149,21 @@ def _factor(w, jvals, c, diag, op_t, op_a, op_b):
             piv = w[op_a[k]]
             if abs(piv) < 1e-12:
                 return False
-            w[op_t[k]] /= piv
+            r = 1.0 / piv
+            w[op_t[k]] *= r
         else:
             w[op_t[k]] -= w[op_a[k]] * w[b]
     for i in range(diag.shape[0]):
         if abs(w[diag[i]]) < 1e-12:
             return False
+        w[diag[i]] = 1.0 / w[diag[i]]
     return True
 
 
 @nb.njit(cache=True)
 def _solve(w, b, perm, fw_ptr, fw_col, fw_idx, bw_ptr, bw_col, bw_idx, diag_perm):
-    """Solve (LU) x = b for the permuted system; returns x in original order."""
+    """Solve (LU) x = b for the permuted system (U's diagonal stored inverted); returns
+    x in original order."""
     n = b.shape[0]
     x = np.empty(n)
     for i in range(n):
@@ -143,7 +177,7 @@ def _solve(w, b, perm, fw_ptr, fw_col, fw_idx, bw_ptr, bw_col, bw_idx, diag_perm
         s = x[i]
         for k in range(bw_ptr[i], bw_ptr[i + 1]):
             s -= w[bw_idx[k]] * x[bw_col[k]]
-        x[i] = s / w[diag_perm[i]]
+        x[i] = s * w[diag_perm[i]]
     out = np.empty(n)
     for i in range(n):
         out[perm[i]] = x[i]
@@ -182,12 +216,13 @@ def bdf_segment(
     rounding.
 
     status: 0 success; 1 too many steps; 2 step size too small; 3 non-finite state.
-    stats: [steps, rhs evaluations, Jacobian evaluations, LU factorisations].
+    stats: [steps, rhs evaluations, Jacobian evaluations, LU factorisations, linear
+    solves, rejected step attempts (error test, Newton or pivot failures)].
     """
     n = y0.shape[0]
     nout = tout.shape[0]
     Y = np.empty((nout, n))
-    stats = np.zeros(4, np.int64)
+    stats = np.zeros(N_STATS, np.int64)
     y = y0.copy()
     t = t0
     k_out = 0
@@ -202,7 +237,7 @@ def bdf_segment(
     if h_init > 0:
         h_abs = min(h_init, span)
     else:
-        scale = atol + rtol * np.abs(y)
+        scale = _inv_weights(y, rtol, atol)
         d0 = _rms(y, scale)
         d1 = _rms(f, scale)
         h0 = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
@@ -225,14 +260,17 @@ def bdf_segment(
     n_equal = 0
     jv = jac_sparse(y, t, p)  # always a fresh Jacobian at the start of a segment
     stats[2] += 1
-    # current_jac: J was evaluated since the last accepted step; jac_age: accepted steps
-    # since J was evaluated; lu_ok: w holds the LU of I - lu_c J for the J in jv
+    # current_jac: J was evaluated since the last accepted step; jac_age / lu_age:
+    # accepted steps since J was evaluated / I - cJ factorised; lu_ok: w holds the LU of
+    # I - lu_c J for the J in jv; crate: Newton contraction rate estimate (CVODE's)
     current_jac = True
     jac_age = 0
+    lu_age = 0
     w = np.empty(nnz)
     lu_ok = False
     lu_c = 0.0
-    newton_tol = max(10 * 2.220446049250313e-16 / rtol, min(0.03, rtol**0.5))
+    crate = 1.0
+    safety = 0.9
     steps = 0
     while t < t1:
         if steps >= max_steps:
@@ -254,8 +292,9 @@ def bdf_segment(
             jac_age = 0
             lu_ok = False
         step_accepted = False
+        n_err_fail = 0
         while not step_accepted:
-            if h_abs < min_step:
+            if not h_abs >= min_step:  # also a NaN step
                 return Y, y, 2, stats, h_abs
             # the step is h_abs exactly (the differences D are scaled to it); t_new only
             # carries the rounding of the clock, which an autonomous system never sees
@@ -267,19 +306,20 @@ def bdf_segment(
                 n_equal = 0
                 h_abs = t1 - t
             h = h_abs
-            y_pred = np.zeros(n)
-            for i in range(order + 1):
-                y_pred += D[i]
-            scale = atol + rtol * np.abs(y_pred)
-            psi = np.zeros(n)
-            for i in range(1, order + 1):
-                psi += D[i] * _GAMMA[i]
-            psi /= _ALPHA[order]
+            # predictor y_pred = sum D[k], psi = sum gamma_k D[k] / alpha (k >= 1)
+            y_pred = D[0] + D[1]
+            psi = D[1] * _GAMMA[1]
+            for k in range(2, order + 1):
+                y_pred += D[k]
+                psi += D[k] * _GAMMA[k]
+            psi *= 1.0 / _ALPHA[order]
+            scale = _inv_weights(y_pred, rtol, atol)
             c = h / _ALPHA[order]
-            if not lu_ok or c != lu_c:
+            if not lu_ok or lu_age >= MSBP or abs(c / lu_c - 1.0) > DGMAX:
                 ok = _factor(w, jv, c, diag, op_t, op_a, op_b)
                 stats[3] += 1
                 if not ok:
+                    stats[5] += 1
                     h_abs *= 0.5
                     _change_d(D, order, 0.5)
                     n_equal = 0
@@ -287,41 +327,47 @@ def bdf_segment(
                     continue
                 lu_c = c
                 lu_ok = True
-            # Newton iteration for the NDF system
+                lu_age = 0
+                crate = 1.0
+            # Newton iteration on the NDF system with the matrix I - lu_c J; when c
+            # differs from lu_c the correction is scaled by 2 / (1 + c / lu_c) (CVODE's
+            # BDF rule). Converged when the estimated remaining error is below NLSCOEF
+            # of the local error tolerance: |dy| on the first iteration (one iteration is
+            # enough when the first correction is that small), crate * |dy| on later ones.
+            corr = 2.0 / (1.0 + c / lu_c)
+            ntol = NLSCOEF / _ERROR_CONST[order]
+            del_old = 0.0
             converged = False
             yn = y_pred.copy()
             d = np.zeros(n)
-            dy_norm_old = -1.0
             n_iter = 0
             for k in range(NEWTON_MAXITER):
                 fk = rhs(yn, t_new, p)
                 stats[1] += 1
-                finite = True
-                for i in range(n):
-                    if not math.isfinite(fk[i]):
-                        finite = False
-                        break
-                if not finite:
-                    break
                 dy = _solve(
                     w, c * fk - psi - d, perm, fw_ptr, fw_col, fw_idx, bw_ptr, bw_col, bw_idx, diag
                 )
-                dy_norm = _rms(dy, scale)
-                rate = -1.0
-                if dy_norm_old > 0:
-                    rate = dy_norm / dy_norm_old
-                if rate >= 0 and (
-                    rate >= 1 or rate ** (NEWTON_MAXITER - k) / (1 - rate) * dy_norm > newton_tol
-                ):
-                    break
+                stats[4] += 1
+                if c != lu_c:
+                    dy *= corr
+                dl = _rms(dy, scale)
+                if not math.isfinite(dl):
+                    break  # a non-finite right-hand side: not converged
                 yn += dy
                 d += dy
                 n_iter = k + 1
-                if dy_norm == 0 or (rate >= 0 and rate / (1 - rate) * dy_norm < newton_tol):
+                rate = 1.0
+                if k > 0:
+                    crate = max(CRDOWN * crate, dl / del_old)
+                    rate = min(1.0, crate)
+                if dl * rate <= ntol:
                     converged = True
                     break
-                dy_norm_old = dy_norm
+                if k > 0 and dl > RDIV * del_old:
+                    break  # diverging
+                del_old = dl
             if not converged:
+                stats[5] += 1
                 if not current_jac:
                     # stale Jacobian: re-evaluate it and retry the same step
                     jv = jac_sparse(y_pred, t_new, p)
@@ -335,13 +381,29 @@ def bdf_segment(
                 n_equal = 0
                 continue
             safety = 0.9 * (2 * NEWTON_MAXITER + 1) / (2 * NEWTON_MAXITER + n_iter)
-            scale = atol + rtol * np.abs(yn)
-            error_norm = _rms(_ERROR_CONST[order] * d, scale)
+            scale = _inv_weights(yn, rtol, atol)
+            error_norm = _rms(d, scale) * _ERROR_CONST[order]
             if error_norm > 1:
+                # error-test failure (CVODE's path): a smaller h, at most ETAMXF of it from
+                # the second failure on; from the MXNEF1-th failure the order drops to 1
+                # and the history restarts from a fresh derivative; the matrix is
+                # refactorised for the retry
+                stats[5] += 1
+                n_err_fail += 1
                 factor = max(MIN_FACTOR, safety * error_norm ** (-1.0 / (order + 1)))
+                if n_err_fail >= 2 and factor > ETAMXF:
+                    factor = ETAMXF
                 h_abs *= factor
-                _change_d(D, order, factor)
                 n_equal = 0
+                lu_ok = False
+                if n_err_fail >= MXNEF1 and order > 1:
+                    order = 1
+                    f = rhs(y, t, p)
+                    stats[1] += 1
+                    D[1] = h_abs * f
+                    D[2:] = 0.0
+                else:
+                    _change_d(D, order, factor)
             else:
                 step_accepted = True
         # ---- accepted: update differences, dense output, order and step ----
@@ -366,21 +428,22 @@ def bdf_segment(
             k_out += 1
         current_jac = False
         jac_age += 1
+        lu_age += 1
         for i in range(n):
             if not math.isfinite(y[i]):
                 return Y, y, 3, stats, h_abs
         if n_equal < order + 1:
             continue
-        scale = atol + rtol * np.abs(y)
+        scale = _inv_weights(y, rtol, atol)
         if order > 1:
-            e_m = _rms(_ERROR_CONST[order - 1] * D[order], scale)
+            e_m = _rms(D[order], scale) * _ERROR_CONST[order - 1]
         else:
             e_m = np.inf
         if order < MAX_ORDER:
-            e_p = _rms(_ERROR_CONST[order + 1] * D[order + 2], scale)
+            e_p = _rms(D[order + 2], scale) * _ERROR_CONST[order + 1]
         else:
             e_p = np.inf
-        e_n = _rms(_ERROR_CONST[order] * d, scale)
+        e_n = _rms(d, scale) * _ERROR_CONST[order]
         f_m = e_m ** (-1.0 / order) if e_m > 0 else np.inf
         f_n = e_n ** (-1.0 / (order + 1)) if e_n > 0 else np.inf
         f_p = e_p ** (-1.0 / (order + 2)) if e_p > 0 else np.inf
@@ -392,11 +455,13 @@ def bdf_segment(
         if f_p > best:
             best = f_p
             delta = 1
-        order += delta
         factor = min(MAX_FACTOR, safety * best)
+        n_equal = 0
+        if 1.0 <= factor < THRESH:
+            continue  # keep h and order: c unchanged, no refactorisation
+        order += delta
         h_abs *= factor
         _change_d(D, order, factor)
-        n_equal = 0
     while k_out < nout:
         Y[k_out, :] = y
         k_out += 1

@@ -20,7 +20,7 @@ from sympy.printing.pycode import PythonCodePrinter
 from mhimmune.core.equations import Symbolic
 
 #: version of the generated code; part of the cache key
-CODEGEN_VERSION = "10"
+CODEGEN_VERSION = "11"
 
 __all__ = ["CODEGEN_VERSION", "NUMBA_KERNEL", "C_KERNEL", "python_source", "c_source"]
 
@@ -176,6 +176,66 @@ class _CPrinter(C99CodePrinter):
         return f"_spow({self._print(expr.base)}, {self._print(expr.exp)})"
 
 
+def _c_sparse_lu(lu) -> str:
+    """Straight-line C of ``factor`` and ``lu_solve`` for the static-pivot LU *lu*.
+
+    The same operations in the same order as ``_factor`` and ``_solve`` of the numba
+    kernel (which walk the index arrays), so both backends round identically; here every
+    index is a constant, which removes the index loads and lets the compiler schedule
+    the multiply-adds. Each pivot is checked once (it is final when first used) and
+    inverted once; the diagonal of U is stored inverted, so the solve only multiplies.
+    """
+    arrays = dict(lu.named_arrays())
+    diag, perm = arrays["LU_DIAG"], arrays["LU_PERM"]
+    fw_ptr, fw_col, fw_idx = arrays["LU_FW_PTR"], arrays["LU_FW_COL"], arrays["LU_FW_IDX"]
+    bw_ptr, bw_col, bw_idx = arrays["LU_BW_PTR"], arrays["LU_BW_COL"], arrays["LU_BW_IDX"]
+    out = [
+        "/* W = I - c J in the filled pattern, then LU in place (diagonal of U inverted);",
+        "   0 on a vanishing pivot */",
+        "static int factor(double *w, const double *jv, double c) {",
+        "    double r;",
+        "    for (int k = 0; k < LU_NNZ; k++) w[k] = -c * jv[k];",
+        "    for (int i = 0; i < N; i++) w[LU_DIAG[i]] += 1.0;",
+    ]
+    pivots_done: set[int] = set()
+    for t, a, b in lu.ops.tolist():
+        if b < 0:
+            if a not in pivots_done:
+                pivots_done.add(a)
+                out.append(f"    if (fabs(w[{a}]) < 1e-12) return 0;")
+                out.append(f"    r = 1.0 / w[{a}];")
+            out.append(f"    w[{t}] *= r;")
+        else:
+            out.append(f"    w[{t}] -= w[{a}] * w[{b}];")
+    out += [
+        "    for (int i = 0; i < N; i++) {",
+        "        if (fabs(w[LU_DIAG[i]]) < 1e-12) return 0;",
+        "        w[LU_DIAG[i]] = 1.0 / w[LU_DIAG[i]];",
+        "    }",
+        "    return 1;",
+        "}",
+        "",
+        "static void lu_solve(const double *w, const double *b, double *out) {",
+        "    double x[N];",
+    ]
+    n = len(diag)
+    out += [f"    x[{i}] = b[{perm[i]}];" for i in range(n)]
+    for i in range(n):
+        terms = "".join(
+            f" - w[{fw_idx[k]}] * x[{fw_col[k]}]" for k in range(fw_ptr[i], fw_ptr[i + 1])
+        )
+        if terms:
+            out.append(f"    x[{i}] = x[{i}]{terms};")
+    for i in range(n - 1, -1, -1):
+        terms = "".join(
+            f" - w[{bw_idx[k]}] * x[{bw_col[k]}]" for k in range(bw_ptr[i], bw_ptr[i + 1])
+        )
+        out.append(f"    x[{i}] = (x[{i}]{terms}) * w[{diag[i]}];")
+    out += [f"    out[{perm[i]}] = x[{i}];" for i in range(n)]
+    out.append("}")
+    return "\n".join(out)
+
+
 def c_source(sym: Symbolic, key: str, name: str) -> str:
     """C backend: the model functions and the BDF kernel as one C99 translation unit."""
     n, lu = sym.n, sym.lu
@@ -257,6 +317,8 @@ def c_source(sym: Symbolic, key: str, name: str) -> str:
             sym.bolus_exprs,
             [f"out[{i}]" for i in range(nb_)],
         ),
+        "",
+        _c_sparse_lu(lu),
         "",
         C_KERNEL,
     ]

@@ -146,7 +146,7 @@ def compile_model(b: Builder, *, verbose: bool = True) -> CompiledModel:
                 raise ModelError("no C compiler found; set MHIMMUNE_BACKEND=numba")
             cmd = [
                 cc,
-                "-O2",
+                "-O3",
                 "-std=gnu99",
                 "-shared",
                 "-fPIC",

@@ -86,6 +86,10 @@ def load_compiled(folder: Path, key: str) -> CompiledModel:
 
 _DP = ctypes.POINTER(ctypes.c_double)
 
+#: counters the integrator reports: steps, right-hand sides, Jacobians, LU
+#: factorisations, linear solves, rejected step attempts
+N_STATS = 6
+
 
 def _ptr(a: np.ndarray):
     return a.ctypes.data_as(_DP)
@@ -125,6 +129,15 @@ class CModule:
             ctypes.POINTER(ctypes.c_long),
         ]
         lib.integrate.restype = ctypes.c_int
+        # integrate_into and derived_into pass array addresses as integers (no ctypes
+        # pointer objects per call); lib["name"] is a second handle with its own argtypes
+        vp, dbl = ctypes.c_void_p, ctypes.c_double
+        self._integrate_addr = lib["integrate"]
+        self._integrate_addr.argtypes = [vp, dbl, dbl, vp, ctypes.c_int, vp, dbl, dbl, dbl]
+        self._integrate_addr.argtypes += [ctypes.c_long, vp, vp, vp]
+        self._integrate_addr.restype = ctypes.c_int
+        self._derived_addr = lib["derived_series"]
+        self._derived_addr.argtypes = [ctypes.c_int, vp, vp, vp]
 
     @staticmethod
     def _c(a) -> np.ndarray:
@@ -172,11 +185,41 @@ class CModule:
             out[:] = np.nan
         return out
 
+    def integrate_into(self, y0, span, tout, p, rtol, atol, hmax, max_steps, out):
+        """Integrate from 0 to *span* writing the states at *tout* into the rows of *out*
+        (C-contiguous, float64, ``len(tout)`` rows); return (status code, statistics).
+
+        The fast path of :func:`mhimmune.core.simulate.integrate`: *y0*, *tout* and *p*
+        must be C-contiguous float64 arrays (not checked, not copied).
+        """
+        stats, y_end = np.empty(N_STATS, dtype=np.int64), np.empty(self.n)
+        code = self._integrate_addr(
+            y0.ctypes.data,
+            0.0,
+            span,
+            tout.ctypes.data,
+            tout.shape[0],
+            p.ctypes.data,
+            rtol,
+            atol,
+            hmax,
+            max_steps,
+            out.ctypes.data,
+            y_end.ctypes.data,
+            stats.ctypes.data,
+        )
+        return code, stats
+
+    def derived_into(self, Y, p, out):
+        """Derived quantities of the rows of *Y* into *out* (C-contiguous float64, as
+        :meth:`integrate_into`)."""
+        self._derived_addr(Y.shape[0], Y.ctypes.data, p.ctypes.data, out.ctypes.data)
+
     def integrate(self, y0, t0, t1, tout, p, rtol, atol, hmax, max_steps, h_init):
         y0, tout, p = self._c(y0), self._c(tout), self._c(p)
         Y = np.empty((tout.shape[0], self.n))
         y_end = np.empty(self.n)
-        stats = np.zeros(4, dtype=np.int64)
+        stats = np.zeros(N_STATS, dtype=np.int64)
         code = self._lib.integrate(
             _ptr(y0),
             float(t0),

@@ -46,6 +46,9 @@ class SolverStatus:
     steps: int = 0
     rhs_evaluations: int = 0
     jacobian_evaluations: int = 0
+    lu_factorisations: int = 0
+    linear_solves: int = 0
+    rejected_steps: int = 0
 
 
 @dataclass
@@ -107,19 +110,25 @@ _BDF_MESSAGES = {
 }
 
 
-def _segment_bdf(c, y, t0, t1, tout, p, rtol, atol, hmax, max_steps):
-    """One segment with the compiled NDF/BDF integrator (no Python per step)."""
+def _segment_bdf(c, y, t0, t1, tout, p, rtol, atol, hmax, max_steps, out):
+    """One segment with the compiled NDF/BDF integrator (no Python per step), its
+    recorded states written into *out* (one row per time in *tout*)."""
     # segment-local time: the model is autonomous, and small steps after a dose stay exact
-    Y, y_end, code, stats, _h = c.integrate(
-        y, 0.0, t1 - t0, tout - t0, p, rtol, atol, hmax, max_steps, 0.0
-    )
-    ok = code == 0 and bool(np.all(np.isfinite(Y)))
+    into = getattr(c.module, "integrate_into", None)
+    if into is not None:  # C backend: the library writes into out directly
+        code, stats = into(y, t1 - t0, tout - t0, p, rtol, atol, hmax, max_steps, out)
+    else:
+        Y, _y_end, code, stats, _h = c.integrate(
+            y, 0.0, t1 - t0, tout - t0, p, rtol, atol, hmax, max_steps, 0.0
+        )
+        out[:] = Y
+    ok = code == 0
     message = "" if ok else _BDF_MESSAGES.get(int(code), "non-finite output")
     reached = t1 if ok else t0
-    return Y, ok, message, reached, (int(stats[0]), int(stats[1]), int(stats[2]))
+    return ok, message, reached, stats[:6].tolist()
 
 
-def _segment_lsoda(c, y, t0, t1, tout, p, rtol, atol, hmax, max_steps):
+def _segment_lsoda(c, y, t0, t1, tout, p, rtol, atol, hmax, max_steps, out):
     """One segment with scipy's odeint (LSODA, Fortran) and the compiled dense Jacobian."""
     with warnings.catch_warnings(), _quiet_fortran():
         warnings.simplefilter("ignore")
@@ -139,7 +148,8 @@ def _segment_lsoda(c, y, t0, t1, tout, p, rtol, atol, hmax, max_steps):
     reached = float(info["tcur"][np.nonzero(info["tcur"])[0][-1]]) if np.any(info["tcur"]) else t0
     reached = min(max(reached, t0), t1)
     counts = tuple(int(info[k][-1]) if len(info[k]) else 0 for k in ("nst", "nfe", "nje"))
-    return Y, ok, info["message"].strip(), reached, counts
+    out[:] = Y
+    return ok, info["message"].strip(), reached, counts
 
 
 def integrate(
@@ -171,7 +181,8 @@ def integrate(
         hours. Integration accuracy does not depend on them: every segment is
         integrated adaptively.
     rtol, atol
-        Relative and absolute tolerances.
+        Relative and absolute tolerances. Recorded values in (-atol, 0), zero within the
+        integration's accuracy, are recorded as 0.
     max_step_h
         Largest step the integrator may take, hours; 0 = unlimited.
     fine_max_step_h
@@ -200,13 +211,21 @@ def integrate(
     idx_in = {n: c.parameters.index(n) for n in model.inputs}
     y = np.asarray(c.init(p), dtype=float)
     status = SolverStatus()
-    times: list[Any] = []
-    states: list[np.ndarray] = []
-    derived: list[np.ndarray] = []
     pre_jump: dict[float, np.ndarray] = {}
     segment = _segment_bdf if method == "bdf" else _segment_lsoda
+    derived_into = getattr(c.module, "derived_into", None)
+    # recorded times: each segment's start and the grid inside it (its end is the next
+    # segment's start, recorded after that segment's jumps), then the schedule's end
+    bounds = [(seg.t0_h, seg.t1_h) for seg in schedule.segments]
+    cut = np.searchsorted(grid, np.array(bounds), side="right")  # grid is sorted
+    cut[:, 1] = np.searchsorted(grid, [t1 for _t0, t1 in bounds], side="left")
+    pieces = [np.concatenate([[t0], grid[a:b]]) for (t0, _t1), (a, b) in zip(bounds, cut)]
+    starts = np.cumsum([0] + [len(x) for x in pieces])
+    time_h = np.concatenate([*pieces, [schedule.duration_h]])
+    states = np.empty((len(time_h), len(y)))
+    derived = np.empty((len(time_h), len(c.derived_names)))
     for k, seg in enumerate(schedule.segments):
-        t0, t1 = seg.t0_h, seg.t1_h
+        t0, t1 = bounds[k]
         pre_jump[t0] = y.copy()
         for jump in seg.jumps:
             target = jump.amount * scales[jump.dose]
@@ -216,16 +235,31 @@ def integrate(
                 y[jump.state] += target
         for n, i in idx_in.items():
             p[i] = seg.inputs.get(n, 0.0)
-        inner = grid[(grid > t0) & (grid < t1)]
-        tout = np.concatenate([[t0], inner, [t1]])
+        i0, i1 = starts[k], starts[k + 1]
+        tout = time_h[i0 : i1 + 1].copy()
+        tout[-1] = t1
         h = hmax_fine if seg.fine else hmax
-        Y, ok, message, reached, counts = segment(
-            c, y, t0, t1, tout, p, rtol, atol, h, max_steps_per_segment
+        # rows i0..i1: the segment's recorded times and its end (overwritten by the next
+        # segment's start, after the jumps)
+        ok, message, reached, counts = segment(
+            c, y, t0, t1, tout, p, rtol, atol, h, max_steps_per_segment, states[i0 : i1 + 1]
         )
+        rows = states[i0 : i1 + 1]
+        if ok and not np.isfinite(rows).all():
+            ok, message, reached = False, "non-finite output", t0
+        y_end = rows[-1].copy()  # the next segment continues from the unrounded state
+        # a value below zero by less than the absolute tolerance is zero within the
+        # integration's accuracy (an interpolant or a step overshooting a state that
+        # decays to 0 by a rounding error): recorded as 0, so that amounts stay >= 0
+        rows[(rows < 0.0) & (rows > -atol)] = 0.0
         status.segments += 1
         status.steps += counts[0]
         status.rhs_evaluations += counts[1]
         status.jacobian_evaluations += counts[2]
+        if len(counts) > 3:
+            status.lu_factorisations += counts[3]
+            status.linear_solves += counts[4]
+            status.rejected_steps += counts[5]
         if not ok:
             raise SolverError(
                 f"integration failed in segment {k} (day {hours_to_days(t0):.4f}-"
@@ -235,21 +269,21 @@ def integrate(
                 time_h=reached,
                 overrides=params,
             )
-        times.append(tout[:-1])
-        states.append(Y[:-1])
-        derived.append(c.derived_series(Y[:-1], p))  # with this segment's inputs
-        y = Y[-1].copy()
+        y = y_end
+        # derived quantities with this segment's inputs
+        if derived_into is not None:
+            derived_into(states[i0:i1], p, derived[i0:i1])
+        else:
+            derived[i0:i1] = c.derived_series(states[i0:i1], p)
     end = schedule.duration_h
     pre_jump[end] = y.copy()
-    times.append([end])
-    states.append(y[None, :])
     for i in idx_in.values():
         p[i] = 0.0
-    derived.append(c.derived_series(y[None, :], p))
+    derived[-1] = c.derived_series(states[-1:], p)[0]
     return Trajectories(
-        time_h=np.concatenate(times),
-        states=np.vstack(states),
-        derived=np.vstack(derived),
+        time_h=time_h,
+        states=states,
+        derived=derived,
         breakpoint_states=pre_jump,
         status=status,
     )

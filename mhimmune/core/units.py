@@ -21,6 +21,7 @@ Public functions and files take pint-parsable strings (``"30 min"``, ``"20 kA/m"
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -91,7 +92,20 @@ def convert(value: Any, unit: str, field: str, default_unit: str | None = None) 
 
     Raises :class:`UnitError` naming *field* when the value has no unit (and no
     *default_unit*), the unit is unknown, or its dimension differs from *unit*'s.
+    Strings (``"0.25 d"``) are parsed once and remembered: simulations repeat the same
+    few option strings, and pint's parser costs about a millisecond per call.
     """
+    if isinstance(value, str):
+        return _convert_text(value, unit, field, default_unit)
+    return _convert(value, unit, field, default_unit)
+
+
+@functools.lru_cache(maxsize=1024)
+def _convert_text(value: str, unit: str, field: str, default_unit: str | None) -> float:
+    return _convert(value, unit, field, default_unit)
+
+
+def _convert(value: Any, unit: str, field: str, default_unit: str | None) -> float:
     q = to_quantity(value, field, default_unit)
     try:
         out = float(q.to(unit).magnitude)
