@@ -160,10 +160,11 @@ def test_trial_classifies_responders_at_day_50_after_first_treatment(small_trial
 
 def test_combination_gives_more_responders_than_either_monotherapy(small_trial):
     """Kosinsky et al. 2018: monotherapies 0–27 % responders, combinations 40–70 %
-    (the model predicts 0 % for each monotherapy and most animals for the combination)."""
+    (the model predicts at most a few responders to each monotherapy and most animals for
+    the combination; 8 animals per arm)."""
     rt = small_trial.responder_table()
     assert rt.loc["control", "fraction"] == 0.0
-    assert rt.loc["mh", "fraction"] == 0.0 and rt.loc["anti_pdl1", "fraction"] == 0.0
+    assert rt.loc["mh", "fraction"] <= 0.27 and rt.loc["anti_pdl1", "fraction"] <= 0.27
     assert rt.loc["mh+anti_pdl1", "fraction"] >= 0.5
     lo, hi = rt.loc["control", ["ci_low", "ci_high"]]
     assert lo == 0.0 and hi == pytest.approx(0.3244, abs=1e-3)  # Wilson 95 % for 0/8

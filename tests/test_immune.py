@@ -31,26 +31,30 @@ def volumes(w, day):
     return w["tumour_volume_treated"].loc[day], w["tumour_volume_distant"].loc[day]
 
 
-def test_anti_pdl1_alone_barely_slows_an_untreated_cold_tumour(arms):
-    """Anti-PD-L1 alone (days 7, 10, 13) leaves both tumours within 10 % of the untreated
-    ones at days 15 and 21 (measured: treated 0.6 %, distant 3.5 % smaller at day 15),
-    and the treated tumour stays cold (CTL infiltration < 0.3 at day 21; measured 0.12
-    vs 0.06 untreated). 10 %: Kosinsky et al. 2018 report 0-27 % responders to anti-PD-(L)1
-    monotherapy in CT26; "barely" here means a small slowing, not a response."""
-    for day in (15.0, 21.0):
-        anti, untreated = volumes(arms["anti_pdl1"], day), volumes(arms["untreated"], day)
-        assert anti[0] > 0.9 * untreated[0] and anti[1] > 0.9 * untreated[1], day
-    assert arms["anti_pdl1"]["ctl_infiltration_treated"].loc[21.0] < 0.3
+def test_anti_pdl1_alone_slows_ct26_modestly_and_cures_neither_tumour(arms):
+    """Anti-PD-L1 alone (days 7, 10, 13) slows the CT26 tumours only modestly at the
+    calibrated T-cell response: at day 21 the treated tumour is within 10 % of the
+    untreated one (measured 3 % smaller, near capacity) and the smaller distant tumour is
+    5-40 % smaller (measured 18 %); neither is cleared by day 25 (both > 1,000 mm³). CD8
+    infiltration rises (day 21: measured 0.39 against 0.23 untreated)."""
+    anti, untreated = volumes(arms["anti_pdl1"], 21.0), volumes(arms["untreated"], 21.0)
+    assert anti[0] > 0.9 * untreated[0]
+    assert 0.6 * untreated[1] < anti[1] < 0.95 * untreated[1]
+    assert min(volumes(arms["anti_pdl1"], 25.0)) > 1000.0
+    ctl = arms["anti_pdl1"]["ctl_infiltration_treated"].loc[21.0]
+    assert ctl > 1.3 * arms["untreated"]["ctl_infiltration_treated"].loc[21.0]
 
 
-def test_mh_alone_slows_the_treated_tumour_but_not_the_distant_one(arms):
-    """MH alone halves the treated tumour by day 15 (measured 0.40 of untreated; the
-    test asks < 0.8, robust to the stress link's heat-kill calibration), while the
-    distant tumour grows on (> 0.8 of untreated at day 15; measured 0.90)."""
+def test_mh_alone_shrinks_the_treated_tumour_and_slows_the_distant_one(arms):
+    """MH alone shrinks the treated tumour (day 15: < 0.1 of untreated, measured 0.025)
+    and, through the T cells it primes, slows the unheated distant tumour a little
+    (day 15: 0.5-0.9 of untreated, measured 0.71), without clearing it (> 1,000 mm³ at
+    day 25)."""
     mh_t, mh_d = volumes(arms["mh"], 15.0)
     un_t, un_d = volumes(arms["untreated"], 15.0)
-    assert mh_t < 0.8 * un_t
-    assert mh_d > 0.8 * un_d
+    assert mh_t < 0.1 * un_t
+    assert 0.5 * un_d < mh_d < 0.9 * un_d
+    assert volumes(arms["mh"], 25.0)[1] > 1000.0
 
 
 def test_mh_plus_anti_pdl1_controls_the_distant_tumour_better_than_either_alone(arms):

@@ -102,8 +102,12 @@ def test_responder_synergy_is_one_when_only_the_combination_responds():
 def test_model_predicts_mh_and_anti_pdl1_synergise_at_high_field():
     """MH + anti-PD-L1 clears tumours that neither clears alone (model's default
     behaviour; cf. Kosinsky 2018: combinations 40–70 % vs monotherapies 0–27 % responders),
-    so the Bliss excess of burden inhibition is large at the high field and full dose and
-    small at a field too low to heat (8 kA/m: CEM43 < 1 min)."""
+    so the Bliss excess of burden inhibition is large at the high field and full dose. At a
+    field too low to heat (8 kA/m: CEM43 < 1 min) the sessions alone inhibit nothing
+    (< 1 %), yet with the antibody the tumours clear too: the particles' own iron release
+    and peroxidase-like activity (assumed rates) start lipid peroxidation and immunogenic
+    death in the most loaded region, which the calibrated T-cell response then exploits, a
+    model prediction that rests on assumed particle chemistry."""
     res = sy.synergy_grid(
         ("field_kA_per_m", [8, 15]),
         ("pdl1_dose_mg_per_kg", [10]),
@@ -113,7 +117,7 @@ def test_model_predicts_mh_and_anti_pdl1_synergise_at_high_field():
     t = res.table.set_index("field_kA_per_m")
     assert t.loc[15, "e_ab"] > 0.99
     assert t.loc[15, "bliss_excess"] > 0.5
-    assert abs(t.loc[8, "bliss_excess"]) < 0.1
+    assert t.loc[8, "e_a"] < 0.01 and t.loc[8, "e_ab"] > 0.99
     assert t.loc[8, "cem43_total_min"] < 1.0 < t.loc[15, "cem43_total_min"]
 
 
