@@ -176,6 +176,29 @@ def _treated_plan(
     )
 
 
+def _antibody_course(
+    tumour: str,
+    antibody: str,
+    dose_mg_per_kg: float,
+    start_volume: float,
+    every_day: float,
+    count: int,
+    days_after: float,
+    host: str | None = None,
+    extra_days: float = 1.0,
+):
+    """The untreated tumour series, the day of the first dose (when the untreated tumour
+    reaches *start_volume*), the readout day *days_after* it, and the treated plan (to the
+    readout day plus *extra_days*)."""
+    untreated = _untreated(tumour, 120.0, host)["tumour_volume_treated"]
+    first = _day_reaching(untreated, start_volume, tumour)
+    end = first + days_after
+    plan = _treated_plan(
+        tumour, antibody, dose_mg_per_kg, first, every_day, count, end + extra_days, host
+    )
+    return untreated, first, end, plan
+
+
 @experiment
 def preset_antibody_inhibition(
     tumour: str,
@@ -191,10 +214,9 @@ def preset_antibody_inhibition(
     1 - V_treated/V_untreated *days_after* days after the first dose, which is given on
     the day the untreated tumour reaches *start_volume* (mm³), as studies randomise
     mice at a tumour size (0 = no effect, 1 = eradication)."""
-    untreated = _untreated(tumour, 120.0, host)["tumour_volume_treated"]
-    first = _day_reaching(untreated, start_volume, tumour)
-    end = first + days_after
-    plan = _treated_plan(tumour, antibody, dose_mg_per_kg, first, every_day, count, end + 1.0, host)
+    untreated, _, end, plan = _antibody_course(
+        tumour, antibody, dose_mg_per_kg, start_volume, every_day, count, days_after, host
+    )
     treated = mouse_run(plan, ONE_TUMOUR)["tumour_volume_treated"]
     return 1.0 - _at(treated, end) / _at(untreated, end)
 
@@ -212,10 +234,9 @@ def preset_antibody_volume_fold(
     """Volume of a one-tumour mouse's tumour *days_after* days after the first antibody
     dose over its volume at that dose (< 1: the tumour regressed), the first dose given
     when the untreated tumour reaches *start_volume* (mm³)."""
-    untreated = _untreated(tumour, 120.0, None)["tumour_volume_treated"]
-    first = _day_reaching(untreated, start_volume, tumour)
-    end = first + days_after
-    plan = _treated_plan(tumour, antibody, dose_mg_per_kg, first, every_day, count, end + 1.0, None)
+    _, _, end, plan = _antibody_course(
+        tumour, antibody, dose_mg_per_kg, start_volume, every_day, count, days_after
+    )
     treated = mouse_run(plan, ONE_TUMOUR)["tumour_volume_treated"]
     return _at(treated, end) / start_volume
 
@@ -246,10 +267,10 @@ def preset_antibody_responders(
     """
     if response not in RESPONSES:
         raise ParameterError(f"response: {response!r} is not one of {', '.join(RESPONSES)}")
-    untreated = _untreated(tumour, 120.0, None)["tumour_volume_treated"]
-    first = _day_reaching(untreated, start_volume, tumour)
-    end = first + follow_days
-    plan = _treated_plan(tumour, antibody, dose_mg_per_kg, first, every_day, count, end, None)
+    _, first, _, plan = _antibody_course(
+        tumour, antibody, dose_mg_per_kg, start_volume, every_day, count, follow_days,
+        extra_days=0.0,
+    )  # fmt: skip
     # animals vary around the preset (and around values being scored or fitted)
     base = {**preset_overrides(tumour=tumour), **current_overrides()}
     cohort = mh.cohort.sample_cohort(animals, seed=seed, base=base)
