@@ -614,3 +614,24 @@ def test_feedback_session_round_trips():
 def test_bad_dose_units_and_targets(kw, message):
     with pytest.raises(ProtocolError, match=message):
         _session(**kw)
+
+
+def test_shipped_protocol_loads_by_name_with_top_level_keys_replaced():
+    """``Protocol.shipped`` reads analyses/protocols/<name>.toml (the MH arm: three
+    sessions on days 7, 9, 11) and replaces the top-level keys given."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HfWarning)
+        plan = Protocol.shipped("mh", duration="20 d", tumour="mc38")
+    assert plan.duration_h == pytest.approx(480.0)
+    assert plan.tumour == "mc38"
+    assert [s.start_h / 24 for s in plan.mh_sessions()] == pytest.approx([7.0, 9.0, 11.0])
+
+
+@pytest.mark.parametrize(
+    "name, kwargs, field",
+    [("no_such_arm", {}, "no shipped protocol 'no_such_arm'"), ("mh", {"colour": 1}, "colour:")],
+)
+def test_shipped_protocol_rejects_unknown_names_and_keys(name, kwargs, field):
+    """An unknown shipped name or top-level key gets one line naming it."""
+    with pytest.raises(ProtocolError, match=field):
+        Protocol.shipped(name, **kwargs)

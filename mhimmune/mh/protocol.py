@@ -34,6 +34,7 @@ from typing import Any
 import pandas as pd
 
 from mhimmune.core.errors import ProtocolError
+from mhimmune.core.resources import resource_dir
 from mhimmune.core.units import hours_to_days
 from mhimmune.mh.events import (
     BREZOVICH_LIMIT,
@@ -339,6 +340,32 @@ class Protocol:
             if origin is None:
                 raise
             raise ProtocolError(f"{exc} (in {origin})") from None
+
+    @classmethod
+    def shipped(cls, name: str, /, **top: Any) -> Protocol:
+        """One of the shipped protocols, optionally with top-level keys replaced.
+
+        Parameters
+        ----------
+        name
+            File stem in ``analyses/protocols`` (``"mh"``, ``"mh_plus_pdl1"``,
+            ``"untreated"``, ...).
+        **top
+            Top-level keys to replace (``duration="60 d"``, ``tumour="mc38"``,
+            ``host="nude"``, ``name=...``).
+        """
+        folder = resource_dir("protocols")
+        path = folder / f"{name}.toml"
+        if not path.is_file():
+            known = ", ".join(sorted(p.stem for p in folder.glob("*.toml")))
+            raise ProtocolError(f"protocol: no shipped protocol {name!r}; shipped: {known}")
+        for key in top:
+            if key not in TOP_KEYS:
+                raise ProtocolError(
+                    f"{key}: not a top-level protocol key; allowed: {', '.join(TOP_KEYS)}"
+                )
+        data, _ = read_source(path)
+        return cls.from_dict({**data, **top})
 
     def to_dict(self) -> dict[str, Any]:
         """Return the protocol as a plain mapping (quantities as strings in internal units).

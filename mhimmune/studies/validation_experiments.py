@@ -34,6 +34,7 @@ from scipy.integrate import odeint
 import mhimmune as mh
 from mhimmune.core.errors import ParameterError
 from mhimmune.core.units import HOURS_PER_DAY
+from mhimmune.mh.presets import preset_overrides
 
 __all__ = [
     "EXPERIMENTS",
@@ -420,7 +421,6 @@ def mh_cure_fraction(
     after thermostatted MH sessions starting on day 7 (distant tumour present); the
     animals vary around the *tumour* preset (default: the tables) and around the values
     being scored or fitted (:func:`parameter_overrides`)."""
-    from mhimmune.mh.presets import preset_overrides  # deferred: presets load TOML
 
     base = {**preset_overrides(tumour=tumour), **_OVERRIDES}
     cohort = mh.cohort.sample_cohort(animals, seed=seed, base=base)

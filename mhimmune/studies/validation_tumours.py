@@ -107,19 +107,9 @@ def host_cd8_effectors_peak(host: str = "nude", tumour: str | None = None) -> fl
     """Largest number of effector CD8 T cells (blood and both tumours, 10⁶ cells) over 40
     days under the shipped MH + anti-PD-L1 protocol (three 30-min sessions at 15 kA/m,
     200 kHz, days 7, 9, 11; anti-PD-L1 days 7, 10, 13) in a host preset."""
-    plan = mh.Protocol(duration="40 d", name="MH + anti-PD-L1", tumour=tumour, host=host)
     with warnings.catch_warnings():  # H·f 3e9 A/m/s: above Brezovich, below Hergt
         warnings.simplefilter("ignore", mh.HfWarning)
-        plan = plan.mh_session(
-            start="7 d",
-            duration="30 min",
-            field="15 kA/m",
-            frequency="200 kHz",
-            agent="fe3o4_19nm_mpeg",
-            dose="3.5 mg/cm^3",
-            every="2 d",
-            count=3,
-        )
+        plan = mh.Protocol.shipped("mh", name="MH + anti-PD-L1", tumour=tumour, host=host)
     return float(mouse_run(_anti_pdl1(plan))["cd8_effectors_total"].max())
 
 
