@@ -32,6 +32,7 @@ __all__ = [
     "preset_antibody_inhibition",
     "preset_antibody_responders",
     "preset_antibody_volume_fold",
+    "preset_antibody_fold",
     "preset_volume_after_inoculation",
     "preset_days_after_inoculation",
     "preset_immune_percent",
@@ -229,6 +230,39 @@ def preset_antibody_volume_fold(
     )
     treated = mouse_run(plan, ONE_TUMOUR)["tumour_volume_treated"]
     return _at(treated, end) / start_volume
+
+
+@experiment
+def preset_antibody_fold(
+    tumour: str,
+    variable: str,
+    antibody: str = "ctla4",
+    dose_mg_per_kg: float = 10.0,
+    start_volume: float = 100.0,
+    every_day: float = 3.0,
+    count: int = 3,
+    days_after: float = 3.0,
+) -> float:
+    """A model variable of a one-tumour mouse *days_after* days after the first dose of
+    one antibody alone, over its value in the untreated mouse on the same day; the first
+    dose is given when the untreated tumour reaches *start_volume* (mm³)."""
+    course = (count - 1) * every_day + 1.0  # the plan holds every dose of the course
+    _, _, end, plan = _antibody_course(
+        tumour,
+        antibody,
+        dose_mg_per_kg,
+        start_volume,
+        every_day,
+        count,
+        days_after,
+        extra_days=max(1.0, course - days_after),
+    )
+    treated = mouse_run(plan, ONE_TUMOUR)
+    if variable not in treated.variables:
+        raise ParameterError(f"variable: {variable!r} is not a variable of the model")
+    control = _untreated(tumour, end + 1.0, None)
+    base = _at(control[variable], end)
+    return _at(treated[variable], end) / base if base > 0 else math.inf
 
 
 #: how :func:`preset_antibody_responders` classifies an animal
