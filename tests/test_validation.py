@@ -179,3 +179,30 @@ def test_known_miss_causes_name_shipped_targets_and_reach_the_report(targets):
     assert row["status"] == "fail"
     assert row["reason"].startswith("model below the accepted range: ")
     assert "no temperature threshold" in row["reason"]
+
+
+def test_by_preset_counts_each_row_for_the_presets_its_experiment_names():
+    """A row counts for its ``tumour=`` preset, a ranking for both its lines, and a row
+    naming none (or ``ct26``) for CT26's reference tables; unsimulated rows count in
+    neither column, so 'passed of simulated' reads per preset and role."""
+    t = pd.DataFrame(
+        [
+            ("preset_growth_rate(tumour='mc38')", "calibration", "pass"),
+            ("preset_growth_rate(tumour='mc38')", "validation", "fail"),
+            ("preset_pdl1_inhibition_ratio(better='mc38', worse='4t1')", "validation", "pass"),
+            ("preset_growth_rate(tumour='ct26')", "validation", "pass"),
+            ("basal_h2o2()", "calibration", "fail"),
+            ("none: no such model part", "validation", "not simulated"),
+        ],
+        columns=["experiment", "role", "status"],
+    )
+    out = va.ValidationResult(t).by_preset()
+    ref = va.REFERENCE_TABLES
+    assert out.loc["mc38", ("passed", "calibration")] == 1
+    assert out.loc["mc38", ("simulated", "validation")] == 2
+    assert out.loc["mc38", ("passed", "validation")] == 1
+    assert out.loc["4t1", ("passed", "validation")] == 1
+    assert out.loc[ref, ("simulated", "calibration")] == 1
+    assert out.loc[ref, ("passed", "calibration")] == 0
+    assert out.loc[ref, ("simulated", "validation")] == 1  # ct26 row; the unsimulated one not
+    assert out.loc[ref, ("passed", "validation")] == 1

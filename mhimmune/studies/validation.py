@@ -73,6 +73,9 @@ HYPOTHESES: dict[str, tuple[dict[str, float], tuple[str, ...]]] = {
 #: relative tolerance of a row that states neither bound
 DEFAULT_RELATIVE_TOLERANCE = 0.25
 STATUSES = ("pass", "fail", "not simulated", "model failed")
+
+#: how :meth:`ValidationResult.by_preset` names rows that run the reference tables
+REFERENCE_TABLES = "ct26 (the reference tables)"
 #: the plot's ratio axis
 _CLIP = (1e-2, 1e2)
 
@@ -365,6 +368,34 @@ class ValidationResult:
             .reindex(columns=list(STATUSES), fill_value=0)
         )  # fmt: skip
 
+    def by_preset(self) -> pd.DataFrame:
+        """Per tumour preset and role: simulated targets and passes. A row counts for the
+        preset its experiment names (``tumour=``; both lines of a ranking, ``better=`` and
+        ``worse=``); the others run the reference tables, which are CT26's (and those of
+        every cell-culture and chemistry row), and count with the ``ct26`` rows."""
+        rows = []
+        for _, r in self.table.iterrows():
+            try:
+                _, kwargs = parse_experiment(str(r["experiment"]))
+            except ParameterError:
+                kwargs = {}
+            named = [kwargs[k] for k in ("tumour", "better", "worse") if kwargs.get(k)]
+            named = [REFERENCE_TABLES if n == "ct26" else n for n in named]
+            for preset in named or [REFERENCE_TABLES]:
+                rows.append(dict(preset=preset, role=r["role"], status=r["status"]))
+        t = pd.DataFrame(rows, columns=["preset", "role", "status"])
+        out = []
+        for (preset, role), g in t.groupby(["preset", "role"]):
+            out.append(dict(
+                preset=preset, role=role,
+                simulated=int(g["status"].isin(["pass", "fail"]).sum()),
+                passed=int((g["status"] == "pass").sum()),
+            ))  # fmt: skip
+        frame = pd.DataFrame(out, columns=["preset", "role", "simulated", "passed"])
+        wide = frame.pivot(index="preset", columns="role", values=["passed", "simulated"])
+        wide = wide.reindex(columns=pd.MultiIndex.from_product([["passed", "simulated"], ROLES]))
+        return wide.fillna(0).astype(int)
+
     def plot(self, ax=None):
         """Model / published ratio per simulated target on a log axis, with the accepted
         band; green passes, red fails. Returns the matplotlib figure."""
@@ -433,6 +464,16 @@ class ValidationResult:
                   "|---|" + "---:|" * len(STATUSES)]  # fmt: skip
         for g, r in self.by_group().iterrows():
             lines.append(f"| {g} | " + " | ".join(str(int(r[c])) for c in STATUSES) + " |")
+        lines += ["", "## By tumour preset", "",
+                  "Passes of the simulated targets per preset a row's experiment names "
+                  "(`parameters/tumours.toml`); rows naming none run the reference tables, "
+                  "which are CT26's, and count with it (so do the cell-culture and chemistry "
+                  "rows).", "",
+                  "| preset | calibration passed | validation passed |",
+                  "|---|---:|---:|"]  # fmt: skip
+        for preset, r in self.by_preset().iterrows():
+            cal, val = (f"{r[('passed', x)]} of {r[('simulated', x)]}" for x in ROLES)
+            lines.append(f"| {preset} | {cal} | {val} |")
         for role in ROLES:
             lines += ["", f"## {role.capitalize()} targets", "",
                       "| target | claim | published (range) | unit | model | status | reason | "
