@@ -12,9 +12,9 @@ from mhimmune.mh.evaluator import ModelEvaluator
 from mhimmune.mh.presets import preset_names, preset_overrides
 from mhimmune.studies.validation_tumours import (
     host_cd8_effectors_peak,
+    preset_antibody_inhibition,
     preset_doubling_time,
     preset_growth_rate,
-    preset_pdl1_inhibition,
 )
 
 TUMOURS = ("ct26", "mc38", "4t1", "b16f10")
@@ -115,14 +115,14 @@ def test_unknown_presets_are_refused_naming_the_known_ones(call, error, message)
 def test_preset_growth_and_anti_pdl1_response_follow_the_presets():
     """Untreated early growth (days 1-7) follows the preset growth rates (CT26 0.32 /d, 4T1
     0.35, MC38 0.19, B16-F10 0.23, within 0.01); MC38 doubles in 4.0 d over days 7-14 (its
-    growth rate is fitted to Barnes & Franklin 2019's ~4 d); anti-PD-L1 alone inhibits
-    MC38 more than CT26 and 4T1 least (day 21: 6.3 %, 0.8 %, 0.4 %), the ranking of
-    Snipstad et al. 2023."""
+    growth rate is fitted to Barnes & Franklin 2019's ~4 d); anti-PD-L1 alone, from
+    100 mm³, inhibits MC38 more than CT26 and 4T1 least (14 days after the first dose:
+    99.6 %, 6.1 %, 2.3 %), the ranking of Snipstad et al. 2023."""
     growth = {t: preset_growth_rate(t) for t in TUMOURS}
     assert growth == pytest.approx({"ct26": 0.324, "mc38": 0.190, "4t1": 0.347, "b16f10": 0.235},
                                    abs=0.01)  # fmt: skip
     assert preset_doubling_time("mc38") == pytest.approx(4.0, abs=0.05)
-    inhibition = {t: preset_pdl1_inhibition(t) for t in ("mc38", "ct26", "4t1")}
+    inhibition = {t: preset_antibody_inhibition(t) for t in ("mc38", "ct26", "4t1")}
     assert inhibition["mc38"] > inhibition["ct26"] > inhibition["4t1"] > 0
 
 

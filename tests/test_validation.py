@@ -189,7 +189,7 @@ def test_by_preset_counts_each_row_for_the_presets_its_experiment_names():
         [
             ("preset_growth_rate(tumour='mc38')", "calibration", "pass"),
             ("preset_growth_rate(tumour='mc38')", "validation", "fail"),
-            ("preset_pdl1_inhibition_ratio(better='mc38', worse='4t1')", "validation", "pass"),
+            ("preset_antibody_inhibition_ratio(better='mc38', worse='4t1')", "validation", "pass"),
             ("preset_growth_rate(tumour='ct26')", "validation", "pass"),
             ("basal_h2o2()", "calibration", "fail"),
             ("none: no such model part", "validation", "not simulated"),

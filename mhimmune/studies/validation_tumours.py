@@ -37,8 +37,7 @@ __all__ = [
     "preset_days_after_inoculation",
     "preset_immune_percent",
     "preset_doubling_time",
-    "preset_pdl1_inhibition",
-    "preset_pdl1_inhibition_ratio",
+    "preset_antibody_inhibition_ratio",
     "preset_ctl_infiltration_ratio",
     "host_cd8_effectors_peak",
 ]
@@ -74,22 +73,6 @@ def preset_growth_rate(tumour: str, day_from: float = 1.0, day_to: float = 7.0) 
 def preset_doubling_time(tumour: str, day_from: float = 7.0, day_to: float = 14.0) -> float:
     """Volume doubling time (d) of the untreated tumour of a preset between two days."""
     return math.log(2.0) / preset_growth_rate(tumour, day_from, day_to)
-
-
-@experiment
-def preset_pdl1_inhibition(tumour: str, day: float = 21.0, host: str | None = None) -> float:
-    """Growth inhibition by anti-PD-L1 alone: 1 - V_treated/V_untreated of the treated-site
-    tumour on *day* (0 = no effect, 1 = eradication)."""
-    untreated = mouse_run(_plan(day + 1.0, tumour, host))["tumour_volume_treated"]
-    treated = mouse_run(_anti_pdl1(_plan(day + 1.0, tumour, host)))["tumour_volume_treated"]
-    return 1.0 - _at(treated, day) / _at(untreated, day)
-
-
-@experiment
-def preset_pdl1_inhibition_ratio(better: str, worse: str, day: float = 21.0) -> float:
-    """Growth inhibition by anti-PD-L1 alone of tumour *better* over that of *worse*
-    (> 1 when *better* responds more)."""
-    return preset_pdl1_inhibition(better, day) / preset_pdl1_inhibition(worse, day)
 
 
 @experiment
@@ -210,6 +193,33 @@ def preset_antibody_inhibition(
     )
     treated = mouse_run(plan, ONE_TUMOUR)["tumour_volume_treated"]
     return 1.0 - _at(treated, end) / _at(untreated, end)
+
+
+@experiment
+def preset_antibody_inhibition_ratio(
+    better: str,
+    worse: str,
+    antibody: str = "pdl1",
+    dose_mg_per_kg: float = 10.0,
+    start_volume: float = 100.0,
+    every_day: float = 3.0,
+    count: int = 3,
+    days_after: float = 14.0,
+) -> float:
+    """Growth inhibition by one antibody alone of preset *better* over that of preset
+    *worse*, each as :func:`preset_antibody_inhibition` measures it (> 1 when *better*
+    responds more)."""
+    course = dict(
+        antibody=antibody,
+        dose_mg_per_kg=dose_mg_per_kg,
+        start_volume=start_volume,
+        every_day=every_day,
+        count=count,
+        days_after=days_after,
+    )
+    low = preset_antibody_inhibition(worse, **course)
+    high = preset_antibody_inhibition(better, **course)
+    return high / low if low > 0 else math.inf
 
 
 @experiment
