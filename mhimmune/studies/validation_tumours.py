@@ -8,9 +8,10 @@ two lines. They are registered in
 targets.tsv`` names them in its ``experiment`` column) when this module is imported, as
 :mod:`mhimmune.studies.validation` does.
 
-Anti-PD-(L)1 alone is the model's anti-PD-L1 antibody, 10 mg/kg on days 7, 10 and 13 (the
-shipped ``anti_pdl1`` protocol, after Kosinsky et al. 2018); publications that gave
-anti-PD-1 are compared with it, as the model has one checkpoint antibody.
+Antibody monotherapy experiments give anti-PD-L1, anti-PD-1 or anti-CTLA-4 (:data:`ANTIBODIES`)
+to one-tumour mice from the day the untreated tumour reaches a size, as studies randomise
+mice at a tumour size; :func:`host_cd8_effectors_peak` runs the shipped MH arm with
+anti-PD-L1 on days 7, 10 and 13 (after Kosinsky et al. 2018).
 """
 
 from __future__ import annotations
