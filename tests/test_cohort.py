@@ -365,3 +365,21 @@ def test_tiny_negative_volumes_read_as_zero_large_ones_fail_the_run():
     assert a.loc[0, "total_at_responder_day_mm3"] == 0.0
     assert a.loc[1, "status"] == "negative_volume" and "-0.001" in a.loc[1, "message"]
     assert tr.n_failed == 1 and tr.responder_table().loc["treated", "n_ok"] == 1
+
+
+def test_mh_alone_responders_of_every_seed_agree_with_one_rate():
+    """MH alone on the reference line (default template, 10 animals per seed, 4 seeds):
+    the Wilson 95 % interval of every seed's k of 10 contains the across-seed mean rate
+    (the seeds are repeats of one experiment, not different outcomes: 0, 0, 3 and 3 of
+    10, mean 15 %), and that mean is below 40 % (the shipped report: 16 % at 40 animals)."""
+    from mhimmune.studies import stats
+    from mhimmune.studies.seed_stability import seed_stability
+
+    st = seed_stability(lambda c: co.run_trial(["mh"], c, progress=False), 4, [10])
+    mean = float(st.table.set_index("arm").loc["mh", "mean"])
+    assert 0.0 <= mean < 0.4
+    runs = st.runs[st.runs["arm"] == "mh"]
+    assert len(runs) == 4
+    for _, r in runs.iterrows():
+        _, lo, hi = stats.proportion_ci(int(r["responders"]), int(r["n_ok"]), 0.95, "wilson")
+        assert lo <= mean <= hi
