@@ -12,6 +12,7 @@ raises is recorded with a status and message (:func:`evaluate_chunk`), not raise
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import inspect
 import json
@@ -250,6 +251,12 @@ def _pool_chunk(
         cache[key] = ev
         while len(cache) > _WORKER.get("pool_size", POOL_CACHE_SIZE):
             cache.popitem(last=False)
+        # the long-lived objects (model, evaluators) leave the garbage collector's scans:
+        # collections during the runs then only visit what the runs allocate (a few % of
+        # a run's time); unfrozen first, so evaluators dropped from the cache are freed
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
     else:
         cache.move_to_end(key)
     return evaluate_chunk(ev, names, runs, X)
