@@ -85,9 +85,13 @@ def main() -> int:
     prof.disable()
     per_run = (time.perf_counter() - t) / len(sub)
     st = pstats.Stats(prof)
-    # the compiled BDF integrator, one call per segment (C backend: ctypes wrapper in compile.py)
+    # the compiled BDF integrator, one call per segment (C backend: CModule.integrate_at in
+    # compiled.py, called from simulate.integrate; numba backend: simulate._segment_bdf)
     solver = sum(
-        v[3] for k, v in st.stats.items() if k[2] == "_segment_bdf" and k[0].endswith("simulate.py")
+        v[3]
+        for k, v in st.stats.items()
+        if (k[2] == "_segment_bdf" and k[0].endswith("simulate.py"))
+        or (k[2] == "integrate_at" and k[0].endswith("compiled.py"))
     )
     simulate_total = sum(
         v[3] for k, v in st.stats.items() if k[2] == "simulate" and k[0].endswith("simulate.py")
