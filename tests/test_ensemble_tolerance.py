@@ -1,5 +1,6 @@
 """The ensemble tolerances are chosen by this test: readouts of ensemble runs stay within
-1e-3 of their spread across the design of a tight-tolerance reference."""
+1e-3 of their spread across the design of a tight-tolerance reference, and every run of a
+Sobol sample of the schedule design integrates at them."""
 
 import warnings
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 import mhimmune as mh
 from mhimmune.mh.evaluator import ModelEvaluator
 from mhimmune.mh.field_safety import HfWarning
+from mhimmune.runs.ensemble import run_ensemble
 from mhimmune.runs.evaluator import ENSEMBLE_TOLERANCES
 from mhimmune.studies import sensitivity as sa
 
@@ -39,10 +41,11 @@ def _scalars(spec, design, options):
 
 def test_ensemble_tolerances_keep_readouts_within_1e_3_of_their_spread(schedule_design):
     """Every scalar readout (volumes, CEM43, DAMP and CD8 AUCs, cure) of 16 schedule-design
-    runs at the ensemble defaults (rtol 1e-6, atol 1e-9) differs from a rtol 1e-9 / atol
-    1e-12 reference by at most 1e-3 of that readout's range over the design."""
+    runs at the ensemble defaults (rtol 1e-5, atol 1e-8) differs from a rtol 1e-9 / atol
+    1e-12 reference by at most 1e-3 of that readout's range over the design (measured
+    3.4e-5)."""
     spec, design = schedule_design
-    assert ENSEMBLE_TOLERANCES == {"rtol": 1e-6, "atol": 1e-9}
+    assert ENSEMBLE_TOLERANCES == {"rtol": 1e-5, "atol": 1e-8}
     keys, ref = _scalars(spec, design, {"rtol": 1e-9, "atol": 1e-12})
     _, fast = _scalars(spec, design, {})
     spread = ref.max(axis=0) - ref.min(axis=0)
@@ -50,3 +53,21 @@ def test_ensemble_tolerances_keep_readouts_within_1e_3_of_their_spread(schedule_
     worst = dict(zip(keys, err))
     assert max(worst.values()) <= 1e-3, worst
     assert np.all(np.isfinite(fast))
+
+
+# 2,304 runs of the full model on 2 processes: ~30-60 s
+@pytest.mark.slow
+def test_every_run_of_the_schedule_sobol_sample_integrates_at_the_ensemble_tolerances():
+    """All 2,304 runs of the N = 128 Sobol sample of the schedule design (ablative corners
+    included) integrate at the ensemble defaults: a Sobol analysis needs every run."""
+    spec = sa.load_spec(ROOT / "analyses" / "sa" / "schedule.toml")
+    problem = sa.define_problem(spec["factors"], table=mh.load_model(verbose=False))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        design = sa.sample(problem, "sobol", 128, seed=spec["seed"]).design
+    ev = ModelEvaluator(spec["protocol"], spec["readouts"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HfWarning)
+        res = run_ensemble(ev, design, n_jobs=2, progress=False, warn=False)
+    assert len(design) == 2304
+    assert res.n_failed == 0, res.failures.head()

@@ -20,6 +20,7 @@ import cProfile
 import os
 import platform
 import pstats
+import resource
 import sys
 import tempfile
 import time
@@ -62,14 +63,19 @@ def main() -> int:
     )
     rows = []
 
-    def record(label, workers, res, wall):
+    def record(label, workers, res, wall, cpu=None):
         rate = res.n_computed / wall
-        rows.append((label, workers, res.n_computed, wall, rate, res.n_failed))
+        cpu_ms = "–" if cpu is None else f"{cpu / res.n_computed * 1e3:.1f}"
+        rows.append((label, workers, res.n_computed, wall, rate, cpu_ms, res.n_failed))
         print(
             f"{label:<42} {res.n_computed:>6} runs {wall:8.2f} s {rate:8.1f} runs/s "
-            f"({res.n_failed} failed)",
+            f"CPU {cpu_ms} ms/run ({res.n_failed} failed)",
             flush=True,
         )
+
+    def children_cpu():  # CPU seconds of finished worker processes (pools closed)
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
 
     # --- where the time of one run goes (serial, profiled)
     ev.setup(list(design.columns))
@@ -85,20 +91,27 @@ def main() -> int:
     prof.disable()
     per_run = (time.perf_counter() - t) / len(sub)
     st = pstats.Stats(prof)
-    # the compiled BDF integrator, one call per segment (C backend: ctypes wrapper in compile.py)
+    # the compiled BDF integrator, one call per segment (C backend: CModule.integrate_at in
+    # compiled.py, called from simulate.integrate; numba backend: simulate._segment_bdf)
     solver = sum(
-        v[3] for k, v in st.stats.items() if k[2] == "_segment_bdf" and k[0].endswith("simulate.py")
+        v[3]
+        for k, v in st.stats.items()
+        if (k[2] == "_segment_bdf" and k[0].endswith("simulate.py"))
+        or (k[2] == "integrate_at" and k[0].endswith("compiled.py"))
     )
+    # the engine's integrate() (mhimmune/core/simulate.py): segments, jumps, derived quantities
     simulate_total = sum(
-        v[3] for k, v in st.stats.items() if k[2] == "simulate" and k[0].endswith("simulate.py")
+        v[3]
+        for k, v in st.stats.items()
+        if k[2] == "integrate" and k[0].endswith(os.path.join("core", "simulate.py"))
     )
     prof_rows = [
         ("profiled runs", len(sub)),
         ("wall per run (profiled)", f"{per_run * 1e3:.1f} ms"),
-        ("inside simulate()", f"{simulate_total / len(sub) * 1e3:.1f} ms"),
+        ("inside the engine's integrate()", f"{simulate_total / len(sub) * 1e3:.1f} ms"),
         ("  of which the compiled integrator (per segment)", f"{solver / len(sub) * 1e3:.1f} ms"),
         (
-            "outside simulate() (protocol, readouts, runner)",
+            "outside integrate() (protocol, readouts, runner)",
             f"{(per_run * len(sub) - simulate_total) / len(sub) * 1e3:.1f} ms",
         ),
     ]
@@ -106,12 +119,13 @@ def main() -> int:
         print(f"{k:<50} {v}")
 
     # --- throughput
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     r1 = en.run_ensemble(ev, design, n_jobs=1, progress=False, warn=False)
-    record("1 process (in-process)", 1, r1, time.perf_counter() - t)
-    t = time.perf_counter()
+    record("1 process (in-process)", 1, r1, time.perf_counter() - t, time.process_time() - c)
+    t, c = time.perf_counter(), children_cpu()
     r2 = en.run_ensemble(ev, design, n_jobs=2, progress=False, warn=False)
-    record("2 processes (incl. pool start-up)", 2, r2, time.perf_counter() - t)
+    wall = time.perf_counter() - t
+    record("2 processes (incl. pool start-up)", 2, r2, wall, children_cpu() - c)
     same = np.array_equal(
         r1.results[r1.output_names].to_numpy(),
         r2.results[r2.output_names].to_numpy(),
@@ -141,17 +155,19 @@ def main() -> int:
 
     # --- the notebook's analysis at full size
     with tempfile.TemporaryDirectory() as tmp:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), children_cpu()
         kw = dict(spec)
         kw["n"] = n_sobol
         with make_executor(n_jobs=2) as executor:
             res = sa.run_sensitivity(**kw, model=model, executor=executor, out=Path(tmp) / "ens")
         total = time.perf_counter() - t
+        sobol_cpu_ms = (children_cpu() - c) / len(res.sample) * 1e3
     ens_s = res.ensemble.elapsed_s
     label = f"Sobol, {problem.num_vars} factors, N={n_sobol} ({len(res.sample)} runs), 2 processes"
     print(
         f"{label}: ensemble {ens_s:.1f} s ({len(res.sample) / ens_s:.1f} runs/s), analysis "
-        f"{total - ens_s:.1f} s, total {total:.1f} s; {res.ensemble.n_failed} failed",
+        f"{total - ens_s:.1f} s, total {total:.1f} s; {res.ensemble.n_failed} failed; "
+        f"worker CPU {sobol_cpu_ms:.1f} ms/run",
         flush=True,
     )
 
@@ -168,19 +184,26 @@ def main() -> int:
         "",
         "Reproduce: `make bench-ensemble` (or `BENCH_N=64 make bench-ensemble` for a quick run).",
         "",
-        "| setting | workers | runs | wall (s) | runs/s | failed |",
-        "|---|---:|---:|---:|---:|---:|",
-        *[f"| {a} | {b} | {c} | {d:.2f} | {e:.1f} | {f} |" for a, b, c, d, e, f in rows],
-        f"| Dask LocalCluster start-up | 2 | – | {start_s:.2f} | – | – |",
+        "| setting | workers | runs | wall (s) | runs/s | CPU ms/run | failed |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        *[f"| {a} | {b} | {c} | {d:.2f} | {e:.1f} | {g} | {f} |" for a, b, c, d, e, g, f in rows],
+        f"| Dask LocalCluster start-up | 2 | – | {start_s:.2f} | – | – | – |",
+        "",
+        "CPU ms/run: CPU time of the processes that ran the runs (this one in-process, the "
+        "workers of a pool, incl. their start-up) per run; on a shared machine it depends less "
+        "on other load than wall time does.",
         "",
         f"Identical outputs across 1 process, 2 processes and Dask: {'yes' if same else 'NO'}.",
         "",
         f"**{label}:** ensemble {ens_s:.1f} s ({len(res.sample) / ens_s:.1f} runs/s), "
         f"index computation (S1/ST with bootstrap CIs for {res.indices['output'].nunique()} outputs incl. "
         f"time-resolved points) {total - ens_s:.1f} s, **total {total:.1f} s** "
-        f"({total / 60:.1f} min; target ≤ 5 min at N=1024); {res.ensemble.n_failed} failed runs.",
+        f"({total / 60:.1f} min; target ≤ 5 min at N=1024); {res.ensemble.n_failed} failed runs; "
+        f"worker CPU {sobol_cpu_ms:.1f} ms per run.",
         "",
-        "Where one run's time goes (serial, cProfile, 64 runs):",
+        "Where one run's time goes (serial, cProfile, 64 runs; cProfile's cost per Python call "
+        "inflates the parts outside the compiled integrator: the unprofiled cost of a whole run "
+        "is the in-process CPU ms/run above):",
         "",
         "| part | time |",
         "|---|---:|",

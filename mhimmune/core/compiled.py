@@ -210,6 +210,21 @@ class CModule:
         )
         return code, stats
 
+    def integrate_at(
+        self, y0, span, tout, nout, p, rtol, atol, hmax, max_steps, out, y_end, stats
+    ) -> int:
+        """:meth:`integrate_into` on raw addresses (integers from ``array.ctypes.data``):
+        *y0*, *tout* (*nout* times), *p*, *out* (``nout`` rows), *y_end* (the state at
+        *span*) and *stats* (:data:`N_STATS` int64 counters). Returns the status code.
+
+        For callers that integrate many segments into one preallocated array: no array
+        is created or inspected per call; the caller guarantees sizes, C-contiguity and
+        float64 (int64 for *stats*).
+        """
+        return self._integrate_addr(
+            y0, 0.0, span, tout, nout, p, rtol, atol, hmax, max_steps, out, y_end, stats
+        )
+
     def derived_into(self, Y, p, out):
         """Derived quantities of the rows of *Y* into *out* (C-contiguous float64, as
         :meth:`integrate_into`)."""

@@ -208,24 +208,44 @@ def integrate(
     p = model.parameter_vector(params)
     scales = c.bolus_scales(p)
     grid = output_grid(schedule, output_step_h, fine_output_step_h)
-    idx_in = {n: c.parameters.index(n) for n in model.inputs}
+    inputs = [(n, c.parameters.index(n)) for n in model.inputs]
     y = np.asarray(c.init(p), dtype=float)
     status = SolverStatus()
+    counts_total = [0, 0, 0, 0, 0, 0]
     pre_jump: dict[float, np.ndarray] = {}
     segment = _segment_bdf if method == "bdf" else _segment_lsoda
     derived_into = getattr(c.module, "derived_into", None)
     # recorded times: each segment's start and the grid inside it (its end is the next
     # segment's start, recorded after that segment's jumps), then the schedule's end
-    bounds = [(seg.t0_h, seg.t1_h) for seg in schedule.segments]
-    cut = np.searchsorted(grid, np.array(bounds), side="right")  # grid is sorted
-    cut[:, 1] = np.searchsorted(grid, [t1 for _t0, t1 in bounds], side="left")
-    pieces = [np.concatenate([[t0], grid[a:b]]) for (t0, _t1), (a, b) in zip(bounds, cut)]
-    starts = np.cumsum([0] + [len(x) for x in pieces])
-    time_h = np.concatenate([*pieces, [schedule.duration_h]])
+    segments = schedule.segments
+    bounds = np.array([(seg.t0_h, seg.t1_h) for seg in segments], dtype=float).reshape(-1, 2)
+    a = np.searchsorted(grid, bounds[:, 0], side="right")  # grid is sorted
+    b = np.searchsorted(grid, bounds[:, 1], side="left")
+    sizes = 1 + np.maximum(b - a, 0)
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    time_h = np.empty(int(starts[-1]) + 1)
+    for k in range(len(segments)):
+        i0 = starts[k]
+        time_h[i0] = bounds[k, 0]
+        time_h[i0 + 1 : starts[k + 1]] = grid[a[k] : b[k]]
+    time_h[-1] = schedule.duration_h
     states = np.empty((len(time_h), len(y)))
     derived = np.empty((len(time_h), len(c.derived_names)))
-    for k, seg in enumerate(schedule.segments):
-        t0, t1 = bounds[k]
+    seg_inputs = []
+    # the C backend's BDF path works on preallocated buffers by address (no array made or
+    # inspected per segment); the other paths go through _segment_bdf / _segment_lsoda
+    at = getattr(c.module, "integrate_at", None) if method == "bdf" else None
+    if at is not None:
+        y = np.ascontiguousarray(y, dtype=np.float64).copy()
+        p = np.ascontiguousarray(p, dtype=np.float64)
+        t_local = np.empty(len(time_h))
+        y_end = np.empty(len(y))
+        stats = np.zeros(6, dtype=np.int64)
+        addr = (y.ctypes.data, t_local.ctypes.data, p.ctypes.data, y_end.ctypes.data)
+        stats_addr, states_addr = stats.ctypes.data, states.ctypes.data
+        row_bytes = states.strides[0]
+    for k, seg in enumerate(segments):
+        t0, t1 = float(bounds[k, 0]), float(bounds[k, 1])
         pre_jump[t0] = y.copy()
         for jump in seg.jumps:
             target = jump.amount * scales[jump.dose]
@@ -233,33 +253,50 @@ def integrate(
                 y[jump.state] = max(y[jump.state], target)
             else:
                 y[jump.state] += target
-        for n, i in idx_in.items():
-            p[i] = seg.inputs.get(n, 0.0)
-        i0, i1 = starts[k], starts[k + 1]
-        tout = time_h[i0 : i1 + 1].copy()
-        tout[-1] = t1
+        values = [seg.inputs.get(n, 0.0) for n, _i in inputs]
+        for (_n, i), v in zip(inputs, values):
+            p[i] = v
+        seg_inputs.append(values)
+        i0, i1 = int(starts[k]), int(starts[k + 1])
         h = hmax_fine if seg.fine else hmax
         # rows i0..i1: the segment's recorded times and its end (overwritten by the next
         # segment's start, after the jumps)
-        ok, message, reached, counts = segment(
-            c, y, t0, t1, tout, p, rtol, atol, h, max_steps_per_segment, states[i0 : i1 + 1]
-        )
         rows = states[i0 : i1 + 1]
+        if at is not None:
+            # segment-local times (the model is autonomous, and small steps after a dose
+            # stay exact), as _segment_bdf computes them
+            nout = i1 + 1 - i0
+            np.subtract(time_h[i0 : i1 + 1], t0, out=t_local[:nout])
+            t_local[nout - 1] = t1 - t0
+            code = at(
+                addr[0],
+                t1 - t0,
+                addr[1],
+                nout,
+                addr[2],
+                rtol,
+                atol,
+                h,
+                max_steps_per_segment,
+                states_addr + i0 * row_bytes,
+                addr[3],
+                stats_addr,
+            )
+            ok = code == 0
+            message = "" if ok else _BDF_MESSAGES.get(int(code), "non-finite output")
+            reached = t1 if ok else t0
+            counts = stats.tolist()
+        else:
+            tout = time_h[i0 : i1 + 1].copy()
+            tout[-1] = t1
+            ok, message, reached, counts = segment(
+                c, y, t0, t1, tout, p, rtol, atol, h, max_steps_per_segment, rows
+            )
+        status.segments += 1
+        for j, n in enumerate(counts):
+            counts_total[j] += n
         if ok and not np.isfinite(rows).all():
             ok, message, reached = False, "non-finite output", t0
-        y_end = rows[-1].copy()  # the next segment continues from the unrounded state
-        # a value below zero by less than the absolute tolerance is zero within the
-        # integration's accuracy (an interpolant or a step overshooting a state that
-        # decays to 0 by a rounding error): recorded as 0, so that amounts stay >= 0
-        rows[(rows < 0.0) & (rows > -atol)] = 0.0
-        status.segments += 1
-        status.steps += counts[0]
-        status.rhs_evaluations += counts[1]
-        status.jacobian_evaluations += counts[2]
-        if len(counts) > 3:
-            status.lu_factorisations += counts[3]
-            status.linear_solves += counts[4]
-            status.rejected_steps += counts[5]
         if not ok:
             raise SolverError(
                 f"integration failed in segment {k} (day {hours_to_days(t0):.4f}-"
@@ -269,15 +306,35 @@ def integrate(
                 time_h=reached,
                 overrides=params,
             )
-        y = y_end
-        # derived quantities with this segment's inputs
+        # the next segment continues from the unrounded state
+        if at is not None:
+            y[:] = rows[-1]
+        else:
+            y = rows[-1].copy()
+    (
+        status.steps,
+        status.rhs_evaluations,
+        status.jacobian_evaluations,
+        status.lu_factorisations,
+        status.linear_solves,
+        status.rejected_steps,
+    ) = counts_total
+    # a value below zero by less than the absolute tolerance is zero within the
+    # integration's accuracy (an interpolant or a step overshooting a state that
+    # decays to 0 by a rounding error): recorded as 0, so that amounts stay >= 0
+    states[(states < 0.0) & (states > -atol)] = 0.0
+    # derived quantities with each segment's inputs
+    for k, values in enumerate(seg_inputs):
+        for (_n, i), v in zip(inputs, values):
+            p[i] = v
+        i0, i1 = int(starts[k]), int(starts[k + 1])
         if derived_into is not None:
             derived_into(states[i0:i1], p, derived[i0:i1])
         else:
             derived[i0:i1] = c.derived_series(states[i0:i1], p)
     end = schedule.duration_h
     pre_jump[end] = y.copy()
-    for i in idx_in.values():
+    for _n, i in inputs:
         p[i] = 0.0
     derived[-1] = c.derived_series(states[-1:], p)[0]
     return Trajectories(

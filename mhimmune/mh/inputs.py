@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from mhimmune.core.errors import ProtocolError
 from mhimmune.core.model import Model
@@ -58,13 +59,20 @@ class SessionHeating:
     sar_method: str
 
 
+@lru_cache(maxsize=4096)
+def _heating_at(agent: str, field_kA_per_m: float, freq_kHz: float) -> tuple[float, str]:
+    """SAR (W/g) and method of *agent* at a field and frequency (the catalogue is read-only,
+    so repeated sessions and ensemble rows look each combination up once)."""
+    sar, method = get_agent(agent).heating_at(field_kA_per_m, freq_kHz)
+    return float(sar), method
+
+
 def session_heating(protocol: Protocol) -> tuple[SessionHeating, ...]:
     """SAR of every MH session of *protocol*, looked up in the agent catalogue."""
-    out = []
-    for s in protocol.mh_sessions():
-        sar, method = get_agent(s.agent).heating_at(s.field_kA_per_m, s.freq_kHz)
-        out.append(SessionHeating(s, float(sar), method))
-    return tuple(out)
+    return tuple(
+        SessionHeating(s, *_heating_at(s.agent, s.field_kA_per_m, s.freq_kHz))
+        for s in protocol.mh_sessions()
+    )
 
 
 def dose_kind(bolus: Bolus) -> str:

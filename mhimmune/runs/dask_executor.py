@@ -3,6 +3,7 @@ worker process."""
 
 from __future__ import annotations
 
+import gc
 import hashlib
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +18,9 @@ __all__ = ["DaskExecutor", "DASK_CONNECT_TIMEOUT_S", "dask_chunk"]
 
 #: evaluators set up in this (worker) process, by payload hash
 _WORKER_EVALUATORS: dict[str, Any] = {}
+
+#: whether this (worker) process froze its objects out of garbage collection
+_FROZEN: list[bool] = []
 
 #: seconds :class:`DaskExecutor` waits for a scheduler given by address
 DASK_CONNECT_TIMEOUT_S = 5
@@ -94,4 +98,9 @@ def dask_chunk(key: str, payload: bytes, names: list[str], runs: np.ndarray, X: 
         set_up(ev, names)
         cache.clear()
         cache[key] = ev
+        if not _FROZEN:
+            # once per worker process, as in a WorkerPool worker: what exists after the
+            # first set-up (the compiled model) leaves the garbage collector's scans
+            gc.freeze()
+            _FROZEN.append(True)
     return evaluate_chunk(cache[key], names, runs, X)

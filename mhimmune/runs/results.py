@@ -220,10 +220,9 @@ class OutputSchema:
                 "message": message,
                 "seconds": np.asarray(raw["seconds"], dtype=float),
                 **cols,
+                **{f"trajectory:{v}": pd.Series(trajs[v], dtype=object) for v in self.trajectories},
             }
         )
-        for v in self.trajectories:
-            frame[f"trajectory:{v}"] = pd.Series(trajs[v], dtype=object)
         return frame
 
 
