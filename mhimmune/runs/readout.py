@@ -10,6 +10,7 @@ several. :meth:`Readout.parse` reads specifications such as ``auc:VAR``,
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -123,6 +124,9 @@ class Readout:
     denominator, scale
         A ratio readout: the statistic of *scale* × sum(*variables*) / sum(*denominator*)
         (NaN where the denominator is 0); no denominator: of the sum itself.
+    log
+        Report log10(1 + value) instead of the value (``log10(SPEC)``): for heavy-tailed
+        readouts that are ≥ 0, such as a thermal dose; a negative value fails the run.
     """
 
     name: str
@@ -134,23 +138,14 @@ class Readout:
     floor: float = 0.0
     denominator: tuple[str, ...] = ()
     scale: float = 1.0
+    log: bool = False
 
     #: vocabulary :meth:`parse` uses when none is given (empty: statistics of variables)
     vocabulary: ClassVar[Vocabulary]
 
     def renamed(self, name: str) -> Readout:
         """The same readout under another column name."""
-        return Readout(
-            name,
-            self.kind,
-            self.variables,
-            self.day,
-            self.threshold,
-            self.relative,
-            self.floor,
-            self.denominator,
-            self.scale,
-        )
+        return dataclasses.replace(self, name=name)
 
     @property
     def all_variables(self) -> tuple[str, ...]:
@@ -172,6 +167,7 @@ class Readout:
         ``FLAG<=THRESHOLD`` (combined: ``cure<=10@57``); VAR may be ``A+B`` (a sum) or an
         alias of *vocabulary*. ``@+DAY`` counts days from the first treatment of each run
         (``cure<=10@+50``: total tumour ≤ 10 mm³ 50 days after the first treatment).
+        ``log10(SPEC)`` reports log10(1 + value) of a statistic (``log10(auc:VAR)``).
 
         Parameters
         ----------
@@ -189,6 +185,14 @@ class Readout:
             raise ParameterError(f"readout: expected text such as 'auc:VARIABLE', got {spec!r}")
         text = spec.strip().replace(" ", "")
         label = name or text
+        if text.startswith("log10(") and text.endswith(")"):
+            inner = cls.parse(text[6:-1], vocabulary=voc)
+            if inner.log or inner.kind not in STAT_KINDS:
+                raise ParameterError(
+                    f"readout {spec!r}: log10(...) takes one statistic (not a flag or a "
+                    f"log10 readout)"
+                )
+            return dataclasses.replace(inner, name=label, log=True)
         if text in voc.named:
             return voc.named[text].renamed(label)
         word = next((w for w in voc.flags if _is_flag_spec(text, w)), None)
@@ -309,7 +313,7 @@ def evaluate(
             with np.errstate(divide="ignore", invalid="ignore"):
                 y = np.where(below != 0, r.scale * y / np.where(below != 0, below, 1.0), np.nan)
         if r.kind == "auc":
-            out[r.name] = float(np.trapezoid(y, t_day))
+            out[r.name] = _logged(r, float(np.trapezoid(y, t_day)))
             continue
         if r.kind in ("final", "min", "max"):
             value = float(y[-1] if r.kind == "final" else (y.min() if r.kind == "min" else y.max()))
@@ -333,5 +337,14 @@ def evaluate(
                     raise ValueError(f"readout {r.name}: a {r.kind} flag needs a threshold")
                 out[r.name] = float(value <= r.threshold)
                 continue
-        out[r.name] = 0.0 if abs(value) < r.floor else value
+        out[r.name] = _logged(r, 0.0 if abs(value) < r.floor else value)
     return out
+
+
+def _logged(r: Readout, value: float) -> float:
+    """*value*, or log10(1 + value) for a ``log10(...)`` readout."""
+    if not r.log:
+        return value
+    if not value >= 0:
+        raise ValueError(f"readout {r.name}: log10 of 1 + {value:g} needs a value ≥ 0")
+    return math.log10(1.0 + value)
