@@ -162,11 +162,11 @@ def _antibody_course(
     host: str | None = None,
     extra_days: float = 1.0,
 ):
-    """The untreated tumour series, the day of the first dose (when the untreated tumour
+    """The untreated mouse's run (120 days), the day of the first dose (when its tumour
     reaches *start_volume*), the readout day *days_after* it, and the treated plan (to the
     readout day plus *extra_days*)."""
-    untreated = _untreated(tumour, 120.0, host)["tumour_volume_treated"]
-    first = _day_reaching(untreated, start_volume, tumour)
+    untreated = _untreated(tumour, 120.0, host)
+    first = _day_reaching(untreated["tumour_volume_treated"], start_volume, tumour)
     end = first + days_after
     plan = _treated_plan(
         tumour, antibody, dose_mg_per_kg, first, every_day, count, end + extra_days, host
@@ -193,7 +193,7 @@ def preset_antibody_inhibition(
         tumour, antibody, dose_mg_per_kg, start_volume, every_day, count, days_after, host
     )
     treated = mouse_run(plan, ONE_TUMOUR)["tumour_volume_treated"]
-    return 1.0 - _at(treated, end) / _at(untreated, end)
+    return 1.0 - _at(treated, end) / _at(untreated["tumour_volume_treated"], end)
 
 
 @experiment
@@ -258,7 +258,7 @@ def preset_antibody_fold(
     one antibody alone, over its value in the untreated mouse on the same day; the first
     dose is given when the untreated tumour reaches *start_volume* (mm³)."""
     course = (count - 1) * every_day + 1.0  # the plan holds every dose of the course
-    _, _, end, plan = _antibody_course(
+    untreated, _, end, plan = _antibody_course(
         tumour,
         antibody,
         dose_mg_per_kg,
@@ -271,8 +271,7 @@ def preset_antibody_fold(
     treated = mouse_run(plan, ONE_TUMOUR)
     if variable not in treated.variables:
         raise ParameterError(f"variable: {variable!r} is not a variable of the model")
-    control = _untreated(tumour, end + 1.0, None)
-    base = _at(control[variable], end)
+    base = _at(untreated[variable], end)
     return _at(treated[variable], end) / base if base > 0 else math.inf
 
 
