@@ -41,6 +41,7 @@ from mhimmune.studies import (
     validation_tumours,  # noqa: F401  (registers its experiments)
 )
 from mhimmune.studies.validation_experiments import EXPERIMENTS, parameter_overrides
+from mhimmune.studies.validation_presets import preset_acceptance
 
 __all__ = [
     "COLUMNS",
@@ -396,6 +397,22 @@ class ValidationResult:
         wide = wide.reindex(columns=pd.MultiIndex.from_product([["passed", "simulated"], ROLES]))
         return wide.fillna(0).astype(int)
 
+    def acceptance_by_preset(self) -> pd.DataFrame:
+        """Per shipped tumour preset, the targets that test its untreated growth and its
+        response to anti-PD-1 or anti-PD-L1 alone, with their role and status; a preset
+        no target tests for one of the two gets a ``no row`` entry
+        (:func:`mhimmune.studies.validation_presets.preset_acceptance`)."""
+        from mhimmune.mh.presets import preset_names
+
+        rows = []
+        for _, r in self.table.iterrows():
+            try:
+                name, kwargs = parse_experiment(str(r["experiment"]))
+            except ParameterError:
+                continue
+            rows.append((r, name, kwargs))
+        return preset_acceptance(rows, preset_names("tumour"), REFERENCE_TABLES)
+
     def plot(self, ax=None):
         """Model / published ratio per simulated target on a log axis, with the accepted
         band; green passes, red fails. Returns the matplotlib figure."""
@@ -474,6 +491,14 @@ class ValidationResult:
         for preset, r in self.by_preset().iterrows():
             cal, val = (f"{r[('passed', x)]} of {r[('simulated', x)]}" for x in ROLES)
             lines.append(f"| {preset} | {cal} | {val} |")
+        lines += ["", "### Untreated growth and anti-PD-(L)1 alone, per preset", "",
+                  "What a preset is meant to reproduce; `no row` marks a check no target "
+                  "tests yet.", "", "| preset | check | target | role | status |",
+                  "|---|---|---|---|---|"]  # fmt: skip
+        for _, r in self.acceptance_by_preset().iterrows():
+            target = f"`{r['target']}`" if r["target"] else "–"
+            lines.append(f"| {r['preset']} | {r['check']} | {target} | {r['role'] or '–'} | "
+                         f"**{r['status']}** |")  # fmt: skip
         for role in ROLES:
             lines += ["", f"## {role.capitalize()} targets", "",
                       "| target | claim | published (range) | unit | model | status | reason | "

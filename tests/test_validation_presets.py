@@ -1,0 +1,49 @@
+"""The per-preset acceptance view picks, for every tumour preset, the targets that test
+its untreated growth and its response to anti-PD-(L)1 alone, and marks gaps."""
+
+from mhimmune.studies.validation import REFERENCE_TABLES, ValidationResult, load_targets
+from mhimmune.studies.validation_presets import CHECKS, preset_acceptance
+
+REF = "ct26 (ref)"
+
+
+def _row(i, role="validation", status="pass"):
+    return {"id": i, "role": role, "status": status}
+
+
+def test_rows_are_assigned_to_the_presets_and_checks_their_experiments_name():
+    """A growth experiment naming no tumour counts for the reference preset; an anti-PD-1
+    course for its tumour; a two-line ranking for both lines; anti-CTLA-4 and MH rows for
+    neither check; a preset without rows gets one 'no row' entry per check."""
+    rows = [
+        (_row("g_ref", "calibration"), "untreated_growth_rate", {}),
+        (_row("pd1_mc38", status="fail"), "preset_antibody_inhibition",
+         {"tumour": "mc38", "antibody": "pd1"}),
+        (_row("rank"), "preset_antibody_inhibition_ratio",
+         {"better": "mc38", "worse": "4t1", "antibody": "pdl1"}),
+        (_row("ctla4"), "preset_antibody_inhibition", {"tumour": "ct26", "antibody": "ctla4"}),
+        (_row("mh"), "mh_cure_fraction", {"tumour": "b16f10"}),
+    ]  # fmt: skip
+    t = preset_acceptance(rows, ["ct26", "mc38", "4t1", "b16f10"], REF)
+    got = {(r.preset, r.check): [] for r in t.itertuples()}
+    for r in t.itertuples():
+        got[(r.preset, r.check)].append((r.target, r.status))
+    assert got[(REF, CHECKS[0])] == [("g_ref", "pass")]
+    assert got[(REF, CHECKS[1])] == [("", "no row")]
+    assert got[("mc38", CHECKS[1])] == [("pd1_mc38", "fail"), ("rank", "pass")]
+    assert got[("4t1", CHECKS[1])] == [("rank", "pass")]
+    assert got[("b16f10", CHECKS[0])] == [("", "no row")]
+    assert got[("b16f10", CHECKS[1])] == [("", "no row")]
+    assert "ctla4" not in set(t["target"]) and "mh" not in set(t["target"])
+    assert len(t) == 9  # 4 presets x 2 checks, mc38 with two anti-PD-(L)1 rows
+
+
+def test_the_shipped_targets_give_every_preset_both_checks_and_ct26_its_anti_pd1_row():
+    """On the shipped targets (statuses left unset), each of the four presets appears under
+    both checks, and CT26's anti-PD-(L)1 check is the Sato et al. 2021 anti-PD-1 row."""
+    targets = load_targets().assign(status="not run")
+    t = ValidationResult(targets).acceptance_by_preset()
+    assert set(t["preset"]) == {REFERENCE_TABLES, "mc38", "4t1", "b16f10"}
+    assert (t.groupby("preset")["check"].nunique() == 2).all()
+    ct26 = t[(t["preset"] == REFERENCE_TABLES) & (t["check"] == CHECKS[1])]
+    assert list(ct26["target"]) == ["checkpoint_alone_sato2021_ct26_antipd1_sensitive"]
