@@ -47,3 +47,26 @@ def test_the_shipped_targets_give_every_preset_both_checks_and_ct26_its_anti_pd1
     assert (t.groupby("preset")["check"].nunique() == 2).all()
     ct26 = t[(t["preset"] == REFERENCE_TABLES) & (t["check"] == CHECKS[1])]
     assert list(ct26["target"]) == ["checkpoint_alone_sato2021_ct26_antipd1_sensitive"]
+
+
+def test_preset_evidence_simulates_the_preset_rows_and_marks_gaps():
+    """CT26's evidence runs its two Kosinsky growth rows (pass) and the Sato anti-PD-1 row,
+    which the model misses at 2.4 % inhibition (accepted at least 30 %) with the diagnosed
+    cause; B16-F10 has neither check and gets two 'no row' lines; an unknown preset is
+    rejected naming the field and the allowed presets."""
+    import pytest
+
+    from mhimmune.core.errors import ParameterError
+    from mhimmune.studies.preset_evidence import evidence_markdown, preset_evidence
+
+    ct26 = preset_evidence("ct26").set_index("target")
+    assert list(ct26["status"]) == ["pass", "pass", "fail"]
+    sato = ct26.loc["checkpoint_alone_sato2021_ct26_antipd1_sensitive"]
+    assert sato["model"] == pytest.approx(0.024, abs=0.005)
+    assert "infiltrate" in sato["reason"]
+    text = "\n".join(evidence_markdown(ct26.reset_index(), "ct26"))
+    assert "**fail**" in text and "[sato2021]" in text
+    b16 = preset_evidence("b16f10")
+    assert list(b16["status"]) == ["no row", "no row"]
+    with pytest.raises(ParameterError, match=r"tumour: 'lewis' is not a tumour preset"):
+        preset_evidence("lewis")

@@ -78,6 +78,7 @@ from mhimmune.studies.execution import study_executor
 from mhimmune.studies.hypothesis_report import mechanistic_reason, rank_arms, report_markdown
 from mhimmune.studies.hypothesis_spec import QUICK_LIMITS, load_hypothesis_spec, trial_options
 from mhimmune.studies.optimize import Constraints, optimize_schedule
+from mhimmune.studies.preset_evidence import preset_evidence
 from mhimmune.studies.seed_stability import seed_stability
 from mhimmune.studies.synergy import synergy_grid
 from mhimmune.studies.trial import run_trial
@@ -114,6 +115,10 @@ class HypothesisReport:
         :class:`~mhimmune.studies.synergy.SynergyResult` per grid name.
     files
         Paths written, by name.
+    evidence
+        The validation targets that test the tumour preset's untreated growth and its
+        anti-PD-(L)1-alone response, simulated
+        (:func:`~mhimmune.studies.preset_evidence.preset_evidence`).
     """
 
     ranking: pd.DataFrame
@@ -124,6 +129,7 @@ class HypothesisReport:
     seconds: float = 0.0
     title: str = ""
     stability: Any = None
+    evidence: pd.DataFrame | None = None
 
     def __repr__(self) -> str:
         top = self.ranking.head(3)
@@ -425,7 +431,10 @@ def run_hypotheses(
             files[f"synergy_{name}"] = save_figure(fig, out / f"synergy_{name}.png")
             plt.close(fig)
 
-    # 4. ranking with reasons ----------------------------------------------------------
+    # 4. the preset against published data, then the ranking with reasons ---------------
+    evidence = preset_evidence(str(data.get("tumour", "ct26")))
+    write_csv(evidence, out / "preset_evidence.csv", index=False)
+    files["preset_evidence"] = out / "preset_evidence.csv"
     ranking = rank_arms(trial)
     write_csv(ranking, out / "ranking.csv", index=False)
     files["ranking"] = out / "ranking.csv"
@@ -445,6 +454,7 @@ def run_hypotheses(
         quick,
         stability=stability,
         mice=(data.get("tumour", "ct26"), data.get("host", "mouse")),
+        evidence=evidence,
     )
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text(text, encoding="utf-8")
@@ -458,4 +468,5 @@ def run_hypotheses(
         seconds=seconds,
         title=title,
         stability=stability,
+        evidence=evidence,
     )

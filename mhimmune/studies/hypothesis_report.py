@@ -17,6 +17,7 @@ import pandas as pd
 from scipy.stats import fisher_exact
 
 from mhimmune.core.units import hours_to_days
+from mhimmune.studies.preset_evidence import evidence_markdown
 from mhimmune.studies.trial_design import ASSAY_MECHANISMS, MECHANISM_READOUTS
 
 __all__ = ["mechanistic_reason", "rank_arms", "report_markdown", "BASE_COMBINATION"]
@@ -405,8 +406,11 @@ def report_markdown(
     quick,
     stability=None,
     mice=("ct26", "mouse"),
+    evidence=None,
 ) -> str:
-    """The text of ``report.md``; *mice* names the tumour and host presets."""
+    """The text of ``report.md``; *mice* names the tumour and host presets; *evidence*
+    (:func:`mhimmune.studies.preset_evidence.preset_evidence`) adds how the tumour preset
+    compares with published data."""
     rel = {k: Path(v).relative_to(out).as_posix() for k, v in files.items()}
     L = [
         f"# {title}",
@@ -447,6 +451,8 @@ def report_markdown(
         + [f"- {t}" for t in _key_findings(trial, ranking, opt, synergy)]
         + [""]
     )
+    if evidence is not None:
+        L += evidence_markdown(evidence, mice[0])
     L += [
         "## Ranking of candidates",
         "",
