@@ -266,7 +266,7 @@ def _cmd_sensitivity(args) -> int:
             executor=executor,
             out=out / "ensemble",
             resume=args.resume,
-            progress=not args.quiet,
+            progress=False if args.quiet else None,
         )
     paths = write_outputs(result, out)
     print(result.summary())
@@ -300,7 +300,7 @@ def _cmd_validate(args) -> int:
         print(f"wrote {cal.save(args.out)[0]} ({len(cal.table)} fitted values)")
         for item in stale_parameters(cal):
             print(f"stale table value (differs from its fit): {item}")
-    res = run_validation(args.targets, only=args.only, progress=not args.quiet)
+    res = run_validation(args.targets, only=args.only, progress=False if args.quiet else None)
     paths = res.save(args.out)
     print(res.scores().to_string())
     print(
@@ -329,7 +329,7 @@ def _cmd_hypotheses(args) -> int:
             args.out,
             quick=True if args.quick else None,
             executor=executor,
-            progress=not args.quiet,
+            progress=False if args.quiet else None,
             seeds=args.seeds,
         )
     print(rep)
@@ -439,7 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--dask", metavar="ADDRESS", help="run on a Dask scheduler (tcp://host:8786)")
     a.add_argument("--out", required=True, help="output folder (checkpoints in OUT/ensemble)")
     a.add_argument("--resume", action="store_true", help="continue an interrupted run in OUT")
-    a.add_argument("--quiet", action="store_true", help="no progress bar")
+    a.add_argument(
+        "--quiet", action="store_true", help="no progress bar (TQDM_DISABLE=1 also turns it off)"
+    )
     a.set_defaults(func=_cmd_sensitivity)
     h = sub.add_parser(
         "hypotheses",
@@ -462,7 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-run the trial over this many cohort seeds and report the responder "
         "fractions' range and Wilson 95 %% intervals (default: the spec's [stability] seeds)",
     )
-    h.add_argument("--quiet", action="store_true", help="no progress bars")
+    h.add_argument(
+        "--quiet", action="store_true", help="no progress bars (TQDM_DISABLE=1 also turns them off)"
+    )
     h.set_defaults(func=_cmd_hypotheses)
     v = sub.add_parser(
         "validate", help="simulate the published targets and write a validation report"
@@ -470,7 +474,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--out", required=True, help="output folder (report.md, CSV, figure)")
     v.add_argument("--only", help="comma-separated groups or target ids (default: all)")
     v.add_argument("--targets", help="targets table (TSV); default: the shipped one")
-    v.add_argument("--quiet", action="store_true", help="no progress bar")
+    v.add_argument(
+        "--quiet", action="store_true", help="no progress bar (TQDM_DISABLE=1 also turns it off)"
+    )
     v.add_argument(
         "--calibrate",
         nargs="?",

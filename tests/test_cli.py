@@ -144,3 +144,16 @@ def test_unknown_variables_exit_2_with_close_matches(command, tmp_path, capsys):
     assert "temperature_c" in err[0] and "temperature_C" in err[0]
     assert "tumour_volume_treated:" not in err[0]  # a known name is not reported
     assert not list(tmp_path.iterdir())
+
+
+def test_validate_without_quiet_follows_tqdm_disable(tmp_path, monkeypatch, capsys):
+    """`mhimmune validate` without --quiet leaves the progress bar to TQDM_DISABLE (as the
+    make targets set it): with TQDM_DISABLE=1 nothing of a bar reaches stderr, and the one
+    target still runs and is written."""
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    code = main(["validate", "--out", str(tmp_path), "--only",
+                 "immune_growth_kosinsky2018_ct26_growth_rate"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code in (0, None)
+    assert "targets:" not in err
+    assert (tmp_path / "report.md").exists()
