@@ -4,6 +4,7 @@
 import shutil
 import sys
 
+import numpy as np
 import pytest
 
 import mhimmune as mh
@@ -91,3 +92,47 @@ def test_cache_dir_and_clear_commands(cache, capsys):
     assert capsys.readouterr().out.startswith(f"removed 1 compiled model(s) from {folder}")
     assert entries(folder) == []
     assert clear_cache() == 0
+
+
+def test_native_build_computes_bitwise_what_a_generic_build_does(tmp_path, monkeypatch):
+    """The C backend's host-CPU build (-march=native, contraction off) integrates a model
+    to the same bits as a generic -O3 build, under another cache key (host CPU and flags
+    are part of it)."""
+    from mhimmune.core import compile as comp
+
+    if comp.backend() != "c":
+        pytest.skip("the C backend is not in use")
+    assert "-ffp-contract=off" in comp.C_FLAGS
+    monkeypatch.setenv("MHIMMUNE_CACHE_DIR", str(tmp_path))
+    models = {}
+    for name, native in (("native", comp.C_NATIVE_FLAGS), ("generic", ())):
+        monkeypatch.setattr(comp, "C_NATIVE_FLAGS", native)
+        models[name] = mh.load_model(links=LINK, standalone=True, verbose=False)
+    assert len(entries(tmp_path)) == 2
+    out = {}
+    for name, m in models.items():
+        c = m.compiled
+        p = m.parameter_vector({})
+        y0 = np.asarray(c.init(p), dtype=float)
+        y0[0] += 1.0  # a dose in the first state, so that the segment has work to do
+        tout = np.linspace(0.0, 500.0, 11)
+        Y, _y_end, code, stats, _h = c.integrate(
+            y0, 0.0, 500.0, tout, p, 1e-8, 1e-12, 0.0, 100_000, 0.0
+        )
+        assert code == 0 and stats[0] > 10
+        out[name] = Y
+    assert np.array_equal(out["native"], out["generic"])
+
+
+def test_host_cpu_is_part_of_the_c_cache_key(monkeypatch):
+    """Two hosts with different CPUs never share a C build: the key changes with host_cpu()."""
+    from types import SimpleNamespace
+
+    from mhimmune.core import compile as comp
+
+    model = mh.load_model(links=LINK, standalone=True, verbose=False)
+    b = SimpleNamespace(model=model.pysb, boluses=model.boluses)
+    key = comp.structure_key(b, "c")
+    monkeypatch.setattr(comp, "host_cpu", lambda: "another cpu")
+    assert comp.structure_key(b, "c") != key
+    assert comp.structure_key(b, "numba") == comp.structure_key(b, "numba")

@@ -447,3 +447,23 @@ def test_internal_unit_wrong_dimension(table):
         ParameterError, match=r"^k_death .*1/d.*cannot be converted to the internal unit mm"
     ):
         table.internal_values({**INTERNAL, "k_death": "mm"})
+
+
+def test_cached_unit_gives_the_quantities_and_conversions_of_unit_strings():
+    """Quantities built with cached_unit equal those built from the unit string, and
+    convert() of quantities and bare numbers gives pint's own conversion exactly (the
+    cache only skips pint's unit parser); unknown units still raise UnitError."""
+    from mhimmune.core.errors import UnitError
+    from mhimmune.core.units import cached_unit, convert
+
+    assert cached_unit("kA/m") is cached_unit("kA/m")
+    for x, u, target in ((9.55, "kA/m", "A/m"), (42.3, "min", "h"), (3.5, "mg/cm^3", "kg/m^3")):
+        q = ureg.Quantity(x, cached_unit(u))
+        assert q == ureg.Quantity(x, u)
+        assert convert(q, target, "f") == float(ureg.Quantity(x, u).to(target).magnitude)
+        assert convert(x, target, "f", default_unit=u) == convert(f"{x} {u}", target, "f")
+    assert convert(ureg.Quantity(37.0, "degC"), "K", "f") == pytest.approx(310.15)
+    with pytest.raises(UnitError, match="f:"):
+        convert(ureg.Quantity(1.0, "h"), "kA/m", "f")
+    with pytest.raises(UnitError, match="f:"):
+        convert(1.0, "h", "f")

@@ -12,6 +12,7 @@ parsing and writing values back as text) is in :mod:`mhimmune.mh.fields`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -324,8 +325,12 @@ class Entry:
         """Field path of the table, e.g. ``mh_session[0]``."""
         return f"{self.kind}[{self.index}]"
 
+    @functools.cached_property
+    def _fields(self) -> dict[str, Any]:
+        return dict(self.items)
+
     def __getitem__(self, key: str) -> Any:
-        return dict(self.items)[key]
+        return self._fields[key]
 
     def times(self) -> list[float]:
         """Start times of all repeats, in hours."""

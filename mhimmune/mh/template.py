@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from mhimmune.core.errors import ProtocolError
-from mhimmune.core.units import convert, days_to_hours, hours_to_days, ureg
+from mhimmune.core.units import cached_unit, convert, days_to_hours, hours_to_days, ureg
 from mhimmune.mh.agents import get_agent
 from mhimmune.mh.factors import ANTIBODY_SERIES, PROTOCOL_FACTORS, FactorInfo
 from mhimmune.mh.protocol import Protocol
@@ -175,7 +175,10 @@ class ScheduleTemplate:
 
     def _build_key(self, key: tuple[float, ...]) -> Protocol:
         v = dict(zip(PROTOCOL_FACTORS, key))
-        Q = ureg.Quantity
+
+        def Q(x: float, u: str) -> Any:  # a quantity; its unit parsed once per process
+            return ureg.Quantity(x, cached_unit(u))
+
         end = self.duration_h
         start = days_to_hours(v["mh_start_day"])
         interval = days_to_hours(v["session_interval_day"])
