@@ -248,3 +248,46 @@ def test_spec_tumour_and_host_presets_reach_cohort_params_and_report(tmp_path):
     with pytest.raises(ParameterError, match="tumour must be a preset name"):
         hy.run_hypotheses({**spec, "tumour": 3}, tmp_path / "y", quick=True)
     assert mc38["tumour_growth_rate"] == pytest.approx(0.252, rel=1e-3)
+
+
+class _TieTrial:
+    """A stand-in trial: three arms with every animal responding; two cured arms whose
+    median burden is integration residue (1e-17 and 1e-15 mm³) and one with 0.5 mm³."""
+
+    arm_names = ["control", "a_residue_big", "b_residue_small", "c_real"]
+
+    def __init__(self):
+        from types import SimpleNamespace
+
+        self.arms = [SimpleNamespace(name=a, description=a) for a in self.arm_names]
+
+    def responder_table(self):
+        rows = {a: dict(fraction=1.0, ci_low=0.9, ci_high=1.0, n_ok=40, responders=40,
+                        median_time_to_event_day=float("inf")) for a in self.arm_names}  # fmt: skip
+        rows["control"].update(fraction=0.0, responders=0, median_time_to_event_day=10.0)
+        return pd.DataFrame.from_dict(rows, orient="index")
+
+    def mechanisms(self):
+        return pd.DataFrame(index=self.arm_names)
+
+    def logrank(self):
+        return pd.DataFrame({"group_a": self.arm_names[1:], "p_adjusted": [1e-9] * 3})
+
+    def successful(self):
+        burden = {"control": 900.0, "a_residue_big": 1e-15, "b_residue_small": 1e-17,
+                  "c_real": 0.5}  # fmt: skip
+        return pd.DataFrame(
+            {"arm": list(burden), "total_at_responder_day_mm3": list(burden.values())}
+        )
+
+
+def test_rank_arms_ties_arms_whose_median_burden_is_below_one_cell():
+    """Among arms with equal responders and times, a median burden under one tumour cell
+    (1e-6 mm³: the residue of a cured tumour, below the solver's tolerance) does not order
+    them: the two residue arms keep the spec's order, ahead of the arm with 0.5 mm³ left."""
+    from mhimmune.studies.hypothesis_report import rank_arms
+
+    ranking = rank_arms(_TieTrial())
+    assert list(ranking["arm"]) == ["a_residue_big", "b_residue_small", "c_real"]
+    assert list(ranking["rank"]) == [1, 2, 3]
+    assert ranking.set_index("arm").loc["c_real", "median_total_at_responder_day_mm3"] == 0.5

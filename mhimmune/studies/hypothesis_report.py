@@ -17,6 +17,7 @@ import pandas as pd
 from scipy.stats import fisher_exact
 
 from mhimmune.core.units import hours_to_days
+from mhimmune.mh.kinds import CELLS_PER_MM3
 from mhimmune.studies.preset_evidence import evidence_markdown
 from mhimmune.studies.trial_design import ASSAY_MECHANISMS, MECHANISM_READOUTS
 
@@ -201,11 +202,20 @@ def rank_arms(trial) -> pd.DataFrame:
             }
         )
     df = pd.DataFrame(rows)
-    df = df.sort_values(
-        ["responders", "median_days_to_endpoint", "median_total_at_responder_day_mm3"],
-        ascending=[False, False, True],
-        kind="stable",
-    ).reset_index(drop=True)
+    # a median burden under one tumour cell is a cured tumour's integration residue
+    # (below the solver's tolerance): such arms tie and keep the spec's order
+    one_cell = 1.0 / CELLS_PER_MM3
+    burden_mm3 = df["median_total_at_responder_day_mm3"]
+    df["_burden"] = burden_mm3.mask(burden_mm3 < one_cell, 0.0)
+    df = (
+        df.sort_values(
+            ["responders", "median_days_to_endpoint", "_burden"],
+            ascending=[False, False, True],
+            kind="stable",
+        )
+        .drop(columns="_burden")
+        .reset_index(drop=True)
+    )
     df.insert(0, "rank", np.arange(1, len(df) + 1))
     return df
 
@@ -457,7 +467,8 @@ def report_markdown(
         "## Ranking of candidates",
         "",
         "Ranked by responder fraction (95 % Wilson interval), then by median days to the "
-        "endpoint, then by the median total tumour at the responder day. *Why* lists the "
+        "endpoint, then by the median total tumour at the responder day (below one tumour "
+        "cell, 1e-6 mm³, arms tie and keep the spec's order). *Why* lists the "
         "links of the chain that move, from the model's own readouts (cohort medians; "
         "+1 d / +7 d after each arm's first MH session, or first treatment without MH).",
         "",
