@@ -413,3 +413,28 @@ def test_executor_argument_gives_the_results_of_the_old_arguments():
     )
     with pytest.raises(ParameterError, match="executor"):
         en.run_ensemble(linear, d, executor=SerialExecutor(), client="tcp://x:1", progress=False)
+
+
+def test_source_fingerprint_follows_presets_and_tables_but_not_the_bibliography(
+    tmp_path, monkeypatch
+):
+    """The fingerprint that invalidates resume stores changes when a preset TOML or a
+    parameter table changes, and stays when only the bibliography (references.tsv) does."""
+    import mhimmune.runs.evaluator as evaluator
+
+    models, params = tmp_path / "models", tmp_path / "parameters"
+    (params / "model").mkdir(parents=True)
+    models.mkdir()
+    (models / "m.py").write_text("x = 1\n")
+    (params / "model" / "t.tsv").write_text("parameterId\tvalue\nk\t1\n")
+    (params / "tumours.toml").write_text("[tumours.a]\nk = 1\n")
+    (params / "references.tsv").write_text("key\tauthors\n")
+    monkeypatch.setattr(evaluator, "resource_dir", lambda name: tmp_path / name)
+    base = evaluator.source_fingerprint()
+    (params / "references.tsv").write_text("key\tauthors\nnew\tSomeone\n")
+    assert evaluator.source_fingerprint() == base
+    (params / "tumours.toml").write_text("[tumours.a]\nk = 2\n")
+    preset = evaluator.source_fingerprint()
+    assert preset != base
+    (params / "model" / "t.tsv").write_text("parameterId\tvalue\nk\t3\n")
+    assert evaluator.source_fingerprint() not in (base, preset)

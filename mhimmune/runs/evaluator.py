@@ -388,15 +388,23 @@ class ModelEvaluator:
         return out
 
 
+#: files of the parameter folder that hold no model numbers
+_NO_NUMBERS = frozenset({"references.tsv"})
+
+
 def source_fingerprint() -> str:
-    """Hash of the model files and parameter tables (a model change invalidates resume)."""
+    """Hash of the files the model's numbers come from: the model files, the parameter
+    tables and the presets (``parameters/*.toml``); the bibliography
+    (``references.tsv``) is left out. A change invalidates resume stores."""
     h = hashlib.sha256()
-    for name, pattern in (("models", "*.py"), ("parameters", "**/*.tsv")):
+    for name, patterns in (("models", ("*.py",)), ("parameters", ("**/*.tsv", "**/*.toml"))):
         try:
             folder = resource_dir(name)
         except MhimmuneError:
             continue
-        for f in sorted(folder.glob(pattern)):
-            h.update(f.name.encode())
+        for f in sorted({f for pattern in patterns for f in folder.glob(pattern)}):
+            if f.name in _NO_NUMBERS:
+                continue
+            h.update(f.relative_to(folder).as_posix().encode())
             h.update(f.read_bytes())
     return h.hexdigest()[:16]
