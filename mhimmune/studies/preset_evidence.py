@@ -11,7 +11,6 @@ the table. A check no target tests appears as ``no row``.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from mhimmune.core.errors import ParameterError
@@ -19,6 +18,8 @@ from mhimmune.mh.presets import preset_names
 from mhimmune.studies.validation import (
     REFERENCE_TABLES,
     ValidationResult,
+    format_number,
+    format_range,
     load_targets,
     run_validation,
 )
@@ -69,10 +70,6 @@ def preset_evidence(tumour: str, progress: bool = False) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=_COLUMNS)
 
 
-def _num(x) -> str:
-    return "–" if x is None or not np.isfinite(float(x)) else f"{float(x):.3g}"
-
-
 def evidence_markdown(table: pd.DataFrame, tumour: str) -> list[str]:
     """Report lines (a heading, a sentence and a table) for :func:`preset_evidence`'s
     *table* of preset *tumour*."""
@@ -93,12 +90,10 @@ def evidence_markdown(table: pd.DataFrame, tumour: str) -> list[str]:
             lines.append(f"| {r['check']} | – | – | – | – | **no row** | no published "
                          "value of this kind was read for the preset |")  # fmt: skip
             continue
-        high = float(r["high"])
-        span = f"≥ {_num(r['low'])}" if np.isinf(high) else f"{_num(r['low'])}–{_num(high)}"
-        published = f"{_num(r['value'])} ({span}) {r['unit']}"
+        published = f"{format_number(r['value'])} {format_range(r['low'], r['high'])} {r['unit']}"
         reason = str(r["reason"]).replace("|", "/") if r["status"] == "fail" else ""
         lines.append(
             f"| {r['check']} | `{r['target']}` [{r['reference']}] | {r['role']} | "
-            f"{published} | {_num(r['model'])} | **{r['status']}** | {reason} |"
+            f"{published} | {format_number(r['model'])} | **{r['status']}** | {reason} |"
         )
     return lines + [""]

@@ -36,6 +36,7 @@ from mhimmune.core.errors import MhimmuneError, ParameterError
 from mhimmune.core.io import file_mode
 from mhimmune.core.params import ParameterTable
 from mhimmune.core.resources import resource_dir
+from mhimmune.mh.presets import preset_names
 from mhimmune.studies import (
     validation_chemistry,  # noqa: F401  (registers experiments)
     validation_tumours,  # noqa: F401  (registers its experiments)
@@ -51,6 +52,8 @@ __all__ = [
     "load_miss_causes",
     "load_references",
     "parse_experiment",
+    "format_number",
+    "format_range",
     "run_validation",
     "fit_calibration",
 ]
@@ -375,11 +378,7 @@ class ValidationResult:
         ``worse=``); the others run the reference tables, which are CT26's (and those of
         every cell-culture and chemistry row), and count with the ``ct26`` rows."""
         rows = []
-        for _, r in self.table.iterrows():
-            try:
-                _, kwargs = parse_experiment(str(r["experiment"]))
-            except ParameterError:
-                kwargs = {}
+        for r, _, kwargs in self._experiments():
             named = [kwargs[k] for k in ("tumour", "better", "worse") if kwargs.get(k)]
             named = [REFERENCE_TABLES if n == "ct26" else n for n in named]
             for preset in named or [REFERENCE_TABLES]:
@@ -402,16 +401,18 @@ class ValidationResult:
         response to anti-PD-1 or anti-PD-L1 alone, with their role and status; a preset
         no target tests for one of the two gets a ``no row`` entry
         (:func:`mhimmune.studies.validation_presets.preset_acceptance`)."""
-        from mhimmune.mh.presets import preset_names
+        rows = [(r, name, kw) for r, name, kw in self._experiments() if name is not None]
+        return preset_acceptance(rows, preset_names("tumour"), REFERENCE_TABLES)
 
-        rows = []
+    def _experiments(self):
+        """``(row, experiment name, keyword arguments)`` per target; name ``None`` and no
+        arguments for a row whose experiment is not a call (``none: ...``)."""
         for _, r in self.table.iterrows():
             try:
                 name, kwargs = parse_experiment(str(r["experiment"]))
             except ParameterError:
-                continue
-            rows.append((r, name, kwargs))
-        return preset_acceptance(rows, preset_names("tumour"), REFERENCE_TABLES)
+                name, kwargs = None, {}
+            yield r, name, kwargs
 
     def plot(self, ax=None):
         """Model / published ratio per simulated target on a log axis, with the accepted
@@ -504,10 +505,10 @@ class ValidationResult:
                       "| target | claim | published (range) | unit | model | status | reason | "
                       "source |", "|---|---|---|---|---:|---|---|---|"]  # fmt: skip
             for _, r in self.table[self.table["role"] == role].iterrows():
-                rng = _fmt_range(r["low"], r["high"])
-                model = "–" if not np.isfinite(r["model"]) else f"{r['model']:.3g}"
+                rng = format_range(r["low"], r["high"])
+                value, model = format_number(r["value"]), format_number(r["model"])
                 lines.append(
-                    f"| `{r['id']}` | {r['claim']} | {_g(r['value'])} {rng} | {r['unit']} | "
+                    f"| `{r['id']}` | {r['claim']} | {value} {rng} | {r['unit']} | "
                     f"{model} | **{r['status']}** | {r['reason']} | [{r['reference']}] "
                     f"{r['read_from']} |"
                 )
@@ -522,10 +523,10 @@ class ValidationResult:
             for _, r in alt.iterrows():
                 d = default.loc[r["id"]] if r["id"] in default.index else None
                 lines.append(
-                    f"| `{r['id']}` | {r['role']} | {_g(r['value'])} "
-                    f"{_fmt_range(r['low'], r['high'])} | "
-                    f"{_g(d['model']) if d is not None else '–'} | "
-                    f"{d['status'] if d is not None else '–'} | {_g(r['model'])} | "
+                    f"| `{r['id']}` | {r['role']} | {format_number(r['value'])} "
+                    f"{format_range(r['low'], r['high'])} | "
+                    f"{format_number(d['model']) if d is not None else '–'} | "
+                    f"{d['status'] if d is not None else '–'} | {format_number(r['model'])} | "
                     f"{r['status']} |"
                 )
         lines += ["", "![model / published](validation.png)", ""]
@@ -559,16 +560,20 @@ def _atomic_text(path: Path, text: str) -> None:
     os.replace(f.name, path)
 
 
-def _g(x: float) -> str:
-    return "–" if not np.isfinite(x) else f"{x:.3g}"
+def format_number(x: float | None) -> str:
+    """A value as report text: three significant digits, ``–`` when missing or not finite."""
+    return "–" if x is None or not np.isfinite(float(x)) else f"{float(x):.3g}"
 
 
-def _fmt_range(low: float, high: float) -> str:
+def format_range(low: float, high: float) -> str:
+    """A target's accepted range as report text, ``(low–high)``; an open end (NaN or
+    infinite) reads ``−∞`` or ``∞``, and no range at all an empty string."""
+    low, high = float(low), float(high)
     if math.isnan(low) and math.isnan(high):
         return ""
-    return (
-        f"({_g(low) if not math.isnan(low) else '−∞'}–{_g(high) if not math.isnan(high) else '∞'})"
-    )
+    lo = format_number(low) if np.isfinite(low) else "−∞"
+    hi = format_number(high) if np.isfinite(high) else "∞"
+    return f"({lo}–{hi})"
 
 
 def groups(targets: pd.DataFrame | None = None) -> list[str]:
