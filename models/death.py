@@ -39,6 +39,7 @@ death makes antigen but few DAMPs, so immunogenic death at the same kill matures
 DCs.
 """
 
+import sympy
 from pysb import Expression, Monomer, Observable, Rule
 
 from mhimmune.core.modelkit import component, par, present, provide, signal
@@ -191,14 +192,15 @@ def declare():
             ),
         )
 
-    total_treated = component("tumour_volume_treated")
+    # CRT-exposed cells are a part of the tumour (crt <= total), so the fraction is in
+    # [0, 1]; the guards keep it there when a vanishing tumour's states lie an integration
+    # error below 0 (for non-negative states they change nothing)
+    crt_cells_treated = sympy.Max(component("crt_positive_cells_treated"), 0)
+    crt_denominator = sympy.Max(component("tumour_volume_treated"), crt_cells_treated) + 1e-9
     crt_background = par("crt_background_fraction", "fraction")
     provide(
         "crt_fraction_treated",
-        Expression(
-            "crt_fraction_treated",
-            crt_background + component("crt_positive_cells_treated") / (total_treated + 1e-9),
-        ),
+        Expression("crt_fraction_treated", crt_background + crt_cells_treated / crt_denominator),
     )
     provide("damp_signal", Expression("damp_signal", sum(damp_terms.values())))
     # the heated site's density under its earlier name

@@ -407,8 +407,10 @@ def declare():
     one = Expression("relative_basal", sympy.Float(1.0))
     er_basal = Expression("er_stress_basal", er_ox * ox_basal / ox_damage_k)
     viable = {cls: signal(f"viable_treated_{cls}") for cls in CELL_CLASSES}
-    # a vanishing treated tumour falls back to the quadrature weights (finite Jacobian at 0)
-    weights = {c: viable[c] + 1e-9 * w for c, w in zip(CELL_CLASSES, CLASS_WEIGHTS)}
+    # a vanishing treated tumour falls back to the quadrature weights (finite Jacobian at
+    # 0); the weights are non-negative (a vanishing class's viable cells can lie an
+    # integration error below 0), so that the averages stay between their classes' values
+    weights = {c: sympy.Max(viable[c], 0) + 1e-9 * w for c, w in zip(CELL_CLASSES, CLASS_WEIGHTS)}
     viable_total = sum(weights.values())
     per_class = {}
 

@@ -44,11 +44,11 @@ def _scalars(spec, design, options):
 
 def test_ensemble_tolerances_keep_readouts_within_1e_3_of_their_spread(schedule_design):
     """Every scalar readout (volumes, CEM43, DAMP and CD8 AUCs, cure) of 16 schedule-design
-    runs at the ensemble defaults (rtol 1e-4, atol 1e-8) and at the fallback tolerances
+    runs at the ensemble defaults (rtol 1e-4, atol 1e-6) and at the fallback tolerances
     (rtol 1e-5, atol 1e-8) differs from a rtol 1e-9 / atol 1e-12 reference by at most 1e-3
-    of that readout's range over the design (measured 4.4e-5 and 2.9e-5)."""
+    of that readout's range over the design (measured 1.0e-4 and 2.9e-5)."""
     spec, design = schedule_design
-    assert ENSEMBLE_TOLERANCES == {"rtol": 1e-4, "atol": 1e-8}
+    assert ENSEMBLE_TOLERANCES == {"rtol": 1e-4, "atol": 1e-6}
     assert ENSEMBLE_FALLBACK_TOLERANCES == {"rtol": 1e-5, "atol": 1e-8}
     keys, ref = _scalars(spec, design, {"rtol": 1e-9, "atol": 1e-12})
     spread = ref.max(axis=0) - ref.min(axis=0)

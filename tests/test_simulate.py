@@ -242,6 +242,29 @@ def test_backends_agree(monkeypatch):
     assert a.status == b.status
 
 
+def test_one_call_schedule_computes_bitwise_what_the_segment_loop_does(model, monkeypatch):
+    """The C library's ``integrate_schedule`` (every segment, jump, input switch and
+    derived row in one call) gives bitwise the states, derived quantities, breakpoint
+    states and solver counts of the segment-by-segment loop it replaces, through the three
+    sessions and the antibody doses of the shipped MH + anti-PD-L1 protocol, at the
+    single-run and the ensemble tolerances."""
+    if model.compiled.backend != "c":
+        pytest.skip("the one-call schedule is a C-backend path")
+    plan = load_protocol("mh_plus_pdl1")
+    options = ({}, {"rtol": 1e-4, "atol": 1e-6})
+    fast = [mh.simulate(model, plan, {"ctl_kill_rate": 0.3}, **o) for o in options]
+    monkeypatch.delattr(type(model.compiled.module), "integrate_schedule")
+    loop = [mh.simulate(model, plan, {"ctl_kill_rate": 0.3}, **o) for o in options]
+    for a, b in zip(fast, loop):
+        assert a.status == b.status and a.status.segments >= 7
+        assert np.array_equal(a.time_h, b.time_h)
+        assert np.array_equal(a.states, b.states)
+        assert np.array_equal(a.derived, b.derived)
+        assert list(a.breakpoint_states) == list(b.breakpoint_states)
+        for t, y in a.breakpoint_states.items():
+            assert np.array_equal(y, b.breakpoint_states[t])
+
+
 def test_jacobian_is_reused_across_steps(model):
     """The BDF kernel keeps its Jacobian across steps: a fresh one at the start of every
     segment, then at most every 10 steps or after a Newton convergence failure; on the

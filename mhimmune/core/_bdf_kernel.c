@@ -310,4 +310,63 @@ done:
     memcpy(y_end, y, sizeof y);
     return code;
 }
+
+/* A whole schedule in one call: segment k runs from bounds[2k] to bounds[2k+1] after its
+ * jumps (jump_ptr[k] .. jump_ptr[k+1] - 1: state jump_state[j] gets jump_amount[j] added,
+ * or is raised to it when jump_topup[j]) and with its inputs (p[input_idx[i]] =
+ * input_val[k * n_inputs + i]), recording rows row_start[k] .. row_start[k + 1] of
+ * states at the times time_h (the segment's end is row row_start[k + 1], overwritten by
+ * the next segment's start). pre_jump (nseg + 1 rows) receives the state before each
+ * segment's jumps and the final state. Then states in (-atol, 0) are recorded as 0 and
+ * the derived quantities (n_derived columns) of each segment's rows are computed with its
+ * inputs, the last row with the inputs 0. The same operations in the same order as the
+ * segment loop of mhimmune.core.simulate.integrate. Returns 0, or the code of the failing
+ * segment (its index in *failed): 1-3 as integrate(), 4 a non-finite recorded state.
+ * stats: totals over the segments. t_local: nrows scratch doubles. */
+int integrate_schedule(int nseg, const double *bounds, const long *row_start,
+                       const double *time_h, double *y, double *p, int n_inputs,
+                       const int *input_idx, const double *input_val, const long *jump_ptr,
+                       const int *jump_state, const double *jump_amount, const int *jump_topup,
+                       const double *hmax, double rtol, double atol, long max_steps,
+                       double *states, double *derived_out, double *pre_jump, long *stats,
+                       int *failed, double *t_local) {
+    long seg_stats[N_STATS];
+    double y_end[N];
+    for (int i = 0; i < N_STATS; i++) stats[i] = 0;
+    for (int k = 0; k < nseg; k++) {
+        double t0 = bounds[2 * k], t1 = bounds[2 * k + 1];
+        memcpy(pre_jump + (long)k * N, y, sizeof(double) * N);
+        for (long j = jump_ptr[k]; j < jump_ptr[k + 1]; j++) {
+            int s = jump_state[j];
+            if (jump_topup[j]) { if (jump_amount[j] > y[s]) y[s] = jump_amount[j]; }
+            else y[s] += jump_amount[j];
+        }
+        for (int i = 0; i < n_inputs; i++) p[input_idx[i]] = input_val[(long)k * n_inputs + i];
+        long i0 = row_start[k], i1 = row_start[k + 1];
+        int nout = (int)(i1 + 1 - i0);
+        for (int r = 0; r < nout; r++) t_local[r] = time_h[i0 + r] - t0;
+        t_local[nout - 1] = t1 - t0;
+        double *rows = states + i0 * N;
+        int code = integrate(y, 0.0, t1 - t0, t_local, nout, p, rtol, atol, hmax[k], max_steps,
+                             rows, y_end, seg_stats);
+        for (int i = 0; i < N_STATS; i++) stats[i] += seg_stats[i];
+        if (code == 0)
+            for (long i = 0; i < (long)nout * N; i++)
+                if (!isfinite(rows[i])) { code = 4; break; }
+        if (code != 0) { *failed = k; return code; }
+        memcpy(y, rows + (long)(nout - 1) * N, sizeof(double) * N);
+    }
+    memcpy(pre_jump + (long)nseg * N, y, sizeof(double) * N);
+    long nrows = row_start[nseg] + 1;
+    for (long i = 0; i < nrows * N; i++)
+        if (states[i] < 0.0 && states[i] > -atol) states[i] = 0.0;
+    for (int k = 0; k < nseg; k++) {
+        for (int i = 0; i < n_inputs; i++) p[input_idx[i]] = input_val[(long)k * n_inputs + i];
+        for (long r = row_start[k]; r < row_start[k + 1]; r++)
+            derived(states + r * N, p, derived_out + r * N_DERIVED);
+    }
+    for (int i = 0; i < n_inputs; i++) p[input_idx[i]] = 0.0;
+    derived(states + (nrows - 1) * N, p, derived_out + (nrows - 1) * N_DERIVED);
+    return 0;
+}
 /* --- end kernel --- */

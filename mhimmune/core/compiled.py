@@ -138,6 +138,11 @@ class CModule:
         self._integrate_addr.restype = ctypes.c_int
         self._derived_addr = lib["derived_series"]
         self._derived_addr.argtypes = [ctypes.c_int, vp, vp, vp]
+        self._schedule_addr = lib["integrate_schedule"]
+        i32, i64 = ctypes.c_int, ctypes.c_long
+        self._schedule_addr.argtypes = [i32, vp, vp, vp, vp, vp, i32, vp, vp, vp, vp, vp, vp]
+        self._schedule_addr.argtypes += [vp, dbl, dbl, i64, vp, vp, vp, vp, vp, vp]
+        self._schedule_addr.restype = ctypes.c_int
 
     @staticmethod
     def _c(a) -> np.ndarray:
@@ -224,6 +229,62 @@ class CModule:
         return self._integrate_addr(
             y0, 0.0, span, tout, nout, p, rtol, atol, hmax, max_steps, out, y_end, stats
         )
+
+    def integrate_schedule(
+        self,
+        bounds,
+        row_start,
+        time_h,
+        y,
+        p,
+        input_idx,
+        input_val,
+        jump_ptr,
+        jump_state,
+        jump_amount,
+        jump_topup,
+        hmax,
+        rtol,
+        atol,
+        max_steps,
+        states,
+        derived,
+        pre_jump,
+        stats,
+    ) -> tuple[int, int]:
+        """All segments of a schedule in one call (the C library's ``integrate_schedule``):
+        returns (status code, failing segment). Arrays must be C-contiguous with the
+        dtypes and sizes the C function documents (float64; int64 for *row_start*,
+        *jump_ptr* and *stats*; int32 for the index arrays); *y* and *p* are updated in
+        place, *states*, *derived* and *pre_jump* are written. Not checked."""
+        failed = np.zeros(1, dtype=np.int32)
+        t_local = np.empty(len(time_h))
+        code = self._schedule_addr(
+            len(bounds) // 2,
+            bounds.ctypes.data,
+            row_start.ctypes.data,
+            time_h.ctypes.data,
+            y.ctypes.data,
+            p.ctypes.data,
+            len(input_idx),
+            input_idx.ctypes.data,
+            input_val.ctypes.data,
+            jump_ptr.ctypes.data,
+            jump_state.ctypes.data,
+            jump_amount.ctypes.data,
+            jump_topup.ctypes.data,
+            hmax.ctypes.data,
+            rtol,
+            atol,
+            max_steps,
+            states.ctypes.data,
+            derived.ctypes.data,
+            pre_jump.ctypes.data,
+            stats.ctypes.data,
+            failed.ctypes.data,
+            t_local.ctypes.data,
+        )
+        return int(code), int(failed[0])
 
     def derived_into(self, Y, p, out):
         """Derived quantities of the rows of *Y* into *out* (C-contiguous float64, as

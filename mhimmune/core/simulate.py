@@ -152,6 +152,69 @@ def _segment_lsoda(c, y, t0, t1, tout, p, rtol, atol, hmax, max_steps, out):
     return ok, info["message"].strip(), reached, counts
 
 
+def _whole_schedule(
+    run, schedule, params, p, scales, inputs, y, starts, time_h, limits, states, derived
+) -> tuple[SolverStatus, dict[float, np.ndarray]]:
+    """The segment loop of :func:`integrate` in one call into the C library
+    (``integrate_schedule``, the same operations in the same order): fills *states* and
+    *derived*; returns the solver status and the states before each segment's jumps."""
+    hmax, hmax_fine, rtol, atol, max_steps = limits
+    segments = schedule.segments
+    nseg, n_in = len(segments), len(inputs)
+    bounds = np.array([(seg.t0_h, seg.t1_h) for seg in segments], dtype=np.float64).ravel()
+    jumps = [(k, jump) for k, seg in enumerate(segments) for jump in seg.jumps]
+    jump_ptr = np.zeros(nseg + 1, dtype=np.int64)
+    np.cumsum(np.bincount([k for k, _j in jumps], minlength=nseg), out=jump_ptr[1:])
+    input_val = [[seg.inputs.get(n, 0.0) for n, _i in inputs] for seg in segments]
+    pre_jump = np.empty((nseg + 1, len(y)))
+    stats = np.zeros(6, dtype=np.int64)
+    code, failed = run(
+        bounds,
+        np.ascontiguousarray(starts, dtype=np.int64),
+        time_h,
+        np.array(y, dtype=np.float64),
+        np.array(p, dtype=np.float64),
+        np.array([i for _n, i in inputs], dtype=np.int32),
+        np.array(input_val, dtype=np.float64).reshape(nseg, n_in),
+        jump_ptr,
+        np.array([j.state for _k, j in jumps], dtype=np.int32),
+        np.array([j.amount * scales[j.dose] for _k, j in jumps], dtype=np.float64),
+        np.array([j.mode == "top_up" for _k, j in jumps], dtype=np.int32),
+        np.array([hmax_fine if seg.fine else hmax for seg in segments], dtype=np.float64),
+        rtol,
+        atol,
+        max_steps,
+        states,
+        derived,
+        pre_jump,
+        stats,
+    )
+    if code != 0:
+        seg = segments[failed]
+        message = _BDF_MESSAGES.get(code, "non-finite output")
+        raise SolverError(
+            f"integration failed in segment {failed} (day {hours_to_days(seg.t0_h):.4f}-"
+            f"{hours_to_days(seg.t1_h):.4f}) at day {hours_to_days(seg.t0_h):.4f}: "
+            f"{message}; parameter overrides: {params or 'none'}",
+            segment=failed,
+            time_h=seg.t0_h,
+            overrides=params,
+        )
+    status = SolverStatus()
+    status.segments = nseg
+    (
+        status.steps,
+        status.rhs_evaluations,
+        status.jacobian_evaluations,
+        status.lu_factorisations,
+        status.linear_solves,
+        status.rejected_steps,
+    ) = stats.tolist()
+    breakpoints = {float(bounds[2 * k]): pre_jump[k] for k in range(nseg)}
+    breakpoints[schedule.duration_h] = pre_jump[nseg]
+    return status, breakpoints
+
+
 def integrate(
     model: Model,
     schedule: Schedule,
@@ -231,6 +294,19 @@ def integrate(
     time_h[-1] = schedule.duration_h
     states = np.empty((len(time_h), len(y)))
     derived = np.empty((len(time_h), len(c.derived_names)))
+    whole = getattr(c.module, "integrate_schedule", None) if method == "bdf" else None
+    if whole is not None:  # C backend: every segment, jump and derived row in one call
+        limits = (hmax, hmax_fine, rtol, atol, max_steps_per_segment)
+        status, pre_jump = _whole_schedule(
+            whole, schedule, params, p, scales, inputs, y, starts, time_h, limits, states, derived
+        )
+        return Trajectories(
+            time_h=time_h,
+            states=states,
+            derived=derived,
+            breakpoint_states=pre_jump,
+            status=status,
+        )
     seg_inputs = []
     # the C backend's BDF path works on preallocated buffers by address (no array made or
     # inspected per segment); the other paths go through _segment_bdf / _segment_lsoda

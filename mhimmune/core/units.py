@@ -126,8 +126,30 @@ def _target_unit(text: str) -> Any:
         return text
 
 
+@functools.lru_cache(maxsize=1024)
+def _scale_factor(units: pint.Unit, unit: str) -> float | None:
+    """The factor that converts a number in *units* to *unit* when the conversion is a
+    pure scaling (1 for equal units), else ``None`` (offset units such as degC, other
+    dimensions, units pint cannot parse: those take pint's own conversion)."""
+    try:
+        target = _target_unit(unit)
+        one = float(ureg.Quantity(1.0, units).to(target).magnitude)
+        two = float(ureg.Quantity(2.0, units).to(target).magnitude)
+    except Exception:  # pint raises several unrelated types
+        return None
+    return one if one != 0.0 and two == 2.0 * one else None
+
+
 def _convert(value: Any, unit: str, field: str, default_unit: str | None) -> float:
     q = to_quantity(value, field, default_unit)
+    magnitude = q.magnitude
+    if isinstance(magnitude, float | int) and not isinstance(magnitude, bool):
+        factor = _scale_factor(q.units, unit)
+        if factor is not None:  # a scaling: no pint conversion per call
+            out = magnitude * factor
+            if math.isnan(out):
+                raise UnitError(f"{field}: value is NaN")
+            return float(out)
     try:
         out = float(q.to(_target_unit(unit)).magnitude)
     except pint.DimensionalityError:
