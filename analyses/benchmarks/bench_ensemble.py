@@ -91,13 +91,14 @@ def main() -> int:
     prof.disable()
     per_run = (time.perf_counter() - t) / len(sub)
     st = pstats.Stats(prof)
-    # the compiled BDF integrator, one call per segment (C backend: CModule.integrate_at in
-    # compiled.py, called from simulate.integrate; numba backend: simulate._segment_bdf)
+    # compiled code: C backend, one call per run for every segment, jump and derived row
+    # (CModule.integrate_schedule in compiled.py); numba backend, one call per segment
+    # (simulate._segment_bdf)
     solver = sum(
         v[3]
         for k, v in st.stats.items()
         if (k[2] == "_segment_bdf" and k[0].endswith("simulate.py"))
-        or (k[2] == "integrate_at" and k[0].endswith("compiled.py"))
+        or (k[2] == "integrate_schedule" and k[0].endswith("compiled.py"))
     )
     # the engine's integrate() (mhimmune/core/simulate.py): segments, jumps, derived quantities
     simulate_total = sum(
@@ -109,7 +110,7 @@ def main() -> int:
         ("profiled runs", len(sub)),
         ("wall per run (profiled)", f"{per_run * 1e3:.1f} ms"),
         ("inside the engine's integrate()", f"{simulate_total / len(sub) * 1e3:.1f} ms"),
-        ("  of which the compiled integrator (per segment)", f"{solver / len(sub) * 1e3:.1f} ms"),
+        ("  of which compiled (integrator, derived rows)", f"{solver / len(sub) * 1e3:.1f} ms"),
         (
             "outside integrate() (protocol, readouts, runner)",
             f"{(per_run * len(sub) - simulate_total) / len(sub) * 1e3:.1f} ms",

@@ -194,8 +194,10 @@ class CModule:
         """Integrate from 0 to *span* writing the states at *tout* into the rows of *out*
         (C-contiguous, float64, ``len(tout)`` rows); return (status code, statistics).
 
-        The fast path of :func:`mhimmune.core.simulate.integrate`: *y0*, *tout* and *p*
-        must be C-contiguous float64 arrays (not checked, not copied).
+        One segment, as the segment-by-segment loop of
+        :func:`mhimmune.core.simulate.integrate` calls it (:meth:`integrate_schedule` runs
+        all segments in one call): *y0*, *tout* and *p* must be C-contiguous float64
+        arrays (not checked, not copied).
         """
         stats, y_end = np.empty(N_STATS, dtype=np.int64), np.empty(self.n)
         code = self._integrate_addr(
@@ -214,21 +216,6 @@ class CModule:
             stats.ctypes.data,
         )
         return code, stats
-
-    def integrate_at(
-        self, y0, span, tout, nout, p, rtol, atol, hmax, max_steps, out, y_end, stats
-    ) -> int:
-        """:meth:`integrate_into` on raw addresses (integers from ``array.ctypes.data``):
-        *y0*, *tout* (*nout* times), *p*, *out* (``nout`` rows), *y_end* (the state at
-        *span*) and *stats* (:data:`N_STATS` int64 counters). Returns the status code.
-
-        For callers that integrate many segments into one preallocated array: no array
-        is created or inspected per call; the caller guarantees sizes, C-contiguity and
-        float64 (int64 for *stats*).
-        """
-        return self._integrate_addr(
-            y0, 0.0, span, tout, nout, p, rtol, atol, hmax, max_steps, out, y_end, stats
-        )
 
     def integrate_schedule(
         self,

@@ -308,18 +308,7 @@ def integrate(
             status=status,
         )
     seg_inputs = []
-    # the C backend's BDF path works on preallocated buffers by address (no array made or
-    # inspected per segment); the other paths go through _segment_bdf / _segment_lsoda
-    at = getattr(c.module, "integrate_at", None) if method == "bdf" else None
-    if at is not None:
-        y = np.ascontiguousarray(y, dtype=np.float64).copy()
-        p = np.ascontiguousarray(p, dtype=np.float64)
-        t_local = np.empty(len(time_h))
-        y_end = np.empty(len(y))
-        stats = np.zeros(6, dtype=np.int64)
-        addr = (y.ctypes.data, t_local.ctypes.data, p.ctypes.data, y_end.ctypes.data)
-        stats_addr, states_addr = stats.ctypes.data, states.ctypes.data
-        row_bytes = states.strides[0]
+    # the numba backend and LSODA: one segment at a time
     for k, seg in enumerate(segments):
         t0, t1 = float(bounds[k, 0]), float(bounds[k, 1])
         pre_jump[t0] = y.copy()
@@ -338,36 +327,11 @@ def integrate(
         # rows i0..i1: the segment's recorded times and its end (overwritten by the next
         # segment's start, after the jumps)
         rows = states[i0 : i1 + 1]
-        if at is not None:
-            # segment-local times (the model is autonomous, and small steps after a dose
-            # stay exact), as _segment_bdf computes them
-            nout = i1 + 1 - i0
-            np.subtract(time_h[i0 : i1 + 1], t0, out=t_local[:nout])
-            t_local[nout - 1] = t1 - t0
-            code = at(
-                addr[0],
-                t1 - t0,
-                addr[1],
-                nout,
-                addr[2],
-                rtol,
-                atol,
-                h,
-                max_steps_per_segment,
-                states_addr + i0 * row_bytes,
-                addr[3],
-                stats_addr,
-            )
-            ok = code == 0
-            message = "" if ok else _BDF_MESSAGES.get(int(code), "non-finite output")
-            reached = t1 if ok else t0
-            counts = stats.tolist()
-        else:
-            tout = time_h[i0 : i1 + 1].copy()
-            tout[-1] = t1
-            ok, message, reached, counts = segment(
-                c, y, t0, t1, tout, p, rtol, atol, h, max_steps_per_segment, rows
-            )
+        tout = time_h[i0 : i1 + 1].copy()
+        tout[-1] = t1
+        ok, message, reached, counts = segment(
+            c, y, t0, t1, tout, p, rtol, atol, h, max_steps_per_segment, rows
+        )
         status.segments += 1
         for j, n in enumerate(counts):
             counts_total[j] += n
@@ -383,10 +347,7 @@ def integrate(
                 overrides=params,
             )
         # the next segment continues from the unrounded state
-        if at is not None:
-            y[:] = rows[-1]
-        else:
-            y = rows[-1].copy()
+        y = rows[-1].copy()
     (
         status.steps,
         status.rhs_evaluations,
