@@ -39,10 +39,9 @@ death makes antigen but few DAMPs, so immunogenic death at the same kill matures
 DCs.
 """
 
-import sympy
 from pysb import Expression, Monomer, Observable, Rule
 
-from mhimmune.core.modelkit import component, par, present, provide, signal
+from mhimmune.core.modelkit import component, par, present, provide, signal, smooth_positive_part
 from mhimmune.mh.cell_classes import CELL_CLASSES
 
 READS = {
@@ -192,15 +191,21 @@ def declare():
             ),
         )
 
-    # CRT-exposed cells are a part of the tumour (crt <= total), so the fraction is in
-    # [0, 1]; the guards keep it there when a vanishing tumour's states lie an integration
-    # error below 0 (for non-negative states they change nothing)
-    crt_cells_treated = sympy.Max(component("crt_positive_cells_treated"), 0)
-    crt_denominator = sympy.Max(component("tumour_volume_treated"), crt_cells_treated) + 1e-9
+    # CRT-exposed cells are a part of the tumour (0 <= crt <= total): the fraction is
+    # crt / (total + 1e-9), written with smooth positive parts (width 1e-9 mm³) of crt and
+    # of the rest of the tumour, so that it stays in [-0.5, 1] and finite when a vanishing
+    # tumour's states lie an integration error below 0, and is 0 at crt = total = 0; for
+    # non-negative states it differs from crt / (total + 1e-9) by < 1e-9 / total
+    crt_cells = component("crt_positive_cells_treated")
+    crt_positive = smooth_positive_part(crt_cells, 1e-9)
+    rest = smooth_positive_part(component("tumour_volume_treated") - crt_cells, 1e-9)
     crt_background = par("crt_background_fraction", "fraction")
     provide(
         "crt_fraction_treated",
-        Expression("crt_fraction_treated", crt_background + crt_cells_treated / crt_denominator),
+        Expression(
+            "crt_fraction_treated",
+            crt_background + (crt_positive - 0.5e-9) / (crt_positive + rest + 1e-9),
+        ),
     )
     provide("damp_signal", Expression("damp_signal", sum(damp_terms.values())))
     # the heated site's density under its earlier name

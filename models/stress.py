@@ -168,7 +168,16 @@ import sympy
 from pysb import Expression, Initial, Monomer, Observable, Rule
 
 from mhimmune.core.errors import ModelError
-from mhimmune.core.modelkit import bolus, component, hill, par, present, provide, signal
+from mhimmune.core.modelkit import (
+    bolus,
+    component,
+    hill,
+    par,
+    present,
+    provide,
+    signal,
+    smooth_positive_part,
+)
 from mhimmune.mh.cell_classes import CELL_CLASSES, CLASS_WEIGHTS, class_load
 
 READS = {
@@ -408,9 +417,13 @@ def declare():
     er_basal = Expression("er_stress_basal", er_ox * ox_basal / ox_damage_k)
     viable = {cls: signal(f"viable_treated_{cls}") for cls in CELL_CLASSES}
     # a vanishing treated tumour falls back to the quadrature weights (finite Jacobian at
-    # 0); the weights are non-negative (a vanishing class's viable cells can lie an
-    # integration error below 0), so that the averages stay between their classes' values
-    weights = {c: sympy.Max(viable[c], 0) + 1e-9 * w for c, w in zip(CELL_CLASSES, CLASS_WEIGHTS)}
+    # 0); the smooth positive part keeps the weights > 0 when a class's viable cells lie an
+    # integration error below 0, so that the averages stay between their classes' values
+    # (for non-negative states the weights differ from viable + 1e-9 w by < 1e-9 w)
+    weights = {
+        c: smooth_positive_part(viable[c], 1e-9 * w) + 0.5e-9 * w
+        for c, w in zip(CELL_CLASSES, CLASS_WEIGHTS)
+    }
     viable_total = sum(weights.values())
     per_class = {}
 

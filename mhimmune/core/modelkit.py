@@ -52,6 +52,7 @@ __all__ = [
     "bolus",
     "component",
     "hill",
+    "smooth_positive_part",
     "present",
     "Builder",
     "BolusSpec",
@@ -188,6 +189,13 @@ def present(pattern) -> None:
 def hill(x, k, n=1):
     """Saturating activation x^n / (k^n + x^n) as a sympy expression."""
     return x**n / (k**n + x**n)
+
+
+def smooth_positive_part(x, eps):
+    """(x + sqrt(x² + eps²)) / 2 as a sympy expression: max(x, 0) rounded off over a width
+    *eps* (x + eps² / (4x) for x >> eps, eps / 2 at 0, eps² / (4|x|) for x << -eps), smooth,
+    so that a stiff integrator meets no kink where a quantity decays to 0."""
+    return (x + sympy.sqrt(x**2 + eps**2)) / 2
 
 
 def load_link(name: str) -> ModuleType:
