@@ -38,29 +38,41 @@ def test_rows_are_assigned_to_the_presets_and_checks_their_experiments_name():
     assert len(t) == 9  # 4 presets x 2 checks, mc38 with two anti-PD-(L)1 rows
 
 
-def test_the_shipped_targets_give_every_preset_both_checks_and_ct26_its_anti_pd1_row():
+def test_the_shipped_targets_give_every_preset_both_checks_and_ct26_its_anti_pd1_rows():
     """On the shipped targets (statuses left unset), each of the four presets appears under
-    both checks, and CT26's anti-PD-(L)1 check is the Sato et al. 2021 anti-PD-1 row."""
+    both checks, and CT26's anti-PD-(L)1 check holds the two Kosinsky et al. 2018
+    anti-PD-L1 rows (Dovedi et al. 2014 data) and the Sato et al. 2021 anti-PD-1 row."""
     targets = load_targets().assign(status="not run")
     t = ValidationResult(targets).acceptance_by_preset()
     assert set(t["preset"]) == {REFERENCE_TABLES, "mc38", "4t1", "b16f10"}
     assert (t.groupby("preset")["check"].nunique() == 2).all()
     ct26 = t[(t["preset"] == REFERENCE_TABLES) & (t["check"] == CHECKS[1])]
-    assert list(ct26["target"]) == ["checkpoint_alone_sato2021_ct26_antipd1_sensitive"]
+    assert list(ct26["target"]) == [
+        "checkpoint_alone_kosinsky2018_ct26_antipdl1_inhibition",
+        "checkpoint_alone_kosinsky2018_ct26_antipdl1_responders",
+        "checkpoint_alone_sato2021_ct26_antipd1_sensitive",
+    ]
 
 
 def test_preset_evidence_simulates_the_preset_rows_and_marks_gaps():
-    """CT26's evidence runs its two Kosinsky growth rows (pass) and the Sato anti-PD-1 row,
-    which the model misses at 2.4 % inhibition (accepted at least 30 %) with the diagnosed
-    cause; B16-F10 has neither check and gets two 'no row' lines; an unknown preset is
-    rejected naming the field and the allowed presets."""
+    """CT26's evidence runs its two Kosinsky growth rows (pass), the Kosinsky anti-PD-L1
+    rows (7.3 % inhibition, accepted at most 30 %: pass; 13 of 40 virtual mice tumour-free,
+    accepted at most 27 %: fail) and the Sato anti-PD-1 row, which the model misses at 2.4 %
+    inhibition (accepted at least 30 %), each miss with its diagnosed cause; B16-F10 has
+    neither check and gets two 'no row' lines; an unknown preset is rejected naming the
+    field and the allowed presets."""
     import pytest
 
     from mhimmune.core.errors import ParameterError
     from mhimmune.studies.preset_evidence import evidence_markdown, preset_evidence
 
     ct26 = preset_evidence("ct26").set_index("target")
-    assert list(ct26["status"]) == ["pass", "pass", "fail"]
+    assert list(ct26["status"]) == ["pass", "pass", "pass", "fail", "fail"]
+    inhibition = ct26.loc["checkpoint_alone_kosinsky2018_ct26_antipdl1_inhibition"]
+    assert inhibition["model"] == pytest.approx(0.073, abs=0.01)
+    responders = ct26.loc["checkpoint_alone_kosinsky2018_ct26_antipdl1_responders"]
+    assert responders["model"] == pytest.approx(13 / 40, abs=1e-9)
+    assert "humane endpoint" in responders["reason"]
     sato = ct26.loc["checkpoint_alone_sato2021_ct26_antipd1_sensitive"]
     assert sato["model"] == pytest.approx(0.024, abs=0.005)
     assert "infiltrate" in sato["reason"]
