@@ -152,8 +152,33 @@ def _segment_lsoda(c, y, t0, t1, tout, p, rtol, atol, hmax, max_steps, out):
     return ok, info["message"].strip(), reached, counts
 
 
+def _failure(k: int, t0: float, t1: float, reached: float, message: str, params) -> SolverError:
+    """The error of a failed segment *k* (t0-t1 h), naming it, the time and the overrides."""
+    return SolverError(
+        f"integration failed in segment {k} (day {hours_to_days(t0):.4f}-"
+        f"{hours_to_days(t1):.4f}) at day {hours_to_days(reached):.4f}: "
+        f"{message}; parameter overrides: {params or 'none'}",
+        segment=k,
+        time_h=reached,
+        overrides=params,
+    )
+
+
+def _set_counts(status: SolverStatus, counts) -> None:
+    """The integrator's six counters (steps, right-hand sides, Jacobians, LU
+    factorisations, linear solves, rejected steps) into *status*."""
+    (
+        status.steps,
+        status.rhs_evaluations,
+        status.jacobian_evaluations,
+        status.lu_factorisations,
+        status.linear_solves,
+        status.rejected_steps,
+    ) = counts
+
+
 def _whole_schedule(
-    run, schedule, params, p, scales, inputs, y, starts, time_h, limits, states, derived
+    run, schedule, params, p, scales, inputs, y, bounds, starts, time_h, limits, states, derived
 ) -> tuple[SolverStatus, dict[float, np.ndarray]]:
     """The segment loop of :func:`integrate` in one call into the C library
     (``integrate_schedule``, the same operations in the same order): fills *states* and
@@ -161,7 +186,7 @@ def _whole_schedule(
     hmax, hmax_fine, rtol, atol, max_steps = limits
     segments = schedule.segments
     nseg, n_in = len(segments), len(inputs)
-    bounds = np.array([(seg.t0_h, seg.t1_h) for seg in segments], dtype=np.float64).ravel()
+    bounds = np.ascontiguousarray(bounds, dtype=np.float64).ravel()
     jumps = [(k, jump) for k, seg in enumerate(segments) for jump in seg.jumps]
     jump_ptr = np.zeros(nseg + 1, dtype=np.int64)
     np.cumsum(np.bincount([k for k, _j in jumps], minlength=nseg), out=jump_ptr[1:])
@@ -192,24 +217,10 @@ def _whole_schedule(
     if code != 0:
         seg = segments[failed]
         message = _BDF_MESSAGES.get(code, "non-finite output")
-        raise SolverError(
-            f"integration failed in segment {failed} (day {hours_to_days(seg.t0_h):.4f}-"
-            f"{hours_to_days(seg.t1_h):.4f}) at day {hours_to_days(seg.t0_h):.4f}: "
-            f"{message}; parameter overrides: {params or 'none'}",
-            segment=failed,
-            time_h=seg.t0_h,
-            overrides=params,
-        )
+        raise _failure(failed, seg.t0_h, seg.t1_h, seg.t0_h, message, params)
     status = SolverStatus()
     status.segments = nseg
-    (
-        status.steps,
-        status.rhs_evaluations,
-        status.jacobian_evaluations,
-        status.lu_factorisations,
-        status.linear_solves,
-        status.rejected_steps,
-    ) = stats.tolist()
+    _set_counts(status, stats.tolist())
     breakpoints = {float(bounds[2 * k]): pre_jump[k] for k in range(nseg)}
     breakpoints[schedule.duration_h] = pre_jump[nseg]
     return status, breakpoints
@@ -298,7 +309,19 @@ def integrate(
     if whole is not None:  # C backend: every segment, jump and derived row in one call
         limits = (hmax, hmax_fine, rtol, atol, max_steps_per_segment)
         status, pre_jump = _whole_schedule(
-            whole, schedule, params, p, scales, inputs, y, starts, time_h, limits, states, derived
+            whole,
+            schedule,
+            params,
+            p,
+            scales,
+            inputs,
+            y,
+            bounds,
+            starts,
+            time_h,
+            limits,
+            states,
+            derived,
         )
         return Trajectories(
             time_h=time_h,
@@ -338,24 +361,10 @@ def integrate(
         if ok and not np.isfinite(rows).all():
             ok, message, reached = False, "non-finite output", t0
         if not ok:
-            raise SolverError(
-                f"integration failed in segment {k} (day {hours_to_days(t0):.4f}-"
-                f"{hours_to_days(t1):.4f}) at day {hours_to_days(reached):.4f}: "
-                f"{message}; parameter overrides: {params or 'none'}",
-                segment=k,
-                time_h=reached,
-                overrides=params,
-            )
+            raise _failure(k, t0, t1, reached, message, params)
         # the next segment continues from the unrounded state
         y = rows[-1].copy()
-    (
-        status.steps,
-        status.rhs_evaluations,
-        status.jacobian_evaluations,
-        status.lu_factorisations,
-        status.linear_solves,
-        status.rejected_steps,
-    ) = counts_total
+    _set_counts(status, counts_total)
     # a value below zero by less than the absolute tolerance is zero within the
     # integration's accuracy (an interpolant or a step overshooting a state that
     # decays to 0 by a rounding error): recorded as 0, so that amounts stay >= 0
