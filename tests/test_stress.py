@@ -711,3 +711,28 @@ def test_tissue_signals_and_crt_fraction_stay_bounded_when_tumour_states_dip_bel
         assert np.allclose(signals[cols], at_zero[cols], rtol=1e-9, atol=1e-9), dip
         assert crt_background - 0.5 <= signals[crt] <= crt_background + 1, dip
         assert np.all(np.isfinite(c.rhs(y, 0.0, p)))
+
+
+def test_guarded_crt_fraction_equals_the_plain_ratio_while_the_tumour_is_there(model):
+    """For non-negative states the smooth guards change nothing that matters: through the
+    shipped MH + anti-PD-L1 protocol, wherever the treated tumour is above 1e-3 mm³ (1,000
+    cells), the CRT-exposed fraction differs from the plain background + crt / (total +
+    1e-9) by less than 1e-9 / total (1e-9 where the tumour is above 1 mm³); as the cured
+    tumour vanishes it stays within [background - 0.5, background + 1]."""
+    from .conftest import load_protocol
+
+    res = mh.simulate(model, load_protocol("mh_plus_pdl1"))
+    names = list(model.compiled.derived_names)
+    d = res.derived
+    crt = d[:, names.index("crt_positive_cells_treated")]
+    total = d[:, names.index("tumour_volume_treated")]
+    fraction = d[:, names.index("crt_fraction_treated")]
+    background = model.parameter_vector()[model.parameter_names.index("crt_background_fraction")]
+    plain = background + crt / (total + 1e-9)
+    there = total > 1e-3
+    assert there.sum() > 100 and crt[there].max() > 1e-3  # a tumour with dying cells
+    assert np.all(np.abs(fraction - plain)[there] < 1e-9 / total[there])
+    big = total > 1.0
+    np.testing.assert_allclose(fraction[big], plain[big], rtol=0, atol=1e-9)
+    assert total[-1] < 1e-9  # cured by the end
+    assert np.all((fraction >= background - 0.5) & (fraction <= background + 1))
