@@ -17,7 +17,7 @@ import sys
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.integrate import odeint
@@ -177,12 +177,96 @@ def _set_counts(status: SolverStatus, counts) -> None:
     ) = counts
 
 
-def _whole_schedule(
-    run, schedule, params, p, scales, inputs, y, bounds, starts, time_h, limits, states, derived
-) -> tuple[SolverStatus, dict[float, np.ndarray]]:
+class _Work(NamedTuple):
+    """What the two segment loops of :func:`integrate` share: the schedule, the overrides,
+    the parameter vector (inputs are written into it), the dose scales, the input
+    parameters, the initial state, the segment bounds (h), the first recorded row of each
+    segment, the recorded times, the step and tolerance limits, and the arrays of states
+    and derived quantities they fill."""
+
+    schedule: Schedule
+    params: dict
+    p: np.ndarray
+    scales: np.ndarray
+    inputs: list
+    y: np.ndarray
+    bounds: np.ndarray
+    starts: np.ndarray
+    time_h: np.ndarray
+    limits: tuple
+    states: np.ndarray
+    derived: np.ndarray
+
+
+def _segment_by_segment(c, segment, work: _Work) -> tuple[SolverStatus, dict[float, np.ndarray]]:
+    """The segment loop of :func:`integrate` in Python, one *segment* call
+    (:func:`_segment_bdf` or :func:`_segment_lsoda`) per segment: fills *states* and
+    *derived*; returns the solver status and the states before each segment's jumps."""
+    schedule, params, p, scales, inputs, y, bounds, starts, time_h, limits, states, derived = work
+    hmax, hmax_fine, rtol, atol, max_steps_per_segment = limits
+    status = SolverStatus()
+    counts_total = [0, 0, 0, 0, 0, 0]
+    pre_jump: dict[float, np.ndarray] = {}
+    derived_into = getattr(c.module, "derived_into", None)
+    seg_inputs = []
+    for k, seg in enumerate(schedule.segments):
+        t0, t1 = float(bounds[k, 0]), float(bounds[k, 1])
+        pre_jump[t0] = y.copy()
+        for jump in seg.jumps:
+            target = jump.amount * scales[jump.dose]
+            if jump.mode == "top_up":
+                y[jump.state] = max(y[jump.state], target)
+            else:
+                y[jump.state] += target
+        values = [seg.inputs.get(n, 0.0) for n, _i in inputs]
+        for (_n, i), v in zip(inputs, values):
+            p[i] = v
+        seg_inputs.append(values)
+        i0, i1 = int(starts[k]), int(starts[k + 1])
+        h = hmax_fine if seg.fine else hmax
+        # rows i0..i1: the segment's recorded times and its end (overwritten by the next
+        # segment's start, after the jumps)
+        rows = states[i0 : i1 + 1]
+        tout = time_h[i0 : i1 + 1].copy()
+        tout[-1] = t1
+        ok, message, reached, counts = segment(
+            c, y, t0, t1, tout, p, rtol, atol, h, max_steps_per_segment, rows
+        )
+        status.segments += 1
+        for j, n in enumerate(counts):
+            counts_total[j] += n
+        if ok and not np.isfinite(rows).all():
+            ok, message, reached = False, "non-finite output", t0
+        if not ok:
+            raise _failure(k, t0, t1, reached, message, params)
+        # the next segment continues from the unrounded state
+        y = rows[-1].copy()
+    _set_counts(status, counts_total)
+    # a value below zero by less than the absolute tolerance is zero within the
+    # integration's accuracy (an interpolant or a step overshooting a state that
+    # decays to 0 by a rounding error): recorded as 0, so that amounts stay >= 0
+    states[(states < 0.0) & (states > -atol)] = 0.0
+    # derived quantities with each segment's inputs
+    for k, values in enumerate(seg_inputs):
+        for (_n, i), v in zip(inputs, values):
+            p[i] = v
+        i0, i1 = int(starts[k]), int(starts[k + 1])
+        if derived_into is not None:
+            derived_into(states[i0:i1], p, derived[i0:i1])
+        else:
+            derived[i0:i1] = c.derived_series(states[i0:i1], p)
+    pre_jump[schedule.duration_h] = y.copy()
+    for _n, i in inputs:
+        p[i] = 0.0
+    derived[-1] = c.derived_series(states[-1:], p)[0]
+    return status, pre_jump
+
+
+def _whole_schedule(run, work: _Work) -> tuple[SolverStatus, dict[float, np.ndarray]]:
     """The segment loop of :func:`integrate` in one call into the C library
     (``integrate_schedule``, the same operations in the same order): fills *states* and
     *derived*; returns the solver status and the states before each segment's jumps."""
+    schedule, params, p, scales, inputs, y, bounds, starts, time_h, limits, states, derived = work
     hmax, hmax_fine, rtol, atol, max_steps = limits
     segments = schedule.segments
     nseg, n_in = len(segments), len(inputs)
@@ -284,11 +368,6 @@ def integrate(
     grid = output_grid(schedule, output_step_h, fine_output_step_h)
     inputs = [(n, c.parameters.index(n)) for n in model.inputs]
     y = np.asarray(c.init(p), dtype=float)
-    status = SolverStatus()
-    counts_total = [0, 0, 0, 0, 0, 0]
-    pre_jump: dict[float, np.ndarray] = {}
-    segment = _segment_bdf if method == "bdf" else _segment_lsoda
-    derived_into = getattr(c.module, "derived_into", None)
     # recorded times: each segment's start and the grid inside it (its end is the next
     # segment's start, recorded after that segment's jumps), then the schedule's end
     segments = schedule.segments
@@ -305,84 +384,16 @@ def integrate(
     time_h[-1] = schedule.duration_h
     states = np.empty((len(time_h), len(y)))
     derived = np.empty((len(time_h), len(c.derived_names)))
+    limits = (hmax, hmax_fine, rtol, atol, max_steps_per_segment)
+    work = _Work(
+        schedule, params, p, scales, inputs, y, bounds, starts, time_h, limits, states, derived
+    )
     whole = getattr(c.module, "integrate_schedule", None) if method == "bdf" else None
     if whole is not None:  # C backend: every segment, jump and derived row in one call
-        limits = (hmax, hmax_fine, rtol, atol, max_steps_per_segment)
-        status, pre_jump = _whole_schedule(
-            whole,
-            schedule,
-            params,
-            p,
-            scales,
-            inputs,
-            y,
-            bounds,
-            starts,
-            time_h,
-            limits,
-            states,
-            derived,
-        )
-        return Trajectories(
-            time_h=time_h,
-            states=states,
-            derived=derived,
-            breakpoint_states=pre_jump,
-            status=status,
-        )
-    seg_inputs = []
-    # the numba backend and LSODA: one segment at a time
-    for k, seg in enumerate(segments):
-        t0, t1 = float(bounds[k, 0]), float(bounds[k, 1])
-        pre_jump[t0] = y.copy()
-        for jump in seg.jumps:
-            target = jump.amount * scales[jump.dose]
-            if jump.mode == "top_up":
-                y[jump.state] = max(y[jump.state], target)
-            else:
-                y[jump.state] += target
-        values = [seg.inputs.get(n, 0.0) for n, _i in inputs]
-        for (_n, i), v in zip(inputs, values):
-            p[i] = v
-        seg_inputs.append(values)
-        i0, i1 = int(starts[k]), int(starts[k + 1])
-        h = hmax_fine if seg.fine else hmax
-        # rows i0..i1: the segment's recorded times and its end (overwritten by the next
-        # segment's start, after the jumps)
-        rows = states[i0 : i1 + 1]
-        tout = time_h[i0 : i1 + 1].copy()
-        tout[-1] = t1
-        ok, message, reached, counts = segment(
-            c, y, t0, t1, tout, p, rtol, atol, h, max_steps_per_segment, rows
-        )
-        status.segments += 1
-        for j, n in enumerate(counts):
-            counts_total[j] += n
-        if ok and not np.isfinite(rows).all():
-            ok, message, reached = False, "non-finite output", t0
-        if not ok:
-            raise _failure(k, t0, t1, reached, message, params)
-        # the next segment continues from the unrounded state
-        y = rows[-1].copy()
-    _set_counts(status, counts_total)
-    # a value below zero by less than the absolute tolerance is zero within the
-    # integration's accuracy (an interpolant or a step overshooting a state that
-    # decays to 0 by a rounding error): recorded as 0, so that amounts stay >= 0
-    states[(states < 0.0) & (states > -atol)] = 0.0
-    # derived quantities with each segment's inputs
-    for k, values in enumerate(seg_inputs):
-        for (_n, i), v in zip(inputs, values):
-            p[i] = v
-        i0, i1 = int(starts[k]), int(starts[k + 1])
-        if derived_into is not None:
-            derived_into(states[i0:i1], p, derived[i0:i1])
-        else:
-            derived[i0:i1] = c.derived_series(states[i0:i1], p)
-    end = schedule.duration_h
-    pre_jump[end] = y.copy()
-    for _n, i in inputs:
-        p[i] = 0.0
-    derived[-1] = c.derived_series(states[-1:], p)[0]
+        status, pre_jump = _whole_schedule(whole, work)
+    else:  # the numba backend and LSODA: one segment at a time
+        segment = _segment_bdf if method == "bdf" else _segment_lsoda
+        status, pre_jump = _segment_by_segment(c, segment, work)
     return Trajectories(
         time_h=time_h,
         states=states,
