@@ -146,12 +146,7 @@ def bench_pysb(mh, model, plan, res, runs, rtol, atol):
         p = p0.copy()
         for seg in segments:
             t0, t1 = seg.t0_h, seg.t1_h
-            for jump in seg.jumps:
-                target = jump.amount * scales[jump.dose]
-                if jump.mode == "top_up":
-                    y[jump.state] = max(y[jump.state], target)
-                else:
-                    y[jump.state] += target
+            seg.apply_jumps(y, scales)
             for n in model.inputs:
                 p[idx[n]] = seg.inputs.get(n, 0.0)
             tspan = np.concatenate([[t0], grid[(grid > t0) & (grid < t1)], [t1]])

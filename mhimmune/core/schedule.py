@@ -67,6 +67,16 @@ class Segment:
     jumps: tuple[Jump, ...] = ()
     fine: bool = False
 
+    def apply_jumps(self, y, scales) -> None:
+        """Apply the segment's jumps to the state vector *y* in place, in order, with the
+        dose scales *scales* (``model.compiled.bolus_scales(p)``)."""
+        for jump in self.jumps:
+            target = jump.amount * scales[jump.dose]
+            if jump.mode == "top_up":
+                y[jump.state] = max(y[jump.state], target)
+            else:
+                y[jump.state] += target
+
 
 @dataclass(frozen=True)
 class Schedule:

@@ -212,12 +212,7 @@ def _segment_by_segment(c, segment, work: _Work) -> tuple[SolverStatus, dict[flo
     for k, seg in enumerate(schedule.segments):
         t0, t1 = float(bounds[k, 0]), float(bounds[k, 1])
         pre_jump[t0] = y.copy()
-        for jump in seg.jumps:
-            target = jump.amount * scales[jump.dose]
-            if jump.mode == "top_up":
-                y[jump.state] = max(y[jump.state], target)
-            else:
-                y[jump.state] += target
+        seg.apply_jumps(y, scales)
         values = [seg.inputs.get(n, 0.0) for n, _i in inputs]
         for (_n, i), v in zip(inputs, values):
             p[i] = v
