@@ -356,6 +356,27 @@ def test_synthetic_trial_classification_and_kaplan_meier_have_known_answers():
     assert tr.recist_table().loc["treated", "CR"] == 1
 
 
+def test_a_mouse_past_the_endpoint_before_the_responder_day_is_culled_not_a_responder():
+    """A tumour that grows to 3000 mm³ by day 20 and then vanishes (below 1 mm³ on the
+    responder day, day 51) crossed the 2000 mm³ humane endpoint first: the mouse would have
+    been culled, so it is no responder at any site and its RECIST category is PD; a tumour
+    that peaks at 1500 mm³ and then vanishes stays a complete responder."""
+    late = lambda t: np.where(t <= 20, 100 * 30 ** (t / 20), 3000 * np.exp(-(t - 20)))  # noqa: E731
+    below = lambda t: np.where(t <= 20, 100 * 15 ** (t / 20), 1500 * np.exp(-(t - 20)))  # noqa: E731
+    tr = _synthetic_trial({"treated": [late, below]})
+    a = tr.animals
+    assert a.loc[0, "total_at_responder_day_mm3"] < 1e-6
+    assert bool(a.loc[0, "event"]) and bool(a.loc[0, "culled_before_responder_day"])
+    assert a.loc[0, "time_to_event_day"] == pytest.approx(
+        20 * np.log(20) / np.log(30) - 1, abs=0.05
+    )
+    assert not bool(a.loc[0, "responder"]) and not bool(a.loc[0, "responder_total"])
+    assert a.loc[0, "recist"] == "PD"
+    assert not bool(a.loc[1, "culled_before_responder_day"]) and bool(a.loc[1, "responder"])
+    assert a.loc[1, "recist"] == "CR"
+    assert tr.responder_table().loc["treated", "fraction"] == pytest.approx(0.5, abs=1e-12)
+
+
 def test_tiny_negative_volumes_read_as_zero_large_ones_fail_the_run():
     tiny = lambda t: np.where(t > 10, -1e-12, 50.0 * np.exp(-t))  # noqa: E731
     bad = lambda t: np.where(t > 10, -1e-3, 50.0 * np.exp(-t))  # noqa: E731

@@ -88,6 +88,22 @@ def test_responders_of_a_small_cohort_are_a_fraction():
     assert value in (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
+def test_responders_exclude_mice_culled_at_the_endpoint():
+    """MC38 under anti-PD-L1 (first dose at 100 mm³): 5 of 8 virtual mice regress by +20 d
+    when followed past any volume up to 2000 mm³, but most grow first; with the endpoint at
+    200 mm³ those that pass it are culled and only 2 of 8 count, at 120 mm³ none. A start
+    volume above the endpoint is refused."""
+    values = [
+        preset_antibody_responders(
+            "mc38", "pdl1", animals=8, follow_days=20.0, response="regression", endpoint_mm3=e
+        )
+        for e in (2000.0, 200.0, 120.0)
+    ]
+    assert values == pytest.approx([0.625, 0.25, 0.0], abs=1e-12)
+    with pytest.raises(ParameterError, match="endpoint_mm3: 50 must be finite and above"):
+        preset_antibody_responders("ct26", "none", animals=2, endpoint_mm3=50.0)
+
+
 @pytest.mark.parametrize(
     "call, message",
     [

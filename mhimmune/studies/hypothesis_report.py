@@ -325,6 +325,16 @@ def _fmt_schedule(factors: Mapping[str, float]) -> str:
     return ", ".join(f"{k} = {v:g}" for k, v in factors.items()) or "template defaults"
 
 
+def _culled_count(trial) -> str:
+    """How many successful runs reached the endpoint before the responder day and later
+    fell below the responder threshold (late regressions the endpoint removes)."""
+    a = trial.successful()
+    late = a["culled_before_responder_day"].astype(bool) & (
+        a[f"{trial.responder.site}_at_responder_day_mm3"] <= trial.responder.threshold_mm3
+    )
+    return f"{int(late.sum())} of {len(a)} runs regressed below the threshold only after that"
+
+
 def _design_lines(trial) -> list[str]:
     """Set-up lines for the tumours, the rechallenge and the caliper noise of *trial*."""
     distant = trial.distant
@@ -451,8 +461,11 @@ def report_markdown(
         + ".",
         f"- Responder: {responder.site_text} ≤ {responder.threshold_mm3:g} mm³ "
         f"{responder.day_after_first_treatment:g} d after the first treatment "
-        f'(day {trial.responder_day:.4g}; `site = "{responder.site}"`); time-to-event '
-        f"endpoint: total tumour ≥ {responder.endpoint_mm3:g} mm³.",
+        f'(day {trial.responder_day:.4g}; `site = "{responder.site}"`); humane '
+        f"endpoint: total tumour ≥ {responder.endpoint_mm3:g} mm³ (assumed), the event of "
+        f"the time-to-event analysis; a mouse reaching it before the responder day is "
+        f"culled and is no responder, even if its simulated tumour shrinks later "
+        f"({_culled_count(trial)}).",
         *_design_lines(trial),
         "",
     ]

@@ -131,8 +131,13 @@ class ResponderRule:
         Responder day, counted from the first treatment of the trial (the earliest
         treatment of any arm; the control arm is read on the same day).
     endpoint_mm3
-        Event of the time-to-event analysis: total tumour reaches this volume (a humane
-        endpoint on the animal's whole burden, whatever *site* is).
+        Humane endpoint on the animal's whole burden, whatever *site* is: the event of
+        the time-to-event analysis is the total tumour reaching this volume, and a mouse
+        that reaches it before the responder day is culled there, so it is no responder
+        even if its simulated tumour shrinks later. Default 2000 mm³ (assumed: limits on
+        subcutaneous tumour burden are set by each institution's animal-welfare rules, and
+        the studies the model is compared with do not state theirs in the text read; raise
+        it to follow animals past any volume).
     site
         The tumour the responder and RECIST-like classification read: ``"treated"``,
         ``"distant"`` or ``"total"`` (treated + distant, the default).

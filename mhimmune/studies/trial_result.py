@@ -55,9 +55,13 @@ class TrialResult:
         MH session, or first treatment without MH), ``total_at_start_mm3``,
         ``total_at_responder_day_mm3`` (and ``treated_``/``distant_`` of both), and the
         classification columns ``responder`` (the rule's site), ``responder_treated``,
-        ``responder_distant``, ``responder_total``, ``time_to_event_day``, ``event`` (and
-        ``recist`` when asked; ``cured_before_rechallenge``, ``rejected_rechallenge``
-        with a rechallenge).
+        ``responder_distant``, ``responder_total``, ``time_to_event_day``, ``event``,
+        ``culled_before_responder_day`` (and ``recist`` when asked;
+        ``cured_before_rechallenge``, ``rejected_rechallenge`` with a rechallenge). A
+        mouse whose total tumour reached the rule's endpoint volume before the responder
+        day would have been culled there: it is no responder at any site and its RECIST
+        category is PD, even if its tumour shrank later in the simulation (likewise no
+        cure before a rechallenge it did not live to).
     volumes
         Arm name -> array (animals × times) of total tumour volume (mm³) on *time_day*.
     site_volumes
@@ -88,12 +92,18 @@ class TrialResult:
         a = self.animals
         self._check_volumes()
         ok = (a["status"] == "ok").to_numpy()
+        self._time_to_endpoint(ok)
+        # a mouse culled at the endpoint before a classification day is no responder and
+        # no cure, whatever its tumour would have done later
+        culled = self._culled_before(self.responder_day, ok)
+        a["culled_before_responder_day"] = pd.array(np.where(ok, culled, pd.NA), dtype="boolean")
         for site in RESPONDER_SITES:
             col = f"{site}_at_responder_day_mm3"
             a[f"responder_{site}"] = pd.array([pd.NA] * len(a), dtype="boolean")
             if ok.any() and col in a and (site != "distant" or self.distant is not None):
-                a.loc[ok, f"responder_{site}"] = stats.responders(
-                    a.loc[ok, col].to_numpy(float), self.responder.threshold_mm3
+                a.loc[ok, f"responder_{site}"] = (
+                    stats.responders(a.loc[ok, col].to_numpy(float), self.responder.threshold_mm3)
+                    & ~culled[ok]
                 )
         a["responder"] = a[f"responder_{self.responder.site}"]
         if self.rechallenge is not None and "rechallenge_site_mm3" in a:
@@ -102,10 +112,33 @@ class TrialResult:
             rejected = pd.array([pd.NA] * len(a), dtype="boolean")
             before = a["total_before_rechallenge_mm3"].to_numpy(float)
             after = a["rechallenge_site_mm3"].to_numpy(float)
-            cured[ok] = before[ok] <= limit
-            rejected[ok & (before <= limit)] = after[ok & (before <= limit)] <= limit
+            alive = ~self._culled_before(self.rechallenge.day, ok)
+            cured[ok] = (before[ok] <= limit) & alive[ok]
+            rejected[ok & (before <= limit) & alive] = (
+                after[ok & (before <= limit) & alive] <= limit
+            )
             a["cured_before_rechallenge"] = cured
             a["rejected_rechallenge"] = rejected
+        if self.recist:
+            a["recist"] = pd.Categorical([None] * len(a), categories=stats.RECIST_CATEGORIES)
+            if ok.any():
+                site = self.responder.site
+                base = a.loc[ok, f"{site}_at_start_mm3"].to_numpy(float)
+                categories = np.asarray(
+                    stats.recist_categories(
+                        base,
+                        a.loc[ok, f"{site}_at_responder_day_mm3"].to_numpy(float),
+                        cr_threshold_mm3=self.responder.threshold_mm3,
+                    ),
+                    dtype=object,
+                )
+                categories[culled[ok]] = "PD"
+                a.loc[ok, "recist"] = categories
+
+    def _time_to_endpoint(self, ok: np.ndarray) -> None:
+        """Columns ``time_to_event_day`` (from :attr:`start_day`) and ``event``: when the
+        total tumour of each successful run first reaches the rule's endpoint volume."""
+        a = self.animals
         a["time_to_event_day"] = np.nan
         a["event"] = pd.array([pd.NA] * len(a), dtype="boolean")
         for name in self.arm_names:
@@ -122,18 +155,17 @@ class TrialResult:
             )
             a.loc[rows, "time_to_event_day"] = times
             a.loc[rows, "event"] = events
-        if self.recist:
-            a["recist"] = pd.Categorical([None] * len(a), categories=stats.RECIST_CATEGORIES)
-            if ok.any():
-                site = self.responder.site
-                base = a.loc[ok, f"{site}_at_start_mm3"].to_numpy(float)
-                a.loc[ok, "recist"] = np.asarray(
-                    stats.recist_categories(
-                        base,
-                        a.loc[ok, f"{site}_at_responder_day_mm3"].to_numpy(float),
-                        cr_threshold_mm3=self.responder.threshold_mm3,
-                    )
-                )
+
+    def _culled_before(self, day: float, ok: np.ndarray) -> np.ndarray:
+        """Per row: the total tumour reached the endpoint volume after the first treatment
+        and before *day* (the mouse would have been culled then); False for failed runs.
+
+        Crossings before the first treatment (a tumour already above the endpoint when
+        treatment starts) count as at the start, so such a mouse is culled at once."""
+        a = self.animals
+        event = a["event"].to_numpy(dtype=bool, na_value=False)
+        t = a["time_to_event_day"].to_numpy(float)
+        return ok & event & (self.start_day + np.nan_to_num(t, nan=np.inf) < day)
 
     def _check_volumes(self) -> None:
         """Negative tumour volumes: within :data:`VOLUME_ZERO_TOLERANCE_MM3` of 0 they are

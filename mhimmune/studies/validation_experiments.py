@@ -35,6 +35,7 @@ import mhimmune as mh
 from mhimmune.core.errors import ParameterError
 from mhimmune.core.units import HOURS_PER_DAY
 from mhimmune.mh.presets import preset_overrides
+from mhimmune.studies.trial_design import ResponderRule
 
 __all__ = [
     "EXPERIMENTS",
@@ -420,15 +421,19 @@ def mh_cure_fraction(
     """Fraction of a virtual cohort whose treated tumour is extinct (below one cell) 30 days
     after thermostatted MH sessions starting on day 7 (distant tumour present); the
     animals vary around the *tumour* preset (default: the tables) and around the values
-    being scored or fitted (:func:`parameter_overrides`)."""
+    being scored or fitted (:func:`parameter_overrides`). An animal whose treated tumour
+    reaches the humane endpoint (:class:`~mhimmune.studies.trial_design.ResponderRule`,
+    assumed 2000 mm³; the studies compared carry that tumour alone) after the first
+    session is culled there and is no cure."""
 
     base = {**preset_overrides(tumour=tumour), **_OVERRIDES}
     cohort = mh.cohort.sample_cohort(animals, seed=seed, base=base)
     plan = _mh_plan(target_C, minutes, count, every_d, 37.0, tumour=tumour)
     cured = 0
     for _, row in cohort.iterrows():
-        res = _mouse_run(plan, row.to_dict())
-        cured += bool(res["tumour_volume_treated"].iloc[-1] < CELL_VOLUME_MM3)
+        v = _mouse_run(plan, row.to_dict())["tumour_volume_treated"]
+        culled = bool((v[v.index >= 7.0] >= ResponderRule.endpoint_mm3).any())
+        cured += bool(v.iloc[-1] < CELL_VOLUME_MM3) and not culled
     return cured / len(cohort)
 
 

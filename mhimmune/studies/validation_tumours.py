@@ -24,6 +24,7 @@ import numpy as np
 import mhimmune as mh
 from mhimmune.core.errors import ParameterError
 from mhimmune.mh.presets import preset_overrides
+from mhimmune.studies.trial_design import ResponderRule
 from mhimmune.studies.validation_experiments import current_overrides, experiment, mouse_run
 
 __all__ = [
@@ -291,16 +292,25 @@ def preset_antibody_responders(
     response: str = "complete",
     animals: int = 40,
     seed: int = 2026,
+    endpoint_mm3: float = ResponderRule.endpoint_mm3,
 ) -> float:
     """Fraction of responders in a virtual cohort of one-tumour mice (varied around the
     preset) *follow_days* after the first antibody dose (``antibody="none"``: untreated),
     given when the typical untreated tumour reaches *start_volume* (mm³).
 
     *response* ``complete``: the tumour is gone (below 1 mm³); ``regression``: it is
-    smaller than at the first dose.
+    smaller than at the first dose. A mouse whose tumour reaches *endpoint_mm3* (the
+    humane endpoint of :class:`~mhimmune.studies.trial_design.ResponderRule`, assumed
+    2000 mm³) after the first dose is culled there and counts as no responder, as in an
+    experiment, even if its simulated tumour shrinks later.
     """
     if response not in RESPONSES:
         raise ParameterError(f"response: {response!r} is not one of {', '.join(RESPONSES)}")
+    if not math.isfinite(endpoint_mm3) or endpoint_mm3 <= max(start_volume, 1.0):
+        raise ParameterError(
+            f"endpoint_mm3: {endpoint_mm3:g} must be finite and above start_volume "
+            f"({start_volume:g} mm³)"
+        )
     _, first, _, plan = _antibody_course(
         tumour, antibody, dose_mg_per_kg, start_volume, every_day, count, follow_days,
         extra_days=0.0,
@@ -312,7 +322,8 @@ def preset_antibody_responders(
     for _, row in cohort.iterrows():
         v = mouse_run(plan, {**row.to_dict(), **ONE_TUMOUR})["tumour_volume_treated"]
         limit = 1.0 if response == "complete" else _at(v, first)
-        responders += bool(v.iloc[-1] < limit)
+        culled = bool((v[v.index >= first] >= endpoint_mm3).any())
+        responders += bool(v.iloc[-1] < limit) and not culled
     return responders / len(cohort)
 
 
