@@ -40,8 +40,9 @@ def test_rows_are_assigned_to_the_presets_and_checks_their_experiments_name():
 
 def test_the_shipped_targets_give_every_preset_both_checks_and_ct26_its_anti_pd1_rows():
     """On the shipped targets (statuses left unset), each of the four presets appears under
-    both checks, and CT26's anti-PD-(L)1 check holds the two Kosinsky et al. 2018
-    anti-PD-L1 rows (Dovedi et al. 2014 data) and the Sato et al. 2021 anti-PD-1 row."""
+    both checks, CT26's anti-PD-(L)1 check holds the two Kosinsky et al. 2018
+    anti-PD-L1 rows (Dovedi et al. 2014 data) and the Sato et al. 2021 anti-PD-1 row, and
+    B16-F10's checks hold its vendor growth row and the Kumar et al. 2020 anti-PD-1 row."""
     targets = load_targets().assign(status="not run")
     t = ValidationResult(targets).acceptance_by_preset()
     assert set(t["preset"]) == {REFERENCE_TABLES, "mc38", "4t1", "b16f10"}
@@ -52,15 +53,22 @@ def test_the_shipped_targets_give_every_preset_both_checks_and_ct26_its_anti_pd1
         "checkpoint_alone_kosinsky2018_ct26_antipdl1_responders",
         "checkpoint_alone_sato2021_ct26_antipd1_sensitive",
     ]
+    b16 = t[t["preset"] == "b16f10"]
+    assert list(zip(b16["check"], b16["target"])) == [
+        (CHECKS[0], "immune_growth_ichor2021_b16f10_days_to_endpoint"),
+        (CHECKS[1], "checkpoint_alone_kumar2020_b16_antipd1_unresponsive"),
+    ]
 
 
 def test_preset_evidence_simulates_the_preset_rows_and_marks_gaps():
     """CT26's evidence runs its two Kosinsky growth rows (pass), the Kosinsky anti-PD-L1
     rows (7.3 % inhibition, accepted at most 30 %: pass; 13 of 40 virtual mice tumour-free,
     accepted at most 27 %: fail) and the Sato anti-PD-1 row, which the model misses at 2.4 %
-    inhibition (accepted at least 30 %), each miss with its diagnosed cause; B16-F10 has
-    neither check and gets two 'no row' lines; an unknown preset is rejected naming the
-    field and the allowed presets."""
+    inhibition (accepted at least 30 %), each miss with its diagnosed cause; B16-F10's
+    vendor growth row fails (10^6 cells take 30.6 d to reach 1,000 mm3, accepted at most
+    25 d: its growth rate is assumed) and its anti-PD-1 row passes (0.1 % inhibition,
+    accepted at most 30 %: B16 is unresponsive to PD-1 blockade, Kumar et al. 2020); an
+    unknown preset is rejected naming the field and the allowed presets."""
     import pytest
 
     from mhimmune.core.errors import ParameterError
@@ -78,7 +86,13 @@ def test_preset_evidence_simulates_the_preset_rows_and_marks_gaps():
     assert "infiltrate" in sato["reason"]
     text = "\n".join(evidence_markdown(ct26.reset_index(), "ct26"))
     assert "**fail**" in text and "[sato2021]" in text
-    b16 = preset_evidence("b16f10")
-    assert list(b16["status"]) == ["no row", "no row"]
+    b16 = preset_evidence("b16f10").set_index("target")
+    assert list(b16["check"]) == list(CHECKS)
+    assert list(b16["status"]) == ["fail", "pass"]
+    growth = b16.loc["immune_growth_ichor2021_b16f10_days_to_endpoint"]
+    assert growth["model"] == pytest.approx(30.6, abs=0.5)
+    assert "vendor" in growth["reason"]
+    kumar = b16.loc["checkpoint_alone_kumar2020_b16_antipd1_unresponsive"]
+    assert 0.0 <= kumar["model"] < 0.05
     with pytest.raises(ParameterError, match=r"tumour: 'lewis' is not a tumour preset"):
         preset_evidence("lewis")
