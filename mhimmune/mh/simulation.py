@@ -159,7 +159,7 @@ def simulate(
 _SCHEDULES: OrderedDict[
     tuple[int, int], tuple[Model, Protocol, tuple[SessionHeating, ...], Schedule]
 ] = OrderedDict()
-_SCHEDULES_KEPT = 64
+_SCHEDULES_KEPT = 16
 
 
 def _heating_and_schedule(
