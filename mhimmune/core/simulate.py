@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -310,6 +311,7 @@ def _whole_schedule(run, work: _Work) -> tuple[SolverStatus, dict[float, np.ndar
 #: be reused by another object while the entry exists
 _LAYOUTS: dict[tuple[int, float, float], tuple[Schedule, tuple]] = {}
 _LAYOUTS_KEPT = 64
+_LAYOUTS_LOCK = threading.Lock()
 
 
 def _layout(
@@ -321,7 +323,8 @@ def _layout(
     recorded after that segment's jumps), then the schedule's end. Reused for the same
     schedule object and steps (ensemble rows that differ only in model parameters)."""
     key = (id(schedule), step_h, fine_step_h)
-    hit = _LAYOUTS.get(key)
+    with _LAYOUTS_LOCK:  # threads of one process (a threaded Dask worker) share it
+        hit = _LAYOUTS.get(key)
     if hit is not None and hit[0] is schedule:
         return hit[1]
     grid = output_grid(schedule, step_h, fine_step_h)
@@ -339,9 +342,10 @@ def _layout(
     time_h[-1] = schedule.duration_h
     for array in (bounds, starts, time_h):
         array.setflags(write=False)
-    if len(_LAYOUTS) >= _LAYOUTS_KEPT:
-        _LAYOUTS.pop(next(iter(_LAYOUTS)))
-    _LAYOUTS[key] = (schedule, (bounds, starts, time_h))
+    with _LAYOUTS_LOCK:
+        if len(_LAYOUTS) >= _LAYOUTS_KEPT:
+            _LAYOUTS.pop(next(iter(_LAYOUTS)))
+        _LAYOUTS[key] = (schedule, (bounds, starts, time_h))
     return bounds, starts, time_h
 
 

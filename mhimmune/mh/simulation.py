@@ -10,6 +10,7 @@ summary readouts and plots.
 from __future__ import annotations
 
 import difflib
+import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -160,6 +161,7 @@ _SCHEDULES: OrderedDict[
     tuple[int, int], tuple[Model, Protocol, tuple[SessionHeating, ...], Schedule]
 ] = OrderedDict()
 _SCHEDULES_KEPT = 16
+_SCHEDULES_LOCK = threading.Lock()
 
 
 def _heating_and_schedule(
@@ -169,15 +171,17 @@ def _heating_and_schedule(
     :func:`~mhimmune.mh.inputs.protocol_schedule` of *protocol* on *model*, reused for the
     same two objects (the last :data:`_SCHEDULES_KEPT` pairs)."""
     key = (id(model), id(protocol))
-    hit = _SCHEDULES.get(key)
-    if hit is not None and hit[0] is model and hit[1] is protocol:
-        _SCHEDULES.move_to_end(key)
-        return hit[2], hit[3]
+    with _SCHEDULES_LOCK:  # threads of one process (a threaded Dask worker) share it
+        hit = _SCHEDULES.get(key)
+        if hit is not None and hit[0] is model and hit[1] is protocol:
+            _SCHEDULES.move_to_end(key)
+            return hit[2], hit[3]
     heating = session_heating(protocol)
     schedule = protocol_schedule(model, protocol, heating)
-    _SCHEDULES[key] = (model, protocol, heating, schedule)
-    while len(_SCHEDULES) > _SCHEDULES_KEPT:
-        _SCHEDULES.popitem(last=False)
+    with _SCHEDULES_LOCK:
+        _SCHEDULES[key] = (model, protocol, heating, schedule)
+        while len(_SCHEDULES) > _SCHEDULES_KEPT:
+            _SCHEDULES.popitem(last=False)
     return heating, schedule
 
 
