@@ -136,3 +136,26 @@ def test_host_cpu_is_part_of_the_c_cache_key(monkeypatch):
     monkeypatch.setattr(comp, "host_cpu", lambda: "another cpu")
     assert comp.structure_key(b, "c") != key
     assert comp.structure_key(b, "numba") == comp.structure_key(b, "numba")
+
+
+def test_the_full_models_native_build_has_no_fused_multiply_add():
+    """The host-CPU build of the bundled model contains no fused multiply-add instruction
+    (x86: ``vfmadd``, ``vfmsub``, ``vfmaddsub``, ``vfmsubadd``, ``vfnmadd``...), so it
+    rounds like a generic build: GCC 12 emitted ``vfmsubadd`` from its straight-line
+    vectoriser in the Jacobian despite ``-ffp-contract=off`` until FMA and AVX-512 were
+    switched off for native x86 builds."""
+    import platform
+    import subprocess
+
+    from mhimmune.core import compile as comp
+
+    objdump = shutil.which("objdump")
+    if comp.backend() != "c" or objdump is None:
+        pytest.skip("needs the C backend and objdump")
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("the instruction check is for x86")
+    assert {"-mno-fma", "-mno-avx512f"} <= set(comp.C_NATIVE_FLAGS)
+    library = mh.load_model(verbose=False).compiled.module.path
+    text = subprocess.run([objdump, "-d", str(library)], capture_output=True, text=True).stdout
+    fused = [line for line in text.splitlines() if "\tvfm" in line or "\tvfnm" in line]
+    assert "integrate_schedule" in text and fused == []

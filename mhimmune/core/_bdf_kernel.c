@@ -25,8 +25,11 @@
  * successful step, h and the order are kept unless the step could grow by THRESH
  * (CVODE's rule), which leaves c, and so the LU, unchanged.
  *
- * The generated part above defines N, LU_NNZ, the LU index arrays, rhs(), jac_sparse()
- * and the straight-line factor() and lu_solve(). Times are segment-local: the model is
+ * The generated part above defines N, LU_NNZ, the LU index arrays, rhs(), jac_sparse(),
+ * derived() and the straight-line factor() and lu_solve(); each of the first three also as
+ * name_pc(p, pc), which evaluates its parameter-only sub-expressions into pc (name_NPC
+ * doubles), and name_core(..., pc, out), the rest: the parameters are constant within a
+ * segment, so pc is filled once per segment. Times are segment-local: the model is
  * autonomous.
  */
 /* --- begin kernel --- */
@@ -131,6 +134,9 @@ int integrate(const double *y0, double t0, double t1, const double *tout, int no
               const double *p, double rtol, double atol, double hmax, long max_steps,
               double *Y, double *y_end, long *stats) {
     init_constants();
+    double rpc[rhs_NPC], jpc[jac_sparse_NPC];  /* parameter-only parts, once per segment */
+    rhs_pc(p, rpc);
+    jac_sparse_pc(p, jpc);
     double D[(MAX_ORDER + 3) * N];  /* on the stack: re-entrant, safe for threads */
     double y[N], f[N], y1[N], f1[N], scale[N] /* inverse weights */, y_pred[N], psi[N], yn[N], d[N], dy[N], rhs_b[N];
     double jv[LU_NNZ], w[LU_NNZ];
@@ -144,14 +150,14 @@ int integrate(const double *y0, double t0, double t1, const double *tout, int no
     memcpy(y, y0, sizeof y);
     while (k_out < nout && tout[k_out] <= t0) { memcpy(Y + k_out * N, y0, sizeof y); k_out++; }
     if (t1 <= t0) { memcpy(y_end, y, sizeof y); return 0; }
-    rhs(y, p, f); stats[1]++;
+    rhs_core(y, p, rpc, f); stats[1]++;
     double span = t1 - t0;
     inv_weights(y, rtol, atol, scale);
     double d0 = rms(y, scale, 1.0), d1 = rms(f, scale, 1.0);
     double h0 = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
     if (h0 > span) h0 = span;
     for (int i = 0; i < N; i++) y1[i] = y[i] + h0 * f[i];
-    rhs(y1, p, f1); stats[1]++;
+    rhs_core(y1, p, rpc, f1); stats[1]++;
     for (int i = 0; i < N; i++) y1[i] = f1[i] - f[i];
     double d2 = rms(y1, scale, 1.0) / h0;
     double h1 = (d1 <= 1e-15 && d2 <= 1e-15) ? fmax(1e-6, h0 * 1e-3) : sqrt(0.01 / fmax(d1, d2));
@@ -159,7 +165,7 @@ int integrate(const double *y0, double t0, double t1, const double *tout, int no
     if (hmax > 0 && h_abs > hmax) h_abs = hmax;
     memset(D, 0, sizeof D);
     for (int i = 0; i < N; i++) { D[i] = y[i]; D[N + i] = f[i] * h_abs; }
-    jac_sparse(y, p, jv); stats[2]++;  /* always a fresh J at the start of a segment */
+    jac_sparse_core(y, p, jpc, jv); stats[2]++;  /* always a fresh J at the start of a segment */
     current_jac = 1;
     long steps = 0;
     while (t < t1) {
@@ -168,7 +174,7 @@ int integrate(const double *y0, double t0, double t1, const double *tout, int no
         if (hmax > 0 && h_abs > hmax) { change_d(D, order, hmax / h_abs); h_abs = hmax; n_equal = 0; }
         if (h_abs < min_step) { change_d(D, order, min_step / h_abs); h_abs = min_step; n_equal = 0; }
         if (jac_age >= MSBJ) {
-            jac_sparse(y, p, jv); stats[2]++;
+            jac_sparse_core(y, p, jpc, jv); stats[2]++;
             current_jac = 1; jac_age = 0; lu_ok = 0;
         }
         int accepted = 0, n_iter = 0, nef = 0;
@@ -215,7 +221,7 @@ int integrate(const double *y0, double t0, double t1, const double *tout, int no
             for (int i = 0; i < N; i++) d[i] = 0.0;
             n_iter = 0;
             for (int k = 0; k < NEWTON_MAXITER; k++) {
-                rhs(yn, p, f); stats[1]++;
+                rhs_core(yn, p, rpc, f); stats[1]++;
                 for (int i = 0; i < N; i++) rhs_b[i] = c * f[i] - psi[i] - d[i];
                 lu_solve(w, rhs_b, dy); stats[4]++;
                 if (c != lu_c) for (int i = 0; i < N; i++) dy[i] *= corr;
@@ -231,7 +237,7 @@ int integrate(const double *y0, double t0, double t1, const double *tout, int no
             if (!converged) {
                 stats[5]++;
                 if (!current_jac) {  /* stale J: re-evaluate it and retry the same step */
-                    jac_sparse(y_pred, p, jv); stats[2]++;
+                    jac_sparse_core(y_pred, p, jpc, jv); stats[2]++;
                     current_jac = 1; jac_age = 0; lu_ok = 0;
                     continue;
                 }
@@ -252,7 +258,7 @@ int integrate(const double *y0, double t0, double t1, const double *tout, int no
                 h_abs *= fct; n_equal = 0; lu_ok = 0;
                 if (nef >= MXNEF1 && order > 1) {
                     order = 1;
-                    rhs(y, p, f); stats[1]++;
+                    rhs_core(y, p, rpc, f); stats[1]++;
                     for (int i = 0; i < N; i++) D[N + i] = h_abs * f[i];
                     memset(D + 2 * N, 0, sizeof(double) * (MAX_ORDER + 1) * N);
                 } else {
@@ -287,7 +293,7 @@ int integrate(const double *y0, double t0, double t1, const double *tout, int no
         current_jac = 0; jac_age++; lu_age++;
         for (int i = 0; i < N; i++) if (!isfinite(y[i])) { code = 3; goto done; }
         if (n_equal < order + 1) continue;
-        inv_weights(y, rtol, atol, scale);
+        /* scale holds the weights of yn from the error test, and y is yn */
         double e_m = order > 1 ? rms(D + order * N, scale, ERROR_CONST[order - 1]) : INFINITY;
         double e_p = order < MAX_ORDER ? rms(D + (order + 2) * N, scale, ERROR_CONST[order + 1]) : INFINITY;
         double e_n = rms(d, scale, ERROR_CONST[order]);
@@ -360,10 +366,12 @@ int integrate_schedule(int nseg, const double *bounds, const long *row_start,
     long nrows = row_start[nseg] + 1;
     for (long i = 0; i < nrows * N; i++)
         if (states[i] < 0.0 && states[i] > -atol) states[i] = 0.0;
+    double dpc[derived_NPC];
     for (int k = 0; k < nseg; k++) {
         for (int i = 0; i < n_inputs; i++) p[input_idx[i]] = input_val[(long)k * n_inputs + i];
+        derived_pc(p, dpc);
         for (long r = row_start[k]; r < row_start[k + 1]; r++)
-            derived(states + r * N, p, derived_out + r * N_DERIVED);
+            derived_core(states + r * N, p, dpc, derived_out + r * N_DERIVED);
     }
     for (int i = 0; i < n_inputs; i++) p[input_idx[i]] = 0.0;
     derived(states + (nrows - 1) * N, p, derived_out + (nrows - 1) * N_DERIVED);

@@ -20,7 +20,7 @@ from sympy.printing.pycode import PythonCodePrinter
 from mhimmune.core.equations import Symbolic
 
 #: version of the generated code; part of the cache key
-CODEGEN_VERSION = "11"
+CODEGEN_VERSION = "12"
 
 __all__ = ["CODEGEN_VERSION", "NUMBA_KERNEL", "C_KERNEL", "python_source", "c_source"]
 
@@ -176,6 +176,93 @@ class _CPrinter(C99CodePrinter):
         return f"_spow({self._print(expr.base)}, {self._print(expr.exp)})"
 
 
+class _HoistingPrinter(_CPrinter):
+    """C printer that prints each call (``_spow``, ``exp``, ``log``) whose arguments depend
+    on the parameters only as a slot ``pc[k]`` of a precomputed array, collecting the call's
+    own text for the function that fills the array (:func:`_split_block`).
+
+    Only whole calls are replaced, at the point where the printer visits them, so the text
+    around them, and with it the order of every operation, is that of :class:`_CPrinter`;
+    the slot holds the value the call would compute (the same text, evaluated once).
+    """
+
+    def __init__(self, constant, first_slot: int):
+        super().__init__()
+        self._constant = constant  # expr -> depends on the parameters only
+        self.slots: dict[sympy.Expr, tuple[str, str]] = {}  # call -> (slot, its text)
+        self._next = first_slot
+
+    def _print(self, expr, **kwargs):
+        is_call = (expr.is_Pow and not expr.exp.is_Integer) or isinstance(
+            expr, (sympy.exp, sympy.log)
+        )
+        if is_call and self._constant(expr):
+            hit = self.slots.get(expr)
+            if hit is None:
+                text = super()._print(expr, **kwargs)  # inner calls get their slots first
+                hit = self.slots[expr] = (f"pc[{self._next}]", text)
+                self._next += 1
+            return hit[0]
+        return super()._print(expr, **kwargs)
+
+
+def _split_block(name: str, args: str, cse_result, assign, prologue: str = "") -> str:
+    """C of one generated function split into what depends on the parameters only and the
+    rest: ``name_pc(p, pc)`` evaluates the parameter-only sub-expressions into ``pc``
+    (``name_NPC`` doubles), ``name_core(args, pc, out)`` the rest from them, and
+    ``name(args, out)`` calls both. The integrator fills ``pc`` once per segment (the
+    parameters are constant within one) and calls the core at every step.
+
+    Every expression is printed as :func:`c_source` prints it without the split (the same
+    common sub-expressions, in the same order, each with the same text); parameter-only
+    temporaries and calls are evaluated earlier and read back, which gives the same
+    doubles (no fused multiply-add, no reassociation: ``-ffp-contract=off`` without
+    ``-ffast-math``), so the split changes the speed, not a bit of the results.
+    """
+    replacements, reduced = cse_result
+    const: set[sympy.Symbol] = set()
+
+    def constant(ex) -> bool:
+        if any(a.base.label.name != "p" for a in ex.atoms(sympy.Indexed)):
+            return False
+        return all(s in const for s in ex.atoms(sympy.Symbol) if s.name not in ("p", "y"))
+
+    for s_, ex in replacements:
+        if constant(ex):
+            const.add(s_)
+    varying = [(s_, ex) for s_, ex in replacements if s_ not in const]
+    used = {s for _s, ex in varying for s in ex.atoms(sympy.Symbol) if s in const} | {
+        s for ex in reduced for s in ex.atoms(sympy.Symbol) if s in const
+    }
+    read = [s_ for s_, _ex in replacements if s_ in used]  # the temporaries the core reads
+    hp = _HoistingPrinter(constant, len(read))
+    core = [f"static void {name}_core({args}, const double *pc, double *out) {{"]
+    if prologue:
+        core.append("    " + prologue)
+    core += [f"    const double {s_} = pc[{k}];" for k, s_ in enumerate(read)]
+    core += [f"    const double {s_} = {hp.doprint(ex)};" for s_, ex in varying]
+    core += [f"    {target} = {hp.doprint(ex)};" for target, ex in zip(assign, reduced)]
+    core.append("}")
+    plain = _CPrinter()
+    pc = [f"static void {name}_pc(const double *p, double *pc) {{"]
+    pc += [
+        f"    const double {s_} = {plain.doprint(ex)};" for s_, ex in replacements if s_ in const
+    ]
+    pc += [f"    pc[{k}] = {s_};" for k, s_ in enumerate(read)]
+    pc += [f"    {slot} = {text};" for slot, text in hp.slots.values()]
+    pc += ["    (void)p; (void)pc;", "}"]
+    npc = max(1, len(read) + len(hp.slots))
+    call = ", ".join(a.split("*")[-1].strip() for a in args.split(","))
+    wrapper = [
+        f"void {name}({args}, double *out) {{",
+        f"    double pc[{name}_NPC];",
+        f"    {name}_pc(p, pc);",
+        f"    {name}_core({call}, pc, out);",
+        "}",
+    ]
+    return "\n".join([f"#define {name}_NPC {npc}", *pc, *core, *wrapper])
+
+
 def _c_sparse_lu(lu) -> str:
     """Straight-line C of ``factor`` and ``lu_solve`` for the static-pivot LU *lu*.
 
@@ -253,6 +340,10 @@ def c_source(sym: Symbolic, key: str, name: str) -> str:
         lines.append("}")
         return "\n".join(lines)
 
+    def split(name, args, exprs, assign, prologue=""):
+        # name_pc(p, pc) and name_core(args, pc, out): see _split_block
+        return _split_block(name, args, _cse(exprs), assign, prologue)
+
     def arr(cname, values):
         values = [int(v) for v in values] or [0]
         return f"static const int {cname}[{len(values)}] = {{{', '.join(map(str, values))}}};"
@@ -279,14 +370,11 @@ def c_source(sym: Symbolic, key: str, name: str) -> str:
         "    return e > 0.0 ? 0.0 : INFINITY;",
         "}",
         "",
-        block(
-            "void rhs(const double *y, const double *p, double *out)",
-            sym.odes,
-            [f"out[{i}]" for i in range(n)],
-        ),
+        split("rhs", "const double *y, const double *p", sym.odes, [f"out[{i}]" for i in range(n)]),
         "",
-        block(
-            "void jac_sparse(const double *y, const double *p, double *out)",
+        split(
+            "jac_sparse",
+            "const double *y, const double *p",
             [e for _, _, e in sym.jac_entries],
             [f"out[{lu.position(i, j)}]" for i, j, _ in sym.jac_entries],
             prologue="memset(out, 0, sizeof(double) * LU_NNZ);",
@@ -302,14 +390,18 @@ def c_source(sym: Symbolic, key: str, name: str) -> str:
         "",
         block("void init(const double *p, double *out)", sym.init, [f"out[{i}]" for i in range(n)]),
         "",
-        block(
-            "void derived(const double *y, const double *p, double *out)",
+        split(
+            "derived",
+            "const double *y, const double *p",
             sym.derived,
             [f"out[{i}]" for i in range(nd)],
         ),
         "",
         "void derived_series(int m, const double *Y, const double *p, double *out) {",
-        "    for (int k = 0; k < m; k++) derived(Y + (long)k * N, p, out + (long)k * N_DERIVED);",
+        "    double pc[derived_NPC];",
+        "    derived_pc(p, pc);",
+        "    for (int k = 0; k < m; k++)",
+        "        derived_core(Y + (long)k * N, p, pc, out + (long)k * N_DERIVED);",
         "}",
         "",
         block(

@@ -86,8 +86,13 @@ C_FLAGS = ("-O3", "-std=gnu99", "-ffp-contract=off")
 #: flags for the host CPU's instruction set (vector instructions; ~10 % faster
 #: integration), dropped when the compiler refuses them; the host CPU is then part of the
 #: cache key (:func:`host_cpu`), so that a cache folder shared by different machines
-#: never hands one a library built for another
-C_NATIVE_FLAGS = ("-march=native",)
+#: never hands one a library built for another. On x86 without FMA and AVX-512 (whose
+#: EVEX encodings include fused multiply-adds): GCC 12's straight-line (SLP) vectoriser
+#: fuses ``a*b - c`` / ``a*b + c`` lane pairs into ``vfmsubadd`` even with contraction off,
+#: which changed Jacobian entries of the full model by a rounding error.
+C_NATIVE_FLAGS: tuple[str, ...] = ("-march=native",) + (
+    ("-mno-fma", "-mno-avx512f") if platform.machine().lower() in ("x86_64", "amd64") else ()
+)
 
 
 @functools.lru_cache(maxsize=1)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -305,6 +306,49 @@ def _whole_schedule(run, work: _Work) -> tuple[SolverStatus, dict[float, np.ndar
     return status, breakpoints
 
 
+#: recorded-time layouts of the schedules integrated last, by identity of the schedule
+#: (immutable) and the output steps; each entry holds its schedule, so that its id cannot
+#: be reused by another object while the entry exists
+_LAYOUTS: dict[tuple[int, float, float], tuple[Schedule, tuple]] = {}
+_LAYOUTS_KEPT = 64
+_LAYOUTS_LOCK = threading.Lock()
+
+
+def _layout(
+    schedule: Schedule, step_h: float, fine_step_h: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Segment bounds (h; one row per segment), the first recorded row of each segment
+    (and the row count before the end), and the recorded times of *schedule*: each
+    segment's start and the output grid inside it (its end is the next segment's start,
+    recorded after that segment's jumps), then the schedule's end. Reused for the same
+    schedule object and steps (ensemble rows that differ only in model parameters)."""
+    key = (id(schedule), step_h, fine_step_h)
+    with _LAYOUTS_LOCK:  # threads of one process (a threaded Dask worker) share it
+        hit = _LAYOUTS.get(key)
+    if hit is not None and hit[0] is schedule:
+        return hit[1]
+    grid = output_grid(schedule, step_h, fine_step_h)
+    segments = schedule.segments
+    bounds = np.array([(seg.t0_h, seg.t1_h) for seg in segments], dtype=float).reshape(-1, 2)
+    a = np.searchsorted(grid, bounds[:, 0], side="right")  # grid is sorted
+    b = np.searchsorted(grid, bounds[:, 1], side="left")
+    sizes = 1 + np.maximum(b - a, 0)
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    time_h = np.empty(int(starts[-1]) + 1)
+    for k in range(len(segments)):
+        i0 = starts[k]
+        time_h[i0] = bounds[k, 0]
+        time_h[i0 + 1 : starts[k + 1]] = grid[a[k] : b[k]]
+    time_h[-1] = schedule.duration_h
+    for array in (bounds, starts, time_h):
+        array.setflags(write=False)
+    with _LAYOUTS_LOCK:
+        if len(_LAYOUTS) >= _LAYOUTS_KEPT:
+            _LAYOUTS.pop(next(iter(_LAYOUTS)))
+        _LAYOUTS[key] = (schedule, (bounds, starts, time_h))
+    return bounds, starts, time_h
+
+
 def integrate(
     model: Model,
     schedule: Schedule,
@@ -360,23 +404,10 @@ def integrate(
     c = model.compiled
     p = model.parameter_vector(params)
     scales = c.bolus_scales(p)
-    grid = output_grid(schedule, output_step_h, fine_output_step_h)
     inputs = [(n, c.parameters.index(n)) for n in model.inputs]
     y = np.asarray(c.init(p), dtype=float)
-    # recorded times: each segment's start and the grid inside it (its end is the next
-    # segment's start, recorded after that segment's jumps), then the schedule's end
-    segments = schedule.segments
-    bounds = np.array([(seg.t0_h, seg.t1_h) for seg in segments], dtype=float).reshape(-1, 2)
-    a = np.searchsorted(grid, bounds[:, 0], side="right")  # grid is sorted
-    b = np.searchsorted(grid, bounds[:, 1], side="left")
-    sizes = 1 + np.maximum(b - a, 0)
-    starts = np.concatenate([[0], np.cumsum(sizes)])
-    time_h = np.empty(int(starts[-1]) + 1)
-    for k in range(len(segments)):
-        i0 = starts[k]
-        time_h[i0] = bounds[k, 0]
-        time_h[i0 + 1 : starts[k + 1]] = grid[a[k] : b[k]]
-    time_h[-1] = schedule.duration_h
+    bounds, starts, time_h = _layout(schedule, output_step_h, fine_output_step_h)
+    time_h = time_h.copy()  # the caller's; the cached layout stays unchanged
     states = np.empty((len(time_h), len(y)))
     derived = np.empty((len(time_h), len(c.derived_names)))
     limits = (hmax, hmax_fine, rtol, atol, max_steps_per_segment)

@@ -101,10 +101,19 @@ def _builder(kind: str) -> Callable[..., Protocol]:
         return_annotation="Protocol",
     )
 
+    # keyword arguments in signature order with their defaults: what signature.bind and
+    # apply_defaults give for a call with known keywords and every required one
+    defaults = [(key, p.default) for key, p in signature.parameters.items() if key != "self"]
+    required = {key for key, default in defaults if default is inspect.Parameter.empty}
+    known = frozenset(key for key, _default in defaults)
+
     def method(self: Protocol, *args: Any, **kwargs: Any) -> Protocol:
-        bound = signature.bind(self, *args, **kwargs)  # TypeError as for a written method
-        bound.apply_defaults()
-        values = {k: v for k, v in bound.arguments.items() if k != "self"}
+        if args or not (required <= kwargs.keys() <= known):
+            bound = signature.bind(self, *args, **kwargs)  # TypeError as for a written method
+            bound.apply_defaults()
+            values = {k: v for k, v in bound.arguments.items() if k != "self"}
+        else:  # the common call, without inspect's binding (a template builds many)
+            values = {key: kwargs.get(key, default) for key, default in defaults}
         return self._add(kind, **values)
 
     method.__name__ = kind
