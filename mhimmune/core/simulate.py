@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import threading
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import numpy as np
 from scipy.integrate import odeint
 
 from mhimmune.core.errors import ProtocolError, SolverError
+from mhimmune.core.identity_cache import IdentityCache
 from mhimmune.core.model import Model
 from mhimmune.core.schedule import Schedule
 from mhimmune.core.units import hours_to_days
@@ -307,11 +307,8 @@ def _whole_schedule(run, work: _Work) -> tuple[SolverStatus, dict[float, np.ndar
 
 
 #: recorded-time layouts of the schedules integrated last, by identity of the schedule
-#: (immutable) and the output steps; each entry holds its schedule, so that its id cannot
-#: be reused by another object while the entry exists
-_LAYOUTS: dict[tuple[int, float, float], tuple[Schedule, tuple]] = {}
-_LAYOUTS_KEPT = 64
-_LAYOUTS_LOCK = threading.Lock()
+#: (immutable) and the output steps
+_LAYOUTS: IdentityCache[tuple[np.ndarray, np.ndarray, np.ndarray]] = IdentityCache(64)
 
 
 def _layout(
@@ -322,11 +319,14 @@ def _layout(
     segment's start and the output grid inside it (its end is the next segment's start,
     recorded after that segment's jumps), then the schedule's end. Reused for the same
     schedule object and steps (ensemble rows that differ only in model parameters)."""
-    key = (id(schedule), step_h, fine_step_h)
-    with _LAYOUTS_LOCK:  # threads of one process (a threaded Dask worker) share it
-        hit = _LAYOUTS.get(key)
-    if hit is not None and hit[0] is schedule:
-        return hit[1]
+    return _LAYOUTS.get(
+        (schedule,), lambda: _compute_layout(schedule, step_h, fine_step_h), (step_h, fine_step_h)
+    )
+
+
+def _compute_layout(
+    schedule: Schedule, step_h: float, fine_step_h: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     grid = output_grid(schedule, step_h, fine_step_h)
     segments = schedule.segments
     bounds = np.array([(seg.t0_h, seg.t1_h) for seg in segments], dtype=float).reshape(-1, 2)
@@ -342,10 +342,6 @@ def _layout(
     time_h[-1] = schedule.duration_h
     for array in (bounds, starts, time_h):
         array.setflags(write=False)
-    with _LAYOUTS_LOCK:
-        if len(_LAYOUTS) >= _LAYOUTS_KEPT:
-            _LAYOUTS.pop(next(iter(_LAYOUTS)))
-        _LAYOUTS[key] = (schedule, (bounds, starts, time_h))
     return bounds, starts, time_h
 
 

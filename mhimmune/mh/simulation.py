@@ -10,9 +10,7 @@ summary readouts and plots.
 from __future__ import annotations
 
 import difflib
-import threading
 import warnings
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mhimmune.core.errors import ParameterError, ProtocolError
+from mhimmune.core.identity_cache import IdentityCache
 from mhimmune.core.model import Model
 from mhimmune.core.params import OutOfRangeWarning
 from mhimmune.core.schedule import Schedule
@@ -155,13 +154,8 @@ def simulate(
 #: the heating and engine schedules of the protocols simulated last, by identity of model
 #: and protocol (both immutable for this purpose): a schedule template hands out one
 #: protocol object per factor combination, and ensemble rows that differ only in model
-#: parameters repeat it. Each entry holds its model and protocol, so that their ids
-#: cannot be reused by other objects while the entry exists.
-_SCHEDULES: OrderedDict[
-    tuple[int, int], tuple[Model, Protocol, tuple[SessionHeating, ...], Schedule]
-] = OrderedDict()
-_SCHEDULES_KEPT = 16
-_SCHEDULES_LOCK = threading.Lock()
+#: parameters repeat it
+_SCHEDULES: IdentityCache[tuple[tuple[SessionHeating, ...], Schedule]] = IdentityCache(16)
 
 
 def _heating_and_schedule(
@@ -169,20 +163,13 @@ def _heating_and_schedule(
 ) -> tuple[tuple[SessionHeating, ...], Schedule]:
     """:func:`~mhimmune.mh.inputs.session_heating` and
     :func:`~mhimmune.mh.inputs.protocol_schedule` of *protocol* on *model*, reused for the
-    same two objects (the last :data:`_SCHEDULES_KEPT` pairs)."""
-    key = (id(model), id(protocol))
-    with _SCHEDULES_LOCK:  # threads of one process (a threaded Dask worker) share it
-        hit = _SCHEDULES.get(key)
-        if hit is not None and hit[0] is model and hit[1] is protocol:
-            _SCHEDULES.move_to_end(key)
-            return hit[2], hit[3]
-    heating = session_heating(protocol)
-    schedule = protocol_schedule(model, protocol, heating)
-    with _SCHEDULES_LOCK:
-        _SCHEDULES[key] = (model, protocol, heating, schedule)
-        while len(_SCHEDULES) > _SCHEDULES_KEPT:
-            _SCHEDULES.popitem(last=False)
-    return heating, schedule
+    same two objects (the last 16 pairs)."""
+
+    def compute() -> tuple[tuple[SessionHeating, ...], Schedule]:
+        heating = session_heating(protocol)
+        return heating, protocol_schedule(model, protocol, heating)
+
+    return _SCHEDULES.get((model, protocol), compute)
 
 
 def select_variables(model: Model, names: list[str] | None = None) -> list[str]:

@@ -44,6 +44,7 @@ __all__ = [
     "parameter_overrides",
     "current_overrides",
     "mouse_run",
+    "culled_at_endpoint",
 ]
 
 #: experiment name -> function(**arguments) -> model value
@@ -408,6 +409,16 @@ def _mh_plan(target_C: float, minutes: float, count: int, every_d: float, days: 
         )
 
 
+def culled_at_endpoint(
+    volume, since_day: float, endpoint_mm3: float = ResponderRule.endpoint_mm3
+) -> bool:
+    """Whether a mouse's tumour *volume* (a series indexed by day) reaches the humane
+    endpoint (:class:`~mhimmune.studies.trial_design.ResponderRule`, assumed 2000 mm³) from
+    *since_day* on: the mouse would have been culled then, so it counts as no responder
+    and no cure, whatever its simulated tumour does later."""
+    return bool((volume[volume.index >= since_day] >= endpoint_mm3).any())
+
+
 @experiment
 def mh_cure_fraction(
     target_C: float,
@@ -432,8 +443,7 @@ def mh_cure_fraction(
     cured = 0
     for _, row in cohort.iterrows():
         v = _mouse_run(plan, row.to_dict())["tumour_volume_treated"]
-        culled = bool((v[v.index >= 7.0] >= ResponderRule.endpoint_mm3).any())
-        cured += bool(v.iloc[-1] < CELL_VOLUME_MM3) and not culled
+        cured += bool(v.iloc[-1] < CELL_VOLUME_MM3) and not culled_at_endpoint(v, 7.0)
     return cured / len(cohort)
 
 

@@ -25,7 +25,12 @@ import mhimmune as mh
 from mhimmune.core.errors import ParameterError
 from mhimmune.mh.presets import preset_overrides
 from mhimmune.studies.trial_design import ResponderRule
-from mhimmune.studies.validation_experiments import current_overrides, experiment, mouse_run
+from mhimmune.studies.validation_experiments import (
+    culled_at_endpoint,
+    current_overrides,
+    experiment,
+    mouse_run,
+)
 
 __all__ = [
     "ANTIBODIES",
@@ -322,8 +327,7 @@ def preset_antibody_responders(
     for _, row in cohort.iterrows():
         v = mouse_run(plan, {**row.to_dict(), **ONE_TUMOUR})["tumour_volume_treated"]
         limit = 1.0 if response == "complete" else _at(v, first)
-        culled = bool((v[v.index >= first] >= endpoint_mm3).any())
-        responders += bool(v.iloc[-1] < limit) and not culled
+        responders += bool(v.iloc[-1] < limit) and not culled_at_endpoint(v, first, endpoint_mm3)
     return responders / len(cohort)
 
 
