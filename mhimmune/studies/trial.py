@@ -9,9 +9,10 @@ classifies the animals:
   treatment of the trial (Kosinsky et al. 2018's definition; both configurable);
 * optionally **RECIST-like** categories (CR/PR/SD/PD from the change in total volume
   between the first treatment and the responder day);
-* **time to event**: days from the first treatment until the total tumour reaches an
-  endpoint volume (default 2000 mm³ for treated + distant tumour together; humane
-  endpoints of 1500–2000 mm³ per tumour are common), censored at the end.
+* **time to event**: days from the first treatment until the total tumour reaches the
+  humane endpoint volume (default 2000 mm³ for treated + distant tumour together,
+  assumed), censored at the end; a mouse that reaches it before the responder day is
+  culled there and is no responder, even if its simulated tumour shrinks later.
 
 The rule may read the treated or the distant tumour instead of the total
 (``ResponderRule(site=...)``); the design options of :mod:`~mhimmune.studies.trial_options`
