@@ -112,11 +112,9 @@ class TrialResult:
             rejected = pd.array([pd.NA] * len(a), dtype="boolean")
             before = a["total_before_rechallenge_mm3"].to_numpy(float)
             after = a["rechallenge_site_mm3"].to_numpy(float)
-            alive = ~self._culled_before(self.rechallenge.day, ok)
-            cured[ok] = (before[ok] <= limit) & alive[ok]
-            rejected[ok & (before <= limit) & alive] = (
-                after[ok & (before <= limit) & alive] <= limit
-            )
+            is_cured = ok & (before <= limit) & ~self._culled_before(self.rechallenge.day, ok)
+            cured[ok] = is_cured[ok]
+            rejected[is_cured] = after[is_cured] <= limit
             a["cured_before_rechallenge"] = cured
             a["rejected_rechallenge"] = rejected
         if self.recist:

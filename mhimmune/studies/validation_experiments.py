@@ -391,13 +391,17 @@ def icd_threshold_temperature(hours: float = 1.0, share: float = 0.1) -> float:
 
 
 # --------------------------------------------------------------- mouse: MH sessions
+#: day of the first MH session of the mouse experiments (after implantation)
+MH_DAY = 7.0
+
+
 def _mh_plan(target_C: float, minutes: float, count: int, every_d: float, days: float, **kw):
     """Thermostatted sessions from day 7; the field cap (24 kA/m at 200 kHz, H·f 4.8e9, below
     the Hergt-Dutz limit) lets 3.5 mg Fe/cm³ of 19-nm particles reach up to ~50 °C."""
     plan = mh.Protocol(duration=f"{days} d", name=f"MH {target_C} degC", tumour=kw.get("tumour"))
     with _no_field_warning():
         return plan.mh_session(
-            start="7 d",
+            start=f"{MH_DAY} d",
             duration=f"{minutes} min",
             field=kw.get("field", "24 kA/m"),
             frequency=kw.get("frequency", "200 kHz"),
@@ -443,7 +447,7 @@ def mh_cure_fraction(
     cured = 0
     for _, row in cohort.iterrows():
         v = _mouse_run(plan, row.to_dict())["tumour_volume_treated"]
-        cured += bool(v.iloc[-1] < CELL_VOLUME_MM3) and not culled_at_endpoint(v, 7.0)
+        cured += bool(v.iloc[-1] < CELL_VOLUME_MM3) and not culled_at_endpoint(v, MH_DAY)
     return cured / len(cohort)
 
 
@@ -458,7 +462,7 @@ def mh_peak_temperature(
     """Mean tumour temperature (°C) at the end of a fixed-field MH session (mouse)."""
     with _no_field_warning():
         plan = mh.Protocol(duration="8 d", name="heating", allow_above_hergt=True).mh_session(
-            start="7 d",
+            start=f"{MH_DAY} d",
             duration=f"{minutes} min",
             field=f"{field_kA_per_m} kA/m",
             frequency=f"{frequency_kHz} kHz",
@@ -474,9 +478,9 @@ def mh_peak_temperature(
 def mild_mh_fold(variable: str, day_after: float, target_C: float = 44.0, minutes: float = 30.0):
     """Fold change of *variable* against an untreated mouse, *day_after* days after one
     thermostatted MH session on day 7."""
-    treated = _mouse_run(_mh_plan(target_C, minutes, 1, 1.0, 7.0 + day_after + 1.0))
-    control = _mouse_run(mh.Protocol(duration=f"{7.0 + day_after + 1.0} d", name="untreated"))
-    day = 7.0 + day_after
+    treated = _mouse_run(_mh_plan(target_C, minutes, 1, 1.0, MH_DAY + day_after + 1.0))
+    control = _mouse_run(mh.Protocol(duration=f"{MH_DAY + day_after + 1.0} d", name="untreated"))
+    day = MH_DAY + day_after
     a = float(np.interp(day, treated[variable].index.values, treated[variable].values))
     b = float(np.interp(day, control[variable].index.values, control[variable].values))
     return a / b if b > 0 else math.inf
@@ -487,9 +491,9 @@ def damp_peak_time(variable: str, target_C: float = 42.0, minutes: float = 30.0)
     """Hours from the start of one thermostatted MH session (day 7) to the peak of *variable*."""
     res = _mouse_run(_mh_plan(target_C, minutes, 1, 1.0, 12.0))
     s = res[variable]
-    after = s.index.values >= 7.0
+    after = s.index.values >= MH_DAY
     t = s.index.values[after]
-    return float((t[int(np.argmax(s.values[after]))] - 7.0) * HOURS_PER_DAY)
+    return float((t[int(np.argmax(s.values[after]))] - MH_DAY) * HOURS_PER_DAY)
 
 
 @experiment
@@ -501,12 +505,12 @@ def damp_cleared_time(
     res = _mouse_run(_mh_plan(target_C, minutes, 1, 1.0, 14.0))
     s = res[variable]
     t = s.index.values
-    base = float(np.interp(7.0, t, s.values))
-    after = t >= 7.0
+    base = float(np.interp(MH_DAY, t, s.values))
+    after = t >= MH_DAY
     x, tt = s.values[after] - base, t[after]
     k = int(np.argmax(x))
     still = np.nonzero(x[k:] > within * x[k])[0]
-    return float((tt[k + still[-1]] - 7.0) * HOURS_PER_DAY) if len(still) else 0.0
+    return float((tt[k + still[-1]] - MH_DAY) * HOURS_PER_DAY) if len(still) else 0.0
 
 
 @experiment
@@ -547,10 +551,10 @@ def mouse_level(
 ) -> float:
     """*variable* (times *scale*) *day_after* days after day 7 in an untreated mouse, or
     after one thermostatted MH session at *target_C* on day 7."""
-    days = 7.0 + day_after + 1.0
+    days = MH_DAY + day_after + 1.0
     if target_C is None:
         plan = mh.Protocol(duration=f"{days} d", name="untreated")
     else:
         plan = _mh_plan(target_C, minutes, 1, 1.0, days)
     s = _mouse_run(plan)[variable]
-    return float(np.interp(7.0 + day_after, s.index.values, s.values) * scale)
+    return float(np.interp(MH_DAY + day_after, s.index.values, s.values) * scale)
