@@ -1,4 +1,5 @@
-"""The wheel carries models/, parameters/, the example protocols and hypothesis specs inside the package."""
+"""The wheel carries models/, parameters/, the example protocols, hypothesis specs and the
+calibration's fitted intervals inside the package."""
 
 import os
 import subprocess
@@ -39,7 +40,8 @@ def test_wheel_installs_and_loads_model_from_another_directory(tmp_path):
         "import mhimmune, mhimmune.core.resources as r; m = mhimmune.load_model(verbose=False); "
         "print(mhimmune.__file__); print(r.resource_dir('models')); print(r.resource_dir('protocols')); "
         "print(r.resource_dir('specs')); print((r.resource_dir('parameters') / 'cohort.tsv').is_file()); "
-        "print(m.size()['species'])"
+        "print(m.size()['species']); "
+        "from mhimmune.studies.fit_uncertainty import load_fit_intervals as f; print(len(f()))"
     )
     env = {**os.environ, "PYTHONPATH": str(target)}
     work = tmp_path / "elsewhere"
@@ -48,8 +50,10 @@ def test_wheel_installs_and_loads_model_from_another_directory(tmp_path):
         [sys.executable, "-c", code], cwd=work, env=env, capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr
-    pkg_file, models_dir, protocols_dir, specs_dir, cohort_table, n_species = proc.stdout.split()
+    out = proc.stdout.split()
+    pkg_file, models_dir, protocols_dir, specs_dir, cohort_table, n_species, n_fits = out
     assert pkg_file.startswith(str(target))
     assert models_dir.startswith(str(target)) and protocols_dir.startswith(str(target))
     assert specs_dir.startswith(str(target)) and cohort_table == "True"
     assert int(n_species) > 40
+    assert int(n_fits) >= 5  # the calibration's fitted intervals ship with the package

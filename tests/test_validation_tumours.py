@@ -130,7 +130,7 @@ def test_anti_ctla4_clears_most_intratumoural_tregs_within_three_days():
 
 
 def test_b16_fitted_immunogenicity_orders_the_mcl_heat_cures():
-    """With B16-F10's fitted effector burst (cd8_priming 1.71 against CT26's 15.1), one
+    """With B16-F10's fitted effector burst (cd8_priming 1.71 against CT26's 15.7), one
     30-min MCL session at 43 °C regresses no B16 tumour, one at 46 °C regresses about the
     published 40 % (0.5 measured in 20 animals; 0.2-0.6 accepted) and two at 46 °C most."""
     cures = [

@@ -21,6 +21,8 @@ report says so, and shows uncertainty as cohort intervals and bootstrap robustne
 Spec (TOML)::
 
     title = "MH + anti-PD-L1 schedules worth testing"
+    fit_uncertainty = true          # re-run at the ends of the fitted parameters'
+                                    # calibration intervals (default true)
     [template]                      # ScheduleTemplate keywords with units
     duration = "60 d"
     [cohort]                        # sample_cohort: n, seed, optional variability file,
@@ -75,6 +77,7 @@ from mhimmune.mh.template import ScheduleTemplate
 from mhimmune.runs.executor import Executor, make_executor
 from mhimmune.runs.readout import Readout
 from mhimmune.studies.execution import study_executor
+from mhimmune.studies.fit_uncertainty import fit_uncertainty, intervals_for
 from mhimmune.studies.hypothesis_report import mechanistic_reason, rank_arms, report_markdown
 from mhimmune.studies.hypothesis_spec import QUICK_LIMITS, load_hypothesis_spec, trial_options
 from mhimmune.studies.optimize import Constraints, optimize_schedule
@@ -119,6 +122,10 @@ class HypothesisReport:
         The validation targets that test the tumour preset's untreated growth and its
         anti-PD-(L)1-alone response, simulated
         (:func:`~mhimmune.studies.preset_evidence.preset_evidence`).
+    fit_uncertainty
+        The :class:`~mhimmune.studies.fit_uncertainty.FitUncertainty` (responder
+        fractions at the ends of the fitted parameters' calibration intervals) or
+        ``None`` (spec ``fit_uncertainty = false``).
     """
 
     ranking: pd.DataFrame
@@ -130,6 +137,7 @@ class HypothesisReport:
     title: str = ""
     stability: Any = None
     evidence: pd.DataFrame | None = None
+    fit_uncertainty: Any = None
 
     def __repr__(self) -> str:
         top = self.ranking.head(3)
@@ -359,13 +367,13 @@ def run_hypotheses(
             )
         arms += extra_arms
 
-        def run_arms(c: pd.DataFrame):
+        def run_arms(c: pd.DataFrame, extra: Mapping[str, float] | None = None):
             return run_trial(
                 arms,
                 c,
                 template=template,
                 responder=responder,
-                params=params,
+                params={**params, **(extra or {})},
                 executor=executor,
                 progress=progress,
                 **design,
@@ -402,6 +410,30 @@ def run_hypotheses(
             )
             write_csv(stability.table, out / "seed_stability.csv", index=False)
             files["seed_stability"] = out / "seed_stability.csv"
+
+        # 2c. calibration uncertainty -----------------------------------------------------
+        uncertainty = None
+        if data.get("fit_uncertainty", True):
+            own = dict(data.get("params", {}))  # a spec's own value is not the fit's
+            intervals = intervals_for(data.get("tumour"), params)
+            uncertainty = fit_uncertainty(
+                run_arms,
+                intervals[~intervals["parameter"].isin(own)].reset_index(drop=True),
+                len(cohort),
+                int(coh.get("seed", 0)),
+                cohort_kwargs={
+                    "variability": variability,
+                    "correlation": coh.get("correlation"),
+                    "base": preset or None,
+                },
+                nominal=trial,
+            )
+            write_csv(
+                uncertainty.table.rename_axis("arm").reset_index(),
+                out / "fit_uncertainty.csv",
+                index=False,
+            )
+            files["fit_uncertainty"] = out / "fit_uncertainty.csv"
 
         # 3. synergy maps -----------------------------------------------------------------
         synergy = {}
@@ -453,6 +485,7 @@ def run_hypotheses(
         seconds,
         quick,
         stability=stability,
+        uncertainty=uncertainty,
         mice=(data.get("tumour", "ct26"), data.get("host", "mouse")),
         evidence=evidence,
     )
@@ -468,5 +501,6 @@ def run_hypotheses(
         seconds=seconds,
         title=title,
         stability=stability,
+        fit_uncertainty=uncertainty,
         evidence=evidence,
     )

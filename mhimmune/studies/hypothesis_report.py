@@ -427,6 +427,7 @@ def report_markdown(
     stability=None,
     mice=("ct26", "mouse"),
     evidence=None,
+    uncertainty=None,
 ) -> str:
     """The text of ``report.md``; *mice* names the tumour and host presets; *evidence*
     (:func:`mhimmune.studies.preset_evidence.preset_evidence`) adds how the tumour preset
@@ -517,6 +518,7 @@ def report_markdown(
         "",
     ]
     L += _site_and_stability_lines(trial, stability)
+    L += uncertainty.markdown() if uncertainty is not None else []
     mech = trial.mechanisms()
     labels = {c: lab for c, _, _, lab in (*MECHANISM_READOUTS, *ASSAY_MECHANISMS)}
     L += [

@@ -35,6 +35,7 @@ _TOP_KEYS = {
     "variant",
     "variants",
     "stability",
+    "fit_uncertainty",
     "tumour",
     "host",
 }
@@ -93,6 +94,10 @@ def load_hypothesis_spec(source: str | Path | Mapping[str, Any]) -> dict[str, An
         raise ParameterError(
             f"{where}: [trial]: unknown keys {sorted(extra_trial)}; "
             f"allowed: {', '.join(TRIAL_KEYS)}"
+        )
+    if not isinstance(data.get("fit_uncertainty", True), bool):
+        raise ParameterError(
+            f"{where}: fit_uncertainty must be true or false (got {data['fit_uncertainty']!r})"
         )
     stab = data.get("stability", {})
     extra_stab = set(stab) - {"seeds", "sizes"}

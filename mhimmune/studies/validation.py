@@ -39,6 +39,7 @@ from mhimmune.core.resources import resource_dir
 from mhimmune.mh.presets import preset_names
 from mhimmune.studies import (
     validation_chemistry,  # noqa: F401  (registers experiments)
+    validation_combinations,  # noqa: F401  (registers its experiments)
     validation_tumours,  # noqa: F401  (registers its experiments)
 )
 from mhimmune.studies.validation_experiments import EXPERIMENTS, parameter_overrides

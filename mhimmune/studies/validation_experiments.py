@@ -45,6 +45,9 @@ __all__ = [
     "current_overrides",
     "mouse_run",
     "culled_at_endpoint",
+    "mh_plan",
+    "MH_DAY",
+    "preset_cohort",
 ]
 
 #: experiment name -> function(**arguments) -> model value
@@ -75,6 +78,14 @@ def parameter_overrides(params: Mapping[str, float]):
 def current_overrides() -> dict[str, float]:
     """The overrides :func:`parameter_overrides` applies now (a copy; empty outside it)."""
     return dict(_OVERRIDES)
+
+
+def preset_cohort(tumour: str | None, animals: int, seed: int, host: str | None = None):
+    """A virtual cohort of *animals* (:func:`mhimmune.cohort.sample_cohort`, *seed*)
+    varied around the *tumour* and *host* presets and around the values being scored or
+    fitted (:func:`parameter_overrides`)."""
+    base = {**preset_overrides(tumour=tumour, host=host), **_OVERRIDES}
+    return mh.cohort.sample_cohort(animals, seed=seed, base=base)
 
 
 def experiment(fn: Callable[..., float]) -> Callable[..., float]:
@@ -395,13 +406,21 @@ def icd_threshold_temperature(hours: float = 1.0, share: float = 0.1) -> float:
 MH_DAY = 7.0
 
 
-def _mh_plan(target_C: float, minutes: float, count: int, every_d: float, days: float, **kw):
-    """Thermostatted sessions from day 7; the field cap (24 kA/m at 200 kHz, H·f 4.8e9, below
-    the Hergt-Dutz limit) lets 3.5 mg Fe/cm³ of 19-nm particles reach up to ~50 °C."""
-    plan = mh.Protocol(duration=f"{days} d", name=f"MH {target_C} degC", tumour=kw.get("tumour"))
+def mh_plan(target_C: float, minutes: float, count: int, every_d: float, days: float, **kw):
+    """A protocol of *count* thermostatted MH sessions (*minutes* at *target_C*, every
+    *every_d* days) from day ``start_d`` (keyword; default :data:`MH_DAY`), *days* long,
+    for the ``tumour`` and ``host`` presets given as keywords. The field cap (24 kA/m at
+    200 kHz, H·f 4.8e9, below the Hergt-Dutz limit) lets 3.5 mg Fe/cm³ of 19-nm particles
+    reach up to ~50 °C."""
+    plan = mh.Protocol(
+        duration=f"{days} d",
+        name=f"MH {target_C} degC",
+        tumour=kw.get("tumour"),
+        host=kw.get("host"),
+    )
     with _no_field_warning():
         return plan.mh_session(
-            start=f"{MH_DAY} d",
+            start=f"{kw.get('start_d', MH_DAY)} d",
             duration=f"{minutes} min",
             field=kw.get("field", "24 kA/m"),
             frequency=kw.get("frequency", "200 kHz"),
@@ -441,9 +460,8 @@ def mh_cure_fraction(
     assumed 2000 mm³; the studies compared carry that tumour alone) after the first
     session is culled there and is no cure."""
 
-    base = {**preset_overrides(tumour=tumour), **_OVERRIDES}
-    cohort = mh.cohort.sample_cohort(animals, seed=seed, base=base)
-    plan = _mh_plan(target_C, minutes, count, every_d, 37.0, tumour=tumour)
+    cohort = preset_cohort(tumour, animals, seed)
+    plan = mh_plan(target_C, minutes, count, every_d, 37.0, tumour=tumour)
     cured = 0
     for _, row in cohort.iterrows():
         v = _mouse_run(plan, row.to_dict())["tumour_volume_treated"]
@@ -478,7 +496,7 @@ def mh_peak_temperature(
 def mild_mh_fold(variable: str, day_after: float, target_C: float = 44.0, minutes: float = 30.0):
     """Fold change of *variable* against an untreated mouse, *day_after* days after one
     thermostatted MH session on day 7."""
-    treated = _mouse_run(_mh_plan(target_C, minutes, 1, 1.0, MH_DAY + day_after + 1.0))
+    treated = _mouse_run(mh_plan(target_C, minutes, 1, 1.0, MH_DAY + day_after + 1.0))
     control = _mouse_run(mh.Protocol(duration=f"{MH_DAY + day_after + 1.0} d", name="untreated"))
     day = MH_DAY + day_after
     a = float(np.interp(day, treated[variable].index.values, treated[variable].values))
@@ -489,7 +507,7 @@ def mild_mh_fold(variable: str, day_after: float, target_C: float = 44.0, minute
 @experiment
 def damp_peak_time(variable: str, target_C: float = 42.0, minutes: float = 30.0) -> float:
     """Hours from the start of one thermostatted MH session (day 7) to the peak of *variable*."""
-    res = _mouse_run(_mh_plan(target_C, minutes, 1, 1.0, 12.0))
+    res = _mouse_run(mh_plan(target_C, minutes, 1, 1.0, 12.0))
     s = res[variable]
     after = s.index.values >= MH_DAY
     t = s.index.values[after]
@@ -502,7 +520,7 @@ def damp_cleared_time(
 ) -> float:
     """Hours from the start of one MH session (day 7) until *variable* falls back within
     *within* of its peak excess over the pre-session level."""
-    res = _mouse_run(_mh_plan(target_C, minutes, 1, 1.0, 14.0))
+    res = _mouse_run(mh_plan(target_C, minutes, 1, 1.0, 14.0))
     s = res[variable]
     t = s.index.values
     base = float(np.interp(MH_DAY, t, s.values))
@@ -519,7 +537,7 @@ def abscopal_better_temperature(low_C: float = 44.0, high_C: float = 52.5) -> fl
     smaller distant tumour on day 21; returns that temperature (°C)."""
     vols = {}
     for target in (low_C, high_C):
-        res = _mouse_run(_mh_plan(target, 30.0, 1, 1.0, 21.0))
+        res = _mouse_run(mh_plan(target, 30.0, 1, 1.0, 21.0))
         vols[target] = float(res["tumour_volume_distant"].iloc[-1])
     return high_C if vols[high_C] < vols[low_C] else low_C
 
@@ -555,6 +573,6 @@ def mouse_level(
     if target_C is None:
         plan = mh.Protocol(duration=f"{days} d", name="untreated")
     else:
-        plan = _mh_plan(target_C, minutes, 1, 1.0, days)
+        plan = mh_plan(target_C, minutes, 1, 1.0, days)
     s = _mouse_run(plan)[variable]
     return float(np.interp(MH_DAY + day_after, s.index.values, s.values) * scale)

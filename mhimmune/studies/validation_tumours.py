@@ -23,13 +23,12 @@ import numpy as np
 
 import mhimmune as mh
 from mhimmune.core.errors import ParameterError
-from mhimmune.mh.presets import preset_overrides
 from mhimmune.studies.trial_design import ResponderRule
 from mhimmune.studies.validation_experiments import (
     culled_at_endpoint,
-    current_overrides,
     experiment,
     mouse_run,
+    preset_cohort,
 )
 
 __all__ = [
@@ -47,6 +46,7 @@ __all__ = [
     "preset_antibody_inhibition_ratio",
     "preset_ctl_infiltration_ratio",
     "host_cd8_effectors_peak",
+    "day_reaching",
 ]
 
 
@@ -104,7 +104,7 @@ def host_cd8_effectors_peak(host: str = "nude", tumour: str | None = None) -> fl
     return float(mouse_run(_anti_pdl1(plan))["cd8_effectors_total"].max())
 
 
-def _day_reaching(v, volume_mm3: float, tumour: str) -> float:
+def day_reaching(v, volume_mm3: float, tumour: str) -> float:
     """First day the recorded volume series *v* reaches *volume_mm3* (linear in log V)."""
     t, y = v.index.values, v.values
     above = np.nonzero(y >= volume_mm3)[0]
@@ -132,7 +132,7 @@ def preset_days_to_volume(tumour: str, start_volume: float, end_volume: float) -
     """Days an untreated one-tumour mouse's tumour of a preset takes to grow from
     *start_volume* to *end_volume* (mm³)."""
     v = _untreated(tumour, 120.0, None)["tumour_volume_treated"]
-    return _day_reaching(v, end_volume, tumour) - _day_reaching(v, start_volume, tumour)
+    return day_reaching(v, end_volume, tumour) - day_reaching(v, start_volume, tumour)
 
 
 def _treated_plan(
@@ -172,7 +172,7 @@ def _antibody_course(
     reaches *start_volume*), the readout day *days_after* it, and the treated plan (to the
     readout day plus *extra_days*)."""
     untreated = _untreated(tumour, 120.0, host)
-    first = _day_reaching(untreated["tumour_volume_treated"], start_volume, tumour)
+    first = day_reaching(untreated["tumour_volume_treated"], start_volume, tumour)
     end = first + days_after
     plan = _treated_plan(
         tumour, antibody, dose_mg_per_kg, first, every_day, count, end + extra_days, host
@@ -320,9 +320,7 @@ def preset_antibody_responders(
         tumour, antibody, dose_mg_per_kg, start_volume, every_day, count, follow_days,
         extra_days=0.0,
     )  # fmt: skip
-    # animals vary around the preset (and around values being scored or fitted)
-    base = {**preset_overrides(tumour=tumour), **current_overrides()}
-    cohort = mh.cohort.sample_cohort(animals, seed=seed, base=base)
+    cohort = preset_cohort(tumour, animals, seed)
     responders = 0
     for _, row in cohort.iterrows():
         v = mouse_run(plan, {**row.to_dict(), **ONE_TUMOUR})["tumour_volume_treated"]
@@ -350,7 +348,7 @@ def preset_volume_after_inoculation(tumour: str, cells: float, day: float) -> fl
 def preset_days_after_inoculation(tumour: str, cells: float, volume: float) -> float:
     """Days an untreated one-tumour mouse's tumour of a preset takes to reach *volume*
     (mm³) after inoculating *cells* tumour cells (as :func:`preset_volume_after_inoculation`)."""
-    return _day_reaching(_inoculated(tumour, cells, 150.0), volume, tumour)
+    return day_reaching(_inoculated(tumour, cells, 150.0), volume, tumour)
 
 
 @experiment
@@ -362,7 +360,7 @@ def preset_immune_percent(
     T cells) or ``cd45`` (all modelled immune cells) as a percentage *of* ``cd45`` or
     ``live`` cells (tumour cells at 1 Mcell per mm³ plus immune cells)."""
     res = _untreated(tumour, 120.0, None)
-    day = _day_reaching(res["tumour_volume_treated"], at_volume, tumour)
+    day = day_reaching(res["tumour_volume_treated"], at_volume, tumour)
     cd45 = _at(res["immune_cells_treated"], day)
     top = {
         "cd8": _at(res["cd8_effector_treated"], day) + _at(res["cd8_exhausted_treated"], day),
