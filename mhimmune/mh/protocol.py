@@ -27,7 +27,7 @@ import inspect
 import math
 import sys
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -275,6 +275,11 @@ class Protocol:
     rechallenge = _builder("rechallenge")
     vaccination = _builder("vaccination")
 
+    def with_entries(self, entries: Sequence[Entry]) -> Protocol:
+        """Return a copy with validated *entries* (from :func:`~mhimmune.mh.kinds.parse_entry`
+        or :func:`~mhimmune.mh.kinds.quick_entry`) added, checked together once."""
+        return self._derive(entries=self._entries + tuple(entries))
+
     def with_duration(self, duration: Any) -> Protocol:
         """Return a copy with another protocol duration (``"60 d"``; > 0, ≤ 5 years)."""
         return self._derive(duration_h=parse_quantity(duration, DURATION, "duration"))
@@ -318,19 +323,7 @@ class Protocol:
             if kind in data:
                 for i, raw in enumerate(coerce_entries(kind, data[kind])):
                     entries.append(parse_entry(kind, i, raw))
-        if not entries:
-            return base
-        new = object.__new__(cls)
-        new._init(
-            base._name,
-            base._duration_h,
-            base._description,
-            base._allow,
-            tuple(entries),
-            None,
-            base._presets,
-        )
-        return new
+        return base.with_entries(entries) if entries else base
 
     @classmethod
     def from_toml(cls, source: str | Path) -> Protocol:
