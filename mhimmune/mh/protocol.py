@@ -467,10 +467,12 @@ class Protocol:
 
     def segments(self) -> list[Segment]:
         """Consecutive [t0, t1) intervals (hours) between breakpoints, with the active session."""
-        points = self.breakpoints()
+        points, sessions, k = self.breakpoints(), self._sessions, 0
         out = []
-        for t0, t1 in zip(points, points[1:]):
-            active = next((s for s in self._sessions if s.start_h <= t0 < s.end_h), None)
+        for t0, t1 in zip(points, points[1:]):  # sessions: sorted, not overlapping
+            while k < len(sessions) and sessions[k].end_h <= t0:
+                k += 1
+            active = sessions[k] if k < len(sessions) and sessions[k].start_h <= t0 else None
             out.append(Segment(t0, t1, active))
         return out
 

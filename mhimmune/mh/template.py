@@ -31,6 +31,7 @@ __all__ = ["FactorInfo", "PROTOCOL_FACTORS", "ScheduleTemplate", "schedule_scan"
 
 
 _BY_KEYWORD = {f.keyword: name for name, f in PROTOCOL_FACTORS.items()}
+_ORDER = {name: i for i, name in enumerate(PROTOCOL_FACTORS)}
 
 
 class ScheduleTemplate:
@@ -136,15 +137,16 @@ class ScheduleTemplate:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self.__dict__.setdefault("_empty", None)
         self._cache = lru_cache(maxsize=4096)(self._build_key)
-        self._empty: Protocol | None = None
+        self._empty = None
 
     # ---------------------------------------------------------------------- build
     @staticmethod
-    def _check(v: Mapping[str, float], where: str) -> None:
-        for name, info in PROTOCOL_FACTORS.items():
-            x = v[name]
+    def _check(v: Mapping[str, float], where: str, names: Any = None) -> None:
+        """Check the factors *names* (default all), in the order of PROTOCOL_FACTORS."""
+        order = PROTOCOL_FACTORS if names is None else sorted(names, key=_ORDER.__getitem__)
+        for name in order:
+            info, x = PROTOCOL_FACTORS[name], v[name]
             if not (isinstance(x, float) and math.isfinite(x)):
                 raise ProtocolError(f"{where}.{name}: must be a finite number (got {x!r})")
             if info.kind == "count" and (x < 0 or x != int(x)):
@@ -165,7 +167,7 @@ class ScheduleTemplate:
                     f"{k}: must be a number in {PROTOCOL_FACTORS[k].unit} (got {x!r})"
                 )
             v[k] = float(x)
-        self._check(v, "factor")
+        self._check(v, "factor", factors or ())  # the defaults were checked by __init__
         return v
 
     def build(self, factors: Mapping[str, Any] | None = None) -> Protocol:
