@@ -178,7 +178,7 @@ class ScheduleTemplate:
         so repeated factor combinations cost nothing.
         """
         v = self.values(factors)
-        return self._cache(tuple(v[n] for n in PROTOCOL_FACTORS))
+        return self._cache(tuple(map(v.__getitem__, PROTOCOL_FACTORS)))
 
     def _build_key(self, key: tuple[float, ...]) -> Protocol:
         calls, error = self._calls(dict(zip(PROTOCOL_FACTORS, key)))
