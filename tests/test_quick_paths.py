@@ -137,3 +137,49 @@ def test_quick_entry_equals_parse_entry_and_refuses_what_needs_checks():
     mh |= {"agent": "fe3o4_19nm_mpeg", "dose": 4.0}
     assert quick_entry("mh_session", 0, mh) is not None
     assert quick_entry("mh_session", 0, {**mh, "uptake": 0.1}) is None
+
+
+def _arrays_identical(a: tuple, b: tuple) -> bool:
+    return all(
+        x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes()
+        for x, y in zip(a, b, strict=True)
+    )
+
+
+@pytest.mark.parametrize("steps", [(6.0, 1.0 / 60.0), (24.0, 0.1), (0.5, 1.0 / 7.0)])
+def test_tiled_layout_is_bitwise_the_segment_by_segment_layout(model, steps):
+    """Recorded times, segment starts and bounds of 60 template schedules (session and
+    dose times on and off the output grid): the same arrays, bit for bit, on both paths."""
+    from mhimmune.core import simulate as engine
+    from mhimmune.mh.inputs import protocol_schedule
+
+    template = ScheduleTemplate("40 d", bso=1)
+    rng = np.random.default_rng(3)
+    rows = [{}, {"mh_start_day": 0.0}, {"session_interval_day": 0.25, "n_sessions": 4.0}]
+    rows += [_random_factors(rng) for _ in range(120)]
+    checked = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HfWarning)
+        for factors in rows:
+            try:
+                schedule = protocol_schedule(model, template.build(factors))
+            except ProtocolError:
+                continue
+            bounds = np.array([(s.t0_h, s.t1_h) for s in schedule.segments]).reshape(-1, 2)
+            tiled = engine._tiled_layout(schedule, bounds, *steps)
+            general = engine._segment_layout(schedule, bounds, *steps)
+            assert _arrays_identical(tiled, general)
+            assert _arrays_identical(engine._compute_layout(schedule, *steps), general)
+            checked += 1
+    assert checked >= 60
+
+
+def test_layout_of_segments_that_do_not_tile_the_period_goes_segment_by_segment():
+    """A schedule with a gap between its segments records only times inside them."""
+    from mhimmune.core import simulate as engine
+    from mhimmune.core.schedule import Schedule, Segment
+
+    schedule = Schedule(10.0, (Segment(0.0, 4.0, {}), Segment(6.0, 10.0, {})))
+    _bounds, starts, time_h = engine._compute_layout(schedule, 1.0, 0.5)
+    assert time_h.tolist() == [0.0, 1.0, 2.0, 3.0, 6.0, 7.0, 8.0, 9.0, 10.0]
+    assert starts.tolist() == [0, 4, 8]

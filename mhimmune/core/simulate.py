@@ -364,21 +364,59 @@ def _layout(
 def _compute_layout(
     schedule: Schedule, step_h: float, fine_step_h: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    pairs = [(seg.t0_h, seg.t1_h) for seg in schedule.segments]
+    bounds = np.array(pairs, dtype=float).reshape(-1, 2)
+    end = 0.0  # where the segments read so far end, while they tile [0, duration]
+    for t0, t1 in pairs:
+        if not (t0 == end and t1 > t0):
+            break
+        end = t1
+    else:
+        windows = schedule.fine_windows
+        if pairs and end == schedule.duration_h and all(0 <= a and b <= end for a, b in windows):
+            layout = _tiled_layout(schedule, bounds, step_h, fine_step_h)
+            for array in layout:
+                array.setflags(write=False)
+            return layout
+    layout = _segment_layout(schedule, bounds, step_h, fine_step_h)
+    for array in layout:
+        array.setflags(write=False)
+    return layout
+
+
+def _tiled_layout(
+    schedule: Schedule, bounds: np.ndarray, step_h: float, fine_step_h: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_segment_layout` of segments that tile [0, duration] (each starts where the
+    previous one ends) with fine windows inside it: every time of the output grid before
+    the end lies in one segment, so the recorded times are the grid and the segment
+    starts, one row per time."""
+    duration = schedule.duration_h
+    parts: list[Any] = [np.arange(0.0, duration, step_h), [duration], bounds[:, 0]]
+    parts += [np.arange(t0, t1, fine_step_h) for t0, t1 in schedule.fine_windows]
+    time_h: np.ndarray = np.unique(np.concatenate(parts))
+    starts = np.empty(len(bounds) + 1, dtype=np.int64)
+    starts[:-1] = np.searchsorted(time_h, bounds[:, 0])
+    starts[-1] = len(time_h) - 1
+    time_h[starts[:-1]] = bounds[:, 0]  # the starts' own values (signed zeros)
+    return bounds, starts, time_h
+
+
+def _segment_layout(
+    schedule: Schedule, bounds: np.ndarray, step_h: float, fine_step_h: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The layout of :func:`_layout`, segment by segment, for any segments."""
     grid = output_grid(schedule, step_h, fine_step_h)
-    segments = schedule.segments
-    bounds = np.array([(seg.t0_h, seg.t1_h) for seg in segments], dtype=float).reshape(-1, 2)
     a = np.searchsorted(grid, bounds[:, 0], side="right")  # grid is sorted
     b = np.searchsorted(grid, bounds[:, 1], side="left")
     sizes = 1 + np.maximum(b - a, 0)
     starts = np.concatenate([[0], np.cumsum(sizes)])
     # row j of segment k: its start for j = 0, else grid[a[k] + j - 1]
-    seg = np.repeat(np.arange(len(segments)), sizes)
+    seg = np.repeat(np.arange(len(bounds)), sizes)
     j = np.arange(int(starts[-1])) - starts[:-1][seg]
     time_h = np.empty(int(starts[-1]) + 1)
     time_h[:-1] = np.where(j == 0, bounds[seg, 0], grid[a[seg] + j - 1])
     time_h[-1] = schedule.duration_h
-    for array in (bounds, starts, time_h):
-        array.setflags(write=False)
     return bounds, starts, time_h
 
 
