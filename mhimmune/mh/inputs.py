@@ -165,7 +165,7 @@ def protocol_schedule(
         doses = plan.get(seg.t0_h, ())
         if len(doses) > 1:
             doses = sorted(doses, key=lambda d: modes[d[0]] == "top_up")
-        jumps = tuple(Jump(species[i], a, modes[i], i) for i, a in doses)
+        jumps = tuple([Jump(species[i], a, modes[i], i) for i, a in doses]) if doses else ()
         inputs = dict(idle) if active is None else _session_inputs(model, active)
         segments.append(Segment(seg.t0_h, seg.t1_h, inputs, jumps, active is not None))
     duration = protocol.duration_h
