@@ -136,6 +136,8 @@ class CModule:
         self._integrate_addr.argtypes = [vp, dbl, dbl, vp, ctypes.c_int, vp, dbl, dbl, dbl]
         self._integrate_addr.argtypes += [ctypes.c_long, vp, vp, vp]
         self._integrate_addr.restype = ctypes.c_int
+        self._init_addr, self._scales_addr = lib["init"], lib["bolus_scales"]
+        self._init_addr.argtypes = self._scales_addr.argtypes = [vp, vp]
         self._derived_addr = lib["derived_series"]
         self._derived_addr.argtypes = [ctypes.c_int, vp, vp, vp]
         self._schedule_addr = lib["integrate_schedule"]
@@ -165,7 +167,7 @@ class CModule:
 
     def init(self, p):
         p, out = self._c(p), np.empty(self.n)
-        self._lib.init(_ptr(p), _ptr(out))
+        self._init_addr(p.ctypes.data, out.ctypes.data)
         return out
 
     def derived(self, y, p):
@@ -181,7 +183,7 @@ class CModule:
 
     def bolus_scales(self, p):
         p, out = self._c(p), np.empty(self.n_bolus)
-        self._lib.bolus_scales(_ptr(p), _ptr(out))
+        self._scales_addr(p.ctypes.data, out.ctypes.data)
         return out
 
     def newton_solve(self, y, p, c, b):

@@ -7,6 +7,7 @@ from a protocol, the recorded-time layout of a schedule) is computed once and re
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -36,10 +37,10 @@ class IdentityCache(Generic[V]):
     def get(self, objects: tuple[Any, ...], compute: Callable[[], V], extra: Hashable = ()) -> V:
         """The value cached for *objects* (by identity) and *extra*, else ``compute()``,
         stored before it is returned."""
-        key = (tuple(id(o) for o in objects), extra)
+        key = (tuple(map(id, objects)), extra)
         with self._lock:
             hit = self._entries.get(key)
-            if hit is not None and all(a is b for a, b in zip(hit[0], objects, strict=True)):
+            if hit is not None and all(map(operator.is_, hit[0], objects)):  # same length
                 self._entries.move_to_end(key)
                 return hit[1]
         value = compute()

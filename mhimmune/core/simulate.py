@@ -265,12 +265,14 @@ def _whole_schedule(run, work: _Work) -> tuple[SolverStatus, dict[float, np.ndar
     schedule, params, p, scales, inputs, y, bounds, starts, time_h, limits, states, derived = work
     hmax, hmax_fine, rtol, atol, max_steps = limits
     segments = schedule.segments
-    nseg, n_in = len(segments), len(inputs)
+    nseg = len(segments)
     bounds = np.ascontiguousarray(bounds, dtype=np.float64).ravel()
-    jumps = [(k, jump) for k, seg in enumerate(segments) for jump in seg.jumps]
-    jump_ptr = np.zeros(nseg + 1, dtype=np.int64)
-    np.cumsum(np.bincount([k for k, _j in jumps], minlength=nseg), out=jump_ptr[1:])
-    input_val = [[seg.inputs.get(n, 0.0) for n, _i in inputs] for seg in segments]
+    arrays = _SCHEDULE_ARRAYS.get(
+        (schedule,),
+        lambda: _schedule_arrays(schedule, inputs, hmax, hmax_fine),
+        (tuple(inputs), hmax, hmax_fine),
+    )
+    input_idx, input_val, jump_ptr, jump_state, jump_amount, jump_dose, jump_topup, h = arrays
     pre_jump = np.empty((nseg + 1, len(y)))
     stats = np.zeros(6, dtype=np.int64)
     code, failed = run(
@@ -279,13 +281,13 @@ def _whole_schedule(run, work: _Work) -> tuple[SolverStatus, dict[float, np.ndar
         time_h,
         np.array(y, dtype=np.float64),
         np.array(p, dtype=np.float64),
-        np.array([i for _n, i in inputs], dtype=np.int32),
-        np.array(input_val, dtype=np.float64).reshape(nseg, n_in),
+        input_idx,
+        input_val,
         jump_ptr,
-        np.array([j.state for _k, j in jumps], dtype=np.int32),
-        np.array([j.amount * scales[j.dose] for _k, j in jumps], dtype=np.float64),
-        np.array([j.mode == "top_up" for _k, j in jumps], dtype=np.int32),
-        np.array([hmax_fine if seg.fine else hmax for seg in segments], dtype=np.float64),
+        jump_state,
+        jump_amount * scales[jump_dose],  # each amount in its dose's unit times its scale
+        jump_topup,
+        h,
         rtol,
         atol,
         max_steps,
@@ -301,9 +303,44 @@ def _whole_schedule(run, work: _Work) -> tuple[SolverStatus, dict[float, np.ndar
     status = SolverStatus()
     status.segments = nseg
     _set_counts(status, stats.tolist())
-    breakpoints = {float(bounds[2 * k]): pre_jump[k] for k in range(nseg)}
+    breakpoints = dict(zip(bounds[0::2].tolist(), pre_jump[:nseg]))
     breakpoints[schedule.duration_h] = pre_jump[nseg]
     return status, breakpoints
+
+
+#: the input parameters of a compiled model with their indices, by identity of the model
+_INPUTS: IdentityCache[list[tuple[str, int]]] = IdentityCache(8)
+
+#: the schedule's arrays of :func:`_whole_schedule`, by identity of the schedule
+#: (immutable), the input parameters and the step limits
+_SCHEDULE_ARRAYS: IdentityCache[tuple[np.ndarray, ...]] = IdentityCache(64)
+
+
+def _schedule_arrays(
+    schedule: Schedule, inputs: list[tuple[str, int]], hmax: float, hmax_fine: float
+) -> tuple[np.ndarray, ...]:
+    """What ``integrate_schedule`` reads of *schedule*: the input parameters' indices and
+    values per segment, the first jump of each segment, each jump's state, amount (in its
+    dose's unit), dose and mode (1: top-up), and each segment's largest step."""
+    segments = schedule.segments
+    nseg, n_in = len(segments), len(inputs)
+    jumps = [(k, jump) for k, seg in enumerate(segments) for jump in seg.jumps]
+    jump_ptr = np.zeros(nseg + 1, dtype=np.int64)
+    np.cumsum(np.bincount([k for k, _j in jumps], minlength=nseg), out=jump_ptr[1:])
+    input_val = [[seg.inputs.get(n, 0.0) for n, _i in inputs] for seg in segments]
+    arrays = (
+        np.array([i for _n, i in inputs], dtype=np.int32),
+        np.array(input_val, dtype=np.float64).reshape(nseg, n_in),
+        jump_ptr,
+        np.array([j.state for _k, j in jumps], dtype=np.int32),
+        np.array([j.amount for _k, j in jumps], dtype=np.float64),
+        np.array([j.dose for _k, j in jumps], dtype=np.intp),
+        np.array([j.mode == "top_up" for _k, j in jumps], dtype=np.int32),
+        np.array([hmax_fine if seg.fine else hmax for seg in segments], dtype=np.float64),
+    )
+    for array in arrays:
+        array.setflags(write=False)
+    return arrays
 
 
 #: recorded-time layouts of the schedules integrated last, by identity of the schedule
@@ -327,21 +364,59 @@ def _layout(
 def _compute_layout(
     schedule: Schedule, step_h: float, fine_step_h: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    pairs = [(seg.t0_h, seg.t1_h) for seg in schedule.segments]
+    bounds = np.array(pairs, dtype=float).reshape(-1, 2)
+    end = 0.0  # where the segments read so far end, while they tile [0, duration]
+    for t0, t1 in pairs:
+        if not (t0 == end and t1 > t0):
+            break
+        end = t1
+    else:
+        windows = schedule.fine_windows
+        if pairs and end == schedule.duration_h and all(0 <= a and b <= end for a, b in windows):
+            layout = _tiled_layout(schedule, bounds, step_h, fine_step_h)
+            for array in layout:
+                array.setflags(write=False)
+            return layout
+    layout = _segment_layout(schedule, bounds, step_h, fine_step_h)
+    for array in layout:
+        array.setflags(write=False)
+    return layout
+
+
+def _tiled_layout(
+    schedule: Schedule, bounds: np.ndarray, step_h: float, fine_step_h: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_segment_layout` of segments that tile [0, duration] (each starts where the
+    previous one ends) with fine windows inside it: every time of the output grid before
+    the end lies in one segment, so the recorded times are the grid and the segment
+    starts, one row per time."""
+    duration = schedule.duration_h
+    parts: list[Any] = [np.arange(0.0, duration, step_h), [duration], bounds[:, 0]]
+    parts += [np.arange(t0, t1, fine_step_h) for t0, t1 in schedule.fine_windows]
+    time_h: np.ndarray = np.unique(np.concatenate(parts))
+    starts = np.empty(len(bounds) + 1, dtype=np.int64)
+    starts[:-1] = np.searchsorted(time_h, bounds[:, 0])
+    starts[-1] = len(time_h) - 1
+    time_h[starts[:-1]] = bounds[:, 0]  # the starts' own values (signed zeros)
+    return bounds, starts, time_h
+
+
+def _segment_layout(
+    schedule: Schedule, bounds: np.ndarray, step_h: float, fine_step_h: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The layout of :func:`_layout`, segment by segment, for any segments."""
     grid = output_grid(schedule, step_h, fine_step_h)
-    segments = schedule.segments
-    bounds = np.array([(seg.t0_h, seg.t1_h) for seg in segments], dtype=float).reshape(-1, 2)
     a = np.searchsorted(grid, bounds[:, 0], side="right")  # grid is sorted
     b = np.searchsorted(grid, bounds[:, 1], side="left")
     sizes = 1 + np.maximum(b - a, 0)
     starts = np.concatenate([[0], np.cumsum(sizes)])
+    # row j of segment k: its start for j = 0, else grid[a[k] + j - 1]
+    seg = np.repeat(np.arange(len(bounds)), sizes)
+    j = np.arange(int(starts[-1])) - starts[:-1][seg]
     time_h = np.empty(int(starts[-1]) + 1)
-    for k in range(len(segments)):
-        i0 = starts[k]
-        time_h[i0] = bounds[k, 0]
-        time_h[i0 + 1 : starts[k + 1]] = grid[a[k] : b[k]]
+    time_h[:-1] = np.where(j == 0, bounds[seg, 0], grid[a[seg] + j - 1])
     time_h[-1] = schedule.duration_h
-    for array in (bounds, starts, time_h):
-        array.setflags(write=False)
     return bounds, starts, time_h
 
 
@@ -400,7 +475,8 @@ def integrate(
     c = model.compiled
     p = model.parameter_vector(params)
     scales = c.bolus_scales(p)
-    inputs = [(n, c.parameters.index(n)) for n in model.inputs]
+    inputs = _INPUTS.get((model, c), lambda: [(n, c.parameters.index(n)) for n in model.inputs])
+    inputs = list(inputs)  # the caller's; the cached list stays unchanged
     y = np.asarray(c.init(p), dtype=float)
     bounds, starts, time_h = _layout(schedule, output_step_h, fine_output_step_h)
     time_h = time_h.copy()  # the caller's; the cached layout stays unchanged

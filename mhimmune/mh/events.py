@@ -188,9 +188,13 @@ def expand_sessions(entries: tuple[Entry, ...]) -> tuple[MHSession, ...]:
     occurrences = []
     for e in entries:
         if e.kind == "mh_session":
-            occurrences += [(t, t + e["duration"], e, k) for k, t in enumerate(e.times())]
+            dur, dose = e["duration"], e["dose"]
+            hf = e["field"] * 1e3 * e["frequency"] * 1e3
+            rest: tuple = (e["field"], e["frequency"], e["agent"], dose.value, dose.unit, hf)
+            rest += (e["uptake"], e["target"])  # the MHSession fields after the end
+            occurrences += [(t, t + dur, e, k, dur, rest) for k, t in enumerate(e.times())]
     occurrences.sort(key=lambda o: (o[0], o[2].index, o[3]))
-    for (a0, a1, a, ka), (b0, b1, b, kb) in zip(occurrences, occurrences[1:]):
+    for (a0, a1, a, ka, *_), (b0, b1, b, kb, *_) in zip(occurrences, occurrences[1:]):
         if b0 < a1:
             key = "every" if a is b else "start"
             raise ProtocolError(
@@ -200,21 +204,8 @@ def expand_sessions(entries: tuple[Entry, ...]) -> tuple[MHSession, ...]:
                 f"(each must start at or after the end of the previous one)"
             )
     return tuple(
-        MHSession(
-            index=i,
-            start_h=t0,
-            duration_h=e["duration"],
-            end_h=t1,
-            field_kA_per_m=e["field"],
-            freq_kHz=e["frequency"],
-            agent=e["agent"],
-            dose=e["dose"].value,
-            dose_unit=e["dose"].unit,
-            hf_A_per_m_s=e["field"] * 1e3 * e["frequency"] * 1e3,
-            uptake_fraction=e["uptake"],
-            target_C=e["target"],
-        )
-        for i, (t0, t1, e, _k) in enumerate(occurrences)
+        MHSession(i, t0, dur, t1, *rest)
+        for i, (t0, t1, _e, _k, dur, rest) in enumerate(occurrences)
     )
 
 
@@ -225,24 +216,16 @@ def expand_boluses(entries: tuple[Entry, ...]) -> tuple[Bolus, ...]:
         if e.kind == "mh_session":
             continue
         spec = KIND_SPECS[e.kind]
-        options = {
-            k: v for k, v in e.items if k not in (spec.time_key, spec.amount_key, "every", "count")
-        }
-        raw += [(t, KINDS.index(e.kind), e, options) for t in e.times()]
+        skip = (spec.time_key, spec.amount_key, "every", "count")
+        options = {k: v for k, v in e.items if k not in skip}
+        shared = (e.kind, e[spec.amount_key], spec.amount_unit, options)
+        order = KINDS.index(e.kind)
+        raw += [(t, order, shared) for t in e.times()]
     raw.sort(key=lambda r: (r[0], r[1]))
     seen: dict[str, int] = {}
     out = []
-    for t, _order, e, options in raw:
-        spec = KIND_SPECS[e.kind]
-        out.append(
-            Bolus(
-                time_h=t,
-                kind=e.kind,
-                amount=e[spec.amount_key],
-                unit=spec.amount_unit,
-                options=dict(options),
-                index=seen.get(e.kind, 0),
-            )
-        )
-        seen[e.kind] = seen.get(e.kind, 0) + 1
+    for t, _order, (kind, amount, unit, options) in raw:
+        index = seen.get(kind, 0)
+        out.append(Bolus(t, kind, amount, unit, dict(options), index))
+        seen[kind] = index + 1
     return tuple(out)

@@ -31,6 +31,8 @@ __all__ = [
     "format_number",
     "parse_quantity",
     "parse_field",
+    "quick_field",
+    "NOT_QUICK",
     "format_time",
     "format_value",
 ]
@@ -244,6 +246,43 @@ def parse_field(value: Any, spec: FieldSpec, path: str) -> Any:
             )
         return text
     raise AssertionError(f"unknown field kind {spec.kind!r}")
+
+
+#: what :func:`quick_field` returns for a value it leaves to :func:`parse_field`
+NOT_QUICK: Any = object()
+
+
+def quick_field(value: Any, spec: FieldSpec) -> Any:
+    """What :func:`parse_field` returns for *value*, a number already in the field's
+    internal unit (quantities: a float in ``spec.unit``; counts: an int), without pint;
+    :data:`NOT_QUICK` for a value out of range or of another type (the caller then
+    parses the value with its unit by :func:`parse_field`, which raises the error)."""
+    kind = spec.kind
+    if kind == "quantity":
+        if type(value) is not float or not math.isfinite(value):
+            return NOT_QUICK
+        low, high = spec.minimum, spec.maximum
+        if low is not None and (value <= low if spec.min_open else value < low):
+            return NOT_QUICK
+        if high is not None and value > high:
+            return NOT_QUICK
+        return Dose(value, str(spec.unit)) if spec.alt_unit is not None else value
+    if kind == "count":
+        return value if type(value) is int and value >= 1 else NOT_QUICK
+    if kind == "fraction":
+        ok = type(value) in (int, float) and 0 < value <= 1
+        return float(value) if ok else NOT_QUICK
+    if kind == "agent":
+        if type(value) is not str:
+            return NOT_QUICK
+        try:
+            get_agent(value)  # cached: one look-up per name and process
+        except ProtocolError:
+            return NOT_QUICK
+        return value
+    if kind == "choice":
+        return value if type(value) is str and value in spec.choices else NOT_QUICK
+    return NOT_QUICK
 
 
 # ----------------------------------------------------------------------------- output

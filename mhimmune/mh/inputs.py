@@ -157,14 +157,17 @@ def protocol_schedule(
     if heating is None:
         heating = session_heating(protocol)
     by_start = {h.session.start_h: h for h in heating}
+    modes, species = c.bolus_modes, c.bolus_species
+    idle = dict.fromkeys(model.inputs, 0.0)  # the inputs between sessions
     segments = []
     for seg in protocol.segments():
         active = None if seg.session is None else by_start[seg.session.start_h]
-        doses = sorted(plan.get(seg.t0_h, []), key=lambda d: c.bolus_modes[d[0]] == "top_up")
-        jumps = tuple(Jump(c.bolus_species[i], a, c.bolus_modes[i], i) for i, a in doses)
-        segments.append(
-            Segment(seg.t0_h, seg.t1_h, _session_inputs(model, active), jumps, active is not None)
-        )
+        doses = plan.get(seg.t0_h, ())
+        if len(doses) > 1:
+            doses = sorted(doses, key=lambda d: modes[d[0]] == "top_up")
+        jumps = tuple([Jump(species[i], a, modes[i], i) for i, a in doses]) if doses else ()
+        inputs = dict(idle) if active is None else _session_inputs(model, active)
+        segments.append(Segment(seg.t0_h, seg.t1_h, inputs, jumps, active is not None))
     duration = protocol.duration_h
     windows = tuple(
         (h.session.start_h, min(h.session.end_h + FINE_AFTER_SESSION_H, duration)) for h in heating

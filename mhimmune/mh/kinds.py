@@ -22,6 +22,7 @@ from mhimmune.core.errors import ProtocolError
 from mhimmune.core.units import to_quantity
 from mhimmune.mh.fields import (
     MAX_DURATION_H,
+    NOT_QUICK,
     Dose,
     FieldSpec,
     KindSpec,
@@ -31,6 +32,7 @@ from mhimmune.mh.fields import (
     format_value,
     parse_field,
     parse_quantity,
+    quick_field,
 )
 
 __all__ = [
@@ -51,6 +53,7 @@ __all__ = [
     "CELLS_PER_MM3",
     "parse_quantity",
     "parse_entry",
+    "quick_entry",
     "coerce_entries",
     "format_time",
     "format_value",
@@ -405,6 +408,34 @@ def parse_entry(kind: str, index: int, raw: Any) -> Entry:
                 f"{path}.uptake: only allowed with a dose in mg/kg; a dose in mg/cm^3 "
                 f"is already the tumour concentration"
             )
+    return Entry(kind, index, tuple(values.items()))
+
+
+def quick_entry(kind: str, index: int, given: Mapping[str, Any]) -> Entry | None:
+    """The :class:`Entry` that :func:`parse_entry` makes of *given*, whose values are
+    numbers already in internal units (quantities as floats in their field's unit, counts
+    as ints; absent keys missing or ``None``), without pint; ``None`` when a value is out
+    of range or of another type, or the kind needs more than range checks (vaccination),
+    so that the caller parses the values with their units by :func:`parse_entry`, which
+    raises its error. A schedule template builds one protocol per factor combination."""
+    specs = KIND_SPECS[kind].fields
+    if kind == "vaccination" or not given.keys() <= specs.keys():
+        return None
+    values: dict[str, Any] = {}
+    for key, spec in specs.items():
+        x = given.get(key)
+        if x is None:
+            if spec.required:
+                return None
+            values[key] = spec.default
+        else:
+            values[key] = value = quick_field(x, spec)
+            if value is NOT_QUICK:
+                return None
+    if values["count"] > 1 and (values["every"] is None or values["every"] <= 0):
+        return None
+    if kind == "mh_session" and values["uptake"] is not None:  # a dose in mg/cm^3
+        return None
     return Entry(kind, index, tuple(values.items()))
 
 

@@ -27,7 +27,7 @@ import inspect
 import math
 import sys
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -275,6 +275,11 @@ class Protocol:
     rechallenge = _builder("rechallenge")
     vaccination = _builder("vaccination")
 
+    def with_entries(self, entries: Sequence[Entry]) -> Protocol:
+        """Return a copy with validated *entries* (from :func:`~mhimmune.mh.kinds.parse_entry`
+        or :func:`~mhimmune.mh.kinds.quick_entry`) added, checked together once."""
+        return self._derive(entries=self._entries + tuple(entries))
+
     def with_duration(self, duration: Any) -> Protocol:
         """Return a copy with another protocol duration (``"60 d"``; > 0, ≤ 5 years)."""
         return self._derive(duration_h=parse_quantity(duration, DURATION, "duration"))
@@ -318,19 +323,7 @@ class Protocol:
             if kind in data:
                 for i, raw in enumerate(coerce_entries(kind, data[kind])):
                     entries.append(parse_entry(kind, i, raw))
-        if not entries:
-            return base
-        new = object.__new__(cls)
-        new._init(
-            base._name,
-            base._duration_h,
-            base._description,
-            base._allow,
-            tuple(entries),
-            None,
-            base._presets,
-        )
-        return new
+        return base.with_entries(entries) if entries else base
 
     @classmethod
     def from_toml(cls, source: str | Path) -> Protocol:
@@ -474,10 +467,12 @@ class Protocol:
 
     def segments(self) -> list[Segment]:
         """Consecutive [t0, t1) intervals (hours) between breakpoints, with the active session."""
-        points = self.breakpoints()
+        points, sessions, k = self.breakpoints(), self._sessions, 0
         out = []
-        for t0, t1 in zip(points, points[1:]):
-            active = next((s for s in self._sessions if s.start_h <= t0 < s.end_h), None)
+        for t0, t1 in zip(points, points[1:]):  # sessions: sorted, not overlapping
+            while k < len(sessions) and sessions[k].end_h <= t0:
+                k += 1
+            active = sessions[k] if k < len(sessions) and sessions[k].start_h <= t0 else None
             out.append(Segment(t0, t1, active))
         return out
 

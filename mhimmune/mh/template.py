@@ -22,6 +22,7 @@ from mhimmune.core.errors import ProtocolError
 from mhimmune.core.units import cached_unit, convert, days_to_hours, hours_to_days, ureg
 from mhimmune.mh.agents import get_agent
 from mhimmune.mh.factors import ANTIBODY_SERIES, PROTOCOL_FACTORS, FactorInfo
+from mhimmune.mh.kinds import KIND_SPECS, quick_entry
 from mhimmune.mh.protocol import Protocol
 from mhimmune.runs.designs import grid_design
 from mhimmune.runs.ensemble import run_ensemble
@@ -30,6 +31,7 @@ __all__ = ["FactorInfo", "PROTOCOL_FACTORS", "ScheduleTemplate", "schedule_scan"
 
 
 _BY_KEYWORD = {f.keyword: name for name, f in PROTOCOL_FACTORS.items()}
+_ORDER = {name: i for i, name in enumerate(PROTOCOL_FACTORS)}
 
 
 class ScheduleTemplate:
@@ -104,6 +106,7 @@ class ScheduleTemplate:
         self.defaults = values
         self._check(values, "template")
         self._cache = lru_cache(maxsize=4096)(self._build_key)
+        self._empty: Protocol | None = None
 
     # ----------------------------------------------------------------------- info
     @property
@@ -129,17 +132,21 @@ class ScheduleTemplate:
     def __getstate__(self):
         state = self.__dict__.copy()
         state.pop("_cache", None)
+        state["_empty"] = None
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._cache = lru_cache(maxsize=4096)(self._build_key)
+        self._empty = None
 
     # ---------------------------------------------------------------------- build
     @staticmethod
-    def _check(v: Mapping[str, float], where: str) -> None:
-        for name, info in PROTOCOL_FACTORS.items():
-            x = v[name]
+    def _check(v: Mapping[str, float], where: str, names: Any = None) -> None:
+        """Check the factors *names* (default all), in the order of PROTOCOL_FACTORS."""
+        order = PROTOCOL_FACTORS if names is None else sorted(names, key=_ORDER.__getitem__)
+        for name in order:
+            info, x = PROTOCOL_FACTORS[name], v[name]
             if not (isinstance(x, float) and math.isfinite(x)):
                 raise ProtocolError(f"{where}.{name}: must be a finite number (got {x!r})")
             if info.kind == "count" and (x < 0 or x != int(x)):
@@ -160,7 +167,7 @@ class ScheduleTemplate:
                     f"{k}: must be a number in {PROTOCOL_FACTORS[k].unit} (got {x!r})"
                 )
             v[k] = float(x)
-        self._check(v, "factor")
+        self._check(v, "factor", factors or ())  # the defaults were checked by __init__
         return v
 
     def build(self, factors: Mapping[str, Any] | None = None) -> Protocol:
@@ -171,14 +178,51 @@ class ScheduleTemplate:
         so repeated factor combinations cost nothing.
         """
         v = self.values(factors)
-        return self._cache(tuple(v[n] for n in PROTOCOL_FACTORS))
+        return self._cache(tuple(map(v.__getitem__, PROTOCOL_FACTORS)))
 
     def _build_key(self, key: tuple[float, ...]) -> Protocol:
-        v = dict(zip(PROTOCOL_FACTORS, key))
+        calls, error = self._calls(dict(zip(PROTOCOL_FACTORS, key)))
+        # the entries straight from the numbers (in internal units), checked together once
+        quick = [quick_entry(kind, 0, given) for kind, given in calls]  # one entry per kind
+        entries = [e for e in quick if e is not None]
+        if error is None and len(entries) == len(calls):
+            try:
+                return self._base().with_entries(entries)
+            except ProtocolError:
+                pass  # the builder methods below raise the error (the first they meet)
+        # one builder call per intervention, the values as quantities: a value out of range
+        # raises the builder's error naming its field
+        plan = self._base()
+        for kind, given in calls:
+            fields = KIND_SPECS[kind].fields
+            plan = getattr(plan, kind)(
+                **{
+                    k: ureg.Quantity(x, cached_unit(str(fields[k].unit)))
+                    if fields[k].kind == "quantity" and x is not None
+                    else x
+                    for k, x in given.items()
+                }
+            )
+        if error is not None:
+            raise error
+        return plan
 
-        def Q(x: float, u: str) -> Any:  # a quantity; its unit parsed once per process
-            return ureg.Quantity(x, cached_unit(u))
+    def _base(self) -> Protocol:
+        """The protocol without interventions (made once per process)."""
+        if self._empty is None:
+            self._empty = Protocol(
+                ureg.Quantity(self.duration_h, cached_unit("h")),
+                name=self.name,
+                allow_above_hergt=self.allow_above_hergt,
+            )
+        return self._empty
 
+    def _calls(
+        self, v: dict[str, float]
+    ) -> tuple[list[tuple[str, dict[str, Any]]], ProtocolError | None]:
+        """The builder calls of the protocol of factor values *v*, each (intervention
+        kind, its keywords as numbers in the kind's internal units, ``None`` for absent),
+        and the error of a bad factor combination met after them (else ``None``)."""
         end = self.duration_h
         start = days_to_hours(v["mh_start_day"])
         interval = days_to_hours(v["session_interval_day"])
@@ -193,19 +237,24 @@ class ScheduleTemplate:
             )
         if self.truncate:
             n_mh = sum(1 for k in range(n_mh) if start + k * interval + dur <= end)
-        plan = Protocol(Q(end, "h"), name=self.name, allow_above_hergt=self.allow_above_hergt)
+        calls: list[tuple[str, dict[str, Any]]] = []
         session_starts = [start + k * interval for k in range(n_mh)]
         if n_mh:
-            plan = plan.mh_session(
-                start=Q(start, "h"),
-                duration=Q(dur, "h"),
-                field=Q(v["field_kA_per_m"], "kA/m"),
-                frequency=Q(v["frequency_kHz"], "kHz"),
-                agent=self.agent,
-                dose=Q(v["particle_dose_mg_per_cm3"], "mg/cm^3"),
-                target=Q(v["target_temperature_C"], "degC") if v["feedback"] == 1.0 else None,
-                every=Q(interval, "h") if n_mh > 1 else None,
-                count=n_mh,
+            calls.append(
+                (
+                    "mh_session",
+                    dict(
+                        start=start,
+                        duration=dur,
+                        field=v["field_kA_per_m"],
+                        frequency=v["frequency_kHz"],
+                        agent=self.agent,
+                        dose=v["particle_dose_mg_per_cm3"],
+                        target=v["target_temperature_C"] if v["feedback"] == 1.0 else None,
+                        every=interval if n_mh > 1 else None,
+                        count=n_mh,
+                    ),
+                )
             )
         for prefix, (method, label) in ANTIBODY_SERIES.items():
             n_ab = int(v[f"{prefix}_count"])
@@ -214,52 +263,57 @@ class ScheduleTemplate:
             if n_ab == 0:
                 continue
             if t_ab < 0:
-                raise ProtocolError(
+                return calls, ProtocolError(
                     f"factor.{prefix}_delay_day: the first {label} dose would be "
                     f"at day {hours_to_days(t_ab):g} < 0 (mh_start_day {v['mh_start_day']:g}"
                     f" + {prefix}_delay_day {v[f'{prefix}_delay_day']:g})"
                 )
             if n_ab > 1 and every_ab <= 0:
-                raise ProtocolError(
+                return calls, ProtocolError(
                     f"factor.{prefix}_interval_day: must be > 0 "
                     f"(got {v[f'{prefix}_interval_day']:g})"
                 )
             if self.truncate:
                 n_ab = sum(1 for k in range(n_ab) if t_ab + k * every_ab < end)
             if n_ab:
-                plan = getattr(plan, method)(
-                    time=Q(t_ab, "h"),
-                    dose=Q(v[f"{prefix}_dose_mg_per_kg"], "mg/kg"),
-                    every=Q(every_ab, "h") if n_ab > 1 else None,
-                    count=n_ab,
+                calls.append(
+                    (
+                        method,
+                        dict(
+                            time=t_ab,
+                            dose=v[f"{prefix}_dose_mg_per_kg"],
+                            every=every_ab if n_ab > 1 else None,
+                            count=n_ab,
+                        ),
+                    )
                 )
-        for switch, method, dose_key, lead_key in (
-            ("bso", "bso", "bso_dose_mg_per_kg", "bso_lead_h"),
-            (
-                "hsp_inhibitor",
-                "hsp_inhibitor",
-                "hsp_inhibitor_dose_mg_per_kg",
-                "hsp_inhibitor_lead_h",
-            ),
-            ("cdt", "cdt", "cdt_dose_mg_per_kg", "cdt_lead_h"),
+        for switch, dose_key, lead_key in (
+            ("bso", "bso_dose_mg_per_kg", "bso_lead_h"),
+            ("hsp_inhibitor", "hsp_inhibitor_dose_mg_per_kg", "hsp_inhibitor_lead_h"),
+            ("cdt", "cdt_dose_mg_per_kg", "cdt_lead_h"),
         ):
             if v[switch] != 1.0 or not session_starts:
                 continue
             lead = v[lead_key]
             first = session_starts[0] - lead
             if first < 0:
-                raise ProtocolError(
+                return calls, ProtocolError(
                     f"factor.{lead_key}: {switch} {lead:g} h before the first "
                     f"MH session (day {hours_to_days(session_starts[0]):g}) would be before "
                     f"day 0"
                 )
-            plan = getattr(plan, method)(
-                time=Q(first, "h"),
-                dose=Q(v[dose_key], "mg/kg"),
-                every=Q(interval, "h") if n_mh > 1 else None,
-                count=n_mh,
+            calls.append(
+                (
+                    switch,
+                    dict(
+                        time=first,
+                        dose=v[dose_key],
+                        every=interval if n_mh > 1 else None,
+                        count=n_mh,
+                    ),
+                )
             )
-        return plan
+        return calls, None
 
 
 def schedule_scan(

@@ -306,14 +306,18 @@ def evaluate(
         threshold.
     """
     out: dict[str, float] = {}
+    steps: list[np.ndarray] = []  # the time steps, for areas (computed once)
     for r in readouts:
         y = series(r.variables)
         if r.denominator:
             below = series(r.denominator)
             with np.errstate(divide="ignore", invalid="ignore"):
                 y = np.where(below != 0, r.scale * y / np.where(below != 0, below, 1.0), np.nan)
-        if r.kind == "auc":
-            out[r.name] = _logged(r, float(np.trapezoid(y, t_day)))
+        if r.kind == "auc":  # the trapezoidal rule, as numpy.trapezoid computes it
+            if not steps:
+                steps.append(np.diff(np.asarray(t_day)))
+            y = np.asarray(y)
+            out[r.name] = _logged(r, float((steps[0] * (y[1:] + y[:-1]) / 2.0).sum()))
             continue
         if r.kind in ("final", "min", "max"):
             value = float(y[-1] if r.kind == "final" else (y.min() if r.kind == "min" else y.max()))
