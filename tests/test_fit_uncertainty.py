@@ -83,6 +83,11 @@ def test_each_end_of_each_interval_reruns_the_trial_with_that_value_in_params_an
     text = "\n".join(res.markdown())
     assert "| a | 20 % | 10 % | 30 % | 10–30 % |" in text
     assert "interval 10–30" in text
+    assert res.finding("b") == (
+        "Calibration uncertainty: at the ends of the fitted intervals (`cd8_priming`) b "
+        "gives 5–15 % responders; the widest swing is a (10–30 %)."
+    )
+    assert res.finding("no_such_arm") is None
 
 
 def test_no_interval_says_so_and_a_given_nominal_is_not_rerun():
@@ -97,6 +102,7 @@ def test_no_interval_says_so_and_a_given_nominal_is_not_rerun():
     )
     assert calls == [] and res.table.loc["a", "nominal"] == 0.3
     assert "No fitted parameter" in "\n".join(res.markdown())
+    assert res.finding("a") is None
     assert math.isclose(res.table.loc["a", "max"], 0.3)
 
 

@@ -176,6 +176,7 @@ def test_report_ranks_the_combination_first_with_its_mechanistic_reason(tmp_path
     assert list(fit.columns) == ["nominal", "cd8_priming@low", "cd8_priming@high", "min", "max"]
     assert fit.loc["mh+anti_pdl1", "nominal"] == r.loc["mh+anti_pdl1", "responders"]
     assert "### Calibration uncertainty" in text
+    assert "- Calibration uncertainty: at the ends of the fitted intervals (`cd8_priming`)" in text
     assert rep.synergy["dose"].table.set_index("field_kA_per_m").loc[15, "bliss_excess"] > 0.5
 
 

@@ -116,6 +116,11 @@ def intervals_for(
     return out.reset_index(drop=True)
 
 
+def _range(row) -> str:
+    lo, hi = round(100 * row["min"]), round(100 * row["max"])
+    return f"{lo} %" if lo == hi else f"{lo}–{hi} %"
+
+
 @dataclass
 class FitUncertainty:
     """Result of :func:`fit_uncertainty`.
@@ -135,6 +140,23 @@ class FitUncertainty:
     table: pd.DataFrame
     intervals: pd.DataFrame
     n: int
+
+    def finding(self, arm: str) -> str | None:
+        """One sentence for a report's key findings: *arm*'s responder range across the
+        interval ends and the arm whose fraction swings most (``None`` without intervals
+        or without *arm*)."""
+        t = self.table
+        if self.intervals.empty or arm not in t.index:
+            return None
+        swing = (t["max"] - t["min"]).idxmax()
+        names = ", ".join(f"`{p}`" for p in self.intervals["parameter"])
+        text = (
+            f"Calibration uncertainty: at the ends of the fitted intervals ({names}) "
+            f"{arm} gives {_range(t.loc[arm])} responders"
+        )
+        if t.loc[swing, "max"] - t.loc[swing, "min"] > 0:
+            text += f"; the widest swing is {swing} ({_range(t.loc[swing])})"
+        return text + "."
 
     def markdown(self) -> list[str]:
         """A report section (markdown lines)."""

@@ -473,6 +473,7 @@ def report_markdown(
     L += (
         ["## Key findings (computed)", ""]
         + [f"- {t}" for t in _key_findings(trial, ranking, opt, synergy)]
+        + [f"- {t}" for t in [uncertainty and uncertainty.finding(BASE_COMBINATION)] if t]
         + [""]
     )
     if evidence is not None:
