@@ -11,7 +11,9 @@ writes it to ``analyses/benchmarks/results/ensemble.md``.
     .venv/bin/python analyses/benchmarks/bench_ensemble.py
 
 Environment: ``BENCH_N`` (Sobol N, default 1024), ``BENCH_RUNS`` (runs of the
-throughput measurements, default 256), ``BENCH_OUT`` (result file).
+throughput measurements, default 256), ``BENCH_DASK_RUNS`` (runs of the warm Dask against
+local processes comparison, default 1024), ``BENCH_REPEATS`` (repeats of the single-process
+measurement, default 3), ``BENCH_OUT`` (result file).
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ def main() -> int:
 
     n_sobol = int(os.environ.get("BENCH_N", "1024"))
     n_runs = int(os.environ.get("BENCH_RUNS", "256"))
+    n_big = int(os.environ.get("BENCH_DASK_RUNS", "1024"))
+    n_repeats = max(1, int(os.environ.get("BENCH_REPEATS", "3")))
     out_file = Path(os.environ.get("BENCH_OUT", HERE / "results" / "ensemble.md"))
 
     t0 = time.perf_counter()
@@ -54,7 +58,20 @@ def main() -> int:
     load_s = time.perf_counter() - t0
     spec = sa.load_spec(SPEC)
     problem = sa.define_problem(spec["factors"], table=model)
-    design = sa.sample(problem, "sobol", 1024, seed=spec["seed"]).design.iloc[:n_runs]
+    # disjoint consecutive chunks of the design: a template caches the protocols it built,
+    # so a measurement that re-ran rows some earlier one ran in the same process would
+    # time the cached path (consecutive rows keep the design's own share of repeats)
+    full = sa.sample(problem, "sobol", 1024, seed=spec["seed"]).design
+    chunk = iter(range(0, len(full), n_runs))
+
+    def rows(n):
+        start = next(chunk)
+        return full.iloc[start : start + n]
+
+    profiled = rows(64)
+    singles_rows = [rows(n_runs) for _ in range(n_repeats)]
+    design = rows(n_runs)
+    big = full.iloc[len(full) - n_big :]
     ev = ModelEvaluator(
         spec["protocol"],
         spec["readouts"],
@@ -80,7 +97,7 @@ def main() -> int:
     # --- where the time of one run goes (serial, profiled)
     ev.setup(list(design.columns))
     prof = cProfile.Profile()
-    sub = design.iloc[:64]
+    sub = profiled
     t = time.perf_counter()
     prof.enable()
     for _, row in sub.iterrows():
@@ -119,10 +136,19 @@ def main() -> int:
     for k, v in prof_rows:
         print(f"{k:<50} {v}")
 
-    # --- throughput
-    t, c = time.perf_counter(), time.process_time()
-    r1 = en.run_ensemble(ev, design, n_jobs=1, progress=False, warn=False)
-    record("1 process (in-process)", 1, r1, time.perf_counter() - t, time.process_time() - c)
+    # --- throughput: one process, repeated (a shared host's other load only ever slows a
+    # repeat down, so the best repeat estimates what the code can do and the median what a
+    # user meets; both are reported)
+    singles = []
+    for part in singles_rows:
+        t, c = time.perf_counter(), time.process_time()
+        r1 = en.run_ensemble(ev, part, n_jobs=1, progress=False, warn=False)
+        singles.append((time.perf_counter() - t, time.process_time() - c))
+    r1 = en.run_ensemble(ev, design, n_jobs=1, progress=False, warn=False)  # for comparison
+    singles.sort(key=lambda wc: wc[1])
+    record(f"1 process (in-process), best of {n_repeats}", 1, r1, *singles[0])
+    if n_repeats > 1:
+        record(f"1 process (in-process), median of {n_repeats}", 1, r1, *singles[n_repeats // 2])
     t, c = time.perf_counter(), children_cpu()
     r2 = en.run_ensemble(ev, design, n_jobs=2, progress=False, warn=False)
     wall = time.perf_counter() - t
@@ -148,6 +174,20 @@ def main() -> int:
         t = time.perf_counter()
         r3b = en.run_ensemble(ev, design, client=client, progress=False, warn=False)
         record("Dask LocalCluster, 2 workers (warm)", 2, r3b, time.perf_counter() - t)
+        # warm Dask against a warm local pool on a larger design: the fixed costs of one
+        # call (scatter, first chunks) weigh less than on the short runs above
+        t = time.perf_counter()
+        rd = en.run_ensemble(ev, big, client=client, progress=False, warn=False)
+        dask_big = time.perf_counter() - t
+        record("Dask LocalCluster, 2 workers (warm)", 2, rd, dask_big)
+    with make_executor(n_jobs=2) as executor:  # the same cold rows as the Dask call
+        en.run_ensemble(ev, profiled.iloc[:8], executor=executor, progress=False, warn=False)
+        t, c = time.perf_counter(), children_cpu()
+        rl = en.run_ensemble(ev, big, executor=executor, progress=False, warn=False)
+        local_big = time.perf_counter() - t
+    record("2 processes (warm pool)", 2, rl, local_big, children_cpu() - c)
+    dask_ratio = dask_big / local_big
+    print(f"Dask / local processes, warm, {len(big)} runs: {dask_ratio:.2f}x", flush=True)
     same = same and np.array_equal(
         r1.results[r1.output_names].to_numpy(),
         r3.results[r3.output_names].to_numpy(),
@@ -195,6 +235,13 @@ def main() -> int:
         "on other load than wall time does.",
         "",
         f"Identical outputs across 1 process, 2 processes and Dask: {'yes' if same else 'NO'}.",
+        "",
+        f"Dask against local processes, both warm, on {len(big)} rows neither has run: "
+        f"**{dask_ratio:.2f}x** the wall time (target ≤ 1.3x).",
+        "",
+        f"The single-process row is run {n_repeats} times: another process on a shared host "
+        "only slows a repeat down, so the best repeat is the code's throughput per core and "
+        "the median what a user meets on a busy machine.",
         "",
         f"**{label}:** ensemble {ens_s:.1f} s ({len(res.sample) / ens_s:.1f} runs/s), "
         f"index computation (S1/ST with bootstrap CIs for {res.indices['output'].nunique()} outputs incl. "
