@@ -42,7 +42,8 @@ def test_the_shipped_targets_give_every_preset_both_checks_and_ct26_its_anti_pd1
     """On the shipped targets (statuses left unset), each of the four presets appears under
     both checks, CT26's anti-PD-(L)1 check holds the two Kosinsky et al. 2018
     anti-PD-L1 rows (Dovedi et al. 2014 data) and the Sato et al. 2021 anti-PD-1 row, and
-    B16-F10's checks hold its vendor growth row and the Kumar et al. 2020 anti-PD-1 row."""
+    B16-F10's checks hold its caliper-data growth row (Hosoi et al. 2014, calibration), its
+    vendor growth row and the Kumar et al. 2020 anti-PD-1 row."""
     targets = load_targets().assign(status="not run")
     t = ValidationResult(targets).acceptance_by_preset()
     assert set(t["preset"]) == {REFERENCE_TABLES, "mc38", "4t1", "b16f10"}
@@ -55,6 +56,7 @@ def test_the_shipped_targets_give_every_preset_both_checks_and_ct26_its_anti_pd1
     ]
     b16 = t[t["preset"] == "b16f10"]
     assert list(zip(b16["check"], b16["target"])) == [
+        (CHECKS[0], "immune_growth_hosoi2014_b16f10_growth_rate"),
         (CHECKS[0], "immune_growth_ichor2021_b16f10_days_to_endpoint"),
         (CHECKS[1], "checkpoint_alone_kumar2020_b16_antipd1_unresponsive"),
     ]
@@ -65,10 +67,11 @@ def test_preset_evidence_simulates_the_preset_rows_and_marks_gaps():
     rows (7.8 % inhibition, accepted at most 30 %: pass; 12 of 40 virtual mice tumour-free
     and not culled at the humane endpoint, accepted at most 27 %: fail) and the Sato anti-PD-1 row, which the model misses at 2.5 %
     inhibition (accepted at least 30 %), each miss with its diagnosed cause; B16-F10's
-    vendor growth row fails (10^6 cells take 30.6 d to reach 1,000 mm3, accepted at most
-    25 d: its growth rate is assumed) and its anti-PD-1 row passes (0.1 % inhibition,
-    accepted at most 30 %: B16 is unresponsive to PD-1 blockade, Kumar et al. 2020); an
-    unknown preset is rejected naming the field and the allowed presets."""
+    growth fitted to caliper data (0.385 /d between 100 and 1,500 mm3) passes its held-out
+    vendor row (10^6 cells reach 1,000 mm3 in 14.3 d, accepted at most 25 d) and its
+    anti-PD-1 row passes (under 5 % inhibition, accepted at most 30 %: B16 is unresponsive
+    to PD-1 blockade, Kumar et al. 2020); an unknown preset is rejected naming the field
+    and the allowed presets."""
     import pytest
 
     from mhimmune.core.errors import ParameterError
@@ -87,11 +90,12 @@ def test_preset_evidence_simulates_the_preset_rows_and_marks_gaps():
     text = "\n".join(evidence_markdown(ct26.reset_index(), "ct26"))
     assert "**fail**" in text and "[sato2021]" in text
     b16 = preset_evidence("b16f10").set_index("target")
-    assert list(b16["check"]) == list(CHECKS)
-    assert list(b16["status"]) == ["fail", "pass"]
+    assert list(b16["check"]) == [CHECKS[0], CHECKS[0], CHECKS[1]]
+    assert list(b16["status"]) == ["pass", "pass", "pass"]
+    fitted = b16.loc["immune_growth_hosoi2014_b16f10_growth_rate"]
+    assert fitted["model"] == pytest.approx(0.385, abs=0.002)
     growth = b16.loc["immune_growth_ichor2021_b16f10_days_to_endpoint"]
-    assert growth["model"] == pytest.approx(30.6, abs=0.5)
-    assert "vendor" in growth["reason"]
+    assert growth["model"] == pytest.approx(14.3, abs=0.2)
     kumar = b16.loc["checkpoint_alone_kumar2020_b16_antipd1_unresponsive"]
     assert 0.0 <= kumar["model"] < 0.05
     with pytest.raises(ParameterError, match=r"tumour: 'lewis' is not a tumour preset"):

@@ -20,6 +20,7 @@ from mhimmune.studies.validation_tumours import (
     preset_days_to_volume,
     preset_growth_rate,
     preset_immune_percent,
+    preset_log_growth_rate,
 )
 
 
@@ -30,6 +31,7 @@ def test_new_experiments_are_registered():
         "preset_antibody_responders",
         "preset_immune_percent",
         "preset_antibody_fold",
+        "preset_log_growth_rate",
     ):
         assert name in EXPERIMENTS
 
@@ -46,6 +48,19 @@ def test_days_between_volumes_follow_the_exponential_growth_rate():
         assert preset_days_to_volume(tumour, 100.0, 1000.0) > preset_days_to_volume(
             tumour, 100.0, 500.0
         )
+
+
+def test_log_linear_growth_rate_between_volumes_matches_the_fits():
+    """The log-linear growth rate between two volumes: B16-F10 grows by 0.385 /d between
+    100 and 1,500 mm³ (its growth rate is fitted to that, Hosoi et al. 2014); MC38 by
+    0.121 /d from 170 mm³ (Lindauer et al. 2017: 0.12), slower than its early 0.19 /d as
+    logistic growth slows; start and end volumes out of order are refused."""
+    assert preset_log_growth_rate("b16f10") == pytest.approx(0.385, abs=0.002)
+    mc38 = preset_log_growth_rate("mc38", 170.0, 1500.0)
+    assert mc38 == pytest.approx(0.121, abs=0.002)
+    assert mc38 < preset_growth_rate("mc38")
+    with pytest.raises(ParameterError, match="start_volume/end_volume"):
+        preset_log_growth_rate("mc38", 500.0, 100.0)
 
 
 def test_faster_growth_rate_shortens_the_days_between_volumes():

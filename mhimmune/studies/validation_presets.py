@@ -20,6 +20,7 @@ GROWTH_EXPERIMENTS = frozenset({
     "untreated_growth_rate",
     "untreated_max_volume",
     "preset_doubling_time",
+    "preset_log_growth_rate",
     "preset_volume_after_inoculation",
     "preset_days_after_inoculation",
 })  # fmt: skip

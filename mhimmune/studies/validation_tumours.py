@@ -35,6 +35,7 @@ __all__ = [
     "ANTIBODIES",
     "preset_growth_rate",
     "preset_days_to_volume",
+    "preset_log_growth_rate",
     "preset_antibody_inhibition",
     "preset_antibody_responders",
     "preset_antibody_volume_fold",
@@ -133,6 +134,26 @@ def preset_days_to_volume(tumour: str, start_volume: float, end_volume: float) -
     *start_volume* to *end_volume* (mm³)."""
     v = _untreated(tumour, 120.0, None)["tumour_volume_treated"]
     return day_reaching(v, end_volume, tumour) - day_reaching(v, start_volume, tumour)
+
+
+@experiment
+def preset_log_growth_rate(
+    tumour: str, start_volume: float = 100.0, end_volume: float = 1500.0
+) -> float:
+    """Exponential growth rate (1/d) of an untreated one-tumour mouse's tumour of a preset
+    while it grows from *start_volume* to *end_volume* (mm³): the least-squares slope of
+    ln V against time, sampled evenly between the two days, as a log-linear fit to one
+    mouse's caliper volumes in that size window estimates it."""
+    if not 0.0 < start_volume < end_volume:
+        raise ParameterError(
+            f"start_volume/end_volume: need 0 < start_volume < end_volume mm³ "
+            f"(got {start_volume:g}, {end_volume:g})"
+        )
+    v = _untreated(tumour, 120.0, None)["tumour_volume_treated"]
+    t0, t1 = day_reaching(v, start_volume, tumour), day_reaching(v, end_volume, tumour)
+    days = np.linspace(t0, t1, 41)
+    log_v = np.interp(days, v.index.values, np.log(np.maximum(v.values, 1e-12)))
+    return float(np.polyfit(days, log_v, 1)[0])
 
 
 def _treated_plan(
