@@ -13,8 +13,8 @@
  * I - cJ is refactorised when J is re-evaluated, every MSBP accepted steps, after an
  * error-test failure, or when c = h / alpha_k moved by more than DGMAX from the
  * factorised c; in between, the Newton correction is scaled by 2 / (1 + c / c_LU).
- * Newton stops when the estimated remaining error is below NLSCOEF of the local error
- * tolerance: the first correction's norm itself, later ones times the contraction rate
+ * Newton stops when the estimated remaining error is below NLSCOEF (or the caller's
+ * newton_tol) of the local error tolerance: the first correction's norm itself, later ones times the contraction rate
  * estimate crate (kept across steps, 1 after a refactorisation). CVODE also weights the
  * first correction by a crate carried from earlier steps; here that let first
  * corrections up to 30x too large pass as converged, biasing ablative runs by 1e-3 of
@@ -41,8 +41,9 @@
                         20 or more, runs in ablative corners of the schedule design fail) */
 #define MSBP 20      /* refactorise I - cJ at least every MSBP accepted steps */
 #define DGMAX 0.3    /* refactorise when c = h / alpha_k changed by more than this fraction */
-#define NLSCOEF 0.03 /* Newton error allowed, as a fraction of the local error tolerance
-                        (CVODE: 0.1, which here leaves 2e-4 relative global errors at rtol 1e-6) */
+#define NLSCOEF 0.03 /* Newton error allowed, as a fraction of the local error tolerance, when
+                        the caller passes newton_tol <= 0 (CVODE: 0.1, which here leaves 2e-4
+                        relative global errors at rtol 1e-6) */
 #define CRDOWN 0.3   /* contraction rate estimate: crate = max(CRDOWN crate, del / del_old) */
 #define RDIV 2.0     /* Newton diverges when a correction is RDIV times the previous one */
 #define THRESH 1.5   /* keep h and order unless the step could grow by THRESH */
@@ -214,13 +215,15 @@ int newton_solve(const double *y, const double *p, double c, const double *b, do
 }
 
 /* Integrate from t0 to t1 (segment-local times), writing states at tout[0..nout) into Y
- * (row-major) and the final state into y_end. Returns 0 success, 1 too many steps,
+ * (row-major) and the final state into y_end; newton_tol: the Newton error allowed as a
+ * fraction of the local error tolerance (<= 0: NLSCOEF). Returns 0 success, 1 too many steps,
  * 2 step size too small, 3 non-finite state. stats: steps, rhs, jac, LU, linear solves,
  * rejected step attempts (error test or Newton failures). */
 int integrate(const double *y0, double t0, double t1, const double *tout, int nout,
               const double *p, double rtol, double atol, double hmax, long max_steps,
-              double *Y, double *y_end, long *stats) {
+              double newton_tol, double *Y, double *y_end, long *stats) {
     init_constants();
+    const double nlscoef = newton_tol > 0 ? newton_tol : NLSCOEF;
     double rpc[rhs_NPC], jpc[jac_sparse_NPC];  /* parameter-only parts, once per segment */
     rhs_pc(p, rpc);
     jac_sparse_pc(p, jpc);
@@ -291,10 +294,10 @@ int integrate(const double *y0, double t0, double t1, const double *tout, int no
             }
             /* Newton iteration on the NDF system with the matrix I - lu_c J; when c differs
              * from lu_c the correction is scaled by 2 / (1 + c / lu_c) (CVODE's BDF rule).
-             * Converged when the estimated remaining error is below NLSCOEF of the local
+             * Converged when the estimated remaining error is below nlscoef of the local
              * error tolerance: |dy| on the first iteration (one iteration is enough when
              * the first correction is that small), crate * |dy| on later ones. */
-            double corr = 2.0 / (1.0 + c / lu_c), ntol = NLSCOEF / ERROR_CONST[order];
+            double corr = 2.0 / (1.0 + c / lu_c), ntol = nlscoef / ERROR_CONST[order];
             double del_old = 0.0;
             int converged = 0, scaled = c != lu_c;
             /* the order is chosen after this step if it is accepted: each iteration also
@@ -414,12 +417,14 @@ done:
  * inputs, the last row with the inputs 0. The same operations in the same order as the
  * segment loop of mhimmune.core.simulate.integrate. Returns 0, or the code of the failing
  * segment (its index in *failed): 1-3 as integrate(), 4 a non-finite recorded state.
- * stats: totals over the segments. t_local: nrows scratch doubles. */
+ * stats: totals over the segments. t_local: nrows scratch doubles. newton_tol: as
+ * integrate(). */
 int integrate_schedule(int nseg, const double *bounds, const long *row_start,
                        const double *time_h, double *y, double *p, int n_inputs,
                        const int *input_idx, const double *input_val, const long *jump_ptr,
                        const int *jump_state, const double *jump_amount, const int *jump_topup,
                        const double *hmax, double rtol, double atol, long max_steps,
+                       double newton_tol,
                        double *states, double *derived_out, double *pre_jump, long *stats,
                        int *failed, double *t_local) {
     long seg_stats[N_STATS];
@@ -440,7 +445,7 @@ int integrate_schedule(int nseg, const double *bounds, const long *row_start,
         t_local[nout - 1] = t1 - t0;
         double *rows = states + i0 * N;
         int code = integrate(y, 0.0, t1 - t0, t_local, nout, p, rtol, atol, hmax[k], max_steps,
-                             rows, y_end, seg_stats);
+                             newton_tol, rows, y_end, seg_stats);
         for (int i = 0; i < N_STATS; i++) stats[i] += seg_stats[i];
         if (code == 0)
             for (long i = 0; i < (long)nout * N; i++)
