@@ -15,7 +15,11 @@ from mhimmune.mh.evaluator import ModelEvaluator
 from mhimmune.mh.field_safety import HfWarning
 from mhimmune.mh.simulation import simulate
 from mhimmune.runs.ensemble import run_ensemble
-from mhimmune.runs.evaluator import ENSEMBLE_FALLBACK_TOLERANCES, ENSEMBLE_TOLERANCES
+from mhimmune.runs.evaluator import (
+    ENSEMBLE_FALLBACK_TOLERANCES,
+    ENSEMBLE_NEWTON_TOL,
+    ENSEMBLE_TOLERANCES,
+)
 from mhimmune.studies import sensitivity as sa
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,11 +48,13 @@ def _scalars(spec, design, options):
 
 def test_ensemble_tolerances_keep_readouts_within_1e_3_of_their_spread(schedule_design):
     """Every scalar readout (volumes, CEM43, DAMP and CD8 AUCs, cure) of 16 schedule-design
-    runs at the ensemble defaults (rtol 1e-4, atol 1e-6) and at the fallback tolerances
-    (rtol 1e-5, atol 1e-8) differs from a rtol 1e-9 / atol 1e-12 reference by at most 1e-3
-    of that readout's range over the design (measured 1.0e-4 and 2.9e-5)."""
+    runs at the ensemble defaults (rtol 1e-4, atol 1e-6, Newton stopping at 0.1 of the
+    local error tolerance) and at the fallback tolerances (rtol 1e-5, atol 1e-8, the
+    simulator's Newton default 0.03) differs from a rtol 1e-9 / atol 1e-12 reference by at
+    most 1e-3 of that readout's range over the design (measured 1.7e-4 and 2.9e-5)."""
     spec, design = schedule_design
     assert ENSEMBLE_TOLERANCES == {"rtol": 1e-4, "atol": 1e-6}
+    assert ENSEMBLE_NEWTON_TOL == 0.1
     assert ENSEMBLE_FALLBACK_TOLERANCES == {"rtol": 1e-5, "atol": 1e-8}
     keys, ref = _scalars(spec, design, {"rtol": 1e-9, "atol": 1e-12})
     spread = ref.max(axis=0) - ref.min(axis=0)
@@ -72,12 +78,14 @@ class _FailingAtEnsembleTolerances(ModelEvaluator):
 
 def test_a_run_failing_at_the_ensemble_tolerances_is_repeated_at_the_fallback(schedule_design):
     """A run whose integration fails at the ensemble defaults returns the readouts of the
-    same run at the fallback tolerances (equal to 1e-12); with tolerances of its own the
-    evaluator has no fallback and the failure is raised."""
+    same run at the fallback tolerances (equal to 1e-12; the fallback keeps the simulator's
+    Newton default); with tolerances of its own the evaluator has no fallback and the
+    failure is raised."""
     spec, design = schedule_design
     row = design.iloc[0].to_dict()
     failing = _FailingAtEnsembleTolerances(spec["protocol"], spec["readouts"])
-    assert failing.fallback_options == {**failing.simulate_options, **ENSEMBLE_FALLBACK_TOLERANCES}
+    assert failing.simulate_options == {**ENSEMBLE_TOLERANCES, "newton_tol": ENSEMBLE_NEWTON_TOL}
+    assert failing.fallback_options == ENSEMBLE_FALLBACK_TOLERANCES
     plain = ModelEvaluator(
         spec["protocol"], spec["readouts"], simulate_options=ENSEMBLE_FALLBACK_TOLERANCES
     )

@@ -13,8 +13,8 @@
  * I - cJ is refactorised when J is re-evaluated, every MSBP accepted steps, after an
  * error-test failure, or when c = h / alpha_k moved by more than DGMAX from the
  * factorised c; in between, the Newton correction is scaled by 2 / (1 + c / c_LU).
- * Newton stops when the estimated remaining error is below NLSCOEF of the local error
- * tolerance: the first correction's norm itself, later ones times the contraction rate
+ * Newton stops when the estimated remaining error is below NLSCOEF (or the caller's
+ * newton_tol) of the local error tolerance: the first correction's norm itself, later ones times the contraction rate
  * estimate crate (kept across steps, 1 after a refactorisation). CVODE also weights the
  * first correction by a crate carried from earlier steps; here that let first
  * corrections up to 30x too large pass as converged, biasing ablative runs by 1e-3 of
@@ -41,8 +41,9 @@
                         20 or more, runs in ablative corners of the schedule design fail) */
 #define MSBP 20      /* refactorise I - cJ at least every MSBP accepted steps */
 #define DGMAX 0.3    /* refactorise when c = h / alpha_k changed by more than this fraction */
-#define NLSCOEF 0.03 /* Newton error allowed, as a fraction of the local error tolerance
-                        (CVODE: 0.1, which here leaves 2e-4 relative global errors at rtol 1e-6) */
+#define NLSCOEF 0.03 /* Newton error allowed, as a fraction of the local error tolerance, when
+                        the caller passes newton_tol <= 0 (CVODE: 0.1, which here leaves 2e-4
+                        relative global errors at rtol 1e-6) */
 #define CRDOWN 0.3   /* contraction rate estimate: crate = max(CRDOWN crate, del / del_old) */
 #define RDIV 2.0     /* Newton diverges when a correction is RDIV times the previous one */
 #define THRESH 1.5   /* keep h and order unless the step could grow by THRESH */
@@ -76,6 +77,23 @@ static double rms(const double *restrict x, const double *restrict inv_scale, do
 
 static void inv_weights(const double *restrict x, double rtol, double atol, double *restrict out) {
     for (int i = 0; i < N; i++) out[i] = 1.0 / (atol + rtol * fabs(x[i]));
+}
+
+/* The loops of one step below fuse passes over the N components that the plain algorithm
+ * makes one after another (predictor, weights, norms, history update): each component
+ * sees the same operations in the same order, and every norm sums its squares in index
+ * order as rms() does, so the results are bitwise those of the separate passes. The sums
+ * are chains of dependent additions; fused, the other work of a pass runs alongside. */
+
+/* 1 when x[i] is finite for every i (exponent bits not all ones; vectorisable) */
+static int all_finite(const double *restrict x) {
+    unsigned long long bad = 0;
+    for (int i = 0; i < N; i++) {
+        unsigned long long u;
+        memcpy(&u, x + i, sizeof u);
+        bad |= (~u & 0x7ff0000000000000ULL) == 0;
+    }
+    return bad == 0;
 }
 
 static void compute_r(int order, double factor, double m[MAX_ORDER + 1][MAX_ORDER + 1]) {
@@ -113,6 +131,76 @@ static void change_d(double *D, int order, double factor) {
     memcpy(D, tmp, sizeof(double) * (order + 1) * N);
 }
 
+/* predictor of the step: y_pred = sum_k D[k], psi = sum_{k >= 1} gamma_k D[k] / alpha_order,
+ * inv_scale = inverse weights of y_pred (per component the additions of the pass-by-pass
+ * loops in the same order) */
+static void predict(const double *restrict D, int order, double rtol, double atol,
+                    double *restrict y_pred, double *restrict psi, double *restrict inv_scale) {
+    double inv_alpha = 1.0 / ALPHA[order];
+#define PREDICT(ORDER)                                                                   \
+    for (int i = 0; i < N; i++) {                                                        \
+        double yp = D[i] + D[N + i], ps = D[N + i] * GAMMA_[1];                          \
+        for (int k = 2; k <= ORDER; k++) { yp += D[k * N + i]; ps += D[k * N + i] * GAMMA_[k]; } \
+        y_pred[i] = yp; psi[i] = ps * inv_alpha;                                         \
+        inv_scale[i] = 1.0 / (atol + rtol * fabs(yp));                                   \
+    }
+    switch (order) {  /* a constant order per loop: the compiler unrolls k and vectorises i */
+    case 1: PREDICT(1) break;
+    case 2: PREDICT(2) break;
+    case 3: PREDICT(3) break;
+    case 4: PREDICT(4) break;
+    default: PREDICT(MAX_ORDER) break;
+    }
+#undef PREDICT
+}
+
+/* after an accepted step with correction d: D[order + 2] = d - D[order + 1],
+ * D[order + 1] = d, then D[k] += D[k + 1] for k = order .. 0 */
+static void update_history(double *restrict D, int order, const double *restrict d) {
+#define UPDATE(ORDER)                                                                    \
+    for (int i = 0; i < N; i++) {                                                        \
+        D[(ORDER + 2) * N + i] = d[i] - D[(ORDER + 1) * N + i];                          \
+        double acc = d[i];                                                               \
+        D[(ORDER + 1) * N + i] = acc;                                                    \
+        for (int k = ORDER; k >= 0; k--) { acc = D[k * N + i] + acc; D[k * N + i] = acc; } \
+    }
+    switch (order) {
+    case 1: UPDATE(1) break;
+    case 2: UPDATE(2) break;
+    case 3: UPDATE(3) break;
+    case 4: UPDATE(4) break;
+    default: UPDATE(MAX_ORDER) break;
+    }
+#undef UPDATE
+}
+
+/* One Newton update: v = dy (times corr when SCALED), yn += v, d += v (from yn = y_pred,
+ * d = 0 when FIRST), and the sums of squares of v * w_pred (the iteration's norm), of
+ * d / weight(yn) (the error test's norm) and, when SELECT, of the next history rows
+ * D[order] + d and d - D[order + 1] over weight(yn) (the order selection's norms), with
+ * weight(x) = atol + rtol |x|: in sums[0..3], each summed in index order as rms() sums.
+ * The flags are constants at every call, so each call is its own loop; the four sums are
+ * independent chains in one pass. */
+static inline __attribute__((always_inline)) void newton_update(
+    const double *restrict dy, double corr, int SCALED, int FIRST, int SELECT,
+    const double *restrict y_pred, double *restrict yn, double *restrict d,
+    const double *restrict w_pred, const double *restrict d_m, const double *restrict d_p1,
+    double rtol, double atol, double *restrict sums) {
+    double s = 0.0, se = 0.0, sm = 0.0, sp = 0.0;
+    for (int i = 0; i < N; i++) {
+        double v = SCALED ? dy[i] * corr : dy[i], q = v * w_pred[i];
+        double yi = (FIRST ? y_pred[i] : yn[i]) + v, di = (FIRST ? 0.0 : d[i]) + v;
+        yn[i] = yi; d[i] = di; s += q * q;
+        double sc = 1.0 / (atol + rtol * fabs(yi)), e = di * sc;
+        se += e * e;
+        if (SELECT) {
+            double a = (d_m[i] + di) * sc, b = (di - d_p1[i]) * sc;
+            sm += a * a; sp += b * b;
+        }
+    }
+    sums[0] = s; sums[1] = se; sums[2] = sm; sums[3] = sp;
+}
+
 /* factor(w, jv, c) (W = I - cJ, LU in place, diagonal of U inverted; 0 on a vanishing
  * pivot) and lu_solve(w, b, x) are generated per model as straight-line code by
  * mhimmune.core.codegen, above this kernel. */
@@ -127,18 +215,20 @@ int newton_solve(const double *y, const double *p, double c, const double *b, do
 }
 
 /* Integrate from t0 to t1 (segment-local times), writing states at tout[0..nout) into Y
- * (row-major) and the final state into y_end. Returns 0 success, 1 too many steps,
+ * (row-major) and the final state into y_end; newton_tol: the Newton error allowed as a
+ * fraction of the local error tolerance (<= 0: NLSCOEF). Returns 0 success, 1 too many steps,
  * 2 step size too small, 3 non-finite state. stats: steps, rhs, jac, LU, linear solves,
  * rejected step attempts (error test or Newton failures). */
 int integrate(const double *y0, double t0, double t1, const double *tout, int nout,
               const double *p, double rtol, double atol, double hmax, long max_steps,
-              double *Y, double *y_end, long *stats) {
+              double newton_tol, double *Y, double *y_end, long *stats) {
     init_constants();
+    const double nlscoef = newton_tol > 0 ? newton_tol : NLSCOEF;
     double rpc[rhs_NPC], jpc[jac_sparse_NPC];  /* parameter-only parts, once per segment */
     rhs_pc(p, rpc);
     jac_sparse_pc(p, jpc);
     double D[(MAX_ORDER + 3) * N];  /* on the stack: re-entrant, safe for threads */
-    double y[N], f[N], y1[N], f1[N], scale[N] /* inverse weights */, y_pred[N], psi[N], yn[N], d[N], dy[N], rhs_b[N];
+    double y[N], f[N], y1[N], f1[N], scale[N] /* inverse weights */, y_pred[N], psi[N], yn[N], d[N], dy[N];
     double jv[LU_NNZ], w[LU_NNZ];
     int k_out = 0, order = 1, n_equal = 0, code = 0;
     /* current_jac: J was evaluated since the last accepted step; jac_age / lu_age: accepted
@@ -178,7 +268,7 @@ int integrate(const double *y0, double t0, double t1, const double *tout, int no
             current_jac = 1; jac_age = 0; lu_ok = 0;
         }
         int accepted = 0, n_iter = 0, nef = 0;
-        double t_new = t;
+        double t_new = t, error_norm = 0.0, sums[4] = {0.0, 0.0, 0.0, 0.0};
         while (!accepted) {
             if (!(h_abs >= min_step)) { code = 2; goto done; }  /* also a NaN step */
             t_new = t + h_abs;
@@ -189,16 +279,9 @@ int integrate(const double *y0, double t0, double t1, const double *tout, int no
                 h_abs = t1 - t;
             }
             h = h_abs;
-            /* predictor y_pred = sum D[k], psi = sum gamma_k D[k] / alpha (k >= 1) */
-            for (int i = 0; i < N; i++) { y_pred[i] = D[i] + D[N + i]; psi[i] = D[N + i] * GAMMA_[1]; }
-            for (int k = 2; k <= order; k++) {
-                const double *restrict dk = D + k * N;
-                double g = GAMMA_[k];
-                for (int i = 0; i < N; i++) { y_pred[i] += dk[i]; psi[i] += dk[i] * g; }
-            }
-            double inv_alpha = 1.0 / ALPHA[order];
-            for (int i = 0; i < N; i++) psi[i] *= inv_alpha;
-            inv_weights(y_pred, rtol, atol, scale);
+            /* predictor y_pred = sum D[k], psi = sum gamma_k D[k] / alpha (k >= 1), and the
+             * inverse weights of y_pred */
+            predict(D, order, rtol, atol, y_pred, psi, scale);
             double c = h / ALPHA[order];
             if (!lu_ok || lu_age >= MSBP || fabs(c / lu_c - 1.0) > DGMAX) {
                 stats[3]++;
@@ -211,23 +294,35 @@ int integrate(const double *y0, double t0, double t1, const double *tout, int no
             }
             /* Newton iteration on the NDF system with the matrix I - lu_c J; when c differs
              * from lu_c the correction is scaled by 2 / (1 + c / lu_c) (CVODE's BDF rule).
-             * Converged when the estimated remaining error is below NLSCOEF of the local
+             * Converged when the estimated remaining error is below nlscoef of the local
              * error tolerance: |dy| on the first iteration (one iteration is enough when
              * the first correction is that small), crate * |dy| on later ones. */
-            double corr = 2.0 / (1.0 + c / lu_c), ntol = NLSCOEF / ERROR_CONST[order];
+            double corr = 2.0 / (1.0 + c / lu_c), ntol = nlscoef / ERROR_CONST[order];
             double del_old = 0.0;
-            int converged = 0;
-            memcpy(yn, y_pred, sizeof yn);
-            for (int i = 0; i < N; i++) d[i] = 0.0;
+            int converged = 0, scaled = c != lu_c;
+            /* the order is chosen after this step if it is accepted: each iteration also
+             * sums the squares its error-test and order-selection norms need */
+            int select = n_equal >= order;
+            const double *restrict d_m = D + order * N, *restrict d_p1 = D + (order + 1) * N;
             n_iter = 0;
             for (int k = 0; k < NEWTON_MAXITER; k++) {
-                rhs_core(yn, p, rpc, f); stats[1]++;
-                for (int i = 0; i < N; i++) rhs_b[i] = c * f[i] - psi[i] - d[i];
-                lu_solve(w, rhs_b, dy); stats[4]++;
-                if (c != lu_c) for (int i = 0; i < N; i++) dy[i] *= corr;
-                double del = rms(dy, scale, 1.0);
+                /* yn = y_pred and d = 0 before the first iteration */
+                rhs_core(k == 0 ? y_pred : yn, p, rpc, f); stats[1]++;
+                if (k == 0) for (int i = 0; i < N; i++) dy[i] = c * f[i] - psi[i];  /* - d = - 0 */
+                else for (int i = 0; i < N; i++) dy[i] = c * f[i] - psi[i] - d[i];
+                lu_solve(w, dy, dy); stats[4]++;
+#define NEWTON_UPDATE(SCALED, FIRST, SELECT) \
+    newton_update(dy, corr, SCALED, FIRST, SELECT, y_pred, yn, d, scale, d_m, d_p1, rtol, atol, sums)
+                if (k == 0) {
+                    if (scaled) { if (select) NEWTON_UPDATE(1, 1, 1); else NEWTON_UPDATE(1, 1, 0); }
+                    else { if (select) NEWTON_UPDATE(0, 1, 1); else NEWTON_UPDATE(0, 1, 0); }
+                } else {
+                    if (scaled) { if (select) NEWTON_UPDATE(1, 0, 1); else NEWTON_UPDATE(1, 0, 0); }
+                    else { if (select) NEWTON_UPDATE(0, 0, 1); else NEWTON_UPDATE(0, 0, 0); }
+                }
+#undef NEWTON_UPDATE
+                double del = sqrt(sums[0] / N);  /* rms(dy, scale, 1.0) */
                 if (!isfinite(del)) break;  /* a non-finite right-hand side: not converged */
-                for (int i = 0; i < N; i++) { yn[i] += dy[i]; d[i] += dy[i]; }
                 n_iter = k + 1;
                 if (k > 0) crate = fmax(CRDOWN * crate, del / del_old);
                 if (del * (k > 0 ? fmin(1.0, crate) : 1.0) <= ntol) { converged = 1; break; }
@@ -245,8 +340,8 @@ int integrate(const double *y0, double t0, double t1, const double *tout, int no
                 continue;
             }
             safety = 0.9 * (2 * NEWTON_MAXITER + 1) / (2 * NEWTON_MAXITER + n_iter);
-            inv_weights(yn, rtol, atol, scale);
-            double error_norm = rms(d, scale, ERROR_CONST[order]);
+            /* rms(d, inverse weights of yn, ERROR_CONST[order]), summed with the last iteration */
+            error_norm = fabs(ERROR_CONST[order]) * sqrt(sums[1] / N);
             if (error_norm > 1) {
                 /* error-test failure (CVODE's path): a smaller h, at most ETAMXF of it
                  * from the second failure on; from the MXNEF1-th failure the order drops
@@ -271,15 +366,8 @@ int integrate(const double *y0, double t0, double t1, const double *tout, int no
         steps++; stats[0]++; n_equal++;
         t = t_new;
         memcpy(y, yn, sizeof y);
-        for (int i = 0; i < N; i++) {
-            D[(order + 2) * N + i] = d[i] - D[(order + 1) * N + i];
-            D[(order + 1) * N + i] = d[i];
-        }
-        for (int k = order; k >= 0; k--) {
-            double *restrict dk = D + k * N;
-            const double *restrict dk1 = D + (k + 1) * N;
-            for (int i = 0; i < N; i++) dk[i] += dk1[i];
-        }
+        update_history(D, order, d);
+        int finite = all_finite(y);
         while (k_out < nout && tout[k_out] <= t) {
             double tt = tout[k_out], prod = 1.0;
             double *row = Y + k_out * N;
@@ -291,12 +379,13 @@ int integrate(const double *y0, double t0, double t1, const double *tout, int no
             k_out++;
         }
         current_jac = 0; jac_age++; lu_age++;
-        for (int i = 0; i < N; i++) if (!isfinite(y[i])) { code = 3; goto done; }
+        if (!finite) { code = 3; goto done; }
         if (n_equal < order + 1) continue;
-        /* scale holds the weights of yn from the error test, and y is yn */
-        double e_m = order > 1 ? rms(D + order * N, scale, ERROR_CONST[order - 1]) : INFINITY;
-        double e_p = order < MAX_ORDER ? rms(D + (order + 2) * N, scale, ERROR_CONST[order + 1]) : INFINITY;
-        double e_n = rms(d, scale, ERROR_CONST[order]);
+        /* error estimates at the orders below and above, with the weights of yn (summed
+         * with the last Newton iteration), and the error test's at the current order */
+        double e_m = order > 1 ? fabs(ERROR_CONST[order - 1]) * sqrt(sums[2] / N) : INFINITY;
+        double e_p = order < MAX_ORDER ? fabs(ERROR_CONST[order + 1]) * sqrt(sums[3] / N) : INFINITY;
+        double e_n = error_norm;
         double f_m = e_m > 0 ? pow(e_m, -1.0 / order) : INFINITY;
         double f_n = e_n > 0 ? pow(e_n, -1.0 / (order + 1)) : INFINITY;
         double f_p = e_p > 0 ? pow(e_p, -1.0 / (order + 2)) : INFINITY;
@@ -328,12 +417,14 @@ done:
  * inputs, the last row with the inputs 0. The same operations in the same order as the
  * segment loop of mhimmune.core.simulate.integrate. Returns 0, or the code of the failing
  * segment (its index in *failed): 1-3 as integrate(), 4 a non-finite recorded state.
- * stats: totals over the segments. t_local: nrows scratch doubles. */
+ * stats: totals over the segments. t_local: nrows scratch doubles. newton_tol: as
+ * integrate(). */
 int integrate_schedule(int nseg, const double *bounds, const long *row_start,
                        const double *time_h, double *y, double *p, int n_inputs,
                        const int *input_idx, const double *input_val, const long *jump_ptr,
                        const int *jump_state, const double *jump_amount, const int *jump_topup,
                        const double *hmax, double rtol, double atol, long max_steps,
+                       double newton_tol,
                        double *states, double *derived_out, double *pre_jump, long *stats,
                        int *failed, double *t_local) {
     long seg_stats[N_STATS];
@@ -354,7 +445,7 @@ int integrate_schedule(int nseg, const double *bounds, const long *row_start,
         t_local[nout - 1] = t1 - t0;
         double *rows = states + i0 * N;
         int code = integrate(y, 0.0, t1 - t0, t_local, nout, p, rtol, atol, hmax[k], max_steps,
-                             rows, y_end, seg_stats);
+                             newton_tol, rows, y_end, seg_stats);
         for (int i = 0; i < N_STATS; i++) stats[i] += seg_stats[i];
         if (code == 0)
             for (long i = 0; i < (long)nout * N; i++)

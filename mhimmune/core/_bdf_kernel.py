@@ -17,19 +17,19 @@ fresh Jacobian halves h). The LU of I - cJ is refactorised when J is re-evaluate
 ``MSBP`` accepted steps, after an error-test failure, or when c = h / alpha_k moved by
 more than ``DGMAX`` from the factorised c; in between, the Newton correction is scaled
 by 2 / (1 + c / c_LU). Newton stops when the estimated remaining error is below
-``NLSCOEF`` of the local error tolerance: the first correction's norm itself, later ones
-times the contraction rate estimate ``crate`` (kept across steps, reset to 1 by a
-refactorisation). CVODE also weights the first correction by a ``crate`` carried from
-earlier steps; here that let first corrections up to 30x too large pass as converged,
-biasing ablative runs by 1e-3 of their readouts at rtol 1e-6. A stale matrix only slows
-convergence (the rate test then fails and J is refreshed), it cannot make a step accept
-an unconverged solution. On an error-test failure h shrinks (at most to ``ETAMXF`` of it
-from the second failure of a step on) and from the ``MXNEF1``-th failure the order drops
-to 1 with a fresh derivative (CVODE's path). After a successful step, h and the order
-are kept unless the step could grow by ``THRESH`` (CVODE's rule), which leaves c, and so
-the LU, unchanged. ``_bdf_kernel.c`` implements the same
-algorithm operation by operation (its LU is generated as straight-line code with the
-same operations in the same order).
+``NLSCOEF`` (or the caller's ``newton_tol``) of the local error tolerance: the first
+correction's norm itself, later ones times the contraction rate estimate ``crate`` (kept
+across steps, reset to 1 by a refactorisation). CVODE also weights the first correction
+by a ``crate`` carried from earlier steps; here that let first corrections up to 30x too
+large pass as converged, biasing ablative runs by 1e-3 of their readouts at rtol 1e-6. A
+stale matrix only slows convergence (the rate test then fails and J is refreshed), it
+cannot make a step accept an unconverged solution. On an error-test failure h shrinks
+(at most to ``ETAMXF`` of it from the second failure of a step on) and from the
+``MXNEF1``-th failure the order drops to 1 with a fresh derivative (CVODE's path). After
+a successful step, h and the order are kept unless the step could grow by ``THRESH``
+(CVODE's rule), which leaves c, and so the LU, unchanged. ``_bdf_kernel.c`` implements
+the same algorithm operation by operation (its LU is generated as straight-line code
+with the same operations in the same order).
 
 The names ``rhs`` and ``jac_sparse`` are the generated model functions of the module
 this text is appended to; the index arrays are arguments. :mod:`mhimmune.core.codegen`
@@ -64,8 +64,9 @@ MSBJ = 10  # re-evaluate the Jacobian at least every MSBJ accepted steps (CVODE:
 # 20 or more, runs in ablative corners of the schedule design fail)
 MSBP = 20  # refactorise I - cJ at least every MSBP accepted steps
 DGMAX = 0.3  # refactorise when c = h / alpha_k changed by more than this fraction
-NLSCOEF = 0.03  # Newton error allowed, as a fraction of the local error tolerance (CVODE: 0.1,
-# which here leaves 2e-4 relative global errors at rtol 1e-6)
+NLSCOEF = 0.03  # Newton error allowed, as a fraction of the local error tolerance, when the
+# caller passes newton_tol <= 0 (CVODE: 0.1, which here leaves 2e-4 relative global errors
+# at rtol 1e-6)
 CRDOWN = 0.3  # contraction rate estimate: crate = max(CRDOWN crate, del / del_old)
 RDIV = 2.0  # Newton diverges when a correction is RDIV times the previous one
 THRESH = 1.5  # keep h and order unless the step could grow by THRESH
@@ -196,6 +197,7 @@ def bdf_segment(
     hmax,
     max_steps,
     h_init,
+    newton_tol,
     diag,
     op_t,
     op_a,
@@ -213,12 +215,14 @@ def bdf_segment(
 
     The model is autonomous (time enters only through segment inputs), so callers pass
     segment-local times (t0 = 0) to keep tiny steps after a dose far above the clock's
-    rounding.
+    rounding. *newton_tol*: the Newton error allowed as a fraction of the local error
+    tolerance (<= 0: ``NLSCOEF``).
 
     status: 0 success; 1 too many steps; 2 step size too small; 3 non-finite state.
     stats: [steps, rhs evaluations, Jacobian evaluations, LU factorisations, linear
     solves, rejected step attempts (error test, Newton or pivot failures)].
     """
+    nlscoef = newton_tol if newton_tol > 0 else NLSCOEF
     n = y0.shape[0]
     nout = tout.shape[0]
     Y = np.empty((nout, n))
@@ -331,11 +335,11 @@ def bdf_segment(
                 crate = 1.0
             # Newton iteration on the NDF system with the matrix I - lu_c J; when c
             # differs from lu_c the correction is scaled by 2 / (1 + c / lu_c) (CVODE's
-            # BDF rule). Converged when the estimated remaining error is below NLSCOEF
+            # BDF rule). Converged when the estimated remaining error is below nlscoef
             # of the local error tolerance: |dy| on the first iteration (one iteration is
             # enough when the first correction is that small), crate * |dy| on later ones.
             corr = 2.0 / (1.0 + c / lu_c)
-            ntol = NLSCOEF / _ERROR_CONST[order]
+            ntol = nlscoef / _ERROR_CONST[order]
             del_old = 0.0
             converged = False
             yn = y_pred.copy()

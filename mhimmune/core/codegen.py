@@ -20,7 +20,7 @@ from sympy.printing.pycode import PythonCodePrinter
 from mhimmune.core.equations import Symbolic
 
 #: version of the generated code; part of the cache key
-CODEGEN_VERSION = "12"
+CODEGEN_VERSION = "13"
 
 __all__ = ["CODEGEN_VERSION", "NUMBA_KERNEL", "C_KERNEL", "python_source", "c_source"]
 
@@ -140,8 +140,9 @@ def python_source(sym: Symbolic, key: str, name: str) -> str:
         NUMBA_KERNEL,
         "",
         "@nb.njit(cache=True)",
-        "def integrate(y0, t0, t1, tout, p, rtol, atol, hmax, max_steps, h_init):",
+        "def integrate(y0, t0, t1, tout, p, rtol, atol, hmax, max_steps, h_init, newton_tol=0.0):",
         "    return bdf_segment(y0, t0, t1, tout, p, rtol, atol, hmax, max_steps, h_init,",
+        "                       newton_tol,",
         "                       LU_DIAG, LU_OP_T, LU_OP_A, LU_OP_B, LU_PERM, LU_FW_PTR, LU_FW_COL,",
         "                       LU_FW_IDX, LU_BW_PTR, LU_BW_COL, LU_BW_IDX, LU_NNZ)",
         "",

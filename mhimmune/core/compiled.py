@@ -124,6 +124,7 @@ class CModule:
             ctypes.c_double,
             ctypes.c_double,
             ctypes.c_long,
+            ctypes.c_double,
             _DP,
             _DP,
             ctypes.POINTER(ctypes.c_long),
@@ -134,7 +135,7 @@ class CModule:
         vp, dbl = ctypes.c_void_p, ctypes.c_double
         self._integrate_addr = lib["integrate"]
         self._integrate_addr.argtypes = [vp, dbl, dbl, vp, ctypes.c_int, vp, dbl, dbl, dbl]
-        self._integrate_addr.argtypes += [ctypes.c_long, vp, vp, vp]
+        self._integrate_addr.argtypes += [ctypes.c_long, dbl, vp, vp, vp]
         self._integrate_addr.restype = ctypes.c_int
         self._init_addr, self._scales_addr = lib["init"], lib["bolus_scales"]
         self._init_addr.argtypes = self._scales_addr.argtypes = [vp, vp]
@@ -143,7 +144,7 @@ class CModule:
         self._schedule_addr = lib["integrate_schedule"]
         i32, i64 = ctypes.c_int, ctypes.c_long
         self._schedule_addr.argtypes = [i32, vp, vp, vp, vp, vp, i32, vp, vp, vp, vp, vp, vp]
-        self._schedule_addr.argtypes += [vp, dbl, dbl, i64, vp, vp, vp, vp, vp, vp]
+        self._schedule_addr.argtypes += [vp, dbl, dbl, i64, dbl, vp, vp, vp, vp, vp, vp]
         self._schedule_addr.restype = ctypes.c_int
 
     @staticmethod
@@ -192,9 +193,11 @@ class CModule:
             out[:] = np.nan
         return out
 
-    def integrate_into(self, y0, span, tout, p, rtol, atol, hmax, max_steps, out):
+    def integrate_into(self, y0, span, tout, p, rtol, atol, hmax, max_steps, out, newton_tol=0.0):
         """Integrate from 0 to *span* writing the states at *tout* into the rows of *out*
         (C-contiguous, float64, ``len(tout)`` rows); return (status code, statistics).
+        *newton_tol*: the Newton error allowed as a fraction of the local error tolerance
+        (0: the integrator's default, 0.03).
 
         One segment, as the segment-by-segment loop of
         :func:`mhimmune.core.simulate.integrate` calls it (:meth:`integrate_schedule` runs
@@ -213,6 +216,7 @@ class CModule:
             atol,
             hmax,
             max_steps,
+            newton_tol,
             out.ctypes.data,
             y_end.ctypes.data,
             stats.ctypes.data,
@@ -240,12 +244,14 @@ class CModule:
         derived,
         pre_jump,
         stats,
+        newton_tol=0.0,
     ) -> tuple[int, int]:
         """All segments of a schedule in one call (the C library's ``integrate_schedule``):
         returns (status code, failing segment). Arrays must be C-contiguous with the
         dtypes and sizes the C function documents (float64; int64 for *row_start*,
         *jump_ptr* and *stats*; int32 for the index arrays); *y* and *p* are updated in
-        place, *states*, *derived* and *pre_jump* are written. Not checked."""
+        place, *states*, *derived* and *pre_jump* are written. Not checked. *newton_tol*:
+        as :meth:`integrate_into`."""
         failed = np.zeros(1, dtype=np.int32)
         t_local = np.empty(len(time_h))
         code = self._schedule_addr(
@@ -266,6 +272,7 @@ class CModule:
             rtol,
             atol,
             max_steps,
+            newton_tol,
             states.ctypes.data,
             derived.ctypes.data,
             pre_jump.ctypes.data,
@@ -280,7 +287,7 @@ class CModule:
         :meth:`integrate_into`)."""
         self._derived_addr(Y.shape[0], Y.ctypes.data, p.ctypes.data, out.ctypes.data)
 
-    def integrate(self, y0, t0, t1, tout, p, rtol, atol, hmax, max_steps, h_init):
+    def integrate(self, y0, t0, t1, tout, p, rtol, atol, hmax, max_steps, h_init, newton_tol=0.0):
         y0, tout, p = self._c(y0), self._c(tout), self._c(p)
         Y = np.empty((tout.shape[0], self.n))
         y_end = np.empty(self.n)
@@ -296,6 +303,7 @@ class CModule:
             float(atol),
             float(hmax),
             int(max_steps),
+            float(newton_tol),
             _ptr(Y),
             _ptr(y_end),
             stats.ctypes.data_as(ctypes.POINTER(ctypes.c_long)),

@@ -28,10 +28,14 @@ from mhimmune.core.model import Model
 from mhimmune.core.schedule import Schedule
 from mhimmune.core.units import hours_to_days
 
-__all__ = ["integrate", "Trajectories", "SolverStatus", "output_grid", "METHODS"]
+__all__ = ["integrate", "Trajectories", "SolverStatus", "output_grid", "METHODS", "NEWTON_TOL"]
 
 #: integrators :func:`integrate` knows
 METHODS = ("bdf", "lsoda")
+
+#: the BDF integrator's Newton stopping fraction of the local error tolerance when
+#: :func:`integrate` is given none (``NLSCOEF`` of ``_bdf_kernel.c`` / ``_bdf_kernel.py``)
+NEWTON_TOL = 0.03
 
 
 @dataclass
@@ -111,16 +115,16 @@ _BDF_MESSAGES = {
 }
 
 
-def _segment_bdf(c, y, t0, t1, tout, p, rtol, atol, hmax, max_steps, out):
+def _segment_bdf(c, y, t0, t1, tout, p, rtol, atol, hmax, max_steps, out, newton_tol=0.0):
     """One segment with the compiled NDF/BDF integrator (no Python per step), its
     recorded states written into *out* (one row per time in *tout*)."""
     # segment-local time: the model is autonomous, and small steps after a dose stay exact
     into = getattr(c.module, "integrate_into", None)
     if into is not None:  # C backend: the library writes into out directly
-        code, stats = into(y, t1 - t0, tout - t0, p, rtol, atol, hmax, max_steps, out)
+        code, stats = into(y, t1 - t0, tout - t0, p, rtol, atol, hmax, max_steps, out, newton_tol)
     else:
         Y, _y_end, code, stats, _h = c.integrate(
-            y, 0.0, t1 - t0, tout - t0, p, rtol, atol, hmax, max_steps, 0.0
+            y, 0.0, t1 - t0, tout - t0, p, rtol, atol, hmax, max_steps, 0.0, newton_tol
         )
         out[:] = Y
     ok = code == 0
@@ -129,8 +133,9 @@ def _segment_bdf(c, y, t0, t1, tout, p, rtol, atol, hmax, max_steps, out):
     return ok, message, reached, stats[:6].tolist()
 
 
-def _segment_lsoda(c, y, t0, t1, tout, p, rtol, atol, hmax, max_steps, out):
-    """One segment with scipy's odeint (LSODA, Fortran) and the compiled dense Jacobian."""
+def _segment_lsoda(c, y, t0, t1, tout, p, rtol, atol, hmax, max_steps, out, newton_tol=0.0):
+    """One segment with scipy's odeint (LSODA, Fortran) and the compiled dense Jacobian
+    (LSODA's own Newton test: *newton_tol* is not used)."""
     with warnings.catch_warnings(), _quiet_fortran():
         warnings.simplefilter("ignore")
         Y, info = odeint(
@@ -204,7 +209,7 @@ def _segment_by_segment(c, segment, work: _Work) -> tuple[SolverStatus, dict[flo
     (:func:`_segment_bdf` or :func:`_segment_lsoda`) per segment: fills *states* and
     *derived*; returns the solver status and the states before each segment's jumps."""
     schedule, params, p, scales, inputs, y, bounds, starts, time_h, limits, states, derived = work
-    hmax, hmax_fine, rtol, atol, max_steps_per_segment = limits
+    hmax, hmax_fine, rtol, atol, max_steps_per_segment, newton_tol = limits
     status = SolverStatus()
     counts_total = [0, 0, 0, 0, 0, 0]
     pre_jump: dict[float, np.ndarray] = {}
@@ -226,7 +231,7 @@ def _segment_by_segment(c, segment, work: _Work) -> tuple[SolverStatus, dict[flo
         tout = time_h[i0 : i1 + 1].copy()
         tout[-1] = t1
         ok, message, reached, counts = segment(
-            c, y, t0, t1, tout, p, rtol, atol, h, max_steps_per_segment, rows
+            c, y, t0, t1, tout, p, rtol, atol, h, max_steps_per_segment, rows, newton_tol
         )
         status.segments += 1
         for j, n in enumerate(counts):
@@ -263,7 +268,7 @@ def _whole_schedule(run, work: _Work) -> tuple[SolverStatus, dict[float, np.ndar
     (``integrate_schedule``, the same operations in the same order): fills *states* and
     *derived*; returns the solver status and the states before each segment's jumps."""
     schedule, params, p, scales, inputs, y, bounds, starts, time_h, limits, states, derived = work
-    hmax, hmax_fine, rtol, atol, max_steps = limits
+    hmax, hmax_fine, rtol, atol, max_steps, newton_tol = limits
     segments = schedule.segments
     nseg = len(segments)
     bounds = np.ascontiguousarray(bounds, dtype=np.float64).ravel()
@@ -295,6 +300,7 @@ def _whole_schedule(run, work: _Work) -> tuple[SolverStatus, dict[float, np.ndar
         derived,
         pre_jump,
         stats,
+        newton_tol,
     )
     if code != 0:
         seg = segments[failed]
@@ -433,6 +439,7 @@ def integrate(
     fine_max_step_h: float | None = None,
     max_steps_per_segment: int = 100_000,
     method: str = "bdf",
+    newton_tol: float | None = None,
 ) -> Trajectories:
     """Integrate *model* through *schedule* with parameter *params* overrides.
 
@@ -461,6 +468,11 @@ def integrate(
         ``"bdf"``: the compiled variable-order NDF/BDF integrator with a sparse LU
         (:mod:`mhimmune.core._bdf_kernel`); ``"lsoda"``: scipy's ``odeint`` (LSODA) with
         the compiled dense Jacobian, as a cross-check.
+    newton_tol
+        ``"bdf"`` only: the Newton iteration stops when its estimated remaining error is
+        below this fraction of the local error tolerance, in (0, 1]; ``None``: the
+        integrator's default :data:`NEWTON_TOL` (0.03). CVODE's 0.1 saves iterations
+        at looser accuracy (ensembles use it: :mod:`mhimmune.runs.evaluator`).
 
     Raises
     ------
@@ -469,6 +481,8 @@ def integrate(
     """
     if method not in METHODS:
         raise ProtocolError(f"method: must be 'bdf' or 'lsoda', got {method!r}")
+    if newton_tol is not None and not 0.0 < newton_tol <= 1.0:
+        raise ProtocolError(f"newton_tol: must be in (0, 1] or None, got {newton_tol!r}")
     hmax = max_step_h
     hmax_fine = hmax if fine_max_step_h is None else fine_max_step_h
     params = dict(params or {})
@@ -482,7 +496,8 @@ def integrate(
     time_h = time_h.copy()  # the caller's; the cached layout stays unchanged
     states = np.empty((len(time_h), len(y)))
     derived = np.empty((len(time_h), len(c.derived_names)))
-    limits = (hmax, hmax_fine, rtol, atol, max_steps_per_segment)
+    # 0.0: the integrator's own default (NEWTON_TOL)
+    limits = (hmax, hmax_fine, rtol, atol, max_steps_per_segment, float(newton_tol or 0.0))
     work = _Work(
         schedule, params, p, scales, inputs, y, bounds, starts, time_h, limits, states, derived
     )

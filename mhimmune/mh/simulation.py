@@ -47,6 +47,7 @@ def simulate(
     max_steps_per_segment: int = 100_000,
     method: str = "bdf",
     strict: bool | None = False,
+    newton_tol: float | None = None,
 ) -> SimulationResult:
     """Simulate *model* under *protocol* with parameter *params* overrides.
 
@@ -83,6 +84,11 @@ def simulate(
         line's default), ``False`` (default) uses them silently, as ensembles and
         cohorts that sample beyond the range need. Values outside a parameter's
         physical domain are refused in every case.
+    newton_tol
+        ``"bdf"`` only: the Newton iteration of each step stops when its estimated
+        remaining error is below this fraction of the local error tolerance, in (0, 1];
+        ``None`` (default): the integrator's 0.03. Ensemble runs at their looser
+        tolerances use 0.1 (:data:`mhimmune.runs.evaluator.ENSEMBLE_NEWTON_TOL`).
 
     Returns
     -------
@@ -147,6 +153,7 @@ def simulate(
         fine_max_step_h=hmax_session,
         max_steps_per_segment=max_steps_per_segment,
         method=method,
+        newton_tol=newton_tol,
     )
     return SimulationResult(model, protocol, params, trajectories, heating)
 
