@@ -10,6 +10,8 @@ used once to check that a ModelEvaluator gives identical numbers through a pool.
 import os
 import pickle
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -422,3 +424,41 @@ def test_optimize_closes_its_pool_on_errors_and_refuses_pool_with_client(monkeyp
     with pytest.raises(ParameterError, match=r"executor: expected an Executor"):
         de(executor="local")
     assert len(created) == 2 and created[1] is pool  # refused before starting a pool of its own
+
+
+# ------------------------------------------------------------------ worker processes
+
+_FAULTS = """
+import resource, sys
+import numpy as np
+from mhimmune.runs.executor import relax_allocator
+
+def faults(n=50):  # page faults of n allocations of 1 MiB, each freed again
+    start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(n):
+        block = np.ones(131072)
+        del block
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start
+
+faults(5)
+before = faults()
+accepted = relax_allocator()
+faults(5)
+print(before, accepted, faults())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_relaxed_allocator_reuses_freed_blocks_under_dasks_trim_setting():
+    """A process started as Dask's nanny starts its workers (MALLOC_TRIM_THRESHOLD_=65536)
+    maps every freed-and-reallocated 1 MiB block anew: its 256 pages fault in each time
+    (at least 200 per block over 50 blocks); after relax_allocator() (accepted by glibc)
+    the blocks come from the heap and fault in no page (at most 1 per block)."""
+    env = {**os.environ, "MALLOC_TRIM_THRESHOLD_": "65536"}
+    out = subprocess.run(
+        [sys.executable, "-c", _FAULTS], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    before, accepted, after = int(out[0]), out[1], int(out[2])
+    assert before >= 200 * 50
+    assert accepted == "True"
+    assert after <= 50

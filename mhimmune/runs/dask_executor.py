@@ -3,7 +3,6 @@ worker process."""
 
 from __future__ import annotations
 
-import gc
 import hashlib
 from collections.abc import Iterator
 from typing import Any
@@ -12,15 +11,12 @@ import cloudpickle
 import numpy as np
 
 from mhimmune.core.errors import MhimmuneError
-from mhimmune.runs.executor import Executor, Tasks, evaluate_chunk, set_up
+from mhimmune.runs.executor import Executor, Tasks, evaluate_chunk, set_up, settle_worker
 
 __all__ = ["DaskExecutor", "DASK_CONNECT_TIMEOUT_S", "dask_chunk"]
 
 #: evaluators set up in this (worker) process, by payload hash
 _WORKER_EVALUATORS: dict[str, Any] = {}
-
-#: whether this (worker) process froze its objects out of garbage collection
-_FROZEN: list[bool] = []
 
 #: seconds :class:`DaskExecutor` waits for a scheduler given by address
 DASK_CONNECT_TIMEOUT_S = 5
@@ -91,16 +87,13 @@ class DaskExecutor(Executor):
 
 
 def dask_chunk(key: str, payload: bytes, names: list[str], runs: np.ndarray, X: np.ndarray) -> dict:
-    """Dask task: the evaluator is unpickled and set up once per worker process (cached by key)."""
+    """Dask task: the evaluator is unpickled and set up once per worker process (cached by
+    key), which is then settled (:func:`~mhimmune.runs.executor.settle_worker`)."""
     cache = _WORKER_EVALUATORS
     if key not in cache:
         ev = cloudpickle.loads(payload)
         set_up(ev, names)
         cache.clear()
         cache[key] = ev
-        if not _FROZEN:
-            # once per worker process, as in a WorkerPool worker: what exists after the
-            # first set-up (the compiled model) leaves the garbage collector's scans
-            gc.freeze()
-            _FROZEN.append(True)
+        settle_worker()  # once per worker process, as in a WorkerPool worker
     return evaluate_chunk(cache[key], names, runs, X)

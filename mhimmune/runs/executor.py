@@ -12,6 +12,7 @@ raises is recorded with a status and message (:func:`evaluate_chunk`), not raise
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import hashlib
 import inspect
@@ -51,6 +52,8 @@ __all__ = [
     "check_pool",
     "pool_for",
     "evaluate_chunk",
+    "relax_allocator",
+    "settle_worker",
     "set_up",
     "status_of",
     "POOL_CACHE_SIZE",
@@ -231,6 +234,53 @@ def _pool_worker_init(
         exit_with_owner(owner_pid, owner_thread, start_method)
 
 
+#: glibc's mallopt parameter numbers (malloc.h): M_TRIM_THRESHOLD, M_MMAP_THRESHOLD
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+#: blocks up to this size come from the heap in worker processes (glibc's largest dynamic
+#: mmap threshold)
+WORKER_MMAP_THRESHOLD = 32 * 1024 * 1024
+#: free memory at the top of a worker's heap above this size goes back to the OS
+WORKER_TRIM_THRESHOLD = 64 * 1024 * 1024
+
+
+def relax_allocator() -> bool:
+    """Let this worker process reuse freed heap memory from run to run (glibc only).
+
+    A run allocates and frees arrays of a few hundred kB. glibc serves such blocks from
+    its heap once a first free has raised its dynamic mmap threshold, unless the process
+    started with a malloc setting in its environment: Dask's nanny starts its workers
+    with ``MALLOC_TRIM_THRESHOLD_=65536``, and local processes spawned after
+    ``distributed`` was imported inherit it. Then every such block is a new mapping whose
+    pages fault in again: about 1 ms of system time per run in a Dask worker, none after
+    this call. Sets the mmap threshold to :data:`WORKER_MMAP_THRESHOLD` and the trim
+    threshold to :data:`WORKER_TRIM_THRESHOLD`; returns whether the C library accepted
+    both (``False`` without glibc, which leaves the allocator alone).
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt  # the C library this process runs with
+    except (OSError, AttributeError, TypeError):  # no mallopt (macOS, musl, Windows)
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    mmap_ok = mallopt(_M_MMAP_THRESHOLD, WORKER_MMAP_THRESHOLD)
+    trim_ok = mallopt(_M_TRIM_THRESHOLD, WORKER_TRIM_THRESHOLD)
+    return bool(mmap_ok) and bool(trim_ok)
+
+
+def settle_worker() -> None:
+    """Once per worker process, after its first evaluator set-up (pool and Dask workers).
+
+    What exists now (modules, the compiled model) leaves the garbage collector's scans,
+    which then visit only what the runs allocate (a few % of a run's time; O(1), no
+    collection here), and :func:`relax_allocator` lets the runs reuse heap memory.
+    """
+    if _WORKER.get("settled"):
+        return
+    gc.freeze()
+    relax_allocator()
+    _WORKER["settled"] = True
+
+
 def _pool_chunk(
     key: str, ref: bytes | str, names: list[str], runs: np.ndarray, X: np.ndarray
 ) -> dict:
@@ -251,12 +301,7 @@ def _pool_chunk(
         cache[key] = ev
         while len(cache) > _WORKER.get("pool_size", POOL_CACHE_SIZE):
             cache.popitem(last=False)
-        if not _WORKER.get("frozen"):
-            # once per worker, after the first set-up: what exists now (modules, the
-            # compiled model) leaves the garbage collector's scans, which then visit only
-            # what the runs allocate (a few % of a run's time). O(1): no collection here.
-            gc.freeze()
-            _WORKER["frozen"] = True
+        settle_worker()
     else:
         cache.move_to_end(key)
     return evaluate_chunk(ev, names, runs, X)
