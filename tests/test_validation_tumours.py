@@ -16,10 +16,12 @@ from mhimmune.studies.validation_experiments import (
 from mhimmune.studies.validation_tumours import (
     preset_antibody_fold,
     preset_antibody_inhibition,
+    preset_antibody_percent_fold,
     preset_antibody_responders,
     preset_days_to_volume,
     preset_growth_rate,
     preset_immune_percent,
+    preset_immune_percent_change,
     preset_log_growth_rate,
 )
 
@@ -32,6 +34,8 @@ def test_new_experiments_are_registered():
         "preset_immune_percent",
         "preset_antibody_fold",
         "preset_log_growth_rate",
+        "preset_immune_percent_change",
+        "preset_antibody_percent_fold",
     ):
         assert name in EXPERIMENTS
 
@@ -98,6 +102,30 @@ def test_flow_percentages_are_percentages_and_nest():
     assert cd8_live == pytest.approx(cd8_cd45 * cd45_live / 100, rel=1e-9)
 
 
+def test_flow_percentage_change_compares_the_same_gate_three_weeks_apart():
+    """In the untreated MC38 tumour, 21 d after it reaches 100 mm³ (1,480 mm³), CD45+ cells
+    are a smaller share of live cells (0.43 of the share at 100 mm³) but CD8 cells a
+    larger share of CD45+ cells (19-fold: 3.2 % to 61 %); the change equals the ratio of
+    the two single readings."""
+    cd45 = preset_immune_percent_change("mc38", "cd45", "live", 100.0, 21.0)
+    cd8 = preset_immune_percent_change("mc38", "cd8", "cd45", 100.0, 21.0)
+    assert cd45 == pytest.approx(0.429, abs=0.005)
+    assert cd8 == pytest.approx(19.07, rel=0.01)
+    early = preset_immune_percent("mc38", "cd8", "cd45", 100.0)
+    assert early == pytest.approx(3.18, abs=0.05)
+    assert early * cd8 == pytest.approx(60.7, abs=0.5)
+
+
+def test_antibody_percent_fold_is_one_without_an_antibody_and_rises_under_anti_pdl1():
+    """With no antibody the treated mouse is the untreated one (fold exactly 1); anti-PD-L1
+    from 50 mm³ (5 doses 3.5 d apart) multiplies MC38's CD8 share of live cells 16 d
+    after the first dose by about 129 (the tumour has regressed to 1.5 mm³ while 49 Mcell
+    CD8 cells remain in it)."""
+    course = dict(start_volume=50.0, every_day=3.5, count=5, days_after=16.0)
+    assert preset_antibody_percent_fold("mc38", "none", **course) == pytest.approx(1.0, abs=1e-12)
+    assert preset_antibody_percent_fold("mc38", "pdl1", **course) == pytest.approx(128.5, rel=0.02)
+
+
 def test_responders_of_a_small_cohort_are_a_fraction():
     value = preset_antibody_responders("mc38", "pdl1", animals=4, follow_days=20.0)
     assert value in (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -127,6 +155,13 @@ def test_responders_exclude_mice_culled_at_the_endpoint():
         (lambda: preset_days_to_volume("ct26", 100.0, 1e5), "never reaches 100000 mm³"),
         (lambda: preset_immune_percent("ct26", "cd4"), "population/of: 'cd4'"),
         (lambda: preset_antibody_fold("ct26", "tregs"), "variable: 'tregs'"),
+        (
+            lambda: preset_immune_percent_change("ct26", "cd8", "cd4"),
+            "population/of: 'cd8' of 'cd4'",
+        ),
+        (lambda: preset_immune_percent_change("ct26", days_later=0.0), "days_later: 0 must be"),
+        (lambda: preset_immune_percent_change("ct26", days_later=200.0), "days_later: 200 d"),
+        (lambda: preset_antibody_percent_fold("ct26", "pdl1", "nk"), "population/of: 'nk'"),
     ],
 )
 def test_bad_experiment_arguments_are_refused_with_the_field(call, message):
@@ -145,7 +180,7 @@ def test_anti_ctla4_clears_most_intratumoural_tregs_within_three_days():
 
 
 def test_b16_fitted_immunogenicity_orders_the_mcl_heat_cures():
-    """With B16-F10's fitted effector burst (cd8_priming 1.71 against CT26's 15.7), one
+    """With B16-F10's fitted effector burst (cd8_priming 2.39 against CT26's 15.7), one
     30-min MCL session at 43 °C regresses no B16 tumour, one at 46 °C regresses about the
     published 40 % (0.5 measured in 20 animals; 0.2-0.6 accepted) and two at 46 °C most."""
     cures = [

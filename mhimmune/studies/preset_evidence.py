@@ -3,7 +3,7 @@
 A hypothesis report ranks treatments for one tumour preset. Its reader needs to know how
 the preset fares against the experiments it was calibrated on and those it predicts:
 :func:`preset_evidence` simulates the validation targets that test the preset's untreated
-growth and its response to anti-PD-(L)1 alone (the checks of
+growth, its response to anti-PD-(L)1 alone and its immune infiltrate (the checks of
 :mod:`mhimmune.studies.validation_presets`) and returns them with their published values,
 the model's values and, for a miss, its diagnosed cause; :func:`evidence_markdown` renders
 the table. A check no target tests appears as ``no row``.
@@ -77,7 +77,8 @@ def evidence_markdown(table: pd.DataFrame, tumour: str) -> list[str]:
         "## How the tumour preset compares with published data",
         "",
         f"The validation targets (`analyses/validation/targets.tsv`) that test `{tumour}`'s "
-        "untreated growth and its response to anti-PD-(L)1 alone, simulated with the "
+        "untreated growth, its response to anti-PD-(L)1 alone and its immune infiltrate, "
+        "simulated with the "
         "preset's shipped parameters. Calibration rows were fitted; validation rows are "
         "predictions. "
         "A miss weakens every ranking above that leans on the same links.",

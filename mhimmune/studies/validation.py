@@ -493,7 +493,8 @@ class ValidationResult:
         for preset, r in self.by_preset().iterrows():
             cal, val = (f"{r[('passed', x)]} of {r[('simulated', x)]}" for x in ROLES)
             lines.append(f"| {preset} | {cal} | {val} |")
-        lines += ["", "### Untreated growth and anti-PD-(L)1 alone, per preset", "",
+        lines += ["", "### Untreated growth, anti-PD-(L)1 alone and immune infiltrate, per preset",
+                  "",
                   "What a preset is meant to reproduce; `no row` marks a check no target "
                   "tests yet.", "", "| preset | check | target | role | status |",
                   "|---|---|---|---|---|"]  # fmt: skip

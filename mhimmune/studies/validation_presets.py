@@ -1,10 +1,11 @@
 """Per-preset acceptance view of a validation result.
 
-A tumour preset is meant to reproduce two things a user plans experiments around: its
-untreated growth and its response to anti-PD-1 or anti-PD-L1 alone. This module picks the
-validation rows that test each of the two for every shipped preset, from the experiment a
-row runs, and lists presets that no row tests as such ("no row"), so that a gap shows in
-the report instead of passing unnoticed.
+A tumour preset is meant to reproduce what a user plans experiments around: its untreated
+growth, its response to anti-PD-1 or anti-PD-L1 alone, and the size of its immune
+infiltrate (flow-cytometry shares of the untreated or antibody-treated tumour). This
+module picks the validation rows that test each of the three for every shipped preset,
+from the experiment a row runs, and lists presets that no row tests as such ("no row"), so
+that a gap shows in the report instead of passing unnoticed.
 """
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import pandas as pd
 
-__all__ = ["GROWTH_EXPERIMENTS", "PD_AXIS_ANTIBODIES", "CHECKS", "preset_acceptance"]
+__all__ = [
+    "GROWTH_EXPERIMENTS",
+    "INFILTRATE_EXPERIMENTS",
+    "PD_AXIS_ANTIBODIES",
+    "CHECKS",
+    "preset_acceptance",
+]
 
 #: experiments that read an untreated tumour's growth (rate, size, time to a size)
 GROWTH_EXPERIMENTS = frozenset({
@@ -24,16 +31,25 @@ GROWTH_EXPERIMENTS = frozenset({
     "preset_volume_after_inoculation",
     "preset_days_after_inoculation",
 })  # fmt: skip
+#: experiments that read a flow-cytometry share of the tumour's immune infiltrate
+INFILTRATE_EXPERIMENTS = frozenset({
+    "preset_immune_percent",
+    "preset_immune_percent_change",
+    "preset_antibody_percent_fold",
+    "preset_ctl_infiltration_ratio",
+})  # fmt: skip
 #: the ``antibody=`` values of a PD-1/PD-L1 blocking antibody given alone
 PD_AXIS_ANTIBODIES = frozenset({"pd1", "pdl1"})
-#: the two checks, in report order
-CHECKS = ("untreated growth", "anti-PD-(L)1 alone")
+#: the checks, in report order
+CHECKS = ("untreated growth", "anti-PD-(L)1 alone", "immune infiltrate")
 _COLUMNS = ["preset", "check", "target", "role", "status"]
 
 
 def _check_of(name: str, kwargs: Mapping) -> str | None:
     if name in GROWTH_EXPERIMENTS:
         return CHECKS[0]
+    if name in INFILTRATE_EXPERIMENTS:
+        return CHECKS[2]
     if name.startswith("preset_antibody") and kwargs.get("antibody") in PD_AXIS_ANTIBODIES:
         return CHECKS[1]
     return None
@@ -44,7 +60,8 @@ def preset_acceptance(
     presets: Sequence[str],
     reference: str,
 ) -> pd.DataFrame:
-    """Rows that test each preset's untreated growth and anti-PD-(L)1-alone response.
+    """Rows that test each preset's untreated growth, anti-PD-(L)1-alone response and
+    immune infiltrate.
 
     Parameters
     ----------
@@ -52,7 +69,7 @@ def preset_acceptance(
         ``(row, experiment name, experiment keyword arguments)`` per validation target;
         ``row`` has ``id``, ``role`` and ``status``.
     presets
-        The shipped tumour preset names; every one gets both checks, with a ``no row``
+        The shipped tumour preset names; every one gets every check, with a ``no row``
         entry where no target tests it.
     reference
         The label of the reference tables' preset (rows naming no tumour count for it;

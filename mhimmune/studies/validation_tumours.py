@@ -43,6 +43,9 @@ __all__ = [
     "preset_volume_after_inoculation",
     "preset_days_after_inoculation",
     "preset_immune_percent",
+    "preset_immune_percent_change",
+    "preset_antibody_percent_fold",
+    "POPULATIONS",
     "preset_doubling_time",
     "preset_antibody_inhibition_ratio",
     "preset_ctl_infiltration_ratio",
@@ -372,6 +375,33 @@ def preset_days_after_inoculation(tumour: str, cells: float, volume: float) -> f
     return day_reaching(_inoculated(tumour, cells, 150.0), volume, tumour)
 
 
+#: flow-cytometry gates of :func:`preset_immune_percent`: population -> model variables
+POPULATIONS: dict[str, tuple[str, ...]] = {
+    "cd8": ("cd8_effector_treated", "cd8_exhausted_treated"),
+    "cd45": ("immune_cells_treated",),
+}
+#: denominators of :func:`preset_immune_percent` (``live``: tumour cells, 1 Mcell per mm³,
+#: plus immune cells)
+DENOMINATORS = ("cd45", "live")
+
+
+def _check_gate(population: str, of: str) -> None:
+    if population not in POPULATIONS or of not in DENOMINATORS:
+        raise ParameterError(
+            f"population/of: {population!r} of {of!r}; allowed population "
+            f"{' or '.join(POPULATIONS)}, of {' or '.join(DENOMINATORS)}"
+        )
+
+
+def _percent(res, population: str, of: str, day: float) -> float:
+    """*population* as a percentage *of* ``cd45`` or ``live`` cells of the treated tumour
+    of run *res* on *day* (linear interpolation of each cell number)."""
+    top = sum(_at(res[v], day) for v in POPULATIONS[population])
+    cd45 = _at(res["immune_cells_treated"], day)
+    below = cd45 if of == "cd45" else _at(res["tumour_volume_treated"], day) + cd45
+    return 100.0 * top / below
+
+
 @experiment
 def preset_immune_percent(
     tumour: str, population: str = "cd8", of: str = "cd45", at_volume: float = 500.0
@@ -380,17 +410,62 @@ def preset_immune_percent(
     when it reaches *at_volume* (mm³): *population* ``cd8`` (effector and exhausted CD8
     T cells) or ``cd45`` (all modelled immune cells) as a percentage *of* ``cd45`` or
     ``live`` cells (tumour cells at 1 Mcell per mm³ plus immune cells)."""
+    _check_gate(population, of)
     res = _untreated(tumour, 120.0, None)
     day = day_reaching(res["tumour_volume_treated"], at_volume, tumour)
-    cd45 = _at(res["immune_cells_treated"], day)
-    top = {
-        "cd8": _at(res["cd8_effector_treated"], day) + _at(res["cd8_exhausted_treated"], day),
-        "cd45": cd45,
-    }
-    below = {"cd45": cd45, "live": at_volume + cd45}
-    if population not in top or of not in below:
+    return _percent(res, population, of, day)
+
+
+@experiment
+def preset_immune_percent_change(
+    tumour: str,
+    population: str = "cd8",
+    of: str = "cd45",
+    start_volume: float = 100.0,
+    days_later: float = 21.0,
+) -> float:
+    """How a flow-cytometry percentage of an untreated one-tumour mouse's tumour changes as
+    it grows: the percentage (as :func:`preset_immune_percent`) *days_later* days after the
+    tumour reaches *start_volume* (mm³), over the percentage then (< 1: it falls)."""
+    _check_gate(population, of)
+    if not math.isfinite(days_later) or days_later <= 0:
+        raise ParameterError(f"days_later: {days_later:g} must be a positive number of days")
+    res = _untreated(tumour, 120.0, None)
+    first = day_reaching(res["tumour_volume_treated"], start_volume, tumour)
+    if first + days_later > res["tumour_volume_treated"].index[-1]:
         raise ParameterError(
-            f"population/of: {population!r} of {of!r}; allowed population cd8 or cd45, "
-            "of cd45 or live"
+            f"days_later: {days_later:g} d after {start_volume:g} mm³ is past the 120-d run"
         )
-    return 100.0 * top[population] / below[of]
+    return _percent(res, population, of, first + days_later) / _percent(res, population, of, first)
+
+
+@experiment
+def preset_antibody_percent_fold(
+    tumour: str,
+    antibody: str = "pdl1",
+    population: str = "cd8",
+    of: str = "live",
+    dose_mg_per_kg: float = 10.0,
+    start_volume: float = 100.0,
+    every_day: float = 3.0,
+    count: int = 3,
+    days_after: float = 14.0,
+) -> float:
+    """A flow-cytometry percentage (as :func:`preset_immune_percent`) of a one-tumour
+    mouse's tumour *days_after* days after the first dose of one antibody alone, over the
+    same percentage of the untreated mouse's tumour that day; the first dose is given when
+    the untreated tumour reaches *start_volume* (mm³)."""
+    _check_gate(population, of)
+    course = (count - 1) * every_day + 1.0  # the plan holds every dose of the course
+    untreated, _, end, plan = _antibody_course(
+        tumour,
+        antibody,
+        dose_mg_per_kg,
+        start_volume,
+        every_day,
+        count,
+        days_after,
+        extra_days=max(1.0, course - days_after),
+    )
+    treated = mouse_run(plan, ONE_TUMOUR)
+    return _percent(treated, population, of, end) / _percent(untreated, population, of, end)
