@@ -78,6 +78,12 @@ hypotheses: $(STAMP)
 validate: $(STAMP)
 	TQDM_DISABLE=1 $(VENV)/bin/mhimmune validate --out analyses/validation/results
 
+# can any values of the shared T-cell parameters pass the T-cell targets together?
+# (analyses/validation/feasibility.toml; 1,024 draws on 2 processes, about 2 minutes)
+.PHONY: feasibility
+feasibility: $(STAMP)
+	TQDM_DISABLE=1 $(VENV)/bin/mhimmune validate --feasibility --out analyses/validation/results
+
 # re-fit the calibration blocks (analyses/validation/calibration.toml), then validate;
 # writes calibration.md beside report.md (about 2 minutes)
 .PHONY: calibrate

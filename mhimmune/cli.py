@@ -293,6 +293,19 @@ def _cmd_validate(args) -> int:
     from mhimmune.studies.validation import run_validation
 
     _out_dir(args.out)
+    if args.feasibility:
+        from mhimmune.studies.validation_feasibility import run_feasibility_spec
+
+        spec = args.feasibility if args.feasibility != "-" else None
+        feas = run_feasibility_spec(spec, progress=False if args.quiet else None)
+        paths = feas.save(args.out)
+        rates = feas.pass_rates()
+        print(rates[["pass_fraction", "min", "max", "default"]].to_string())
+        print(
+            f"most targets one draw passes: {int(feas.counts().max())} of {len(rates)}; "
+            f"wrote {', '.join(str(p) for p in paths)} (a sampling study; tables unchanged)"
+        )
+        return 0
     if args.calibrate:
         from mhimmune.studies.validation_fit import run_calibration, stale_parameters
 
@@ -484,6 +497,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TOML",
         help="first re-fit the calibration blocks (default: the shipped calibration.toml) "
         "and write calibration.md, naming table values that differ from their fits",
+    )
+    v.add_argument(
+        "--feasibility",
+        nargs="?",
+        const="-",
+        metavar="TOML",
+        help="instead of validating, sample the spec's parameters within their table bounds "
+        "and report which of its targets any draw passes, alone and in pairs (default: the "
+        "shipped feasibility.toml); writes feasibility.md and feasibility.csv",
     )
     v.set_defaults(func=_cmd_validate)
     x = sub.add_parser(

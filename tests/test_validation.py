@@ -59,7 +59,7 @@ def test_every_simulated_target_names_a_known_experiment_and_every_other_a_reaso
 )
 def test_verdict_accepts_the_stated_range_and_25_percent_without_one(model, low, high, value, ok):
     row = pd.Series(dict(low=low, high=high, value=value))
-    assert va._verdict(model, row) is ok
+    assert va.target_passes(model, row) is ok
 
 
 @pytest.mark.parametrize(

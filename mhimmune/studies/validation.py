@@ -53,6 +53,7 @@ __all__ = [
     "load_miss_causes",
     "load_references",
     "parse_experiment",
+    "target_passes",
     "format_number",
     "format_range",
     "run_validation",
@@ -164,7 +165,9 @@ def parse_experiment(text: str, where: str = "experiment") -> tuple[str, dict]:
     return name, kwargs
 
 
-def _verdict(model: float, row: pd.Series) -> bool:
+def target_passes(model: float, row: pd.Series) -> bool:
+    """Whether a model value *model* lies in target *row*'s accepted range (``low``-``high``;
+    the value ±25 % when the row gives no range); a non-finite value never passes."""
     low, high, value = row["low"], row["high"], row["value"]
     if math.isnan(low) and math.isnan(high):
         low = value * (1 - DEFAULT_RELATIVE_TOLERANCE)
@@ -236,7 +239,7 @@ def run_validation(
                     name, kwargs = parse_experiment(row["experiment"], row["id"])
                     cache[key] = float(EXPERIMENTS[name](**kwargs))
                 value = cache[key]
-                ok = _verdict(value, row)
+                ok = target_passes(value, row)
                 reason = "" if ok else _miss_reason(value, row)
                 if not ok and row["id"] in causes:
                     reason += f": {causes[row['id']]}"
