@@ -204,6 +204,31 @@ def _antibody_course(
     return untreated, first, end, plan
 
 
+def _full_course(
+    tumour: str,
+    antibody: str,
+    dose_mg_per_kg: float,
+    start_volume: float,
+    every_day: float,
+    count: int,
+    days_after: float,
+):
+    """The untreated and the treated one-tumour mouse's runs and the readout day, the
+    treated plan holding every dose of the course even when the readout comes first."""
+    course = (count - 1) * every_day + 1.0
+    untreated, _, end, plan = _antibody_course(
+        tumour,
+        antibody,
+        dose_mg_per_kg,
+        start_volume,
+        every_day,
+        count,
+        days_after,
+        extra_days=max(1.0, course - days_after),
+    )
+    return untreated, mouse_run(plan, ONE_TUMOUR), end
+
+
 @experiment
 def preset_antibody_inhibition(
     tumour: str,
@@ -287,18 +312,9 @@ def preset_antibody_fold(
     """A model variable of a one-tumour mouse *days_after* days after the first dose of
     one antibody alone, over its value in the untreated mouse on the same day; the first
     dose is given when the untreated tumour reaches *start_volume* (mm³)."""
-    course = (count - 1) * every_day + 1.0  # the plan holds every dose of the course
-    untreated, _, end, plan = _antibody_course(
-        tumour,
-        antibody,
-        dose_mg_per_kg,
-        start_volume,
-        every_day,
-        count,
-        days_after,
-        extra_days=max(1.0, course - days_after),
+    untreated, treated, end = _full_course(
+        tumour, antibody, dose_mg_per_kg, start_volume, every_day, count, days_after
     )
-    treated = mouse_run(plan, ONE_TUMOUR)
     if variable not in treated.variables:
         raise ParameterError(f"variable: {variable!r} is not a variable of the model")
     base = _at(untreated[variable], end)
@@ -456,16 +472,7 @@ def preset_antibody_percent_fold(
     same percentage of the untreated mouse's tumour that day; the first dose is given when
     the untreated tumour reaches *start_volume* (mm³)."""
     _check_gate(population, of)
-    course = (count - 1) * every_day + 1.0  # the plan holds every dose of the course
-    untreated, _, end, plan = _antibody_course(
-        tumour,
-        antibody,
-        dose_mg_per_kg,
-        start_volume,
-        every_day,
-        count,
-        days_after,
-        extra_days=max(1.0, course - days_after),
+    untreated, treated, end = _full_course(
+        tumour, antibody, dose_mg_per_kg, start_volume, every_day, count, days_after
     )
-    treated = mouse_run(plan, ONE_TUMOUR)
     return _percent(treated, population, of, end) / _percent(untreated, population, of, end)
