@@ -137,3 +137,14 @@ def test_cli_writes_the_report_of_a_spec(tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr().out
     assert "most targets one draw passes: 1 of 1" in printed
     assert not math.isnan(pd.read_csv(out / "feasibility.csv")[CD45_FALLS].iloc[0])
+
+
+def test_worker_processes_give_the_same_draws_and_values():
+    """The same seed gives the same draws, values and shipped-model values whether the
+    draws are simulated in this process or in two workers (chunks of 8 rows)."""
+    args = dict(targets=[CD45_FALLS], parameters=PARAMS, samples=10, seed=7, progress=False)
+    one = run_feasibility(processes=1, **args)
+    two = run_feasibility(processes=2, **args)
+    pd.testing.assert_frame_equal(one.design, two.design)
+    pd.testing.assert_frame_equal(one.values, two.values)
+    assert two.default[CD45_FALLS] == pytest.approx(one.default[CD45_FALLS], rel=1e-12)
