@@ -79,7 +79,7 @@ validate: $(STAMP)
 	TQDM_DISABLE=1 $(VENV)/bin/mhimmune validate --out analyses/validation/results
 
 # can any values of the shared T-cell parameters pass the T-cell targets together?
-# (analyses/validation/feasibility.toml; 1,024 draws on 2 processes, about 2 minutes)
+# (analyses/validation/feasibility.toml; 1,024 draws on 2 processes, about 3 minutes)
 .PHONY: feasibility
 feasibility: $(STAMP)
 	TQDM_DISABLE=1 $(VENV)/bin/mhimmune validate --feasibility --out analyses/validation/results

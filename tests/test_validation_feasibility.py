@@ -92,6 +92,11 @@ def test_report_and_table_are_written(small, tmp_path):
         (dict(parameters=["no_such_parameter"]), "no_such_parameter"),
         (dict(samples=1), "samples: 1 must be an integer of at least 2"),
         (dict(processes=0), "processes: 0 must be an integer of at least 1"),
+        (
+            dict(confirm=[CD8_LIVE]),
+            r"confirm: \['immune_growth_voronova2021_mc38_cd8_pct_live'\] are",
+        ),
+        (dict(confirm=[CD8_FALLS], confirm_draws=0), "confirm_draws: 0 must be an integer"),
     ],
 )
 def test_bad_arguments_are_refused_naming_the_field(kwargs, message):
@@ -148,3 +153,22 @@ def test_worker_processes_give_the_same_draws_and_values():
     pd.testing.assert_frame_equal(one.design, two.design)
     pd.testing.assert_frame_equal(one.values, two.values)
     assert two.default[CD45_FALLS] == pytest.approx(one.default[CD45_FALLS], rel=1e-12)
+
+
+def test_confirm_targets_run_on_the_best_draws_only(small, tmp_path):
+    """A confirm target is simulated for the best draws (ranked by the other targets) and
+    the shipped parameters, with the values the same draws give as an ordinary target; the
+    report lists them and the table leaves the other draws empty."""
+    res = run_feasibility([CD45_FALLS, CD8_FALLS], PARAMS, samples=4, seed=3,
+                          confirm=[CD8_LIVE], confirm_draws=2)  # fmt: skip
+    c = res.confirmed
+    assert list(c.index) == [*res.ranked()[:2], "shipped"]
+    for draw in c.index[:2]:
+        assert c.loc[draw, CD8_LIVE] == pytest.approx(small.values.loc[draw, CD8_LIVE], rel=1e-12)
+    assert c.loc["shipped", CD8_LIVE] == pytest.approx(0.552, abs=0.002)
+    assert not res.confirmed_passed()[CD8_LIVE].loc["shipped"]
+    text = res.to_markdown()
+    assert "## Costly targets on the best draws" in text and "| shipped | 1 of 2 |" in text
+    res.save(tmp_path)
+    table = pd.read_csv(tmp_path / "feasibility.csv", index_col="draw")
+    assert table[CD8_LIVE].notna().sum() == 2

@@ -32,7 +32,7 @@ import os
 import tomllib
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -108,6 +108,10 @@ class FeasibilityResult:
         Each target's value with the shipped parameters.
     seed
         The Latin hypercube's seed.
+    confirmed
+        Values of the costly *confirm* targets, simulated for the best draws only (index:
+        the draws; the row ``shipped`` holds the shipped model's values); empty without
+        confirm targets.
     """
 
     design: pd.DataFrame
@@ -116,6 +120,7 @@ class FeasibilityResult:
     targets: pd.DataFrame
     default: pd.Series
     seed: int
+    confirmed: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def pass_rates(self) -> pd.DataFrame:
         """Per target: fraction of draws passing, smallest, median and largest model value,
@@ -143,16 +148,26 @@ class FeasibilityResult:
         """Number of targets each draw passes."""
         return self.passed.sum(axis=1)
 
-    def best(self, n: int = 5) -> pd.DataFrame:
-        """The *n* draws passing most targets (ties by the smallest summed miss, in log
-        distance to the accepted range): parameters, values and the count."""
+    def ranked(self) -> pd.Index:
+        """Draws ordered by the number of targets passed, ties by the smallest summed miss
+        (log distance to each accepted range)."""
         miss = sum(self._log_miss(t) for t in self.values.columns)
-        order = pd.DataFrame({"passed": self.counts(), "miss": miss}).sort_values(
-            ["passed", "miss"], ascending=[False, True]
-        )
-        top = order.index[:n]
-        return pd.concat(
-            [order.loc[top, ["passed"]], self.design.loc[top], self.values.loc[top]], axis=1
+        order = pd.DataFrame({"passed": self.counts(), "miss": miss})
+        return order.sort_values(["passed", "miss"], ascending=[False, True]).index
+
+    def best(self, n: int = 5) -> pd.DataFrame:
+        """The *n* draws passing most targets (:meth:`ranked`): the count, parameters and
+        values."""
+        top = self.ranked()[:n]
+        passed = self.counts().loc[top].rename("passed")
+        return pd.concat([passed, self.design.loc[top], self.values.loc[top]], axis=1)
+
+    def confirmed_passed(self) -> pd.DataFrame:
+        """Whether each confirm target passes, for the draws in :attr:`confirmed`."""
+        c = self.confirmed
+        return pd.DataFrame(
+            {t: [target_passes(v, self.targets.loc[t]) for v in c[t]] for t in c.columns},
+            index=c.index,
         )
 
     def spearman(self) -> pd.DataFrame:
@@ -224,6 +239,8 @@ class FeasibilityResult:
         for i, r in best.iterrows():
             vals = " | ".join(format_number(r[t]) for t in self.values.columns)
             lines.append(f"| {i} | {int(r['passed'])} | {vals} |")
+        if len(self.confirmed.columns):
+            lines += self._confirmed_markdown()
         rho = self.spearman().rename(columns=short)
         lines += ["", "## Spearman correlation of parameter and target value", "",
                   "| parameter | " + " | ".join(rho.columns) + " |",
@@ -231,6 +248,29 @@ class FeasibilityResult:
         for p, r in rho.iterrows():
             lines.append(f"| {p} | " + " | ".join(f"{x:+.2f}" for x in r) + " |")
         return "\n".join(lines) + "\n"
+
+    def _confirmed_markdown(self) -> list[str]:
+        c, ok = self.confirmed, self.confirmed_passed()
+        counts = self.counts()
+        n_main = self.values.shape[1]
+        shipped = int(self.pass_rates()["default_passes"].sum())
+        lines = ["", "## Costly targets on the best draws", "",
+                 f"Simulated only for the {len(c) - 1} draws that pass most of the "
+                 f"{n_main} targets above, and for the shipped parameters.", "",
+                 "| draw | targets above passed | "
+                 + " | ".join(f"`{t}`" for t in c.columns) + " | all passed |",
+                 "|---|---:|" + "---:|" * len(c.columns) + "---:|"]  # fmt: skip
+        for draw, r in c.iterrows():
+            main = shipped if draw == "shipped" else int(counts.loc[draw])
+            cells = " | ".join(
+                f"{format_number(r[t])} ({'pass' if ok.loc[draw, t] else 'fail'})"
+                for t in c.columns
+            )
+            lines.append(
+                f"| {draw} | {main} of {n_main} | {cells} | "
+                f"{main + int(ok.loc[draw].sum())} of {n_main + len(c.columns)} |"
+            )
+        return lines
 
     def plot(self, ax=None):
         """Heat map of the fraction of draws passing each pair of targets (the diagonal:
@@ -269,8 +309,9 @@ class FeasibilityResult:
 
         out = Path(out)
         paths = [out / "feasibility.md", out / "feasibility.csv", out / "feasibility.png"]
+        confirmed = self.confirmed.drop(index="shipped", errors="ignore")
         table = pd.concat(
-            [self.design, self.values, self.passed.add_suffix(" passes")], axis=1
+            [self.design, self.values, self.passed.add_suffix(" passes"), confirmed], axis=1
         ).rename_axis("draw")
         with atomic_path(paths[0]) as tmp:
             tmp.write_text(self.to_markdown())
@@ -297,6 +338,27 @@ def _calls(target_ids: Sequence[str]) -> tuple[dict[str, tuple[str, dict]], pd.D
     return calls, table.loc[list(target_ids)]
 
 
+def _simulate(
+    calls: dict[str, tuple[str, dict]], rows: list[dict], processes: int, bar
+) -> tuple[list[dict], dict]:
+    """Every target's value for each parameter row, and with the shipped parameters."""
+    chunks = [rows[i : i + CHUNK] for i in range(0, len(rows), CHUNK)]
+    out: list[dict] = []
+    if processes == 1:
+        for chunk in chunks:
+            out += _evaluate(calls, chunk)
+            bar.update(len(chunk))
+        return out, _evaluate(calls, [{}])[0]
+    ctx = multiprocessing.get_context()  # the platform default, as WorkerPool
+    with ProcessPoolExecutor(max_workers=int(processes), mp_context=ctx) as pool:
+        futures = [pool.submit(_evaluate, calls, chunk) for chunk in chunks]
+        shipped = pool.submit(_evaluate, calls, [{}])
+        for fut, chunk in zip(futures, chunks, strict=True):
+            out += fut.result()
+            bar.update(len(chunk))
+        return out, shipped.result()[0]
+
+
 def run_feasibility(
     targets: Sequence[str],
     parameters: Sequence[str],
@@ -304,6 +366,8 @@ def run_feasibility(
     seed: int = 0,
     processes: int = 1,
     progress: bool | None = None,
+    confirm: Sequence[str] = (),
+    confirm_draws: int = 20,
 ) -> FeasibilityResult:
     """Sample *parameters* within their table bounds and simulate *targets* for each draw.
 
@@ -323,6 +387,12 @@ def run_feasibility(
         Worker processes (1: this process).
     progress
         Show a progress bar (default: when ``TQDM_DISABLE`` is not set).
+    confirm
+        Costly targets (e.g. a virtual cohort) simulated only for the *confirm_draws* draws
+        that pass most *targets* (:meth:`FeasibilityResult.ranked`) and for the shipped
+        parameters; see :attr:`FeasibilityResult.confirmed`.
+    confirm_draws
+        How many of the best draws the *confirm* targets are simulated for (at least 1).
 
     Returns
     -------
@@ -334,6 +404,11 @@ def run_feasibility(
         raise ParameterError(f"samples: {samples} must be an integer of at least 2")
     if int(processes) != processes or processes < 1:
         raise ParameterError(f"processes: {processes} must be an integer of at least 1")
+    if int(confirm_draws) != confirm_draws or confirm_draws < 1:
+        raise ParameterError(f"confirm_draws: {confirm_draws} must be an integer of at least 1")
+    both = sorted(set(targets) & set(confirm))
+    if both:
+        raise ParameterError(f"confirm: {both} are already among the targets")
     fixed = sorted(set(parameters) & _preset_parameters())
     if fixed:
         raise ParameterError(
@@ -341,34 +416,20 @@ def run_feasibility(
             "every preset the same value"
         )
     calls, rows = _calls(targets)
+    confirm_calls, confirm_rows = _calls(confirm) if confirm else ({}, rows.iloc[:0])
     problem = define_problem(list(parameters))
     unit = qmc.LatinHypercube(d=problem.num_vars, seed=seed).random(int(samples))
     design = problem.values(unit)
-    chunks = [design.iloc[i : i + CHUNK].to_dict("records") for i in range(0, len(design), CHUNK)]
     from tqdm.auto import tqdm  # deferred: only the CLI and notebooks draw bars
 
     disable = (not progress) if progress is not None else bool(os.environ.get("TQDM_DISABLE"))
-    bar = tqdm(total=len(design), desc="draws", disable=disable)
-    results: list[dict] = []
-    if processes == 1:
-        for chunk in chunks:
-            results += _evaluate(calls, chunk)
-            bar.update(len(chunk))
-        default = _evaluate(calls, [{}])[0]
-    else:
-        ctx = multiprocessing.get_context()  # the platform default, as WorkerPool
-        with ProcessPoolExecutor(max_workers=int(processes), mp_context=ctx) as pool:
-            futures = [pool.submit(_evaluate, calls, chunk) for chunk in chunks]
-            last = pool.submit(_evaluate, calls, [{}])
-            for fut, chunk in zip(futures, chunks, strict=True):
-                results += fut.result()
-                bar.update(len(chunk))
-            default = last.result()[0]
-    bar.close()
-    values = pd.DataFrame(results, columns=list(targets))
+    with tqdm(total=len(design), desc="draws", disable=disable) as bar:
+        results, default = _simulate(calls, design.to_dict("records"), int(processes), bar)
+    rows = pd.concat([rows, confirm_rows])
     rows = rows.assign(**{c: rows[c].astype(float) for c in ("value", "low", "high")})
+    values = pd.DataFrame(results, columns=list(targets))
     passed = pd.DataFrame({t: [target_passes(v, rows.loc[t]) for v in values[t]] for t in targets})
-    return FeasibilityResult(
+    result = FeasibilityResult(
         design=design,
         values=values,
         passed=passed,
@@ -376,11 +437,22 @@ def run_feasibility(
         default=pd.Series(default)[list(targets)],
         seed=int(seed),
     )
+    if confirm:
+        top = list(result.ranked()[: int(confirm_draws)])
+        with tqdm(total=len(top), desc="confirm", disable=disable) as bar:
+            found, shipped = _simulate(
+                confirm_calls, design.loc[top].to_dict("records"), int(processes), bar
+            )
+        result.confirmed = pd.DataFrame(
+            found + [shipped], index=[*top, "shipped"], columns=list(confirm)
+        )
+    return result
 
 
 def load_feasibility_spec(path: str | Path | None = None) -> dict:
     """Read a feasibility spec (TOML: ``targets``, ``parameters``, optional ``samples``,
-    ``seed``, ``processes``), naming the file and key of a missing or malformed entry."""
+    ``seed``, ``processes``, ``confirm``, ``confirm_draws``), naming the file and key of a
+    missing or malformed entry."""
     path = Path(path) if path is not None else _default_spec()
     if not path.is_file():
         raise ParameterError(f"feasibility: no such file {path}")
@@ -389,7 +461,8 @@ def load_feasibility_spec(path: str | Path | None = None) -> dict:
     for key in ("targets", "parameters"):
         if not isinstance(spec.get(key), list) or not spec[key]:
             raise ParameterError(f"{path.name}: {key} must be a non-empty list of names")
-    unknown = set(spec) - {"targets", "parameters", "samples", "seed", "processes"}
+    keys = {"targets", "parameters", "samples", "seed", "processes", "confirm", "confirm_draws"}
+    unknown = set(spec) - keys
     if unknown:
         raise ParameterError(f"{path.name}: unknown keys {sorted(unknown)}")
     return spec
@@ -399,7 +472,8 @@ def run_feasibility_spec(
     path: str | Path | None = None, progress: bool | None = None
 ) -> FeasibilityResult:
     """:func:`run_feasibility` with the settings of a spec file (default: the shipped
-    ``analyses/validation/feasibility.toml``); ``CI=true`` runs 8 draws in one process."""
+    ``analyses/validation/feasibility.toml``); ``CI=true`` runs 8 draws in one process and
+    confirms on one."""
     spec = load_feasibility_spec(path)
     small = os.environ.get("CI", "").lower() == "true"
     return run_feasibility(
@@ -409,4 +483,6 @@ def run_feasibility_spec(
         seed=spec.get("seed", 0),
         processes=1 if small else spec.get("processes", 1),
         progress=progress,
+        confirm=spec.get("confirm", ()),
+        confirm_draws=1 if small else spec.get("confirm_draws", 20),
     )
