@@ -190,43 +190,21 @@ def _antibody_course(
     count: int,
     days_after: float,
     host: str | None = None,
-    extra_days: float = 1.0,
+    extra_days: float | None = 1.0,
 ):
     """The untreated mouse's run (120 days), the day of the first dose (when its tumour
     reaches *start_volume*), the readout day *days_after* it, and the treated plan (to the
-    readout day plus *extra_days*)."""
+    readout day plus *extra_days*; ``None``: also through every dose of the course, even
+    when the readout comes first)."""
     untreated = _untreated(tumour, 120.0, host)
     first = day_reaching(untreated["tumour_volume_treated"], start_volume, tumour)
     end = first + days_after
+    if extra_days is None:
+        extra_days = max(1.0, (count - 1) * every_day + 1.0 - days_after)
     plan = _treated_plan(
         tumour, antibody, dose_mg_per_kg, first, every_day, count, end + extra_days, host
     )
     return untreated, first, end, plan
-
-
-def _full_course(
-    tumour: str,
-    antibody: str,
-    dose_mg_per_kg: float,
-    start_volume: float,
-    every_day: float,
-    count: int,
-    days_after: float,
-):
-    """The untreated and the treated one-tumour mouse's runs and the readout day, the
-    treated plan holding every dose of the course even when the readout comes first."""
-    course = (count - 1) * every_day + 1.0
-    untreated, _, end, plan = _antibody_course(
-        tumour,
-        antibody,
-        dose_mg_per_kg,
-        start_volume,
-        every_day,
-        count,
-        days_after,
-        extra_days=max(1.0, course - days_after),
-    )
-    return untreated, mouse_run(plan, ONE_TUMOUR), end
 
 
 @experiment
@@ -312,9 +290,10 @@ def preset_antibody_fold(
     """A model variable of a one-tumour mouse *days_after* days after the first dose of
     one antibody alone, over its value in the untreated mouse on the same day; the first
     dose is given when the untreated tumour reaches *start_volume* (mm³)."""
-    untreated, treated, end = _full_course(
-        tumour, antibody, dose_mg_per_kg, start_volume, every_day, count, days_after
+    untreated, _, end, plan = _antibody_course(
+        tumour, antibody, dose_mg_per_kg, start_volume, every_day, count, days_after, None, None
     )
+    treated = mouse_run(plan, ONE_TUMOUR)
     if variable not in treated.variables:
         raise ParameterError(f"variable: {variable!r} is not a variable of the model")
     base = _at(untreated[variable], end)
@@ -472,7 +451,8 @@ def preset_antibody_percent_fold(
     same percentage of the untreated mouse's tumour that day; the first dose is given when
     the untreated tumour reaches *start_volume* (mm³)."""
     _check_gate(population, of)
-    untreated, treated, end = _full_course(
-        tumour, antibody, dose_mg_per_kg, start_volume, every_day, count, days_after
+    untreated, _, end, plan = _antibody_course(
+        tumour, antibody, dose_mg_per_kg, start_volume, every_day, count, days_after, None, None
     )
+    treated = mouse_run(plan, ONE_TUMOUR)
     return _percent(treated, population, of, end) / _percent(untreated, population, of, end)
